@@ -1,0 +1,189 @@
+// bindings.cpp — the only file that knows Python: numpy arrays in, numpy arrays out.
+// lstmfast/ops.py checks shapes, dtypes and contiguity with user-facing messages before it
+// calls here; these bindings re-check sizes so that no call can read out of bounds.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "adam.h"
+#include "lstm.h"
+
+namespace py = pybind11;
+using namespace lstmfast;
+
+namespace {
+
+template <typename S>
+using Arr = py::array_t<S, py::array::c_style>;
+using Mask = py::array_t<uint8_t, py::array::c_style>;
+
+template <typename A>
+void expect_shape(const char* name, const A& a, std::initializer_list<Index> shape) {
+  bool ok = static_cast<size_t>(a.ndim()) == shape.size();
+  std::string want = "(", got = "(";
+  size_t d = 0;
+  for (Index s : shape) {
+    want += std::to_string(s) + (d + 1 < shape.size() ? ", " : ")");
+    if (ok && a.shape(d) != s) ok = false;
+    ++d;
+  }
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) got += std::to_string(a.shape(i)) + (i + 1 < a.ndim() ? ", " : "");
+  got += ")";
+  if (!ok) throw std::invalid_argument(std::string(name) + " must have shape " + want + ", got " + got);
+}
+
+template <typename S>
+const S* opt_ptr(const std::optional<Arr<S>>& a) { return a ? a->data() : nullptr; }
+
+template <typename S>
+py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent_kernel,
+                  const std::optional<Arr<S>>& bias, const std::optional<Arr<S>>& h0,
+                  const std::optional<Arr<S>>& c0, const std::optional<Mask>& mask,
+                  const std::optional<Arr<S>>& input_dropout,
+                  const std::optional<Arr<S>>& recurrent_dropout, int activation,
+                  int recurrent_activation, bool go_backwards, bool return_sequences,
+                  bool zero_output_for_mask, bool training, bool naive) {
+  if (x.ndim() != 3) throw std::invalid_argument("x must be 3-D (batch, timesteps, features)");
+  LSTMConfig cfg;
+  cfg.B = x.shape(0);
+  cfg.T = x.shape(1);
+  cfg.D = x.shape(2);
+  cfg.H = recurrent_kernel.ndim() == 2 ? recurrent_kernel.shape(0) : -1;
+  const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H;
+  if (B < 1 || T < 1 || D < 1 || H < 1) throw std::invalid_argument("empty LSTM input or weights");
+  expect_shape("kernel", kernel, {D, 4 * H});
+  expect_shape("recurrent_kernel", recurrent_kernel, {H, 4 * H});
+  if (bias) expect_shape("bias", *bias, {4 * H});
+  if (h0) expect_shape("h0", *h0, {B, H});
+  if (c0) expect_shape("c0", *c0, {B, H});
+  if (mask) expect_shape("mask", *mask, {B, T});
+  if (input_dropout) expect_shape("input_dropout_mask", *input_dropout, {B, D});
+  if (recurrent_dropout) expect_shape("recurrent_dropout_mask", *recurrent_dropout, {B, H});
+  if (activation < 0 || activation > 3 || recurrent_activation < 0 || recurrent_activation > 1)
+    throw std::invalid_argument("unknown activation code");
+  cfg.activation = static_cast<Activation>(activation);
+  cfg.recurrent_activation = static_cast<RecurrentActivation>(recurrent_activation);
+  cfg.go_backwards = go_backwards;
+  cfg.return_sequences = return_sequences;
+  cfg.zero_output_for_mask = zero_output_for_mask;
+
+  LSTMInputs<S> in;
+  in.x = x.data();
+  in.kernel = kernel.data();
+  in.recurrent_kernel = recurrent_kernel.data();
+  in.bias = opt_ptr(bias);
+  in.h0 = opt_ptr(h0);
+  in.c0 = opt_ptr(c0);
+  in.mask = mask ? mask->data() : nullptr;
+  in.input_dropout = opt_ptr(input_dropout);
+  in.recurrent_dropout = opt_ptr(recurrent_dropout);
+
+  Arr<S> out = return_sequences ? Arr<S>({B, T, H}) : Arr<S>({B, H});
+  Arr<S> hT({B, H}), cT({B, H});
+  std::unique_ptr<LSTMCache<S>> cache(training ? new LSTMCache<S>() : nullptr);
+  {
+    // The kernel touches no Python object: let other Python threads run meanwhile.
+    py::gil_scoped_release release;
+    if (naive) lstm_forward_naive(cfg, in, out.mutable_data(), hT.mutable_data(), cT.mutable_data());
+    else lstm_forward(cfg, in, out.mutable_data(), hT.mutable_data(), cT.mutable_data(), cache.get());
+  }
+  py::object c = cache ? py::cast(std::move(cache)) : py::none();
+  return py::make_tuple(out, hT, cT, c);
+}
+
+template <typename S>
+py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
+                   const std::optional<Arr<S>>& d_h, const std::optional<Arr<S>>& d_c) {
+  const LSTMConfig& cfg = cache.cfg;
+  const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H;
+  if (d_outputs) {
+    if (cfg.return_sequences) expect_shape("d_outputs", *d_outputs, {B, T, H});
+    else expect_shape("d_outputs", *d_outputs, {B, H});
+  }
+  if (d_h) expect_shape("d_h", *d_h, {B, H});
+  if (d_c) expect_shape("d_c", *d_c, {B, H});
+  Arr<S> dx({B, T, D}), dW({D, 4 * H}), dU({H, 4 * H}), dh0({B, H}), dc0({B, H});
+  std::optional<Arr<S>> db;
+  if (cache.has_bias) db = Arr<S>({4 * H});
+  LSTMGrads<S> g;
+  g.dx = dx.mutable_data();
+  g.dkernel = dW.mutable_data();
+  g.drecurrent_kernel = dU.mutable_data();
+  g.dbias = db ? db->mutable_data() : nullptr;
+  g.dh0 = dh0.mutable_data();
+  g.dc0 = dc0.mutable_data();
+  {
+    py::gil_scoped_release release;  // pure C++ from here on
+    lstm_backward(cache, opt_ptr(d_outputs), opt_ptr(d_h), opt_ptr(d_c), g);
+  }
+  py::object dbo = db ? py::object(*db) : py::none();
+  return py::make_tuple(dx, dW, dU, dbo, dh0, dc0);
+}
+
+template <typename S>
+void adam(Arr<S>& param, const Arr<S>& grad, Arr<S>& m, Arr<S>& v, double lr, double beta_1,
+          double beta_2, double epsilon, int64_t step) {
+  const Index n = param.size();
+  if (grad.size() != n || m.size() != n || v.size() != n)
+    throw std::invalid_argument("adam_update: param, grad, m and v must have the same size");
+  if (step < 1) throw std::invalid_argument("adam_update: step must be >= 1");
+  S* p = param.mutable_data();
+  S* mm = m.mutable_data();
+  S* vv = v.mutable_data();
+  const S* g = grad.data();
+  py::gil_scoped_release release;
+  adam_update(p, g, mm, vv, n, lr, beta_1, beta_2, epsilon, step);
+}
+
+template <typename S>
+void register_dtype(py::module_& m, const char* suffix) {
+  const std::string sfx(suffix);
+  // module_local: every ISA variant of this module registers the same C++ type.
+  py::class_<LSTMCache<S>>(m, ("LSTMCache" + sfx).c_str(), py::module_local(),
+                           "What lstm_backward needs from one lstm_forward(training=True) call.")
+      .def_property_readonly("batch", [](const LSTMCache<S>& c) { return c.cfg.B; })
+      .def_property_readonly("timesteps", [](const LSTMCache<S>& c) { return c.cfg.T; })
+      .def_property_readonly("features", [](const LSTMCache<S>& c) { return c.cfg.D; })
+      .def_property_readonly("units", [](const LSTMCache<S>& c) { return c.cfg.H; })
+      .def_property_readonly("return_sequences", [](const LSTMCache<S>& c) { return c.cfg.return_sequences; })
+      .def_property_readonly("has_bias", [](const LSTMCache<S>& c) { return c.has_bias; });
+  m.def(("lstm_forward_" + sfx).c_str(), &forward<S>, py::arg("x").noconvert(),
+        py::arg("kernel").noconvert(), py::arg("recurrent_kernel").noconvert(),
+        py::arg("bias").noconvert(), py::arg("h0").noconvert(), py::arg("c0").noconvert(),
+        py::arg("mask").noconvert(), py::arg("input_dropout").noconvert(),
+        py::arg("recurrent_dropout").noconvert(), py::arg("activation"),
+        py::arg("recurrent_activation"), py::arg("go_backwards"), py::arg("return_sequences"),
+        py::arg("zero_output_for_mask"), py::arg("training"), py::arg("naive") = false);
+  m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
+        py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert());
+  m.def(("adam_update_" + sfx).c_str(), &adam<S>, py::arg("param").noconvert(),
+        py::arg("grad").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(),
+        py::arg("learning_rate"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
+        py::arg("step"));
+}
+
+}  // namespace
+
+PYBIND11_MODULE(LSTMFAST_MODULE, m) {
+  m.doc() = "lstmfast C++ kernels (" LSTMFAST_ISA " build); use lstmfast.ops instead.";
+  Eigen::setNbThreads(1);  // all parallelism is lstmfast's own, over fixed tiles
+  register_dtype<float>(m, "f32");
+  register_dtype<double>(m, "f64");
+  m.attr("isa") = LSTMFAST_ISA;
+  m.def("set_num_threads", &lstmfast::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &lstmfast::num_threads);
+  m.def("cpu_supports", [](const std::string& feature) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (feature == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (feature == "avx512")
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#endif
+    return feature == "baseline";
+  });
+}

@@ -1,0 +1,466 @@
+// lstm.cpp — LSTM forward and backward through time (equations and layout in lstm.h).
+//
+// The fast path is shaped like the cuDNN / oneDNN RNN engines:
+//   1. one GEMM projects the inputs of all T steps at once:   Z = X·W + b      (T·B, 4H)
+//   2. per step, one GEMM per tile adds the recurrence:        Z_t += h_{t−1}·U
+//      then one fused element-wise pass applies the gates and updates (c_t, h_t);
+//   3. backward runs the same loop in reverse, keeping dZ_t for every step, and the weight
+//      gradients come after the loop as large GEMMs:  dW = Xᵀ·dZ,  dU = Hᵀ·dZ,  dX = dZ·Wᵀ.
+// Buffers are time-major (T, B, ·) so each step is a contiguous block; all of them are
+// allocated before the time loop. Threads own fixed (batch × unit) tiles of each step.
+#include "lstm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace lstmfast {
+
+GateTiling GateTiling::choose(Index B, Index H) {
+  GateTiling t;
+  t.B = B;
+  t.H = H;
+  // Unit tiles keep each tile's GEMM at ≥ 256 gate columns while giving threads work to
+  // share at large H; batch tiles split large batches, which needs no synchronisation.
+  t.unit_tile = H <= 64 ? H : (H <= 512 ? 64 : 128);
+  t.n_unit_tiles = (H + t.unit_tile - 1) / t.unit_tile;
+  t.batch_tile = B <= 32 ? B : 32;
+  t.n_batch_tiles = (B + t.batch_tile - 1) / t.batch_tile;
+  return t;
+}
+
+namespace {
+
+// ---------------------------------------------------------------------------------------
+// Element-wise activations, vectorised by Eigen for the instruction set this file is built
+// for. Eigen's float tanh and logistic are rational approximations; their maximum error
+// against std:: is measured by the test suite (tests/test_ops_reference.py) and README.
+template <typename Dst, typename Src>
+inline void activate(Activation a, Dst&& y, const Src& z) {
+  using S = typename std::decay_t<Dst>::Scalar;
+  switch (a) {
+    case Activation::Tanh: y = z.tanh(); break;
+    case Activation::Relu: y = z.cwiseMax(S(0)); break;
+    case Activation::Sigmoid: y = z.logistic(); break;
+    case Activation::Linear: y = z; break;
+  }
+}
+
+template <typename Dst, typename Src>
+inline void activate(RecurrentActivation a, Dst&& y, const Src& z) {
+  using S = typename std::decay_t<Dst>::Scalar;
+  if (a == RecurrentActivation::Sigmoid) {
+    y = z.logistic();
+  } else {  // Keras 3 hard_sigmoid: relu6(z + 3) / 6 = clip(z/6 + 1/2, 0, 1)
+    y = (z * S(1.0 / 6.0) + S(0.5)).cwiseMax(S(0)).cwiseMin(S(1));
+  }
+}
+
+// d ⊙= φ'(z), written through y = φ(z).
+template <typename D, typename Y>
+inline void mul_derivative(Activation a, D&& d, const Y& y) {
+  using S = typename std::decay_t<D>::Scalar;
+  switch (a) {
+    case Activation::Tanh: d *= S(1) - y.square(); break;                   // 1 − tanh²
+    case Activation::Relu: d = (y > S(0)).select(d, S(0)); break;          // [z > 0]
+    case Activation::Sigmoid: d *= y * (S(1) - y); break;                  // σ(1 − σ)
+    case Activation::Linear: break;
+  }
+}
+
+template <typename D, typename Y>
+inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
+  using S = typename std::decay_t<D>::Scalar;
+  if (a == RecurrentActivation::Sigmoid) {
+    d *= y * (S(1) - y);
+  } else {  // slope 1/6 strictly inside the ramp, 0 on the clipped parts
+    d = ((y > S(0)) && (y < S(1))).select(d * S(1.0 / 6.0), S(0));
+  }
+}
+
+// Reorders the 4H gate columns of a (rows, 4H) Keras matrix into tile order, or back.
+template <typename S>
+void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, bool to_tiles) {
+  const Index H = tl.H, G = kNumGates * H;
+  for (Index r = 0; r < rows; ++r) {
+    for (Index k = 0; k < tl.n_unit_tiles; ++k) {
+      const Index u0 = tl.u0(k), w = tl.width(k);
+      for (int g = 0; g < kNumGates; ++g) {
+        const Index keras = r * G + g * H + u0, tiled = r * G + kNumGates * u0 + g * w;
+        if (to_tiles) std::memcpy(dst + tiled, src + keras, sizeof(S) * w);
+        else std::memcpy(dst + keras, src + tiled, sizeof(S) * w);
+      }
+    }
+  }
+}
+
+inline Index time_index(const LSTMConfig& cfg, Index s) {
+  return cfg.go_backwards ? cfg.T - 1 - s : s;
+}
+
+// Runs body(tile) for every tile of every step s = 0..T−1 (or reversed), each thread
+// owning the tiles k ≡ tid (mod threads) for the whole loop. When units are split across
+// tiles, step s needs all of step s−1 and the threads meet at a barrier; otherwise each
+// thread runs its batch rows through time on its own.
+template <typename Body>
+void time_loop(const GateTiling& tl, Index T, bool reverse, Body&& body) {
+  const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
+  const int nt = static_cast<int>(std::min<Index>(num_threads(), ntiles));
+  const bool barrier = tl.n_unit_tiles > 1 && nt > 1;
+#pragma omp parallel num_threads(nt)
+  {
+    DenormalGuard guard;
+    const int tid = omp_get_thread_num();
+    for (Index n = 0; n < T; ++n) {
+      const Index s = reverse ? T - 1 - n : n;
+      for (Index k = tid; k < ntiles; k += nt) body(s, k);
+      if (barrier) {
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// =======================================================================================
+// Forward
+// =======================================================================================
+template <typename S>
+void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T, S* c_T,
+                  LSTMCache<S>* cache) {
+  const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H, G = kNumGates * H;
+  const GateTiling tl = GateTiling::choose(B, H);
+  LSTMCache<S> scratch;
+  LSTMCache<S>& k = cache ? *cache : scratch;
+  k.cfg = cfg;
+  k.tiling = tl;
+  k.has_bias = in.bias != nullptr;
+  k.has_mask = in.mask != nullptr;
+  k.consumed = false;
+
+  // Weights in tile order.
+  k.W.resize(D * G);
+  k.U.resize(H * G);
+  pack_gate_columns(tl, D, in.kernel, k.W.data(), true);
+  pack_gate_columns(tl, H, in.recurrent_kernel, k.U.data(), true);
+  std::vector<S> bias(G, S(0));
+  if (in.bias) pack_gate_columns(tl, 1, in.bias, bias.data(), true);
+
+  // Dropout masks (sampled once per sequence by the caller) and the step mask.
+  if (in.input_dropout) k.m_x.assign(in.input_dropout, in.input_dropout + B * D);
+  else k.m_x.clear();
+  if (in.recurrent_dropout) k.m_h.assign(in.recurrent_dropout, in.recurrent_dropout + B * H);
+  else k.m_h.clear();
+  k.mask.clear();
+  if (in.mask) {
+    k.mask.resize(T * B);
+    for (Index s = 0; s < T; ++s)
+      for (Index b = 0; b < B; ++b) k.mask[s * B + b] = in.mask[b * T + time_index(cfg, s)] != 0;
+  }
+
+  // x_s ⊙ m_x, time-major in processing order: X[s, b, :] = x[b, t(s), :] ⊙ m_x[b, :].
+  k.x.resize(T * B * D);
+  parallel_for_tiles(T, [&](Index s) {
+    const Index t = time_index(cfg, s);
+    for (Index b = 0; b < B; ++b) {
+      ArrMap<S> dst(k.x.data() + (s * B + b) * D, D);
+      CArrMap<S> src(in.x + (b * T + t) * D, D);
+      if (in.input_dropout) dst = src * CArrMap<S>(in.input_dropout + b * D, D);
+      else dst = src;
+    }
+  });
+
+  // Z = X·W + b for all steps in one GEMM: (T·B, D)·(D, 4H) → (T·B, 4H).
+  k.gates.resize(T * B * G);
+  parallel_for_tiles(T, [&](Index s) {
+    for (Index b = 0; b < B; ++b) std::memcpy(k.gates.data() + (s * B + b) * G, bias.data(), sizeof(S) * G);
+  });
+  gemm_tiled<S>(T * B, G, D, k.x.data(), D, k.W.data(), G, k.gates.data(), G, true);
+
+  // States: h[s] is h_{s−1} (h[0] = h0); the recurrent product reads h_{s−1} ⊙ m_h,
+  // double-buffered so one step's readers never see the next step's writers.
+  k.h.assign((T + 1) * B * H, S(0));
+  k.c.assign((T + 1) * B * H, S(0));
+  if (in.h0) std::copy(in.h0, in.h0 + B * H, k.h.begin());
+  if (in.c0) std::copy(in.c0, in.c0 + B * H, k.c.begin());
+  const bool drop_h = !k.m_h.empty();
+  std::vector<S> hd(drop_h ? 2 * B * H : 0);
+  if (drop_h)
+    for (Index j = 0; j < B * H; ++j) hd[j] = k.h[j] * k.m_h[j];
+
+  const Activation act = cfg.activation;
+  const RecurrentActivation ract = cfg.recurrent_activation;
+  time_loop(tl, T, false, [&](Index s, Index tile) {
+    const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
+    const Index bn = std::min(tl.batch_tile, B - b0);
+    const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut), c0 = kNumGates * u0;
+    S* Z = k.gates.data() + s * B * G;
+    const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : k.h.data() + s * B * H;
+
+    // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks.
+    MapR<S>(Z + b0 * G + c0, bn, kNumGates * w, Eigen::OuterStride<>(G)).noalias() +=
+        CMapR<S>(h_prev + b0 * H, bn, H, Eigen::OuterStride<>(H)) *
+        CMapR<S>(k.U.data() + c0, H, kNumGates * w, Eigen::OuterStride<>(G));
+
+    for (Index b = b0; b < b0 + bn; ++b) {
+      const S* cp = k.c.data() + (s * B + b) * H + u0;
+      S* cn = k.c.data() + ((s + 1) * B + b) * H + u0;
+      S* hn = k.h.data() + ((s + 1) * B + b) * H + u0;
+      if (k.has_mask && !k.mask[s * B + b]) {  // masked: h_t = h_{t−1}, c_t = c_{t−1}
+        std::memcpy(cn, cp, sizeof(S) * w);
+        std::memcpy(hn, k.h.data() + (s * B + b) * H + u0, sizeof(S) * w);
+      } else {
+        S* z = Z + b * G + c0;
+        ArrMap<S> i(z, w), f(z + w, w), g(z + 2 * w, w), o(z + 3 * w, w);
+        activate(ract, i, i);  // i = σ(z_i)
+        activate(ract, f, f);  // f = σ(z_f)
+        activate(act, g, g);   // g = φ(z_c)
+        activate(ract, o, o);  // o = σ(z_o)
+        ArrMap<S> c_new(cn, w), h_new(hn, w);
+        c_new = f * CArrMap<S>(cp, w) + i * g;  // c_t = f⊙c_{t−1} + i⊙g
+        activate(act, h_new, c_new);            // h_t = o⊙φ(c_t)
+        h_new *= o;
+      }
+      if (drop_h) {
+        S* hd_next = hd.data() + ((s + 1) % 2) * B * H + b * H + u0;
+        ArrMap<S>(hd_next, w) = CArrMap<S>(hn, w) * CArrMap<S>(k.m_h.data() + b * H + u0, w);
+      }
+    }
+  });
+
+  // Outputs in processing order, as Keras returns them.
+  auto output_row = [&](Index s, Index b, S* dst) {
+    if (cfg.zero_output_for_mask && k.has_mask && !k.mask[s * B + b]) std::fill(dst, dst + H, S(0));
+    else std::memcpy(dst, k.h.data() + ((s + 1) * B + b) * H, sizeof(S) * H);
+  };
+  if (cfg.return_sequences) {
+    parallel_for_tiles(B, [&](Index b) {
+      for (Index s = 0; s < T; ++s) output_row(s, b, outputs + (b * T + s) * H);
+    });
+  } else {
+    for (Index b = 0; b < B; ++b) output_row(T - 1, b, outputs + b * H);
+  }
+  std::memcpy(h_T, k.h.data() + T * B * H, sizeof(S) * B * H);
+  std::memcpy(c_T, k.c.data() + T * B * H, sizeof(S) * B * H);
+}
+
+// =======================================================================================
+// Backward through time
+// =======================================================================================
+template <typename S>
+void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, const S* d_cT,
+                   const LSTMGrads<S>& grads) {
+  const LSTMConfig& cfg = k.cfg;
+  const GateTiling& tl = k.tiling;
+  const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H, G = kNumGates * H;
+  const Activation act = cfg.activation;
+  const RecurrentActivation ract = cfg.recurrent_activation;
+  const bool drop_h = !k.m_h.empty();
+  auto real_step = [&](Index s, Index b) { return !k.has_mask || k.mask[s * B + b]; };
+
+  std::vector<S> dZ(T * B * G);             // dL/dz_t, tile-packed, every step
+  std::vector<S> dh(B * H), dc(B * H, S(0));  // dL/dh_t and dL/dc_t, carried backwards
+  std::vector<S> pass(k.has_mask ? B * H : 0, S(0));  // dh_t passed through masked steps
+  if (d_cT) std::copy(d_cT, d_cT + B * H, dc.begin());
+
+  // dL/dh_s of this tile before step s is undone: the output gradient of step s, plus the
+  // carry from step s+1 through z_{s+1} = … + (h_s⊙m_h)·U, plus what a masked step passed on.
+  auto gather_dh = [&](Index s, Index b0, Index bn, Index u0, Index w) {
+    MapR<S> dh_t(dh.data() + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
+    if (s == T - 1) {
+      if (d_hT) dh_t = CMapR<S>(d_hT + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
+      else dh_t.setZero();
+    } else {
+      // dh_s = dz_{s+1}·Uᵀ over this tile's units: (bn, 4H)·(4H, w)
+      dh_t.noalias() = CMapR<S>(dZ.data() + ((s + 1) * B + b0) * G, bn, G, Eigen::OuterStride<>(G)) *
+                       CMapR<S>(k.U.data() + u0 * G, w, G, Eigen::OuterStride<>(G)).transpose();
+      for (Index b = b0; b < b0 + bn; ++b) {
+        ArrMap<S> row(dh.data() + b * H + u0, w);
+        if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + u0, w);
+        if (k.has_mask) row += CArrMap<S>(pass.data() + b * H + u0, w);
+      }
+    }
+    if (!d_outputs) return;
+    for (Index b = b0; b < b0 + bn; ++b) {
+      if (cfg.zero_output_for_mask && !real_step(s, b)) continue;  // a constant zero output
+      if (cfg.return_sequences)
+        ArrMap<S>(dh.data() + b * H + u0, w) += CArrMap<S>(d_outputs + (b * T + s) * H + u0, w);
+      else if (s == T - 1)
+        ArrMap<S>(dh.data() + b * H + u0, w) += CArrMap<S>(d_outputs + b * H + u0, w);
+    }
+  };
+
+  const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
+  std::vector<std::vector<S>> scratch(std::min<Index>(num_threads(), ntiles), std::vector<S>(2 * tl.unit_tile));
+  time_loop(tl, T, true, [&](Index s, Index tile) {
+    const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
+    const Index bn = std::min(tl.batch_tile, B - b0);
+    const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut), c0 = kNumGates * u0;
+    gather_dh(s, b0, bn, u0, w);
+    S* tmp = scratch[omp_get_thread_num()].data();
+    ArrMap<S> phi_c(tmp, w), dc_h(tmp + w, w);
+
+    for (Index b = b0; b < b0 + bn; ++b) {
+      S* dz = dZ.data() + (s * B + b) * G + c0;
+      ArrMap<S> d_h(dh.data() + b * H + u0, w), d_c(dc.data() + b * H + u0, w);
+      if (!real_step(s, b)) {  // h_t = h_{t−1}, c_t = c_{t−1}: both gradients pass through
+        std::fill(dz, dz + kNumGates * w, S(0));
+        ArrMap<S>(pass.data() + b * H + u0, w) = d_h;
+        continue;
+      }
+      if (k.has_mask) ArrMap<S>(pass.data() + b * H + u0, w).setZero();
+      const S* gate = k.gates.data() + (s * B + b) * G + c0;
+      CArrMap<S> i(gate, w), f(gate + w, w), g(gate + 2 * w, w), o(gate + 3 * w, w);
+      CArrMap<S> c_prev(k.c.data() + (s * B + b) * H + u0, w);
+      ArrMap<S> dz_i(dz, w), dz_f(dz + w, w), dz_g(dz + 2 * w, w), dz_o(dz + 3 * w, w);
+
+      activate(act, phi_c, CArrMap<S>(k.c.data() + ((s + 1) * B + b) * H + u0, w));
+      // do: through h_t = o⊙φ(c_t)
+      dz_o = d_h * phi_c;
+      mul_derivative(ract, dz_o, o);
+      // dc_t: through h_t = o⊙φ(c_t), plus the carry from t+1 (already in d_c)
+      dc_h = d_h * o;
+      mul_derivative(act, dc_h, phi_c);
+      d_c += dc_h;
+      // di, dg, df: through c_t = f⊙c_{t−1} + i⊙g
+      dz_i = d_c * g;
+      mul_derivative(ract, dz_i, i);
+      dz_g = d_c * i;
+      mul_derivative(act, dz_g, g);
+      dz_f = d_c * c_prev;
+      mul_derivative(ract, dz_f, f);
+      // dc_{t−1} = dc_t ⊙ f
+      d_c *= f;
+    }
+  });
+
+  // Gradients of the initial state: dh0 = dz_0·Uᵀ ⊙ m_h (+ pass), dc0 = carried dc.
+  parallel_for_tiles(tl.n_batch_tiles * tl.n_unit_tiles, [&](Index tile) {
+    const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
+    const Index bn = std::min(tl.batch_tile, B - b0);
+    const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut);
+    MapR<S> dh0(grads.dh0 + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
+    dh0.noalias() = CMapR<S>(dZ.data() + b0 * G, bn, G, Eigen::OuterStride<>(G)) *
+                    CMapR<S>(k.U.data() + u0 * G, w, G, Eigen::OuterStride<>(G)).transpose();
+    for (Index b = b0; b < b0 + bn; ++b) {
+      ArrMap<S> row(grads.dh0 + b * H + u0, w);
+      if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + u0, w);
+      if (k.has_mask) row += CArrMap<S>(pass.data() + b * H + u0, w);
+    }
+  });
+  std::copy(dc.begin(), dc.end(), grads.dc0);
+
+  // Weight gradients after the loop, as large GEMMs over all T·B rows.
+  std::vector<S> packed(std::max(D, H) * G);
+  // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H)
+  gemm_tiled<S>(D, G, T * B, k.x.data(), D, dZ.data(), G, packed.data(), G, false, true);
+  pack_gate_columns(tl, D, packed.data(), grads.dkernel, false);
+  // dU = (H_{prev}⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
+  const S* h_prev = k.h.data();
+  std::vector<S> hd;
+  if (drop_h) {
+    hd.resize(T * B * H);
+    parallel_for_tiles(T, [&](Index s) {
+      for (Index j = 0; j < B * H; ++j) hd[s * B * H + j] = k.h[s * B * H + j] * k.m_h[j];
+    });
+    h_prev = hd.data();
+  }
+  gemm_tiled<S>(H, G, T * B, h_prev, H, dZ.data(), G, packed.data(), G, false, true);
+  pack_gate_columns(tl, H, packed.data(), grads.drecurrent_kernel, false);
+  // db = Σ_rows dZ, in a fixed order per column block.
+  if (grads.dbias) {
+    constexpr Index kCols = 64;
+    parallel_for_tiles((G + kCols - 1) / kCols, [&](Index blk) {
+      const Index j0 = blk * kCols, n = std::min(kCols, G - j0);
+      ArrMap<S> acc(packed.data() + j0, n);
+      acc.setZero();
+      for (Index r = 0; r < T * B; ++r) acc += CArrMap<S>(dZ.data() + r * G + j0, n);
+    });
+    pack_gate_columns(tl, 1, packed.data(), grads.dbias, false);
+  }
+  // dX = dZ·Wᵀ: (T·B, 4H)·(4H, D), then back to (B, T, D) in time order, ⊙ m_x.
+  std::vector<S> dX(T * B * D);
+  gemm_tiled<S>(T * B, D, G, dZ.data(), G, k.W.data(), G, dX.data(), D, false, false, true);
+  parallel_for_tiles(T, [&](Index s) {
+    const Index t = time_index(cfg, s);
+    for (Index b = 0; b < B; ++b) {
+      ArrMap<S> dst(grads.dx + (b * T + t) * D, D);
+      CArrMap<S> src(dX.data() + (s * B + b) * D, D);
+      if (!k.m_x.empty()) dst = src * CArrMap<S>(k.m_x.data() + b * D, D);
+      else dst = src;
+    }
+  });
+}
+
+// =======================================================================================
+// Naive reference forward
+// =======================================================================================
+template <typename S>
+void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T,
+                        S* c_T) {
+  const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H, G = kNumGates * H;
+  auto phi = [&](S z) -> S {
+    switch (cfg.activation) {
+      case Activation::Tanh: return std::tanh(z);
+      case Activation::Relu: return z > 0 ? z : S(0);
+      case Activation::Sigmoid: return S(1) / (S(1) + std::exp(-z));
+      default: return z;
+    }
+  };
+  auto sigma = [&](S z) -> S {
+    if (cfg.recurrent_activation == RecurrentActivation::Sigmoid) return S(1) / (S(1) + std::exp(-z));
+    return std::min(S(1), std::max(S(0), z / S(6) + S(0.5)));
+  };
+  std::vector<S> h(B * H, S(0)), c(B * H, S(0)), hn(H), cn(H), z(G);
+  if (in.h0) std::copy(in.h0, in.h0 + B * H, h.begin());
+  if (in.c0) std::copy(in.c0, in.c0 + B * H, c.begin());
+  for (Index b = 0; b < B; ++b) {
+    S* hb = h.data() + b * H;
+    S* cb = c.data() + b * H;
+    for (Index s = 0; s < T; ++s) {
+      const Index t = cfg.go_backwards ? T - 1 - s : s;
+      const bool real = !in.mask || in.mask[b * T + t];
+      if (real) {
+        for (Index j = 0; j < G; ++j) {  // z = (x_t⊙m_x)·W + (h_{t−1}⊙m_h)·U + b
+          S acc = in.bias ? in.bias[j] : S(0);
+          for (Index d = 0; d < D; ++d) {
+            const S xd = in.x[(b * T + t) * D + d] * (in.input_dropout ? in.input_dropout[b * D + d] : S(1));
+            acc += xd * in.kernel[d * G + j];
+          }
+          for (Index u = 0; u < H; ++u) {
+            const S hu = hb[u] * (in.recurrent_dropout ? in.recurrent_dropout[b * H + u] : S(1));
+            acc += hu * in.recurrent_kernel[u * G + j];
+          }
+          z[j] = acc;
+        }
+        for (Index u = 0; u < H; ++u) {
+          const S i = sigma(z[kGateI * H + u]), f = sigma(z[kGateF * H + u]);
+          const S g = phi(z[kGateC * H + u]), o = sigma(z[kGateO * H + u]);
+          cn[u] = f * cb[u] + i * g;  // c_t = f⊙c_{t−1} + i⊙g
+          hn[u] = o * phi(cn[u]);     // h_t = o⊙φ(c_t)
+        }
+        std::copy(cn.begin(), cn.end(), cb);
+        std::copy(hn.begin(), hn.end(), hb);
+      }
+      const bool zero = !real && cfg.zero_output_for_mask;
+      if (cfg.return_sequences || s == T - 1) {
+        S* out = cfg.return_sequences ? outputs + (b * T + s) * H : outputs + b * H;
+        for (Index u = 0; u < H; ++u) out[u] = zero ? S(0) : hb[u];
+      }
+    }
+  }
+  std::copy(h.begin(), h.end(), h_T);
+  std::copy(c.begin(), c.end(), c_T);
+}
+
+#define LSTMFAST_INSTANTIATE(S)                                                                    \
+  template void lstm_forward<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*, LSTMCache<S>*); \
+  template void lstm_backward<S>(const LSTMCache<S>&, const S*, const S*, const S*,                 \
+                                 const LSTMGrads<S>&);                                              \
+  template void lstm_forward_naive<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*);
+LSTMFAST_INSTANTIATE(float)
+LSTMFAST_INSTANTIATE(double)
+#undef LSTMFAST_INSTANTIATE
+
+}  // namespace lstmfast

@@ -1,0 +1,111 @@
+// lstm.h — the LSTM layer, forward and backward through time.
+//
+// Dimensions: B batch, T time steps, D input features, H units, G = 4H gate columns.
+// Weights in Keras's layout:  kernel W (D, 4H), recurrent_kernel U (H, 4H), bias b (4H),
+// columns in gate order [i | f | c | o] (torch's [i | f | g | o] is the same order:
+// W = weight_ihᵀ, U = weight_hhᵀ, b = bias_ih + bias_hh).
+//
+// One step, with σ the recurrent activation and φ the activation:
+//   z_t = (x_t⊙m_x)·W + (h_{t−1}⊙m_h)·U + b           (m_x, m_h: dropout masks, or ones)
+//   i = σ(z_i)   f = σ(z_f)   g = φ(z_c)   o = σ(z_o)
+//   c_t = f⊙c_{t−1} + i⊙g
+//   h_t = o⊙φ(c_t)
+// A masked step (mask[b,t] = 0) carries the state through: h_t = h_{t−1}, c_t = c_{t−1}.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "common.h"
+
+namespace lstmfast {
+
+// Gate order, shared with Keras: column block g·H … (g+1)·H−1 of W, U and b.
+constexpr int kGateI = 0, kGateF = 1, kGateC = 2, kGateO = 3, kNumGates = 4;
+
+enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Linear = 3 };
+enum class RecurrentActivation : int { Sigmoid = 0, HardSigmoid = 1 };
+
+struct LSTMConfig {
+  Index B = 0, T = 0, D = 0, H = 0;
+  Activation activation = Activation::Tanh;
+  RecurrentActivation recurrent_activation = RecurrentActivation::Sigmoid;
+  bool go_backwards = false;          // process t = T−1 … 0; outputs stay in processing order
+  bool return_sequences = true;       // outputs (B,T,H), else (B,H)
+  bool zero_output_for_mask = false;  // a masked step outputs zeros instead of h_{t−1}
+};
+
+// Caller-owned inputs; optional ones are nullptr.
+template <typename S>
+struct LSTMInputs {
+  const S* x = nullptr;                  // (B, T, D)
+  const S* kernel = nullptr;             // (D, 4H)
+  const S* recurrent_kernel = nullptr;   // (H, 4H)
+  const S* bias = nullptr;               // (4H) or nullptr
+  const S* h0 = nullptr;                 // (B, H) or nullptr (zeros)
+  const S* c0 = nullptr;                 // (B, H) or nullptr (zeros)
+  const uint8_t* mask = nullptr;         // (B, T), 1 = real step, or nullptr
+  const S* input_dropout = nullptr;      // m_x (B, D) or nullptr
+  const S* recurrent_dropout = nullptr;  // m_h (B, H) or nullptr
+};
+
+// How the H units are cut into tiles for the parallel time loop. The gate columns are
+// stored tile by tile: tile k holds units [u0, u0+w) as [i | f | c | o] blocks of width w,
+// so a thread computes all four gates of its units with one GEMM. Tiles depend only on
+// (B, H), never on the thread count, which keeps results bitwise reproducible.
+struct GateTiling {
+  Index B = 0, H = 0, unit_tile = 0, n_unit_tiles = 0, batch_tile = 0, n_batch_tiles = 0;
+  static GateTiling choose(Index B, Index H);
+  Index u0(Index k) const { return k * unit_tile; }
+  Index width(Index k) const { return std::min(unit_tile, H - u0(k)); }
+  // Packed column of unit j of gate g.
+  Index column(int g, Index j) const {
+    const Index k = j / unit_tile;
+    return kNumGates * u0(k) + g * width(k) + (j - u0(k));
+  }
+};
+
+// What backward needs, in the kernel's time-major, tile-packed layout.
+template <typename S>
+struct LSTMCache {
+  LSTMConfig cfg;
+  GateTiling tiling;
+  bool has_bias = false, has_mask = false;
+  std::vector<S> x;        // (T, B, D)  x_s⊙m_x in processing order
+  std::vector<S> gates;    // (T, B, 4H) activated i, f, g, o, tile-packed
+  std::vector<S> h, c;     // (T+1, B, H) h_{−1} = h0 … h_{T−1}; likewise c
+  std::vector<S> W, U;     // (D, 4H), (H, 4H) tile-packed
+  std::vector<uint8_t> mask;   // (T, B) in processing order, empty if none
+  std::vector<S> m_h;          // (B, H) or empty
+  std::vector<S> m_x;          // (B, D) or empty
+  bool consumed = false;
+};
+
+template <typename S>
+struct LSTMGrads {
+  S* dx = nullptr;                 // (B, T, D)
+  S* dkernel = nullptr;            // (D, 4H)
+  S* drecurrent_kernel = nullptr;  // (H, 4H)
+  S* dbias = nullptr;              // (4H) or nullptr
+  S* dh0 = nullptr;                // (B, H)
+  S* dc0 = nullptr;                // (B, H)
+};
+
+// Forward over the whole sequence. outputs: (B,T,H) or (B,H); h_T, c_T: (B,H).
+// With a cache, keeps what backward needs.
+template <typename S>
+void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T, S* c_T,
+                  LSTMCache<S>* cache);
+
+// Backward through time. d_outputs: like outputs or nullptr; d_hT, d_cT: (B,H) or nullptr.
+template <typename S>
+void lstm_backward(const LSTMCache<S>& cache, const S* d_outputs, const S* d_hT, const S* d_cT,
+                   const LSTMGrads<S>& grads);
+
+// The naive reference: one time step after another, one unit after another, straight from
+// the equations with std:: functions. Never optimised; the fast path is tested against it.
+template <typename S>
+void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T,
+                        S* c_T);
+
+}  // namespace lstmfast

@@ -1,0 +1,14 @@
+"""lstmfast: fast LSTM training and inference on CPUs, with a Keras-like API.
+
+The LSTM forward and backward passes run in C++ (Eigen, vectorised activations, OpenMP);
+``lstmfast.ops`` is the low-level numpy interface to them.
+"""
+
+from ._threads import cpu_isa, get_num_threads, physical_cores, set_num_threads
+from . import ops
+
+__version__ = "0.1.0"
+
+__all__ = ["ops", "set_num_threads", "get_num_threads", "cpu_isa", "physical_cores", "__version__"]
+
+# --- Keras-like API --------------------------------------------------------------------

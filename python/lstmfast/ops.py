@@ -1,0 +1,273 @@
+"""Low-level LSTM operations on numpy arrays: the C++ kernels behind a checked door.
+
+Shapes: B batch, T time steps, D input features, H units. Weights use Keras's layout and
+gate order ``[i | f | c | o]``: ``kernel`` (D, 4H), ``recurrent_kernel`` (H, 4H), ``bias`` (4H,).
+
+One step (σ = ``recurrent_activation``, φ = ``activation``)::
+
+    z_t = (x_t ⊙ m_x)·W + (h_{t-1} ⊙ m_h)·U + b
+    i, f, o = σ(z_i), σ(z_f), σ(z_o);   g = φ(z_c)
+    c_t = f ⊙ c_{t-1} + i ⊙ g
+    h_t = o ⊙ φ(c_t)
+
+Every argument is checked here, before the kernel runs: a wrong shape, dtype, layout or a
+non-finite value raises ``ValueError`` / ``TypeError`` saying what was expected and what came.
+Nothing is converted silently: float32 and float64 are both supported, but one call uses one.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._core import core
+
+__all__ = [
+    "LSTMCache",
+    "LSTMForward",
+    "LSTMGradients",
+    "ACTIVATIONS",
+    "RECURRENT_ACTIVATIONS",
+    "lstm_forward",
+    "lstm_backward",
+    "adam_update",
+]
+
+# Names as Keras spells them -> codes of cpp/lstm.h.
+ACTIVATIONS = {"tanh": 0, "relu": 1, "sigmoid": 2, "linear": 3}
+RECURRENT_ACTIVATIONS = {"sigmoid": 0, "hard_sigmoid": 1}
+
+# Refuse work whose buffers could never fit (the kernel keeps about T·B·(D + 6H) values).
+_MAX_BYTES = 1 << 40
+
+
+class LSTMForward(NamedTuple):
+    outputs: np.ndarray  # (B, T, H) if return_sequences else (B, H)
+    h: np.ndarray  # (B, H) final hidden state
+    c: np.ndarray  # (B, H) final cell state
+    cache: "LSTMCache | None"  # for lstm_backward, when training=True
+
+
+class LSTMGradients(NamedTuple):
+    dx: np.ndarray  # (B, T, D)
+    d_kernel: np.ndarray  # (D, 4H)
+    d_recurrent_kernel: np.ndarray  # (H, 4H)
+    d_bias: "np.ndarray | None"  # (4H,) or None when the forward had no bias
+    d_h0: np.ndarray  # (B, H)
+    d_c0: np.ndarray  # (B, H)
+
+
+class LSTMCache:
+    """What :func:`lstm_backward` needs from one ``lstm_forward(..., training=True)`` call.
+
+    It may be used for several backward passes (for instance two different losses).
+    """
+
+    __slots__ = ("_impl", "dtype", "batch", "timesteps", "features", "units", "return_sequences")
+
+    def __init__(self, impl, dtype):
+        self._impl = impl
+        self.dtype = np.dtype(dtype)
+        self.batch = impl.batch
+        self.timesteps = impl.timesteps
+        self.features = impl.features
+        self.units = impl.units
+        self.return_sequences = impl.return_sequences
+
+    def __repr__(self):
+        return (
+            f"LSTMCache(batch={self.batch}, timesteps={self.timesteps}, features={self.features}, "
+            f"units={self.units}, dtype={self.dtype.name})"
+        )
+
+
+def _shape(a) -> str:
+    return "(" + ", ".join(str(s) for s in a.shape) + ("," if a.ndim == 1 else "") + ")"
+
+
+def _array(name: str, a, dtype=None, shape=None, ndim=None, check_finite=True) -> np.ndarray:
+    """Checks one float array: ndarray, dtype, rank/shape, C order, finite values."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy.ndarray; got {type(a).__name__}")
+    if dtype is None:
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"`{name}` must be float32 or float64; got dtype {a.dtype}")
+    elif a.dtype != dtype:
+        raise TypeError(
+            f"`{name}` must have dtype {np.dtype(dtype).name} like `x`; got {a.dtype} "
+            f"(convert it once with .astype(np.{np.dtype(dtype).name}))"
+        )
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"`{name}` must be {ndim}-D; got {a.ndim}-D array of shape {_shape(a)}")
+    if shape is not None and tuple(a.shape) != tuple(shape):
+        want = "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        raise ValueError(f"`{name}` must have shape {want}; got {_shape(a)}")
+    if not a.flags.c_contiguous:
+        raise ValueError(
+            f"`{name}` must be C-contiguous; got a strided view of shape {_shape(a)} "
+            "(pass np.ascontiguousarray(...))"
+        )
+    if check_finite and a.size and not np.isfinite(a).all():
+        bad = "NaN" if np.isnan(a).any() else "inf"
+        raise ValueError(f"`{name}` contains {bad} values")
+    return a
+
+
+def _core_fn(name: str, dtype: np.dtype):
+    return getattr(core, f"{name}_{'f32' if dtype == np.float32 else 'f64'}")
+
+
+def _resolve(name: str, value, table: dict) -> int:
+    if not isinstance(value, str) or value.lower() not in table:
+        raise ValueError(
+            f"Argument `{name}` must be one of {sorted(table)}. Received: {name}={value!r}"
+        )
+    return table[value.lower()]
+
+
+def lstm_forward(
+    x,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    *,
+    h0=None,
+    c0=None,
+    mask=None,
+    input_dropout_mask=None,
+    recurrent_dropout_mask=None,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    go_backwards=False,
+    return_sequences=True,
+    zero_output_for_mask=False,
+    training=False,
+    check_finite=True,
+    naive=False,
+) -> LSTMForward:
+    """Runs an LSTM over whole sequences.
+
+    Args:
+        x: (B, T, D) float32 or float64, C-contiguous.
+        kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None.
+        h0, c0: (B, H) initial state, or None for zeros.
+        mask: (B, T) bool (or 0/1 integers); a masked step carries h and c through unchanged
+            and outputs h_{t-1} (or zeros with ``zero_output_for_mask``), as Keras does.
+        input_dropout_mask: (B, D) multiplier of every x_t (0 or 1/(1-rate)), or None.
+        recurrent_dropout_mask: (B, H) multiplier of h_{t-1} in the recurrent product, or None.
+        activation: 'tanh' | 'relu' | 'sigmoid' | 'linear' (φ).
+        recurrent_activation: 'sigmoid' | 'hard_sigmoid' (σ, Keras 3's clip(x/6 + 1/2, 0, 1)).
+        go_backwards: process t = T-1, ..., 0; outputs stay in processing order (Keras).
+        return_sequences: outputs of every step (B, T, H), else of the last (B, H).
+        training: keep a cache for :func:`lstm_backward`.
+        check_finite: reject NaN/inf in the inputs (one pass over them).
+        naive: run the slow reference implementation instead (for testing).
+
+    Returns:
+        ``LSTMForward(outputs, h, c, cache)``.
+    """
+    x = _array("x", x, ndim=3, check_finite=check_finite)
+    dt = x.dtype
+    B, T, D = x.shape
+    if B == 0 or T == 0 or D == 0:
+        raise ValueError(
+            f"`x` must have at least one sample, one time step and one feature; got shape {_shape(x)}"
+        )
+    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel, dt, ndim=2, check_finite=check_finite)
+    H = recurrent_kernel.shape[0]
+    if H == 0 or recurrent_kernel.shape[1] != 4 * H:
+        raise ValueError(
+            f"`recurrent_kernel` must have shape (units, 4*units); got {_shape(recurrent_kernel)}"
+        )
+    if not isinstance(kernel, np.ndarray) or kernel.ndim != 2 or kernel.shape[0] != D:
+        got = _shape(kernel) if isinstance(kernel, np.ndarray) else type(kernel).__name__
+        if isinstance(kernel, np.ndarray) and kernel.ndim == 2 and kernel.shape[1] == 4 * H:
+            raise ValueError(
+                f"`x` has {D} features but `kernel` was built for {kernel.shape[0]}: "
+                f"expected kernel of shape ({D}, {4 * H}), got {got}"
+            )
+    kernel = _array("kernel", kernel, dt, shape=(D, 4 * H), check_finite=check_finite)
+    if bias is not None:
+        bias = _array("bias", bias, dt, shape=(4 * H,), check_finite=check_finite)
+    if h0 is not None:
+        h0 = _array("h0", h0, dt, shape=(B, H), check_finite=check_finite)
+    if c0 is not None:
+        c0 = _array("c0", c0, dt, shape=(B, H), check_finite=check_finite)
+    if input_dropout_mask is not None:
+        input_dropout_mask = _array("input_dropout_mask", input_dropout_mask, dt, shape=(B, D),
+                                    check_finite=check_finite)
+    if recurrent_dropout_mask is not None:
+        recurrent_dropout_mask = _array("recurrent_dropout_mask", recurrent_dropout_mask, dt,
+                                        shape=(B, H), check_finite=check_finite)
+    if mask is not None:
+        if not isinstance(mask, np.ndarray):
+            raise TypeError(f"`mask` must be a numpy.ndarray of bool; got {type(mask).__name__}")
+        if mask.dtype != np.bool_ and not np.issubdtype(mask.dtype, np.integer):
+            raise TypeError(f"`mask` must be bool (or 0/1 integers); got dtype {mask.dtype}")
+        if mask.shape != (B, T):
+            raise ValueError(f"`mask` must have shape ({B}, {T}) like x's (batch, timesteps); got {_shape(mask)}")
+        mask = np.ascontiguousarray(mask != 0).view(np.uint8)
+    act = _resolve("activation", activation, ACTIVATIONS)
+    ract = _resolve("recurrent_activation", recurrent_activation, RECURRENT_ACTIVATIONS)
+    need = dt.itemsize * (B * T * (2 * D + 7 * H) + (D + H) * 8 * H)
+    if need > _MAX_BYTES:
+        raise ValueError(
+            f"LSTM of batch={B}, timesteps={T}, features={D}, units={H} would need about "
+            f"{need / 2**30:.0f} GiB of buffers; split the batch or the sequence"
+        )
+    out, h, c, cache = _core_fn("lstm_forward", dt)(
+        x, kernel, recurrent_kernel, bias, h0, c0, mask, input_dropout_mask,
+        recurrent_dropout_mask, act, ract, bool(go_backwards), bool(return_sequences),
+        bool(zero_output_for_mask), bool(training) and not naive, bool(naive),
+    )
+    if training and naive:
+        raise ValueError("the naive reference path does not keep a cache: use training=False")
+    return LSTMForward(out, h, c, LSTMCache(cache, dt) if cache is not None else None)
+
+
+def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None) -> LSTMGradients:
+    """Backward through time for one :func:`lstm_forward` call made with ``training=True``.
+
+    Args:
+        cache: the ``cache`` that call returned.
+        d_outputs: gradient of the loss w.r.t. ``outputs`` (same shape), or None for zeros.
+        d_h, d_c: (B, H) gradients w.r.t. the final states, or None.
+
+    Returns:
+        ``LSTMGradients(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0, d_c0)``.
+    """
+    if not isinstance(cache, LSTMCache):
+        raise TypeError(
+            "`cache` must be the LSTMCache returned by lstm_forward(..., training=True); "
+            f"got {type(cache).__name__}"
+        )
+    dt, B, T, H = cache.dtype, cache.batch, cache.timesteps, cache.units
+    if d_outputs is not None:
+        shape = (B, T, H) if cache.return_sequences else (B, H)
+        d_outputs = _array("d_outputs", d_outputs, dt, shape=shape)
+    if d_h is not None:
+        d_h = _array("d_h", d_h, dt, shape=(B, H))
+    if d_c is not None:
+        d_c = _array("d_c", d_c, dt, shape=(B, H))
+    return LSTMGradients(*_core_fn("lstm_backward", dt)(cache._impl, d_outputs, d_h, d_c))
+
+
+def adam_update(param, grad, m, v, *, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step):
+    """One Adam step in place, Keras's formula, over flat 1-D buffers of one dtype::
+
+        α_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ);  m += (g−m)(1−β₁);  v += (g²−v)(1−β₂);  p −= α_t·m/(√v+ε)
+    """
+    param = _array("param", param, ndim=1, check_finite=False)
+    n = param.shape
+    grad = _array("grad", grad, param.dtype, shape=n, check_finite=False)
+    m = _array("m", m, param.dtype, shape=n, check_finite=False)
+    v = _array("v", v, param.dtype, shape=n, check_finite=False)
+    if not param.flags.writeable or not m.flags.writeable or not v.flags.writeable:
+        raise ValueError("`param`, `m` and `v` must be writeable: they are updated in place")
+    step = int(step)
+    if step < 1:
+        raise ValueError(f"Argument `step` must be >= 1 (the 1-based iteration). Received: step={step}")
+    _core_fn("adam_update", param.dtype)(
+        param, grad, m, v, float(learning_rate), float(beta_1), float(beta_2), float(epsilon), step
+    )
