@@ -1,0 +1,194 @@
+"""What the three pipelines share: the model directory, seeding, reports and plots.
+
+A model directory holds everything ``predict`` needs::
+
+    MODEL_DIR/
+        pipeline.json     marker: which pipeline made it, its configuration
+                          and preprocessing (vocabulary, scaler, window length)
+        model.lstmfast    the trained network (lstmfast.models.load_model)
+        history.json      loss and metrics per epoch
+        metrics.json      the last evaluation, beside the baselines
+        *.png             plots from ``evaluate --plot``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+__all__ = [
+    "PipelineError", "MARKER", "MODEL_FILE", "save_pipeline", "read_marker", "load_pipeline_model",
+    "seed_everything", "set_threads", "format_table", "write_json", "Stopwatch", "plot_history",
+    "resolve_out",
+]
+
+MARKER = "pipeline.json"
+MODEL_FILE = "model.lstmfast"
+FORMAT_VERSION = 1
+PIPELINES = ("translate", "forecast", "sentiment")
+
+
+class PipelineError(ValueError):
+    """A user-facing error of a pipeline (bad model directory, bad option)."""
+
+
+def resolve_out(out, pipeline):
+    """The model directory to write: ``out`` or ``./lstmfast-<pipeline>``."""
+    return os.path.abspath(out or f"lstmfast-{pipeline}")
+
+
+def save_pipeline(out, pipeline, model, marker, history=None):
+    """Write ``model`` and its ``marker`` (a JSON-able dict) into the directory ``out``."""
+    os.makedirs(out, exist_ok=True)
+    model.save(os.path.join(out, MODEL_FILE))
+    doc = {"pipeline": pipeline, "format_version": FORMAT_VERSION, **marker}
+    write_json(os.path.join(out, MARKER), doc)
+    if history is not None:
+        write_json(os.path.join(out, "history.json"), history)
+    return out
+
+
+def read_marker(model_dir, pipeline):
+    """Read ``pipeline.json`` of ``model_dir``, checking it was made by ``pipeline``."""
+    path = os.path.join(model_dir, MARKER)
+    if not os.path.isdir(model_dir):
+        raise PipelineError(f"{model_dir}: no such model directory; train one first with "
+                            f"`lstmfast {pipeline} train --out {model_dir}`")
+    if not os.path.exists(path):
+        raise PipelineError(f"{model_dir}: not an lstmfast model directory (it has no {MARKER})")
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PipelineError(f"{path}: cannot read the pipeline marker: {e}") from None
+    made_by = doc.get("pipeline")
+    if made_by != pipeline:
+        hint = f"; use `lstmfast {made_by} ...` with it" if made_by in PIPELINES else ""
+        raise PipelineError(f"{model_dir}: this model directory was made by the {made_by!r} pipeline, "
+                            f"not {pipeline!r}{hint}")
+    if doc.get("format_version", 0) > FORMAT_VERSION:
+        raise PipelineError(f"{path}: made by a newer lstmfast (format {doc['format_version']}); upgrade lstmfast")
+    return doc
+
+
+def load_pipeline_model(model_dir, pipeline):
+    """Return ``(model, marker)`` of a model directory made by ``pipeline``."""
+    doc = read_marker(model_dir, pipeline)
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.exists(path):
+        raise PipelineError(f"{model_dir}: the model file {MODEL_FILE} is missing")
+    from ..models import load_model
+
+    return load_model(path), doc
+
+
+def seed_everything(seed):
+    """Seed Python's, NumPy's and lstmfast's random generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        from ..utils import set_random_seed
+    except ImportError:  # older API without the helper
+        return
+    set_random_seed(seed)
+
+
+def set_threads(n):
+    """Use ``n`` threads for the kernels (``None`` keeps the default)."""
+    if n is None:
+        return
+    if n < 1:
+        raise PipelineError(f"--threads must be a positive integer, got {n}")
+    import lstmfast
+
+    lstmfast.set_num_threads(int(n))
+
+
+def format_table(rows, headers):
+    """A plain-text table; floats get 4 decimals."""
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        return "-" if v is None else str(v)
+
+    cells = [[cell(v) for v in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    for r in cells:
+        out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    return "\n".join(out)
+
+
+def _jsonable(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")
+
+
+def write_json(path, obj):
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, default=_jsonable)
+        f.write("\n")
+
+
+class Stopwatch:
+    """``with Stopwatch() as t: ...`` then ``t.seconds``."""
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def log(verbose, *args):
+    if verbose:
+        print(*args, file=sys.stdout, flush=True)
+
+
+def history_dict(history):
+    """The ``history`` attribute of what ``fit`` returns, as plain lists of floats."""
+    h = getattr(history, "history", history) or {}
+    return {k: [float(v) for v in vals] for k, vals in h.items()}
+
+
+def plot_history(history, path, title):
+    """Draw loss (and any metric) per epoch to a PNG; returns the path."""
+    plt = _pyplot()
+    keys = [k for k in history if not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        epochs = np.arange(1, len(history[k]) + 1)
+        ax.plot(epochs, history[k], marker="o", label="training")
+        if "val_" + k in history:
+            ax.plot(epochs, history["val_" + k], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(k)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise PipelineError("--plot needs matplotlib: pip install 'lstmfast[pipelines]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

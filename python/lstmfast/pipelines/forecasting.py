@@ -1,0 +1,469 @@
+"""Time-series forecasting: the weekly Mauna Loa CO2 series (or your CSV) with an LSTM.
+
+The model is the classic one: ``LSTM(50, activation='relu') -> Dense(1)`` on
+windows of ``n_steps`` past values. Two forecasts of a horizon ``h``:
+
+* recursive: the one-step model is applied ``h`` times, each prediction
+  appended to the window (univariate series only);
+* direct: a second model of the same shape ends in ``Dense(h)`` and predicts
+  the ``h`` following values at once.
+
+Preprocessing (all fitted on the training part only): the series is
+standardised with the training mean and deviation; each window is then taken
+relative to its last value (``x - x_last``; the target is ``y - x_last``)
+and multiplied by a gain that gives the training targets unit spread. Working
+relative to the last value lets the network follow the rising trend beyond
+the range it saw in training.
+
+Evaluation on the held-out last ``test_size`` steps (104 weeks by default):
+
+* one-step: each test week predicted from the actual weeks before it;
+* ``h``-step: from every origin in the test period with ``h`` weeks left, a
+  path of ``h`` forecasts; the RMSE pools all of them (rolling origin).
+
+Baselines in the same run: naive (the last value), seasonal naive (the value
+one season, 52 steps, earlier) and, when statsmodels is installed,
+Holt-Winters (additive trend and season) with parameters fitted on the
+training part.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import data as D
+from .common import (
+    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_history,
+    read_marker, resolve_out, save_pipeline, seed_everything, set_threads, write_json, _pyplot,
+)
+
+PIPELINE = "forecast"
+DIRECT_FILE = "direct.lstmfast"
+
+__all__ = ["ForecastConfig", "train", "evaluate", "predict", "load_series", "baselines", "rmse"]
+
+
+@dataclass
+class ForecastConfig:
+    """Every setting of a forecasting run (defaults: the run reported in the docs)."""
+
+    n_steps: int = 60            # window length the model sees
+    horizon: int = 52            # steps of the multi-step forecasts
+    season: int = 52             # season length of the seasonal-naive baseline
+    units: int = 50              # LSTM units (the seed model)
+    activation: str = "relu"     # LSTM activation (the seed model)
+    epochs: int = 100            # upper bound; early stopping on validation loss
+    patience: int = 15           # epochs without improvement before stopping
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    test_size: int = 104         # held-out last steps
+    val_size: int = 104          # validation steps before the test part
+    relative: bool = True        # windows relative to their last value (see module doc)
+    direct: bool = True          # also train the direct multi-step model
+    holt_winters: bool = True    # Holt-Winters baseline (needs statsmodels; ~10 s)
+    seed: int = 0
+    threads: int | None = None
+    data: str | None = None      # CSV path; None = the built-in CO2 series
+    date_column: str | None = None
+    target: str | None = None
+
+    def quick(self):
+        """A run of well under a minute."""
+        return dataclasses.replace(self, epochs=min(self.epochs, 15), patience=5)
+
+
+def rmse(pred, truth):
+    pred, truth = np.asarray(pred, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    return float(np.sqrt(np.mean((pred - truth) ** 2)))
+
+
+def load_series(config):
+    if config.data:
+        return D.load_series_csv(config.data, date_column=config.date_column, target=config.target)
+    return D.load_co2()
+
+
+# ---------------------------------------------------------------------------
+# Preprocessing: standardise, then windows relative to their last value.
+
+class _Prep:
+    """Maps the raw series to model inputs and model outputs back to values."""
+
+    def __init__(self, scaler, target_index, n_steps, relative, gain=1.0):
+        self.scaler, self.t, self.n_steps, self.relative, self.gain = scaler, target_index, n_steps, relative, gain
+
+    @classmethod
+    def fit(cls, values_train, target_index, n_steps, relative, horizon):
+        scaler = D.StandardScaler().fit(values_train)
+        prep = cls(scaler, target_index, n_steps, relative)
+        _, y = prep.windows(values_train, horizon)
+        prep.gain = float(1.0 / max(np.std(y), 1e-8))
+        return prep
+
+    def inputs(self, windows):
+        """(W, n_steps, F) raw windows -> model inputs."""
+        z = self.scaler.transform(windows)
+        if self.relative:
+            z = z - z[:, -1:, :]
+        return (z * self.gain).astype(np.float32)
+
+    def windows(self, values, horizon):
+        """Training pairs (X, y) of all windows in ``values`` (raw (N, F))."""
+        X, y = D.sliding_windows(values, self.n_steps, horizon, target_column=self.t, dtype=np.float64)
+        return self.inputs(X), self.targets(X, y)
+
+    def _anchor(self, X):
+        # z-value of the target at the window's last step (0 when not relative)
+        if not self.relative:
+            return np.zeros((len(X), 1))
+        return self.scaler.transform(X[:, -1, :])[:, self.t:self.t + 1]
+
+    def targets(self, X, y):
+        zy = (y - self.scaler.a_[self.t]) / self.scaler.b_[self.t]
+        return ((zy - self._anchor(X)) * self.gain).astype(np.float32)
+
+    def outputs(self, X, out):
+        """Model outputs (W, h) for raw windows X -> values of the target."""
+        z = np.asarray(out, dtype=np.float64) / self.gain + self._anchor(X)
+        return self.scaler.inverse_transform(z, column=self.t)
+
+    def get_config(self):
+        return {"scaler": self.scaler.get_config(), "target_index": self.t, "n_steps": self.n_steps,
+                "relative": self.relative, "gain": self.gain}
+
+    @classmethod
+    def from_config(cls, c):
+        return cls(D.scaler_from_config(c["scaler"]), c["target_index"], c["n_steps"], c["relative"], c["gain"])
+
+
+# ---------------------------------------------------------------------------
+# Model
+
+def build_model(config, n_features, outputs=1):
+    """The seed model: LSTM(units, activation) on (n_steps, n_features) -> Dense(outputs)."""
+    from ..layers import LSTM, Dense, Input
+    from ..models import Sequential
+    from ..optimizers import Adam
+
+    model = Sequential([
+        Input(shape=(config.n_steps, n_features)),
+        LSTM(config.units, activation=config.activation),
+        Dense(outputs),
+    ])
+    model.compile(optimizer=Adam(learning_rate=config.learning_rate), loss="mse")
+    return model
+
+
+def _fit(model, X, y, Xv, yv, config, verbose):
+    from ..callbacks import EarlyStopping
+
+    cb = [EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)]
+    h = model.fit(X, y, batch_size=config.batch_size, epochs=config.epochs, validation_data=(Xv, yv),
+                  callbacks=cb, verbose=verbose, shuffle=True)
+    return history_dict(h)
+
+
+def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
+    """Train the one-step (and direct) model, save the model directory, and evaluate it.
+
+    Returns a dict with ``model_dir``, ``history``, ``train_seconds`` and, when
+    ``evaluate_after``, the ``metrics`` of :func:`evaluate`.
+    """
+    config = dataclasses.replace(config or ForecastConfig(), **overrides)
+    seed_everything(config.seed)
+    set_threads(config.threads)
+    series = load_series(config)
+    values = series.values
+    n = len(values)
+    tr, va, te = D.chronological_split(n, config.test_size, config.val_size)
+    if tr.stop < config.n_steps + config.horizon + 1:
+        raise PipelineError(f"the training part ({tr.stop} steps) is too short for windows of "
+                            f"{config.n_steps} steps and a horizon of {config.horizon}")
+    for note in series.notes:
+        log(verbose, f"data: {note}")
+    log(verbose, f"data: {series.source or config.data}: {n} steps, {len(series.columns)} feature(s); "
+                 f"train {tr.stop}, validation {va.stop - va.start}, test {te.stop - te.start} (held out)")
+
+    prep = _Prep.fit(values[tr], series.target_index, config.n_steps, config.relative, 1)
+    # Validation windows end inside the validation part; their inputs may reach back into training.
+    X, y = prep.windows(values[tr], 1)
+    val_from = max(va.start - config.n_steps, 0)
+    Xv, yv = prep.windows(values[val_from:va.stop], 1)
+
+    out = resolve_out(out, PIPELINE)
+    with Stopwatch() as clock:
+        model = build_model(config, values.shape[1], 1)
+        log(verbose, f"training the one-step model on {len(X)} windows of {config.n_steps} steps")
+        history = _fit(model, X, y, Xv, yv, config, verbose)
+        models = {"model": model}
+        if config.direct:
+            Xd, yd = prep.windows(values[tr], config.horizon)
+            Xdv, ydv = prep.windows(values[val_from:va.stop], config.horizon) \
+                if va.stop - val_from >= config.n_steps + config.horizon else (Xd[-8:], yd[-8:])
+            log(verbose, f"training the direct {config.horizon}-step model")
+            direct = build_model(config, values.shape[1], config.horizon)
+            hd = _fit(direct, Xd, yd, Xdv, ydv, config, verbose)
+            history.update({"direct_" + k: v for k, v in hd.items()})
+            models["direct"] = direct
+    log(verbose, f"trained in {clock.seconds:.1f} s")
+
+    marker = {
+        "config": dataclasses.asdict(config),
+        "preprocessing": prep.get_config(),
+        "columns": series.columns, "target": series.target,
+        "data": {"source": series.source or os.path.abspath(config.data), "n": n,
+                 "last_date": series.dates[-1], "n_filled": series.n_filled},
+        "split": {"train": [tr.start, tr.stop], "val": [va.start, va.stop], "test": [te.start, te.stop]},
+        "train_seconds": clock.seconds,
+    }
+    save_pipeline(out, PIPELINE, model, marker, history)
+    if config.direct:
+        direct.save(os.path.join(out, DIRECT_FILE))
+    result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
+    if evaluate_after:
+        result["metrics"] = evaluate(out, verbose=verbose, _series=series, _models=models)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Forecasts
+
+def _one_step(model, prep, values, targets_at):
+    """Predict values[t, target] for each t in ``targets_at`` from the n_steps actual steps before."""
+    idx = np.asarray(targets_at)[:, None] - prep.n_steps + np.arange(prep.n_steps)[None, :]
+    X = values[idx]
+    return prep.outputs(X, model.predict(prep.inputs(X), verbose=0))[:, 0]
+
+
+def _recursive(model, prep, values, origins, horizon):
+    """Paths of ``horizon`` forecasts from each origin (forecast starts at values[origin])."""
+    X = values[np.asarray(origins)[:, None] - prep.n_steps + np.arange(prep.n_steps)[None, :]].copy()
+    paths = np.empty((len(origins), horizon))
+    for k in range(horizon):
+        nxt = prep.outputs(X, model.predict(prep.inputs(X), verbose=0))[:, 0]
+        paths[:, k] = nxt
+        X = np.concatenate([X[:, 1:], nxt[:, None, None]], axis=1)
+    return paths
+
+
+def _direct(model, prep, values, origins):
+    X = values[np.asarray(origins)[:, None] - prep.n_steps + np.arange(prep.n_steps)[None, :]]
+    return prep.outputs(X, model.predict(prep.inputs(X), verbose=0))
+
+
+def baselines(y, test_start, horizon, season=52, holt_winters=True):
+    """Naive, seasonal-naive and Holt-Winters forecasts on the test part of ``y`` (1-D).
+
+    Returns ``{name: (one_step, paths)}``: ``one_step`` predicts each test
+    step from the steps before it; ``paths`` has one row of ``horizon``
+    forecasts per origin ``test_start .. len(y) - horizon``.
+    """
+    n = len(y)
+    origins = np.arange(test_start, n - horizon + 1)
+    steps = np.arange(horizon)
+    out = {
+        "naive": (y[test_start - 1:n - 1], np.repeat(y[origins - 1][:, None], horizon, axis=1)),
+    }
+    # seasonal naive: the value one season earlier, repeating the last observed season
+    sn_idx = origins[:, None] + steps[None, :] - season * (1 + steps[None, :] // season)
+    out[f"seasonal_naive_{season}"] = (y[test_start - season:n - season], y[sn_idx])
+    if holt_winters:
+        hw = _holt_winters(y, test_start, origins, horizon, season)
+        if hw is not None:
+            out["holt_winters"] = hw
+    return out
+
+
+def _holt_winters(y, test_start, origins, horizon, season):
+    try:
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+    except ImportError:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = ExponentialSmoothing(y[:test_start], trend="add", seasonal="add", seasonal_periods=season,
+                                      initialization_method="estimated").fit()
+        p = fitted.params
+
+        def with_fitted_params(part):
+            # the same parameters and initial states, run over a longer stretch of the series
+            return ExponentialSmoothing(
+                part, trend="add", seasonal="add", seasonal_periods=season, initialization_method="known",
+                initial_level=p["initial_level"], initial_trend=p["initial_trend"],
+                initial_seasonal=p["initial_seasons"],
+            ).fit(smoothing_level=p["smoothing_level"], smoothing_trend=p["smoothing_trend"],
+                  smoothing_seasonal=p["smoothing_seasonal"], optimized=False)
+
+        one = with_fitted_params(y).fittedvalues[test_start:]
+        paths = np.stack([with_fitted_params(y[:o]).forecast(horizon) for o in origins])
+    return np.asarray(one), paths
+
+
+def evaluate(model_dir, data=None, plot=False, verbose=1, _series=None, _models=None):
+    """Score the saved model on the held-out test part beside the baselines.
+
+    Writes ``metrics.json`` (and with ``plot`` the PNGs) into ``model_dir``,
+    prints a table, returns the metrics dict.
+    """
+    marker = read_marker(model_dir, PIPELINE)
+    if _models is None:
+        model, _ = load_pipeline_model(model_dir, PIPELINE)
+        models = {"model": model}
+        if os.path.exists(os.path.join(model_dir, DIRECT_FILE)):
+            from ..models import load_model
+            models["direct"] = load_model(os.path.join(model_dir, DIRECT_FILE))
+    else:
+        models = _models
+    cfg = ForecastConfig(**marker["config"])
+    if data:
+        cfg = dataclasses.replace(cfg, data=data)
+    series = _series or load_series(cfg)
+    prep = _Prep.from_config(marker["preprocessing"])
+    values = series.values
+    if values.shape[1] != len(marker["columns"]):
+        raise PipelineError(f"the data has {values.shape[1]} value column(s) but the model was trained "
+                            f"on {len(marker['columns'])} ({', '.join(marker['columns'])})")
+    y = values[:, prep.t]
+    n = len(values)
+    test_start = n - cfg.test_size
+    h = cfg.horizon
+    origins = np.arange(test_start, n - h + 1)
+    truth_one, truth_paths = y[test_start:], y[origins[:, None] + np.arange(h)[None, :]]
+
+    with Stopwatch() as clock:
+        rows = {}
+        one = _one_step(models["model"], prep, values, np.arange(test_start, n))
+        rec = _recursive(models["model"], prep, values, origins, h) if values.shape[1] == 1 else None
+        rows["lstm"] = (one, rec)
+        if "direct" in models:
+            rows["lstm_direct"] = (None, _direct(models["direct"], prep, values, origins))
+        base = baselines(y, test_start, h, cfg.season, holt_winters=cfg.holt_winters)
+        rows.update(base)
+
+    metrics = {"pipeline": PIPELINE, "test_steps": int(cfg.test_size), "horizon": int(h),
+               "origins": int(len(origins)), "target": marker["target"], "models": {}}
+    for name, (o, p) in rows.items():
+        metrics["models"][name] = {
+            "rmse_one_step": None if o is None else rmse(o, truth_one),
+            f"rmse_{h}_step": None if p is None else rmse(p, truth_paths),
+        }
+    best_base_one = min(v["rmse_one_step"] for k, v in metrics["models"].items() if k in ("naive", f"seasonal_naive_{cfg.season}"))
+    best_base_h = min(v[f"rmse_{h}_step"] for k, v in metrics["models"].items() if k in ("naive", f"seasonal_naive_{cfg.season}"))
+    lstm = metrics["models"]["lstm"]
+    lstm_h = [v[f"rmse_{h}_step"] for k, v in metrics["models"].items() if k.startswith("lstm") and v[f"rmse_{h}_step"] is not None]
+    metrics["beats_naive_baselines"] = {
+        "one_step": lstm["rmse_one_step"] < best_base_one,
+        f"{h}_step": bool(lstm_h) and min(lstm_h) < best_base_h,
+    }
+    metrics["evaluate_seconds"] = clock.seconds
+    metrics["train_seconds"] = marker.get("train_seconds")
+    write_json(os.path.join(model_dir, "metrics.json"), metrics)
+
+    table = [(name, m["rmse_one_step"], m[f"rmse_{h}_step"]) for name, m in metrics["models"].items()]
+    log(verbose, f"\nRMSE on the held-out last {cfg.test_size} steps ({marker['target']}); "
+                 f"{h}-step: {len(origins)} rolling origins")
+    log(verbose, format_table(table, ["model", "one-step", f"{h}-step"]))
+
+    if plot:
+        metrics["plots"] = _plots(model_dir, series, y, test_start, one, rows, origins, h)
+        for p in metrics["plots"]:
+            log(verbose, f"wrote {p}")
+    return metrics
+
+
+def _plots(model_dir, series, y, test_start, one, rows, origins, h):
+    plt = _pyplot()
+    n = len(y)
+    t = np.arange(n)
+    start = max(test_start - 3 * 52, 0)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    ax.plot(t[start:], y[start:], color="black", lw=1, label="truth")
+    ax.plot(t[test_start:], one, color="tab:blue", lw=1, label="LSTM one-step")
+    for i, o in enumerate([origins[0], origins[-1]]):
+        k = o - origins[0]
+        if rows["lstm"][1] is not None:
+            ax.plot(t[o:o + h], rows["lstm"][1][k], color="tab:red", lw=1.5,
+                    label=f"LSTM recursive {h}-step" if i == 0 else None)
+        if "lstm_direct" in rows:
+            ax.plot(t[o:o + h], rows["lstm_direct"][1][k], color="tab:green", lw=1.5, ls="--",
+                    label=f"LSTM direct {h}-step" if i == 0 else None)
+        sn = [k2 for k2 in rows if k2.startswith("seasonal_naive")][0]
+        ax.plot(t[o:o + h], rows[sn][1][k], color="tab:gray", lw=1, ls=":",
+                label="seasonal naive" if i == 0 else None)
+    ax.axvline(test_start, color="gray", lw=0.8)
+    ticks = np.linspace(start, n - 1, 6).astype(int)
+    ax.set_xticks(ticks, [series.dates[i] for i in ticks])
+    ax.set_ylabel(series.target)
+    ax.set_title("Forecasts on the held-out test part (right of the line)")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    p1 = os.path.join(model_dir, "forecast.png")
+    fig.savefig(p1, dpi=110)
+    plt.close(fig)
+    out = [p1]
+    hist_path = os.path.join(model_dir, "history.json")
+    if os.path.exists(hist_path):
+        import json
+        with open(hist_path, encoding="utf-8") as f:
+            hist = json.load(f)
+        hist = {k: v for k, v in hist.items() if not k.startswith("direct_")}
+        out.append(plot_history(hist, os.path.join(model_dir, "history.png"), "one-step model training"))
+    return out
+
+
+def predict(model_dir, data=None, horizon=None, method=None, verbose=0):
+    """Forecast the ``horizon`` steps after the end of the series.
+
+    ``data``: a CSV in the training format (default: the series the model was
+    trained on). ``method``: ``'recursive'`` (default for one feature) or
+    ``'direct'`` (default, and the only choice, for several features; at most
+    the trained horizon). Returns a list of ``(step_label, value)``: dates when
+    the series has evenly spaced ISO dates, else ``+1, +2, ...``.
+    """
+    model, marker = load_pipeline_model(model_dir, PIPELINE)
+    cfg = ForecastConfig(**marker["config"])
+    if data:
+        cfg = dataclasses.replace(cfg, data=data)
+    series = load_series(cfg)
+    prep = _Prep.from_config(marker["preprocessing"])
+    values = series.values
+    if values.shape[1] != len(marker["columns"]):
+        raise PipelineError(f"the data has {values.shape[1]} value column(s) but the model was trained "
+                            f"on {len(marker['columns'])} ({', '.join(marker['columns'])})")
+    if len(values) < prep.n_steps:
+        raise PipelineError(f"the series has {len(values)} steps; the model needs the last {prep.n_steps}")
+    h = int(horizon or cfg.horizon)
+    method = method or ("recursive" if values.shape[1] == 1 else "direct")
+    end = np.array([len(values)])
+    if method == "recursive":
+        if values.shape[1] != 1:
+            raise PipelineError("recursive forecasts need a single-feature series; use method='direct'")
+        path = _recursive(model, prep, values, end, h)[0]
+    elif method == "direct":
+        direct_path = os.path.join(model_dir, DIRECT_FILE)
+        if not os.path.exists(direct_path):
+            raise PipelineError(f"{model_dir} has no direct model (trained with direct=False)")
+        if h > cfg.horizon:
+            raise PipelineError(f"the direct model forecasts at most {cfg.horizon} steps; asked for {h}")
+        from ..models import load_model
+        path = _direct(load_model(direct_path), prep, values, end)[0][:h]
+    else:
+        raise PipelineError(f"method must be 'recursive' or 'direct', got {method!r}")
+    return list(zip(_future_labels(series.dates, h), path.tolist()))
+
+
+def _future_labels(dates, h):
+    try:
+        d = np.array(dates[-2:], dtype="datetime64[D]")
+        step = d[1] - d[0]
+        if step > np.timedelta64(0, "D"):
+            return [str(d[1] + step * (k + 1)) for k in range(h)]
+    except (ValueError, IndexError):
+        pass
+    return [f"+{k + 1}" for k in range(h)]

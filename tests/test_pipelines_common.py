@@ -1,0 +1,90 @@
+"""Pipeline plumbing without training: metrics, tokens, model directories and the command line."""
+
+import json
+import math
+import os
+
+import pytest
+
+from lstmfast.__main__ import build_parser, main
+from lstmfast.pipelines.common import MARKER, PipelineError, format_table, read_marker, write_json
+from lstmfast.pipelines.translation import (
+    char_accuracy, corpus_bleu, detokenize, exact_match, tokenize,
+)
+
+
+def test_bleu_matches_the_hand_computed_value():
+    # p1..p4 = 4/5, 3/4, 2/3, 1/2, same length: BLEU = (0.2) ** (1/4)
+    assert corpus_bleu(["a b c d e"], ["a b c d f"]) == pytest.approx(100 * 0.2 ** 0.25)
+    assert corpus_bleu(["the cat sat on the mat ."], ["the cat sat on the mat ."]) == pytest.approx(100)
+    assert corpus_bleu(["x y"], ["a b c d"]) == 0.0
+
+
+def test_bleu_brevity_penalty_applies_to_short_output():
+    full = "one two three four five six"
+    short = "one two three four"
+    assert corpus_bleu([short], [full]) == pytest.approx(100 * math.exp(1 - 6 / 4))
+
+
+def test_char_accuracy_is_one_minus_the_character_error_rate():
+    assert char_accuracy(["abcd"], ["abcd"]) == 1.0
+    assert char_accuracy(["abxd"], ["abcd"]) == pytest.approx(0.75)
+    assert char_accuracy(["", "ab"], ["ab", "ab"]) == pytest.approx(0.5)
+    assert char_accuracy(["a much longer output"], ["a"]) == 0.0
+    assert exact_match(["a", "b"], ["a", "c"]) == 0.5
+
+
+@pytest.mark.parametrize("text", ["quatre-vingt-dix-neuf mille neuf cent",
+                                  "ninety-one thousand, and seventy-one", "Va !", "Ich hab's."])
+def test_word_tokens_rebuild_the_text_exactly(text):
+    assert detokenize(tokenize(text, "word"), "word") == text
+    assert detokenize(tokenize(text, "char"), "char") == text
+
+
+def test_word_tokens_mark_a_preceding_space():
+    assert tokenize("vingt et un-deux", "word") == ["vingt", "\u2581et", "\u2581un", "-", "deux"]
+
+
+def test_marker_of_another_pipeline_is_a_clear_error(tmp_path):
+    d = tmp_path / "model"
+    d.mkdir()
+    write_json(str(d / MARKER), {"pipeline": "forecast", "format_version": 1})
+    with pytest.raises(PipelineError, match="made by the 'forecast' pipeline, not 'sentiment'"):
+        read_marker(str(d), "sentiment")
+    assert read_marker(str(d), "forecast")["pipeline"] == "forecast"
+    with pytest.raises(PipelineError, match="no such model directory"):
+        read_marker(str(tmp_path / "nope"), "forecast")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(PipelineError, match="not an lstmfast model directory"):
+        read_marker(str(tmp_path / "empty"), "forecast")
+
+
+def test_command_line_reports_a_wrong_model_directory(tmp_path, capsys):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / MARKER).write_text(json.dumps({"pipeline": "translate", "format_version": 1}))
+    assert main(["sentiment", "predict", "--out", str(d), "great film"]) == 2
+    err = capsys.readouterr().err
+    assert "made by the 'translate' pipeline" in err and "lstmfast translate" in err
+
+
+def test_command_line_reports_a_bad_data_file(tmp_path, capsys):
+    bad = tmp_path / "s.csv"
+    bad.write_text("date,v\n2020-01-01,1\n2020-01-08,oops\n")
+    assert main(["forecast", "train", "--data", str(bad), "--out", str(tmp_path / "m"), "-q"]) == 2
+    assert "s.csv, line 3: column 'v' holds 'oops'" in capsys.readouterr().err
+
+
+def test_command_line_parses_the_common_options():
+    args = build_parser().parse_args(["translate", "train", "--epochs", "3", "--batch-size", "32",
+                                      "--seed", "7", "--threads", "2", "--out", "m", "--quick"])
+    assert (args.epochs, args.batch_size, args.seed, args.threads, args.out, args.quick) == (3, 32, 7, 2, "m", True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["forecast", "train", "--epochs", "0"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["cook", "train"])
+
+
+def test_format_table_aligns_columns():
+    t = format_table([("lstm", 0.5), ("naive", None)], ["model", "rmse"])
+    assert t.splitlines()[2].startswith("lstm ") and t.splitlines()[3].endswith("-")
