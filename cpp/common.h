@@ -3,7 +3,10 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cstdint>
+#include <mutex>
+#include <vector>
 #include <xmmintrin.h>
 
 #ifdef _OPENMP
@@ -44,6 +47,83 @@ class DenormalGuard {
   unsigned saved_;
 };
 
+// A kernel buffer whose storage is recycled: freeing one returns its memory to a small pool
+// that the next call takes from, so that a training loop does not page-fault fresh memory
+// in every step. Contents are unspecified on allocation; every user writes before reading.
+template <typename S>
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(Index n) { reset(n); }
+  Buffer(Buffer&& o) noexcept : v_(std::move(o.v_)), n_(o.n_) { o.n_ = 0; }
+  Buffer& operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      v_ = std::move(o.v_);
+      n_ = o.n_;
+      o.n_ = 0;
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { release(); }
+
+  void reset(Index n) {
+    if (n <= static_cast<Index>(v_.size())) {
+      n_ = n;
+      return;
+    }
+    release();
+    Pool& p = pool();
+    std::lock_guard<std::mutex> lock(p.mutex);
+    auto best = p.free.end();  // the smallest free buffer that is large enough
+    for (auto it = p.free.begin(); it != p.free.end(); ++it)
+      if (static_cast<Index>(it->size()) >= n && (best == p.free.end() || it->size() < best->size())) best = it;
+    if (best != p.free.end()) {
+      v_ = std::move(*best);
+      p.bytes -= v_.size() * sizeof(S);
+      p.free.erase(best);
+    } else {
+      v_ = std::vector<S>(n);
+    }
+    n_ = n;
+  }
+  S* data() { return v_.data(); }
+  const S* data() const { return v_.data(); }
+  Index size() const { return n_; }
+  bool empty() const { return n_ == 0; }
+  S& operator[](Index i) { return v_[i]; }
+  const S& operator[](Index i) const { return v_[i]; }
+
+ private:
+  struct Pool {
+    std::mutex mutex;
+    std::vector<std::vector<S>> free;
+    size_t bytes = 0;
+  };
+  static constexpr size_t kMaxBuffers = 24, kMaxBytes = size_t(1) << 30;
+  static Pool& pool() {
+    static Pool* p = new Pool();  // never destroyed: buffers may be freed at interpreter exit
+    return *p;
+  }
+  void release() {
+    if (v_.empty()) return;
+    Pool& p = pool();
+    const size_t bytes = v_.size() * sizeof(S);
+    std::lock_guard<std::mutex> lock(p.mutex);
+    if (p.free.size() < kMaxBuffers && p.bytes + bytes <= kMaxBytes) {
+      p.bytes += bytes;
+      p.free.push_back(std::move(v_));
+    }
+    v_ = std::vector<S>();
+    n_ = 0;
+  }
+
+  std::vector<S> v_;
+  Index n_ = 0;
+};
+
 // Runs f(tile) for tiles 0..n-1 on up to num_threads() threads, each under a DenormalGuard.
 // Work is split into fixed tiles that do not depend on the thread count, so results are
 // bitwise identical whatever the number of threads.
@@ -68,7 +148,7 @@ void parallel_for_tiles(Index n, F&& f) {
 template <typename S>
 void gemm_tiled(Index M, Index N, Index K, const S* A, Index lda, const S* B, Index ldb, S* C,
                 Index ldc, bool accumulate, bool transpose_a = false, bool transpose_b = false) {
-  constexpr Index kRowTile = 64, kColTile = 256;
+  constexpr Index kRowTile = 128, kColTile = 256;
   const Index mt = (M + kRowTile - 1) / kRowTile, ntl = (N + kColTile - 1) / kColTile;
   parallel_for_tiles(mt * ntl, [&](Index k) {
     const Index r0 = (k / ntl) * kRowTile, c0 = (k % ntl) * kColTile;

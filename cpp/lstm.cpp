@@ -10,6 +10,8 @@
 // allocated before the time loop. Threads own fixed (batch × unit) tiles of each step.
 #include "lstm.h"
 
+#include "gemm.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -94,6 +96,28 @@ void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, b
   }
 }
 
+// Packs, for every unit tile, the recurrent weights its step GEMM multiplies.
+//   forward:  z_tile += h·U[:, tile's 4w columns]            B = (H × 4w)
+//   backward: dh_tile = dz·U[tile's w rows, :]ᵀ               B = (4H × w)
+// Returns the panels; offsets[k] is where tile k's start.
+template <typename S>
+Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std::vector<Index>& offsets) {
+  using PG = PackedGemm<S>;
+  const Index H = tl.H, G = kNumGates * H;
+  offsets.assign(tl.n_unit_tiles + 1, 0);
+  for (Index k = 0; k < tl.n_unit_tiles; ++k) {
+    const Index w = tl.width(k);
+    offsets[k + 1] = offsets[k] + (transposed ? PG::packed_size(G, w) : PG::packed_size(H, kNumGates * w));
+  }
+  Buffer<S> panels(offsets.back());
+  parallel_for_tiles(tl.n_unit_tiles, [&](Index k) {
+    const Index u0 = tl.u0(k), w = tl.width(k);
+    if (transposed) PG::pack(G, w, U + u0 * G, 1, G, panels.data() + offsets[k]);
+    else PG::pack(H, kNumGates * w, U + kNumGates * u0, G, 1, panels.data() + offsets[k]);
+  });
+  return panels;
+}
+
 inline Index time_index(const LSTMConfig& cfg, Index s) {
   return cfg.go_backwards ? cfg.T - 1 - s : s;
 }
@@ -137,11 +161,10 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   k.tiling = tl;
   k.has_bias = in.bias != nullptr;
   k.has_mask = in.mask != nullptr;
-  k.consumed = false;
 
   // Weights in tile order.
-  k.W.resize(D * G);
-  k.U.resize(H * G);
+  k.W.reset(D * G);
+  k.U.reset(H * G);
   pack_gate_columns(tl, D, in.kernel, k.W.data(), true);
   pack_gate_columns(tl, H, in.recurrent_kernel, k.U.data(), true);
   std::vector<S> bias(G, S(0));
@@ -160,7 +183,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   }
 
   // x_s ⊙ m_x, time-major in processing order: X[s, b, :] = x[b, t(s), :] ⊙ m_x[b, :].
-  k.x.resize(T * B * D);
+  k.x.reset(T * B * D);
   parallel_for_tiles(T, [&](Index s) {
     const Index t = time_index(cfg, s);
     for (Index b = 0; b < B; ++b) {
@@ -172,7 +195,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   });
 
   // Z = X·W + b for all steps in one GEMM: (T·B, D)·(D, 4H) → (T·B, 4H).
-  k.gates.resize(T * B * G);
+  k.gates.reset(T * B * G);
   parallel_for_tiles(T, [&](Index s) {
     for (Index b = 0; b < B; ++b) std::memcpy(k.gates.data() + (s * B + b) * G, bias.data(), sizeof(S) * G);
   });
@@ -180,14 +203,19 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
 
   // States: h[s] is h_{s−1} (h[0] = h0); the recurrent product reads h_{s−1} ⊙ m_h,
   // double-buffered so one step's readers never see the next step's writers.
-  k.h.assign((T + 1) * B * H, S(0));
-  k.c.assign((T + 1) * B * H, S(0));
-  if (in.h0) std::copy(in.h0, in.h0 + B * H, k.h.begin());
-  if (in.c0) std::copy(in.c0, in.c0 + B * H, k.c.begin());
+  k.h.reset((T + 1) * B * H);
+  k.c.reset((T + 1) * B * H);
+  if (in.h0) std::copy(in.h0, in.h0 + B * H, k.h.data());
+  else std::fill(k.h.data(), k.h.data() + B * H, S(0));
+  if (in.c0) std::copy(in.c0, in.c0 + B * H, k.c.data());
+  else std::fill(k.c.data(), k.c.data() + B * H, S(0));
   const bool drop_h = !k.m_h.empty();
   std::vector<S> hd(drop_h ? 2 * B * H : 0);
   if (drop_h)
     for (Index j = 0; j < B * H; ++j) hd[j] = k.h[j] * k.m_h[j];
+
+  std::vector<Index> offsets;
+  const Buffer<S> U_panels = pack_recurrent(tl, k.U.data(), false, offsets);
 
   const Activation act = cfg.activation;
   const RecurrentActivation ract = cfg.recurrent_activation;
@@ -199,9 +227,8 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : k.h.data() + s * B * H;
 
     // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks.
-    MapR<S>(Z + b0 * G + c0, bn, kNumGates * w, Eigen::OuterStride<>(G)).noalias() +=
-        CMapR<S>(h_prev + b0 * H, bn, H, Eigen::OuterStride<>(H)) *
-        CMapR<S>(k.U.data() + c0, H, kNumGates * w, Eigen::OuterStride<>(G));
+    PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * H, H, U_panels.data() + offsets[ut],
+                       Z + b0 * G + c0, G, true);
 
     for (Index b = b0; b < b0 + bn; ++b) {
       const S* cp = k.c.data() + (s * B + b) * H + u0;
@@ -258,8 +285,11 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   const RecurrentActivation ract = cfg.recurrent_activation;
   const bool drop_h = !k.m_h.empty();
   auto real_step = [&](Index s, Index b) { return !k.has_mask || k.mask[s * B + b]; };
+  auto ut_of = [&](Index u0) { return u0 / tl.unit_tile; };
+  std::vector<Index> offsets;
+  const Buffer<S> UT_panels = pack_recurrent(tl, k.U.data(), true, offsets);
 
-  std::vector<S> dZ(T * B * G);             // dL/dz_t, tile-packed, every step
+  Buffer<S> dZ(T * B * G);                  // dL/dz_t, tile-packed, every step
   std::vector<S> dh(B * H), dc(B * H, S(0));  // dL/dh_t and dL/dc_t, carried backwards
   std::vector<S> pass(k.has_mask ? B * H : 0, S(0));  // dh_t passed through masked steps
   if (d_cT) std::copy(d_cT, d_cT + B * H, dc.begin());
@@ -273,8 +303,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       else dh_t.setZero();
     } else {
       // dh_s = dz_{s+1}·Uᵀ over this tile's units: (bn, 4H)·(4H, w)
-      dh_t.noalias() = CMapR<S>(dZ.data() + ((s + 1) * B + b0) * G, bn, G, Eigen::OuterStride<>(G)) *
-                       CMapR<S>(k.U.data() + u0 * G, w, G, Eigen::OuterStride<>(G)).transpose();
+      PackedGemm<S>::run(bn, w, G, dZ.data() + ((s + 1) * B + b0) * G, G,
+                         UT_panels.data() + offsets[ut_of(u0)], dh.data() + b0 * H + u0, H, false);
       for (Index b = b0; b < b0 + bn; ++b) {
         ArrMap<S> row(dh.data() + b * H + u0, w);
         if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + u0, w);
@@ -340,9 +370,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
     const Index bn = std::min(tl.batch_tile, B - b0);
     const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut);
-    MapR<S> dh0(grads.dh0 + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
-    dh0.noalias() = CMapR<S>(dZ.data() + b0 * G, bn, G, Eigen::OuterStride<>(G)) *
-                    CMapR<S>(k.U.data() + u0 * G, w, G, Eigen::OuterStride<>(G)).transpose();
+    PackedGemm<S>::run(bn, w, G, dZ.data() + b0 * G, G, UT_panels.data() + offsets[ut],
+                       grads.dh0 + b0 * H + u0, H, false);
     for (Index b = b0; b < b0 + bn; ++b) {
       ArrMap<S> row(grads.dh0 + b * H + u0, w);
       if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + u0, w);
@@ -352,15 +381,15 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   std::copy(dc.begin(), dc.end(), grads.dc0);
 
   // Weight gradients after the loop, as large GEMMs over all T·B rows.
-  std::vector<S> packed(std::max(D, H) * G);
+  Buffer<S> packed(std::max(D, H) * G);
   // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H)
   gemm_tiled<S>(D, G, T * B, k.x.data(), D, dZ.data(), G, packed.data(), G, false, true);
   pack_gate_columns(tl, D, packed.data(), grads.dkernel, false);
   // dU = (H_{prev}⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
   const S* h_prev = k.h.data();
-  std::vector<S> hd;
+  Buffer<S> hd;
   if (drop_h) {
-    hd.resize(T * B * H);
+    hd.reset(T * B * H);
     parallel_for_tiles(T, [&](Index s) {
       for (Index j = 0; j < B * H; ++j) hd[s * B * H + j] = k.h[s * B * H + j] * k.m_h[j];
     });
@@ -380,7 +409,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     pack_gate_columns(tl, 1, packed.data(), grads.dbias, false);
   }
   // dX = dZ·Wᵀ: (T·B, 4H)·(4H, D), then back to (B, T, D) in time order, ⊙ m_x.
-  std::vector<S> dX(T * B * D);
+  Buffer<S> dX(T * B * D);
   gemm_tiled<S>(T * B, D, G, dZ.data(), G, k.W.data(), G, dX.data(), D, false, false, true);
   parallel_for_tiles(T, [&](Index s) {
     const Index t = time_index(cfg, s);

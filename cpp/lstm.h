@@ -71,14 +71,13 @@ struct LSTMCache {
   LSTMConfig cfg;
   GateTiling tiling;
   bool has_bias = false, has_mask = false;
-  std::vector<S> x;        // (T, B, D)  x_s⊙m_x in processing order
-  std::vector<S> gates;    // (T, B, 4H) activated i, f, g, o, tile-packed
-  std::vector<S> h, c;     // (T+1, B, H) h_{−1} = h0 … h_{T−1}; likewise c
-  std::vector<S> W, U;     // (D, 4H), (H, 4H) tile-packed
+  Buffer<S> x;        // (T, B, D)  x_s⊙m_x in processing order
+  Buffer<S> gates;    // (T, B, 4H) activated i, f, g, o, tile-packed
+  Buffer<S> h, c;     // (T+1, B, H) h[s] = h_{s−1} (h[0] = h0); likewise c
+  Buffer<S> W, U;     // (D, 4H), (H, 4H) tile-packed
   std::vector<uint8_t> mask;   // (T, B) in processing order, empty if none
   std::vector<S> m_h;          // (B, H) or empty
   std::vector<S> m_x;          // (B, D) or empty
-  bool consumed = false;
 };
 
 template <typename S>
