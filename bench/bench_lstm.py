@@ -1,0 +1,298 @@
+"""Times lstmfast's LSTM against torch.nn.LSTM and ONNX Runtime in the same run.
+
+    python bench/bench_lstm.py                 # all cases, about a minute and a half on 2 cores
+    python bench/bench_lstm.py --quick         # fewer repeats, a quick look
+    python bench/bench_lstm.py --json out.json # also write the results as JSON
+
+Every framework runs float32 on the same number of threads (--threads, default 2) with the same
+weights and inputs. For each case (B batch, T steps, D features, H units) it measures:
+  forward  the full-sequence output (B, T, H); torch under no_grad, ONNX Runtime on the
+           torch module exported with torch.onnx.export (an ONNX LSTM node).
+  train    one training step: forward, an MSE loss against a fixed target, backward through
+           time and an Adam update of kernel, recurrent kernel and bias (torch: nn.LSTM and
+           torch.optim.Adam; lstmfast: ops.lstm_forward(training=True), ops.lstm_backward and
+           ops.adam_update on one flat parameter buffer).
+Times are medians over repeated calls after warm-up calls, which are excluded. The sgemm
+ceiling is torch.mm on 2048×2048 float32 matrices, measured in the same run; the forward of an
+LSTM does 2·B·T·4H·(D+H) floating-point operations, a training step about three times that.
+
+Denormals are flushed to zero everywhere, so that no framework is slowed by them and none is
+favoured: lstmfast does it inside its kernels, torch through torch.set_flush_denormal(True),
+ONNX Runtime through the session option session.set_denormal_as_zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+CASES = [  # (B, T, D, H)
+    (32, 50, 64, 128),
+    (64, 100, 256, 256),
+    (16, 25, 512, 512),
+    (32, 25, 1024, 1024),
+    (1, 100, 32, 128),
+    (128, 30, 1, 50),
+]
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure(fn, warmup: int, repeats: int, min_seconds: float) -> float:
+    """Median seconds of fn() over at least `repeats` calls (and at least min_seconds), after
+    `warmup` calls that are not counted."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 1000):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def sgemm_ceiling(torch, timing) -> float:
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    c = torch.empty(n, n)
+    seconds = measure(lambda: torch.mm(a, b, out=c), *timing)
+    return 2.0 * n ** 3 / seconds / 1e9
+
+
+class TorchCase:
+    def __init__(self, torch, B, T, D, H, seed):
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.lstm = torch.nn.LSTM(D, H, batch_first=True)
+        self.x = torch.randn(B, T, D)
+        self.target = torch.randn(B, T, H)
+        self.opt = torch.optim.Adam(self.lstm.parameters(), lr=1e-4)
+
+    def forward(self):
+        with self.torch.no_grad():
+            return self.lstm(self.x)[0]
+
+    def train_step(self):
+        self.opt.zero_grad(set_to_none=True)
+        y = self.lstm(self.x)[0]
+        loss = self.torch.nn.functional.mse_loss(y, self.target)
+        loss.backward()
+        self.opt.step()
+        return loss
+
+
+class LstmfastCase:
+    """The same weights as the torch module, in Keras layout: kernel = weight_ihᵀ,
+    recurrent_kernel = weight_hhᵀ, bias = bias_ih + bias_hh; kept in one flat buffer."""
+
+    def __init__(self, ops, tc: TorchCase):
+        self.ops = ops
+        sd = {k: v.detach().numpy() for k, v in tc.lstm.state_dict().items()}
+        D, H = sd["weight_ih_l0"].shape[1], sd["weight_hh_l0"].shape[1]
+        sizes = [D * 4 * H, H * 4 * H, 4 * H]
+        self.params = np.empty(sum(sizes), np.float32)
+        self.m, self.v = np.zeros_like(self.params), np.zeros_like(self.params)
+        self.slices = []
+        start = 0
+        for n in sizes:
+            self.slices.append(slice(start, start + n))
+            start += n
+        self.kernel = self.params[self.slices[0]].reshape(D, 4 * H)
+        self.recurrent_kernel = self.params[self.slices[1]].reshape(H, 4 * H)
+        self.bias = self.params[self.slices[2]]
+        self.kernel[:] = sd["weight_ih_l0"].T
+        self.recurrent_kernel[:] = sd["weight_hh_l0"].T
+        self.bias[:] = sd["bias_ih_l0"] + sd["bias_hh_l0"]
+        self.x = np.ascontiguousarray(tc.x.numpy())
+        self.target = np.ascontiguousarray(tc.target.numpy())
+        self.diff = np.empty_like(self.target)
+        self.step = 0
+
+    def forward(self):
+        return self.ops.lstm_forward(self.x, self.kernel, self.recurrent_kernel, self.bias)[0]
+
+    def train_step(self):
+        ops = self.ops
+        out, _, _, cache = ops.lstm_forward(self.x, self.kernel, self.recurrent_kernel, self.bias,
+                                            training=True)
+        # MSE loss L = mean((y − target)²), dL/dy = 2(y − target)/N
+        np.subtract(out, self.target, out=self.diff)
+        flat = self.diff.reshape(-1)
+        loss = float(flat @ flat) / flat.size
+        self.diff *= 2.0 / flat.size
+        _, d_kernel, d_recurrent_kernel, d_bias, _, _ = ops.lstm_backward(cache, d_outputs=self.diff)
+        self.step += 1
+        for sl, g in zip(self.slices, (d_kernel, d_recurrent_kernel, d_bias)):
+            ops.adam_update(self.params[sl], g.reshape(-1), self.m[sl], self.v[sl], learning_rate=1e-4,
+                            beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=self.step)
+        return loss
+
+
+class OrtCase:
+    def __init__(self, torch, ort, tc: TorchCase, threads: int, tmpdir: str):
+        path = os.path.join(tmpdir, "lstm.onnx")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # The TorchScript exporter emits a single ONNX LSTM node, which ONNX Runtime runs
+            # with its own LSTM kernel.
+            torch.onnx.export(tc.lstm, (tc.x,), path, input_names=["x"], output_names=["y", "h", "c"],
+                              opset_version=17, dynamo=False)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.set_denormal_as_zero", "1")
+        self.sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+        self.feed = {"x": np.ascontiguousarray(tc.x.numpy())}
+
+    def forward(self):
+        return self.sess.run(["y"], self.feed)[0]
+
+
+def fmt(v, spec="8.2f"):
+    return format(v, spec) if v is not None else " " * (int(spec.split(".")[0]) - 3) + "n/a"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer repeats (a rough look, ~20 s)")
+    p.add_argument("--json", metavar="PATH", help="write the results as JSON")
+    p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
+    p.add_argument("--cases", metavar="B,T,D,H", nargs="+", help="cases to run instead of the default six")
+    p.add_argument("--no-train", action="store_true", help="time the forward only")
+    args = p.parse_args(argv)
+
+    import torch
+
+    import lstmfast
+    from lstmfast import ops
+
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+        import onnxruntime as ort
+    except ImportError as e:
+        ort, ort_missing = None, f"ONNX Runtime column skipped: {e}"
+    else:
+        ort_missing = None
+
+    threads = args.threads
+    torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)
+    lstmfast.set_num_threads(threads)
+    cases = [tuple(int(v) for v in c.split(",")) for c in args.cases] if args.cases else CASES
+    # (warm-up calls, minimum repeats, minimum seconds per measurement)
+    timing = (1, 3, 0.0) if args.quick else (3, 10, 1.0)
+
+    machine = {
+        "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads,
+        "lstmfast_isa": lstmfast.cpu_isa(), "lstmfast": getattr(lstmfast, "__version__", "?"),
+        "torch": torch.__version__, "onnxruntime": ort.__version__ if ort else None,
+        "numpy": np.__version__, "python": platform.python_version(),
+    }
+    print(f"CPU: {machine['cpu']} ({machine['logical_cpus']} logical CPUs), {threads} threads per framework")
+    print(f"lstmfast {machine['lstmfast']} running instruction set: {machine['lstmfast_isa']}; "
+          f"torch {machine['torch']}; onnxruntime {machine['onnxruntime']}")
+    print("float32; median ms after warm-up; denormals flushed in every framework")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    machine["load_average_at_start"] = load
+    if load is not None and load > 0.5:
+        print(f"WARNING: load average {load:.1f} before the run: other processes are busy, and "
+              "threads that wait for each other at every step suffer most; timings are unreliable")
+    if ort_missing:
+        print(ort_missing)
+
+    ceiling = sgemm_ceiling(torch, timing)
+    print(f"sgemm ceiling (torch.mm 2048x2048): {ceiling:.1f} GFLOP/s\n")
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmpdir:
+        for (B, T, D, H) in cases:
+            tc = TorchCase(torch, B, T, D, H, seed=B * 1000 + H)
+            lc = LstmfastCase(ops, tc)
+            oc = OrtCase(torch, ort, tc, threads, tmpdir) if ort else None
+            # The three compute the same thing: check before timing.
+            y_torch = tc.forward().numpy()
+            max_diff = {"lstmfast": float(np.max(np.abs(lc.forward() - y_torch)))}
+            if oc:
+                max_diff["onnxruntime"] = float(np.max(np.abs(oc.forward() - y_torch)))
+            flops = 2.0 * B * T * 4 * H * (D + H)
+            r = {"B": B, "T": T, "D": D, "H": H, "forward_flops": flops, "max_abs_diff_vs_torch": max_diff}
+            r["forward_ms"] = {
+                "lstmfast": measure(lc.forward, *timing) * 1e3,
+                "torch": measure(tc.forward, *timing) * 1e3,
+                "onnxruntime": measure(oc.forward, *timing) * 1e3 if oc else None,
+            }
+            if not args.no_train:
+                r["train_ms"] = {"lstmfast": measure(lc.train_step, *timing) * 1e3,
+                                 "torch": measure(tc.train_step, *timing) * 1e3}
+            f = r["forward_ms"]
+            r["forward_ratio_vs_torch"] = f["lstmfast"] / f["torch"]
+            r["forward_ratio_vs_onnxruntime"] = f["lstmfast"] / f["onnxruntime"] if oc else None
+            r["forward_gflops"] = {k: (flops / v / 1e6 if v else None) for k, v in f.items()}
+            r["forward_pct_of_ceiling"] = {k: (100.0 * g / ceiling if g else None)
+                                           for k, g in r["forward_gflops"].items()}
+            if "train_ms" in r:
+                t = r["train_ms"]
+                r["train_ratio_vs_torch"] = t["lstmfast"] / t["torch"]
+                r["train_gflops"] = {k: 3 * flops / v / 1e6 for k, v in t.items()}
+                r["train_pct_of_ceiling"] = {k: 100.0 * g / ceiling for k, g in r["train_gflops"].items()}
+            results.append(r)
+            print(f"  ran ({B}, {T}, {D}, {H})", file=sys.stderr, flush=True)
+
+    print("forward, full-sequence output (ms)                                    "
+          "% of sgemm ceiling")
+    print(f"{'case (B, T, D, H)':<22}{'lstmfast':>9}{'torch':>9}{'ORT':>9}{'/torch':>8}{'/ORT':>8}"
+          f"{'lstmfast':>10}{'torch':>7}{'ORT':>7}")
+    for r in results:
+        f, pc = r["forward_ms"], r["forward_pct_of_ceiling"]
+        case = f"({r['B']}, {r['T']}, {r['D']}, {r['H']})"
+        print(f"{case:<22}{fmt(f['lstmfast'], '9.2f')}{fmt(f['torch'], '9.2f')}{fmt(f['onnxruntime'], '9.2f')}"
+              f"{fmt(r['forward_ratio_vs_torch'], '8.2f')}{fmt(r['forward_ratio_vs_onnxruntime'], '8.2f')}"
+              f"{fmt(pc['lstmfast'], '9.0f')}%{fmt(pc['torch'], '6.0f')}%{fmt(pc['onnxruntime'], '6.0f')}%")
+    if not args.no_train:
+        print("\ntrain step: forward + MSE + backward + Adam (ms)          % of sgemm ceiling")
+        print(f"{'case (B, T, D, H)':<22}{'lstmfast':>9}{'torch':>9}{'/torch':>8}{'lstmfast':>10}{'torch':>7}")
+        for r in results:
+            t, pc = r["train_ms"], r["train_pct_of_ceiling"]
+            case = f"({r['B']}, {r['T']}, {r['D']}, {r['H']})"
+            print(f"{case:<22}{t['lstmfast']:9.2f}{t['torch']:9.2f}{r['train_ratio_vs_torch']:8.2f}"
+                  f"{pc['lstmfast']:9.0f}%{pc['torch']:6.0f}%")
+    worst = max(max(r["max_abs_diff_vs_torch"].values()) for r in results)
+    print(f"\nlargest |output − torch output| over all cases: {worst:.1e}")
+    print("ratios below 1 mean lstmfast is faster; the train step's FLOPs are counted as 3x the forward's")
+
+    if args.json:
+        doc = {"machine": machine, "sgemm_ceiling_gflops": ceiling, "quick": args.quick,
+               "timing": {"warmup": timing[0], "min_repeats": timing[1], "min_seconds": timing[2],
+                          "statistic": "median"},
+               "denormals": "flushed: lstmfast in its kernels, torch.set_flush_denormal(True), "
+                            "ONNX Runtime session.set_denormal_as_zero",
+               "cases": results}
+        with open(args.json, "w") as fh:
+            json.dump(doc, fh, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
