@@ -42,7 +42,7 @@ def test_word_tokens_rebuild_the_text_exactly(text):
 
 
 def test_word_tokens_mark_a_preceding_space():
-    assert tokenize("vingt et un-deux", "word") == ["vingt", "\u2581et", "\u2581un", "-", "deux"]
+    assert tokenize("vingt et un-deux, trois", "word") == ["vingt", "\u2581et", "\u2581un-deux", ",", "\u2581trois"]
 
 
 def test_marker_of_another_pipeline_is_a_clear_error(tmp_path):

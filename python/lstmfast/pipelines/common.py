@@ -84,7 +84,7 @@ def load_pipeline_model(model_dir, pipeline):
         raise PipelineError(f"{model_dir}: the model file {MODEL_FILE} is missing")
     from ..models import load_model
 
-    return load_model(path), doc
+    return load_model(path, compile=False), doc  # inference only: no optimizer state needed
 
 
 def seed_everything(seed):

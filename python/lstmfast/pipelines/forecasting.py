@@ -316,7 +316,7 @@ def evaluate(model_dir, data=None, plot=False, verbose=1, _series=None, _models=
         models = {"model": model}
         if os.path.exists(os.path.join(model_dir, DIRECT_FILE)):
             from ..models import load_model
-            models["direct"] = load_model(os.path.join(model_dir, DIRECT_FILE))
+            models["direct"] = load_model(os.path.join(model_dir, DIRECT_FILE), compile=False)
     else:
         models = _models
     cfg = ForecastConfig(**marker["config"])
@@ -452,7 +452,7 @@ def predict(model_dir, data=None, horizon=None, method=None, verbose=0):
         if h > cfg.horizon:
             raise PipelineError(f"the direct model forecasts at most {cfg.horizon} steps; asked for {h}")
         from ..models import load_model
-        path = _direct(load_model(direct_path), prep, values, end)[0][:h]
+        path = _direct(load_model(direct_path, compile=False), prep, values, end)[0][:h]
     else:
         raise PipelineError(f"method must be 'recursive' or 'direct', got {method!r}")
     return list(zip(_future_labels(series.dates, h), path.tolist()))

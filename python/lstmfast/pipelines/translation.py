@@ -13,9 +13,10 @@ end-of-text (the padding index 0, which the model learns to emit after the
 last token). ``bidirectional=True`` (the stronger variant) reads the source
 with a ``Bidirectional`` encoder.
 
-Tokens: ``level='char'`` uses characters; ``level='word'`` uses words and
-punctuation marks, each word token carrying whether a space came before it
-(``"▁mille"`` vs ``"-"``), so the output text is rebuilt exactly.
+Tokens: ``level='char'`` uses characters; ``level='word'`` uses words (with
+their inner hyphens and apostrophes: ``"quatre-vingt-dix"`` is one word) and
+punctuation marks, each token carrying whether a space came before it
+(``"▁mille"`` vs ``","``), so the output text is rebuilt exactly.
 
 Data: ``num2words`` phrases of numbers 0..99,999 (test numbers never seen in
 training), a tab-separated file of ``source<TAB>target`` lines (the
@@ -72,6 +73,7 @@ class TranslateConfig:
     test_fraction: float = 0.1   # own data: held-out part
     val_fraction: float = 0.05
     lower: bool = False          # lower-case source and target
+    reverse_source: bool = True  # feed the source tokens last-to-first (Sutskever et al., 2014)
     seed: int = 0
     threads: int | None = None
     data: str | None = None      # None: numbers; a TSV path; or 'ding'
@@ -86,7 +88,9 @@ class TranslateConfig:
 # ---------------------------------------------------------------------------
 # Tokens
 
-_WORD = re.compile(r"\s+|\w+|[^\w\s]")
+# a word keeps its inner hyphens and apostrophes ("quatre-vingt-dix", "it's"); other
+# punctuation marks are tokens of their own
+_WORD = re.compile(r"\s+|\w+(?:[-'’]\w+)*|[^\w\s]")
 
 
 def tokenize(text, level):
@@ -273,11 +277,16 @@ def build_model(config, t_in, v_in, t_out, v_out):
 
 
 class _Translator:
-    def __init__(self, model, src, tgt, t_in, t_out):
+    def __init__(self, model, src, tgt, t_in, t_out, reverse):
         self.model, self.src, self.tgt, self.t_in, self.t_out = model, src, tgt, t_in, t_out
+        self.reverse = reverse
+
+    def encode(self, texts):
+        seqs = self.src.encode(texts)
+        return [s[::-1] for s in seqs] if self.reverse else seqs
 
     def inputs(self, texts):
-        return _one_hot(self.src.encode(texts), self.t_in, self.src.size)
+        return _one_hot(self.encode(texts), self.t_in, self.src.size)
 
     def translate(self, texts, batch_size=256):
         if not texts:
@@ -301,15 +310,16 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     with Stopwatch() as clock:
         src = _Vocab(config.level, config.lower).fit([s for s, _ in train_pairs])
         tgt = _Vocab(config.level, config.lower).fit([t for _, t in train_pairs])
-        s_tr, t_tr = src.encode([s for s, _ in train_pairs]), tgt.encode([t for _, t in train_pairs])
-        t_in = max(len(s) for s in s_tr)
+        t_tr = tgt.encode([t for _, t in train_pairs])
         t_out = max(len(t) for t in t_tr) + 1  # room for the end-of-text step
-        X = _one_hot(s_tr, t_in, src.size)
+        t_in = max(len(s) for s in src.encode([s for s, _ in train_pairs]))
+        translator = _Translator(None, src, tgt, t_in, t_out, config.reverse_source)
+        X = translator.inputs([s for s, _ in train_pairs])
         y = D.pad_sequences(t_tr, maxlen=t_out, padding="post", truncating="post")
-        Xv = _one_hot(src.encode([s for s, _ in val_pairs]), t_in, src.size)
+        Xv = translator.inputs([s for s, _ in val_pairs])
         yv = D.pad_sequences(tgt.encode([t for _, t in val_pairs]), maxlen=t_out, padding="post", truncating="post")
         log(verbose, f"tokens ({config.level}): source {src.size} x {t_in} steps, target {tgt.size} x {t_out} steps")
-        model = build_model(config, t_in, src.size, t_out, tgt.size)
+        model = translator.model = build_model(config, t_in, src.size, t_out, tgt.size)
         from ..callbacks import EarlyStopping
 
         h = model.fit(X, y, batch_size=config.batch_size, epochs=config.epochs, validation_data=(Xv, yv),
@@ -331,14 +341,15 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
         result["metrics"] = evaluate(out, verbose=verbose,
-                                     _loaded=(_Translator(model, src, tgt, t_in, t_out), marker, test_pairs))
+                                     _loaded=(translator, marker, test_pairs))
     return result
 
 
 def _load(model_dir):
     model, marker = load_pipeline_model(model_dir, PIPELINE)
     src, tgt = _Vocab.from_config(marker["source_vocab"]), _Vocab.from_config(marker["target_vocab"])
-    return _Translator(model, src, tgt, marker["t_in"], marker["t_out"]), marker
+    reverse = marker["config"].get("reverse_source", False)
+    return _Translator(model, src, tgt, marker["t_in"], marker["t_out"], reverse), marker
 
 
 def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None, examples=5):

