@@ -12,3 +12,10 @@ __version__ = "0.1.0"
 __all__ = ["ops", "set_num_threads", "get_num_threads", "cpu_isa", "physical_cores", "__version__"]
 
 # --- Keras-like API --------------------------------------------------------------------
+from . import activations, callbacks, config, initializers, layers, losses, metrics, models
+from . import optimizers, saving, utils
+from .layers import Input
+from .models import Sequential, load_model
+
+__all__ += ["activations", "callbacks", "config", "initializers", "layers", "losses", "metrics",
+            "models", "optimizers", "saving", "utils", "Input", "Sequential", "load_model"]

@@ -1,0 +1,58 @@
+"""Layers with Keras's names, arguments, weight shapes and weight order.
+
+Each layer module pairs a forward pass with its backward pass (see `layer.Layer`). `serialize` and
+`deserialize` convert layers to and from Keras-style config dicts
+`{"module": "keras.layers", "class_name": ..., "config": {...}}`.
+"""
+
+from .activation import Activation
+from .dense import Dense
+from .dropout import Dropout
+from .embedding import Embedding
+from .input_layer import Input, InputLayer, KerasTensor
+from .layer import Layer, Variable
+from .lstm import LSTM
+from .reshaping import Flatten, RepeatVector
+from .wrappers import Bidirectional, TimeDistributed
+
+ALL_OBJECTS = {
+    cls.__name__: cls
+    for cls in (Activation, Bidirectional, Dense, Dropout, Embedding, Flatten, InputLayer, LSTM,
+                RepeatVector, TimeDistributed)
+}
+
+# Keras config keys that describe features lstmfast does not model and can safely drop on import.
+_IGNORED_CONFIG_KEYS = ("build_config", "compile_config", "registered_name", "module", "shared_object_id")
+
+
+def serialize(layer):
+    """Return Keras's config dict for `layer`."""
+    return {"module": "keras.layers", "class_name": type(layer).__name__,
+            "config": layer.get_config(), "registered_name": None}
+
+
+def deserialize(config):
+    """Build a layer from a config dict as `serialize` (or Keras 2/3) writes it."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError(f"Expected a layer config dict with a 'class_name'. Received: {config!r}")
+    name = config["class_name"]
+    cls = ALL_OBJECTS.get(name)
+    if cls is None:
+        raise ValueError(
+            f"Unknown layer type {name!r}. lstmfast supports: {sorted(ALL_OBJECTS)}."
+        )
+    return cls.from_config(dict(config.get("config") or {}))
+
+
+def get(identifier):
+    """Return a layer from a layer instance or a config dict."""
+    if isinstance(identifier, Layer):
+        return identifier
+    return deserialize(identifier)
+
+
+__all__ = [
+    "Activation", "Bidirectional", "Dense", "Dropout", "Embedding", "Flatten", "Input", "InputLayer",
+    "KerasTensor", "LSTM", "Layer", "RepeatVector", "TimeDistributed", "Variable", "deserialize",
+    "get", "serialize",
+]

@@ -1,0 +1,102 @@
+"""Dense: y = activation(x·kernel + bias) on the last axis.
+
+Shapes: x (..., D) -> y (..., units); kernel (D, units); bias (units,). Works on 2-D (B, D) and
+3-D (B, T, D) input alike; the gradient sums over every leading axis.
+"""
+
+import numpy as np
+
+from .. import activations
+from .. import initializers
+from .layer import Layer, _check_positive_int
+
+
+class Dense(Layer):
+    """Keras's `Dense(units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+    bias_initializer="zeros")`. Passes an incoming mask through unchanged."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
+        _unsupported(kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                     activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                     bias_constraint=bias_constraint)
+        for k in ("lora_rank", "lora_alpha", "quantization_config"):
+            if kwargs.pop(k, None) is not None:
+                raise ValueError(f"Argument `{k}` of Dense is not supported by lstmfast.")
+        super().__init__(**kwargs)
+        self.units = _check_positive_int(units, "units", "Dense")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.supports_masking = True
+        self.kernel = None
+        self.bias = None
+
+    def build(self, input_shape):
+        if len(input_shape) < 2 or input_shape[-1] is None:
+            raise ValueError(
+                f"Dense layer {self.name!r} needs inputs with a known last axis, shaped (batch, ..., "
+                f"features). Received: input_shape={tuple(input_shape)}"
+            )
+        d = int(input_shape[-1])
+        self.kernel = self.add_weight((d, self.units), self.kernel_initializer, "kernel")
+        if self.use_bias:
+            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias")
+        self._dact = None
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def _forward(self, x, mask=None, training=False):
+        # z = x·kernel + bias ; y = activation(z)
+        z = x @ self.kernel.value
+        if self.use_bias:
+            z += self.bias.value
+        y = z if self.activation is activations.linear else self.activation(z)
+        if training:
+            self._x, self._z, self._y = x, z, y
+        return y
+
+    def _backward(self, dy):
+        if self.activation is activations.linear:
+            dz = dy
+        else:
+            if self._dact is None:
+                self._dact = activations.derivative(self.activation)
+            dz = self._dact(dy, self._z, self._y)
+        x2 = self._x.reshape(-1, self._x.shape[-1])
+        dz2 = dz.reshape(-1, self.units)
+        if self.trainable:
+            # dL/dkernel = xᵀ·dz ; dL/dbias = Σ dz over all leading axes
+            np.matmul(x2.T, dz2, out=self.kernel._ensure_grad())
+            if self.use_bias:
+                np.sum(dz2, axis=0, out=self.bias._ensure_grad())
+        self._x = self._z = self._y = None
+        if not self._need_dx:
+            return None
+        return dz @ self.kernel.value.T
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+            "kernel_constraint": None, "bias_constraint": None,
+        })
+        return config
+
+
+def _unsupported(**kwargs):
+    """Regularizers and constraints are not implemented: accept None, refuse anything else."""
+    for key, value in kwargs.items():
+        if value is not None:
+            raise ValueError(
+                f"Argument `{key}` is not supported by lstmfast (only None). Received: {key}={value!r}"
+            )

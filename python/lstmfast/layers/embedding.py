@@ -1,0 +1,121 @@
+"""Embedding: integer ids -> rows of a (input_dim, output_dim) matrix.
+
+Shapes: ids (B, T) -> y (B, T, output_dim). With `mask_zero=True` the output mask is `ids != 0`
+and travels to the layers below (LSTM skips those steps). The gradient is sparse: only rows that
+occur in the batch are non-zero. It is reduced per row with a sort and `np.add.reduceat` (a fixed
+summation order, so results are reproducible), and only the rows touched last step are cleared.
+"""
+
+import numpy as np
+
+from .. import initializers
+from .dense import _unsupported
+from .layer import Layer, _check_positive_int
+
+
+class Embedding(Layer):
+    """Keras's `Embedding(input_dim, output_dim, embeddings_initializer="uniform",
+    mask_zero=False)`; `input_length` is accepted (Keras 2 code passes it) and only checked."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
+                 weights=None, input_length=None, **kwargs):
+        _unsupported(embeddings_regularizer=embeddings_regularizer,
+                     embeddings_constraint=embeddings_constraint,
+                     activity_regularizer=kwargs.pop("activity_regularizer", None))
+        for k in ("lora_rank", "lora_alpha", "quantization_config"):
+            if kwargs.pop(k, None) is not None:
+                raise ValueError(f"Argument `{k}` of Embedding is not supported by lstmfast.")
+        if input_length is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
+            kwargs["input_shape"] = (_check_positive_int(input_length, "input_length", "Embedding"),)
+        super().__init__(**kwargs)
+        self.input_dim = _check_positive_int(input_dim, "input_dim", "Embedding")
+        self.output_dim = _check_positive_int(output_dim, "output_dim", "Embedding")
+        self.input_length = input_length
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.mask_zero = bool(mask_zero)
+        self.supports_masking = self.mask_zero
+        self.embeddings = None
+        self._touched = None
+        if weights is not None:
+            self.build(None)
+            if not (isinstance(weights, list) and len(weights) == 1):
+                weights = [weights]
+            self.set_weights(weights)
+
+    def build(self, input_shape=None):
+        if self.embeddings is None:
+            self.embeddings = self.add_weight(
+                (self.input_dim, self.output_dim), self.embeddings_initializer, "embeddings"
+            )
+        self.built = True
+        if input_shape is not None:
+            super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return inputs != 0
+
+    def _cast_input(self, x):
+        return self._ids(np.asarray(x))
+
+    def _ids(self, x):
+        """Validate ids: integers (or integral floats) in [0, input_dim)."""
+        if x.dtype.kind not in "iu":
+            if x.dtype.kind != "f" or not np.all(np.isfinite(x)) or np.any(x != np.floor(x)):
+                raise ValueError(
+                    f"Embedding layer {self.name!r} expects integer token ids. Received an array of "
+                    f"dtype {x.dtype}" + (" with non-integer values." if x.dtype.kind == "f" else ".")
+                )
+            x = x.astype(np.int64)
+        if x.size:
+            lo, hi = x.min(), x.max()
+            if lo < 0 or hi >= self.input_dim:
+                bad = lo if lo < 0 else hi
+                raise ValueError(
+                    f"Embedding layer {self.name!r} has input_dim={self.input_dim}, so ids must lie in "
+                    f"[0, {self.input_dim - 1}]. Received id {int(bad)}."
+                )
+        return x
+
+    def _forward(self, x, mask=None, training=False):
+        if training:
+            self._x = x
+        return np.take(self.embeddings.value, x, axis=0)
+
+    def _backward(self, dy):
+        if self.trainable:
+            grad = self.embeddings._ensure_grad()
+            if self._touched is None:
+                grad[...] = 0
+            else:
+                grad[self._touched] = 0
+            ids = self._x.ravel()
+            rows = dy.reshape(-1, self.output_dim)
+            # Sum the incoming gradient rows per id: sort ids, then reduce each run of equal ids.
+            order = np.argsort(ids, kind="stable")
+            sorted_ids = ids[order]
+            starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+            uniq = sorted_ids[starts]
+            grad[uniq] = np.add.reduceat(rows[order], starts, axis=0)
+            self._touched = uniq
+        self._x = None
+        return None  # ids have no gradient
+
+    def _on_repack(self):
+        self._touched = None
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
+            "embeddings_regularizer": None, "activity_regularizer": None, "embeddings_constraint": None,
+            "mask_zero": self.mask_zero,
+        })
+        return config

@@ -1,0 +1,336 @@
+"""The base `Layer` and its `Variable`s.
+
+A layer owns numpy weights, computes a forward pass on numpy arrays and, after a forward pass run
+with `training=True`, the matching backward pass:
+
+    y = layer._forward(x, mask, training)     # keeps what the backward pass needs
+    dx = layer._backward(dy)                  # writes dL/dw into each weight's `grad` buffer
+
+`Sequential` chains these; users call layers directly (`layer(x)`) only for inference. Shapes
+follow Keras: a leading batch axis, `None` for unknown sizes. Each `Variable` holds its array in
+`.value`; a compiled model re-points every trainable `.value` (and `.grad`) at a slice of one flat
+buffer so the optimizer updates all parameters in one fused call.
+"""
+
+import re
+import warnings
+
+import numpy as np
+
+from .. import initializers as initializers_module
+from ..config import floatx, standardize_dtype
+
+_NAME_COUNTS = {}
+
+
+def _auto_name(prefix):
+    """Keras-style unique names: "dense", "dense_1", "dense_2", ..."""
+    n = _NAME_COUNTS.get(prefix, 0)
+    _NAME_COUNTS[prefix] = n + 1
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+def _snake_case(name):
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def _check_positive_int(value, arg, layer_name):
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(
+            f"Argument `{arg}` of {layer_name} must be a positive integer. Received: {arg}={value!r}"
+        )
+    return int(value)
+
+
+def _check_rate(value, arg):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"Argument `{arg}` must be a float in [0, 1]. Received: {arg}={value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"Argument `{arg}` must be a float in [0, 1]. Received: {arg}={value!r}")
+    return float(value)
+
+
+def _fmt_shape(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class Variable:
+    """A named weight: `value` is its numpy array, `grad` the buffer its gradient is written to."""
+
+    __slots__ = ("value", "grad", "name", "path", "trainable")
+
+    def __init__(self, value, name, path, trainable=True):
+        self.value = value
+        self.grad = None
+        self.name = name
+        self.path = path
+        self.trainable = trainable
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return self.value.dtype
+
+    def numpy(self):
+        """A copy of the current value."""
+        return self.value.copy()
+
+    def assign(self, value):
+        """Copy `value` into this weight in place; shapes must agree."""
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError(
+                f"Cannot assign a value of shape {value.shape} to weight {self.path!r} of shape "
+                f"{self.value.shape}."
+            )
+        self.value[...] = value
+
+    def _ensure_grad(self):
+        if self.grad is None:
+            self.grad = np.zeros_like(self.value)
+        return self.grad
+
+    def __array__(self, dtype=None, copy=None):
+        return self.value if dtype is None else self.value.astype(dtype)
+
+    def __repr__(self):
+        return f"<Variable path={self.path}, shape={self.value.shape}, dtype={self.value.dtype}>"
+
+
+class Layer:
+    """Base class of lstmfast layers (Keras's constructor keywords: name, trainable, dtype,
+    input_shape / input_dim)."""
+
+    def __init__(self, *, name=None, trainable=True, dtype=None, **kwargs):
+        input_dim = kwargs.pop("input_dim", None)
+        input_shape = kwargs.pop("input_shape", None)
+        batch_input_shape = kwargs.pop("batch_input_shape", None)
+        batch_size = kwargs.pop("batch_size", None)
+        kwargs.pop("autocast", None)
+        if kwargs:
+            raise TypeError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
+            )
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Argument `name` must be a string. Received: name={name!r}")
+        self.name = name or _auto_name(_snake_case(type(self).__name__))
+        self.trainable = bool(trainable)
+        if isinstance(dtype, dict):  # Keras 3 serialises a DTypePolicy
+            dtype = (dtype.get("config") or {}).get("name", None)
+        self._dtype_arg = None if dtype is None else standardize_dtype(dtype)
+        self.built = False
+        self.supports_masking = False
+        self._variables = []
+        self._need_dx = True
+        self._batch_input_shape = None
+        if batch_input_shape is not None:
+            self._batch_input_shape = tuple(batch_input_shape)
+        elif input_shape is not None or input_dim is not None:
+            shape = (input_dim,) if input_dim is not None else tuple(input_shape)
+            self._batch_input_shape = (batch_size,) + tuple(None if d is None else int(d) for d in shape)
+        self._build_input_shape = None
+        self._output_shape = None
+
+    # ----- dtype -----
+    @property
+    def dtype(self):
+        """The dtype name of this layer's weights and computations."""
+        return self._dtype_arg or floatx()
+
+    @property
+    def compute_dtype(self):
+        return self.dtype
+
+    # ----- weights -----
+    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True, dtype=None):
+        """Create, initialise and track a weight; returns its `Variable`."""
+        dtype = standardize_dtype(dtype or self.dtype)
+        init = initializers_module.get(initializer)
+        value = np.ascontiguousarray(np.asarray(init(tuple(shape), dtype=dtype), dtype=dtype))
+        if value.shape != tuple(shape):
+            raise ValueError(
+                f"Initializer of weight {name!r} returned shape {value.shape}, expected {tuple(shape)}."
+            )
+        var = Variable(value, name or f"variable_{len(self._variables)}", f"{self.name}/{name}", trainable)
+        self._variables.append(var)
+        return var
+
+    def _sublayers(self):
+        return []
+
+    @property
+    def weights(self):
+        """All weights, trainable first then non-trainable (Keras's order)."""
+        return self.trainable_weights + self.non_trainable_weights
+
+    @property
+    def variables(self):
+        return self.weights
+
+    def _all_variables(self):
+        out = list(self._variables)
+        for sub in self._sublayers():
+            out.extend(sub._all_variables())
+        return out
+
+    @property
+    def trainable_weights(self):
+        if not self.trainable:
+            return []
+        out = [v for v in self._variables if v.trainable]
+        for sub in self._sublayers():
+            out.extend(sub.trainable_weights)
+        return out
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self._all_variables()
+        out = [v for v in self._variables if not v.trainable]
+        for sub in self._sublayers():
+            out.extend(sub.non_trainable_weights)
+        return out
+
+    trainable_variables = trainable_weights
+    non_trainable_variables = non_trainable_weights
+
+    def get_weights(self):
+        """Copies of the weights as numpy arrays, in `weights` order."""
+        return [v.value.copy() for v in self.weights]
+
+    def set_weights(self, weights):
+        """Set the weights from a list of arrays in `weights` order (shapes must match)."""
+        params = self.weights
+        weights = list(weights)
+        if len(params) != len(weights):
+            raise ValueError(
+                f"Layer {self.name!r} expected {len(params)} weights, but received {len(weights)} "
+                f"input weights."
+            )
+        for var, w in zip(params, weights):
+            w = np.asarray(w)
+            if w.shape != var.value.shape:
+                raise ValueError(
+                    f"Layer {self.name!r} weight shape {var.value.shape} is not compatible with "
+                    f"provided weight shape {w.shape} (weight {var.path!r})."
+                )
+        for var, w in zip(params, weights):
+            var.value[...] = w
+
+    def count_params(self):
+        """Number of scalars in all weights (the layer must be built)."""
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer {self.name!r}, but the layer isn't built. "
+                "You can build it manually via: `layer.build(input_shape)`."
+            )
+        return int(sum(v.value.size for v in self.weights))
+
+    # ----- shapes -----
+    def build(self, input_shape):
+        self._build_input_shape = tuple(input_shape)
+        self.built = True
+
+    def _maybe_build(self, input_shape):
+        if not self.built:
+            self.build(tuple(input_shape))
+            self.built = True
+        if self._output_shape is None:
+            self._build_input_shape = tuple(input_shape)
+            self._output_shape = self.compute_output_shape(tuple(input_shape))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def compute_mask(self, inputs, mask=None):
+        return mask if self.supports_masking else None
+
+    @property
+    def input_shape(self):
+        if self._build_input_shape is None:
+            raise AttributeError(f"Layer {self.name!r} has no defined input shape yet.")
+        return self._build_input_shape
+
+    @property
+    def output_shape(self):
+        if self._output_shape is None:
+            raise AttributeError(f"Layer {self.name!r} has no defined output shape yet (not built).")
+        return self._output_shape
+
+    def _check_input_shape(self, shape):
+        """Raise ValueError if `shape` (with batch axis) disagrees with the built input shape."""
+        expected = self._build_input_shape
+        if expected is None:
+            return
+        if len(shape) != len(expected) or any(
+            e is not None and e != s for e, s in zip(expected[1:], shape[1:])
+        ):
+            raise ValueError(
+                f'Input 0 of layer "{self.name}" is incompatible with the layer: expected '
+                f"shape={_fmt_shape(expected)}, found shape={_fmt_shape(tuple(shape))}"
+            )
+
+    # ----- computation -----
+    def _forward(self, x, mask=None, training=False):
+        raise NotImplementedError
+
+    def _backward(self, dy):
+        raise NotImplementedError(f"Layer {type(self).__name__} cannot be trained.")
+
+    def _cast_input(self, x):
+        x = np.asarray(x)
+        if x.dtype != self.dtype or not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x, dtype=self.dtype)
+        return x
+
+    def __call__(self, inputs, training=False, mask=None, **kwargs):
+        """Run the layer on a numpy array (inference by default) and return a numpy array."""
+        if type(inputs).__name__ == "KerasTensor":
+            raise TypeError(
+                "lstmfast builds models with `Sequential`; calling a layer on a symbolic `Input` "
+                "(the functional API) is not supported. Use `Sequential([Input(shape), layer, ...])`."
+            )
+        x = self._cast_input(inputs)
+        self._maybe_build(x.shape)
+        self._check_input_shape(x.shape)
+        if mask is not None:
+            mask = np.ascontiguousarray(mask, dtype=bool)
+        if kwargs:
+            return self._forward(x, mask, bool(training), **kwargs)
+        return self._forward(x, mask, bool(training))
+
+    # ----- config -----
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+        if self._batch_input_shape is not None:
+            config["batch_input_shape"] = list(self._batch_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_build_config(self):
+        if self._build_input_shape is None:
+            return None
+        return {"input_shape": list(self._build_input_shape)}
+
+    def build_from_config(self, config):
+        if config and config.get("input_shape") is not None:
+            self._maybe_build(tuple(config["input_shape"]))
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _warn_mask_dropped(layer):
+    warnings.warn(
+        f"Layer '{layer.name}' (of type {type(layer).__name__}) was passed an input with a mask "
+        "attached to it. However, this layer does not support masking and will therefore destroy "
+        "the mask information. Downstream layers will not see the mask.",
+        stacklevel=3,
+    )

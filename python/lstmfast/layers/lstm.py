@@ -1,0 +1,269 @@
+"""LSTM: the Keras layer on top of the fused C++ kernel `lstmfast.ops.lstm_forward/backward`.
+
+Shapes: x (B, T, D) -> (B, T, H) with return_sequences, else (B, H); kernel (D, 4H),
+recurrent_kernel (H, 4H), bias (4H,), columns in Keras's gate order [i f c o]:
+
+    z_t = x_t·kernel + h_{t-1}·recurrent_kernel + bias
+    i, f, o = recurrent_activation(z_i, z_f, z_o);  g = activation(z_c)
+    c_t = f⊙c_{t-1} + i⊙g;  h_t = o⊙activation(c_t)
+
+Dropout stays on the fast path: the masks (one (B, D) mask on x_t and one (B, H) mask on h_{t-1},
+reused at every step as Keras does within a batch) are drawn here in numpy once per batch and
+handed to the kernel. Keras applies four independent recurrent masks, one per gate, when
+`recurrent_dropout > 0`; lstmfast applies one mask to h_{t-1} for all four gates, which is the
+same in distribution per gate but not the same draw. A mask (B, T) from the layer below (e.g.
+`Embedding(mask_zero=True)`) makes masked steps carry h and c unchanged, as in Keras.
+"""
+
+import numpy as np
+
+from .. import _random
+from .. import activations
+from .. import initializers
+from .. import ops
+from .dense import _unsupported
+from .layer import Layer, _check_positive_int, _check_rate
+
+# Activations the fused kernel computes.
+_KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
+_KERNEL_RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid")
+
+
+class _UnitForgetBias(initializers.Initializer):
+    """bias = [init(H), ones(H), init(2H)]: the forget-gate slice starts at 1 (Jozefowicz et al.)."""
+
+    def __init__(self, base, units):
+        self.base, self.units = base, units
+
+    def __call__(self, shape, dtype=None):
+        h = self.units
+        return np.concatenate([self.base((h,), dtype=dtype), np.ones((h,), dtype=dtype),
+                               self.base((2 * h,), dtype=dtype)])
+
+
+def _kernel_activation_name(fn, allowed, arg):
+    name = activations.serialize(fn) if fn in activations.ALL_OBJECTS.values() else None
+    if name not in allowed:
+        raise ValueError(
+            f"LSTM argument `{arg}` must be one of {list(allowed)} (the activations the fused kernel "
+            f"computes). Received: {arg}={getattr(fn, '__name__', fn)!r}"
+        )
+    return name
+
+
+class LSTM(Layer):
+    """Keras's `LSTM` layer: same arguments, defaults, weights (kernel, recurrent_kernel, bias) and
+    outputs. `unroll` and `use_cudnn` are accepted and have no effect."""
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
+                 kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
+                 bias_initializer="zeros", unit_forget_bias=True, kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
+                 dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False,
+                 return_state=False, go_backwards=False, stateful=False, unroll=False,
+                 use_cudnn="auto", zero_output_for_mask=False, **kwargs):
+        _unsupported(kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+                     bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
+                     kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+                     bias_constraint=bias_constraint)
+        kwargs.pop("implementation", None)
+        kwargs.pop("time_major", None)
+        super().__init__(**kwargs)
+        self.units = _check_positive_int(units, "units", "LSTM")
+        self.activation = activations.get(activation)
+        self.recurrent_activation = activations.get(recurrent_activation)
+        self._act_name = _kernel_activation_name(self.activation, _KERNEL_ACTIVATIONS, "activation")
+        self._ract_name = _kernel_activation_name(
+            self.recurrent_activation, _KERNEL_RECURRENT_ACTIVATIONS, "recurrent_activation")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.recurrent_initializer = initializers.get(recurrent_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.dropout = _check_rate(dropout, "dropout")
+        self.recurrent_dropout = _check_rate(recurrent_dropout, "recurrent_dropout")
+        for arg, rate in (("dropout", self.dropout), ("recurrent_dropout", self.recurrent_dropout)):
+            if rate >= 1.0:
+                raise ValueError(f"Argument `{arg}` must be in [0, 1). Received: {arg}={rate}")
+        self.seed = seed
+        self._gen = _random.SeedGenerator(seed)
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        if use_cudnn not in ("auto", True, False):
+            raise ValueError(
+                "Invalid valid received for argument `use_cudnn`. Expected one of {'auto', True, "
+                f"False}}. Received: use_cudnn={use_cudnn}"
+            )
+        self.use_cudnn = use_cudnn
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.supports_masking = True
+        self.states = None
+        self.kernel = self.recurrent_kernel = self.bias = None
+        self._cache = None
+
+    @property
+    def state_size(self):
+        return [self.units, self.units]
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(
+                f"LSTM layer {self.name!r} expects 3-D input (batch, timesteps, features) with a known "
+                f"number of features. Received: input_shape={tuple(input_shape)}"
+            )
+        d, h = int(input_shape[-1]), self.units
+        self.kernel = self.add_weight((d, 4 * h), self.kernel_initializer, "kernel")
+        self.recurrent_kernel = self.add_weight((h, 4 * h), self.recurrent_initializer, "recurrent_kernel")
+        if self.use_bias:
+            init = _UnitForgetBias(self.bias_initializer, h) if self.unit_forget_bias else self.bias_initializer
+            self.bias = self.add_weight((4 * h,), init, "bias")
+        if self.stateful and input_shape[0] is not None:
+            self._create_states(int(input_shape[0]))
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        b, t = input_shape[0], input_shape[1]
+        out = (b, t, self.units) if self.return_sequences else (b, self.units)
+        if self.return_state:
+            return (out, (b, self.units), (b, self.units))
+        return out
+
+    def compute_mask(self, inputs, mask=None):
+        out = mask if self.return_sequences else None
+        if self.return_state:
+            return [out, None, None]
+        return out
+
+    # ----- stateful -----
+    def _create_states(self, batch_size):
+        self.states = [np.zeros((batch_size, self.units), self.dtype) for _ in range(2)]
+
+    def reset_states(self, states=None):
+        """Zero the carried (h, c) of a stateful LSTM, or set them to `states` = [h, c]."""
+        if not self.stateful:
+            raise AttributeError("Layer must be stateful.")
+        if self.states is None:
+            return
+        if states is None:
+            for s in self.states:
+                s[...] = 0
+        else:
+            for s, v in zip(self.states, states):
+                s[...] = np.asarray(v, dtype=s.dtype).reshape(s.shape)
+
+    reset_state = reset_states
+
+    # ----- computation -----
+    def _dropout_mask(self, n, width, rate, dtype):
+        if rate <= 0.0:
+            return None
+        keep = self._gen.rng.random((n, width)) >= rate
+        return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
+
+    def _forward(self, x, mask=None, training=False, initial_state=None):
+        b = x.shape[0]
+        h0 = c0 = None
+        if initial_state is not None:
+            if len(initial_state) != 2:
+                raise ValueError(
+                    f"LSTM {self.name!r} expects `initial_state` = [h0, c0]. Received "
+                    f"{len(initial_state)} tensors."
+                )
+            h0, c0 = (np.ascontiguousarray(s, dtype=x.dtype) for s in initial_state)
+            for s, n in ((h0, "h0"), (c0, "c0")):
+                if s.shape != (b, self.units):
+                    raise ValueError(
+                        f"LSTM {self.name!r}: initial state {n} must have shape ({b}, {self.units}). "
+                        f"Received: {s.shape}"
+                    )
+        elif self.stateful:
+            if self.states is None:
+                self._create_states(b)
+            elif self.states[0].shape[0] != b:
+                raise ValueError(
+                    "If an RNN is stateful, the batch size of the input sequences must be the same as "
+                    f"the batch size of the initial state.\n- Expected batch size: "
+                    f"{self.states[0].shape[0]}\n- Received batch size: {b}"
+                )
+            h0, c0 = self.states
+        dp = rdp = None
+        if training:
+            dp = self._dropout_mask(b, x.shape[2], self.dropout, x.dtype)
+            rdp = self._dropout_mask(b, self.units, self.recurrent_dropout, x.dtype)
+        out, h_t, c_t, cache = ops.lstm_forward(
+            x, self.kernel.value, self.recurrent_kernel.value,
+            self.bias.value if self.use_bias else None,
+            h0=h0, c0=c0, mask=mask, input_dropout_mask=dp, recurrent_dropout_mask=rdp,
+            activation=self._act_name, recurrent_activation=self._ract_name,
+            go_backwards=self.go_backwards, return_sequences=self.return_sequences,
+            zero_output_for_mask=self.zero_output_for_mask, training=training,
+            check_finite=False,  # inputs are checked once at the model's door, not per layer call
+        )
+        self._last_keep = None
+        if self.zero_output_for_mask and mask is not None and not self.return_sequences:
+            # Keras zeroes the last output when the last processed step is masked.
+            self._last_keep = mask[:, 0 if self.go_backwards else -1, None]
+            out = out * self._last_keep
+        self._cache = cache
+        if self.stateful:
+            self.states = [np.array(h_t, copy=True), np.array(c_t, copy=True)]
+        if self.return_state:
+            return out, h_t, c_t
+        return out
+
+    def _backward(self, dy, d_h=None, d_c=None):
+        if self._cache is None:
+            raise RuntimeError(f"LSTM {self.name!r}: backward called without a training forward pass.")
+        if self._last_keep is not None:
+            dy = dy * self._last_keep
+        if dy is not None and (dy.dtype != self.kernel.value.dtype or not dy.flags.c_contiguous):
+            dy = np.ascontiguousarray(dy, dtype=self.kernel.value.dtype)
+        dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c)
+        self._cache = None
+        if self.trainable:
+            np.copyto(self.kernel._ensure_grad(), dk)
+            np.copyto(self.recurrent_kernel._ensure_grad(), drk)
+            if self.use_bias:
+                np.copyto(self.bias._ensure_grad(), db)
+        return dx
+
+    def load_torch_state_dict(self, state_dict, layer=0, reverse=False):
+        """Load PyTorch `nn.LSTM` weights: kernel = weight_ih_l{layer}ᵀ,
+        recurrent_kernel = weight_hh_l{layer}ᵀ, bias = bias_ih + bias_hh (PyTorch's gate order
+        i, f, g, o is Keras's i, f, c, o). `reverse=True` reads the `_reverse` direction."""
+        from ..saving import torch_lstm_weights
+
+        weights = torch_lstm_weights(state_dict, layer=layer, reverse=reverse, use_bias=self.use_bias)
+        if not self.built:
+            self._maybe_build((None, None, weights[0].shape[0]))
+        self.set_weights(weights)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "return_sequences": self.return_sequences,
+            "return_state": self.return_state,
+            "go_backwards": self.go_backwards,
+            "stateful": self.stateful,
+            "unroll": self.unroll,
+            "zero_output_for_mask": self.zero_output_for_mask,
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(self.recurrent_activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
+            "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
+            "bias_constraint": None,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        })
+        return config

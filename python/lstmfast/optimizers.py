@@ -1,0 +1,339 @@
+"""Optimizers with Keras's names, defaults and update formulas, on one flat parameter buffer.
+
+A compiled model keeps every trainable weight as a slice of one contiguous array `params` and
+writes every gradient into the matching slice of `grads`; the optimizer updates the whole buffer
+at once. Adam runs in the fused C++ kernel `lstmfast.ops.adam_update`; SGD and RMSprop are a few
+vectorised numpy lines. Update rules (step t counts from 1, as Keras's `iterations + 1`):
+
+    Adam:    m += (g − m)(1 − β₁);  v += (g² − v)(1 − β₂)
+             w −= lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε)          ε = 1e-7 by default
+    SGD:     m = momentum·m − lr·g;  w += m   (nesterov: w += momentum·m − lr·g)
+    RMSprop: v = ρ·v + (1 − ρ)·g²;  w −= lr·g / √(v + ε)
+
+Gradient clipping as in Keras: `clipnorm` rescales each weight's gradient to at most that L2 norm,
+`global_clipnorm` all of them together, `clipvalue` clips element-wise.
+"""
+
+import numpy as np
+
+from . import ops
+
+
+class Optimizer:
+    """Base class. Subclasses implement `_update(params, grads, lr)` on flat arrays."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **kwargs):
+        if kwargs:
+            for k in ("lr", "decay"):
+                if k in kwargs:
+                    raise ValueError(
+                        f"Argument `{k}` is no longer supported (Keras 3 spelling: "
+                        f"{'learning_rate' if k == 'lr' else 'a learning-rate schedule'})."
+                    )
+            raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
+        if use_ema or loss_scale_factor or gradient_accumulation_steps:
+            raise ValueError("`use_ema`, `loss_scale_factor` and `gradient_accumulation_steps` are not "
+                             "supported by lstmfast optimizers.")
+        if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                f"clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm}"
+            )
+        for arg, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm),
+                       ("weight_decay", weight_decay)):
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+                raise ValueError(f"Argument `{arg}` must be a non-negative number. Received: {arg}={v!r}")
+        self.name = name or _snake(type(self).__name__)
+        self.weight_decay = weight_decay
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        self.learning_rate = learning_rate
+        self.iterations = 0
+        self.built = False
+        self._segments = None
+
+    # ----- learning rate -----
+    @property
+    def learning_rate(self):
+        """The current learning rate as a float (a schedule is evaluated at `iterations`)."""
+        lr = self._learning_rate
+        if callable(lr):
+            return float(lr(self.iterations))
+        return lr
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        if callable(value):
+            self._learning_rate = value
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not (
+                np.isfinite(value) and value >= 0):
+            raise ValueError(
+                f"Argument `learning_rate` must be a non-negative finite number or a schedule. "
+                f"Received: learning_rate={value!r}"
+            )
+        self._learning_rate = float(value)
+
+    lr = learning_rate
+
+    # ----- state -----
+    def build(self, params, segments):
+        """Allocate state for a flat `params` buffer; `segments` are (start, stop) per weight."""
+        self._segments = list(segments)
+        self._build_state(params)
+        self.built = True
+
+    def _build_state(self, params):
+        pass
+
+    def _state_arrays(self):
+        return {}
+
+    def get_state(self):
+        """The optimizer's variables: {"iterations": int, name: flat array, ...}."""
+        state = {"iterations": np.int64(self.iterations)}
+        state.update({k: v.copy() for k, v in self._state_arrays().items()})
+        return state
+
+    def set_state(self, state):
+        self.iterations = int(state["iterations"])
+        for k, v in self._state_arrays().items():
+            if k not in state:
+                raise ValueError(f"Optimizer state is missing {k!r}.")
+            src = np.asarray(state[k])
+            if src.shape != v.shape:
+                raise ValueError(
+                    f"Optimizer state {k!r} has shape {src.shape}, but this model's parameters need {v.shape}."
+                )
+            v[...] = src
+
+    def count_params(self):
+        return 2 + sum(v.size for v in self._state_arrays().values())  # + iterations, learning_rate
+
+    # ----- update -----
+    def _clip(self, grads):
+        if self.clipvalue:
+            np.clip(grads, -self.clipvalue, self.clipvalue, out=grads)
+        elif self.clipnorm:
+            # each weight's gradient scaled to at most `clipnorm` in L2 norm
+            for start, stop in self._segments:
+                g = grads[start:stop]
+                norm = float(np.sqrt(np.dot(g, g)))
+                if norm > self.clipnorm:
+                    g *= g.dtype.type(self.clipnorm / norm)
+        elif self.global_clipnorm:
+            norm = float(np.sqrt(np.dot(grads, grads)))
+            if not np.isfinite(norm):
+                grads[...] = np.nan
+            elif norm > self.global_clipnorm:
+                grads *= grads.dtype.type(self.global_clipnorm / norm)
+
+    def apply(self, params, grads):
+        """One update of the flat `params` from the flat `grads` (which may be clipped in place)."""
+        if not self.built:
+            self.build(params, [(0, params.size)])
+        self._clip(grads)
+        lr = self.learning_rate
+        if self.weight_decay:
+            params -= params * params.dtype.type(self.weight_decay * lr)
+        self.iterations += 1
+        self._update(params, grads, lr)
+
+    def _update(self, params, grads, lr):
+        raise NotImplementedError
+
+    def get_config(self):
+        lr = self._learning_rate
+        return {
+            "name": self.name,
+            "learning_rate": lr if not callable(lr) else self.learning_rate,
+            "weight_decay": self.weight_decay,
+            "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = {k: v for k, v in config.items() if k not in _KERAS_ONLY_KEYS}
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} learning_rate={self.learning_rate}>"
+
+
+_KERAS_ONLY_KEYS = ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                    "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile", "decay")
+
+
+def _snake(name):
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class Adam(Optimizer):
+    """Keras's Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False).
+    Without amsgrad the update is the fused C++ kernel."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                 name="adam", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        for arg, v in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0.0 <= float(v) < 1.0:
+                raise ValueError(f"Argument `{arg}` must be in [0, 1). Received: {arg}={v!r}")
+        if not float(epsilon) >= 0:
+            raise ValueError(f"Argument `epsilon` must be non-negative. Received: epsilon={epsilon!r}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.amsgrad = bool(amsgrad)
+
+    def _build_state(self, params):
+        self._m = np.zeros_like(params)
+        self._v = np.zeros_like(params)
+        self._vhat = np.zeros_like(params) if self.amsgrad else None
+
+    def _state_arrays(self):
+        if not self.built:
+            return {}
+        out = {"m": self._m, "v": self._v}
+        if self.amsgrad:
+            out["vhat"] = self._vhat
+        return out
+
+    def _update(self, params, grads, lr):
+        t = self.iterations
+        if not self.amsgrad:
+            ops.adam_update(params, grads, self._m, self._v, learning_rate=lr, beta_1=self.beta_1,
+                            beta_2=self.beta_2, epsilon=self.epsilon, step=t)
+            return
+        dt = params.dtype.type
+        alpha = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        self._m += (grads - self._m) * dt(1 - self.beta_1)
+        self._v += (grads * grads - self._v) * dt(1 - self.beta_2)
+        np.maximum(self._vhat, self._v, out=self._vhat)
+        params -= (self._m * dt(alpha)) / (np.sqrt(self._vhat) + dt(self.epsilon))
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon, "amsgrad": self.amsgrad}
+
+
+class SGD(Optimizer):
+    """Keras's SGD(learning_rate=0.01, momentum=0.0, nesterov=False)."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        if not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
+            raise ValueError("`momentum` must be a float between [0, 1].")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+
+    def _build_state(self, params):
+        self._mom = np.zeros_like(params) if self.momentum else None
+
+    def _state_arrays(self):
+        return {"momentum": self._mom} if self.built and self.momentum else {}
+
+    def _update(self, params, grads, lr):
+        dt = params.dtype.type
+        if not self.momentum:
+            params -= grads * dt(lr)
+            return
+        m = self._mom
+        m *= dt(self.momentum)
+        m -= grads * dt(lr)
+        if self.nesterov:
+            params += m * dt(self.momentum) - grads * dt(lr)
+        else:
+            params += m
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class RMSprop(Optimizer):
+    """Keras's RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)."""
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 name="rmsprop", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.rho, self.momentum, self.epsilon = float(rho), float(momentum), float(epsilon)
+        self.centered = bool(centered)
+
+    def _build_state(self, params):
+        self._vel = np.zeros_like(params)
+        self._mom = np.zeros_like(params) if self.momentum > 0 else None
+        self._avg = np.zeros_like(params) if self.centered else None
+
+    def _state_arrays(self):
+        if not self.built:
+            return {}
+        out = {"velocity": self._vel}
+        if self._mom is not None:
+            out["momentum"] = self._mom
+        if self._avg is not None:
+            out["average_gradient"] = self._avg
+        return out
+
+    def _update(self, params, grads, lr):
+        dt = params.dtype.type
+        rho = dt(self.rho)
+        self._vel *= rho
+        self._vel += (1 - rho) * grads * grads
+        if self.centered:
+            self._avg *= rho
+            self._avg += (1 - rho) * grads
+            denom = self._vel - self._avg * self._avg + dt(self.epsilon)
+        else:
+            denom = self._vel + dt(self.epsilon)
+        increment = dt(lr) * grads / np.sqrt(denom)
+        if self._mom is not None:
+            self._mom *= dt(self.momentum)
+            self._mom += increment
+            params -= self._mom
+        else:
+            params -= increment
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+
+
+ALL_OBJECTS = {"Adam": Adam, "SGD": SGD, "RMSprop": RMSprop, "adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
+
+
+def get(identifier):
+    """Return an optimizer for a name ("adam", "sgd", "rmsprop"), a config dict or an instance."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, dict):
+        cls = ALL_OBJECTS.get(identifier.get("class_name"))
+        if cls is None:
+            raise ValueError(f"Unknown optimizer: {identifier!r}. Expected one of {sorted(ALL_OBJECTS)}.")
+        return cls.from_config(identifier.get("config") or {})
+    if isinstance(identifier, str):
+        cls = ALL_OBJECTS.get(identifier) or ALL_OBJECTS.get(identifier.lower())
+        if cls is None:
+            raise ValueError(
+                f"Could not interpret optimizer identifier: {identifier!r}. Expected one of "
+                "['adam', 'rmsprop', 'sgd'] or an lstmfast.optimizers.Optimizer."
+            )
+        return cls()
+    raise ValueError(
+        f"Could not interpret optimizer identifier: {identifier!r}. Expected a name ('adam', 'rmsprop', "
+        "'sgd') or an lstmfast.optimizers.Optimizer."
+    )
+
+
+def serialize(optimizer):
+    return {"module": "keras.optimizers", "class_name": type(optimizer).__name__,
+            "config": optimizer.get_config(), "registered_name": None}
+
+
+def deserialize(config):
+    return get(config)

@@ -1,0 +1,44 @@
+"""Keras 3 on its torch backend, as the reference the parity tests compare lstmfast with.
+
+`import_keras()` must run before anything else imports keras: the backend is chosen at first
+import. Tests that need Keras skip (with the reason) when it is not installed.
+
+Known limit of the reference: Keras 3's torch backend computes `ops.matmul` of two float64
+tensors in float32 (its dtype promotion does not recognise torch dtypes), so Keras models in
+float64 are only float32-accurate; parity is therefore checked in float32.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+
+def import_keras():
+    os.environ["KERAS_BACKEND"] = "torch"
+    try:
+        import keras
+    except Exception as e:  # keras or torch missing, or a broken install
+        pytest.skip(f"Keras 3 with the torch backend is not available ({type(e).__name__}: {e})",
+                    allow_module_level=True)
+    if keras.backend.backend() != "torch":
+        pytest.skip(f"keras was already imported with the {keras.backend.backend()!r} backend",
+                    allow_module_level=True)
+    import torch
+
+    # One thread: the tiny reference models run faster that way, and results do not depend on
+    # how torch splits its reductions.
+    torch.set_num_threads(1)
+    return keras
+
+
+def build_pair(keras, keras_layers, lf_layers, input_shape, int_input=False):
+    """A Keras model and an lstmfast model of the same layers, with the lstmfast weights copied
+    into Keras (which also checks that both use the same weight order and shapes)."""
+    import lstmfast as lf
+
+    km = keras.Sequential([keras.Input(input_shape, dtype="int32" if int_input else None)] + keras_layers)
+    lm = lf.Sequential([lf.layers.Input(input_shape)] + lf_layers)
+    assert [tuple(w.shape) for w in km.weights] == [w.shape for w in lm.weights]
+    km.set_weights(lm.get_weights())
+    return km, lm
