@@ -20,6 +20,12 @@ import numpy as np
 GATES = ("i", "f", "c", "o")  # column blocks of kernel, recurrent_kernel and bias, in this order
 
 
+def mm(a, b):
+    """a·b. Through einsum rather than BLAS: small products stay on one thread, so the reference
+    stays quick when other processes keep the cores busy."""
+    return np.einsum("ij,jk->ik", a, b)
+
+
 def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
@@ -72,7 +78,7 @@ def lstm_forward_reference(x, kernel, recurrent_kernel, bias=None, *, h0=None, c
         x_t = x[:, t, :] * mx                          # x̃_t = x_t ⊙ m_x
         h_prev, c_prev = h, c
         h_rec = h_prev * mh                            # h̃ = h_{t-1} ⊙ m_h
-        z = x_t @ W + h_rec @ U + b                    # z = x̃_t·W + h̃·U + b
+        z = mm(x_t, W) + mm(h_rec, U) + b              # z = x̃_t·W + h̃·U + b
         z_i, z_f, z_c, z_o = (z[:, k * H:(k + 1) * H] for k in range(4))
         i, f, g, o = rho(z_i), rho(z_f), phi(z_c), rho(z_o)
         c_new = f * c_prev + i * g                     # c_t = f ⊙ c_{t-1} + i ⊙ g
@@ -138,11 +144,11 @@ def lstm_backward_reference(x, kernel, recurrent_kernel, bias=None, *, h0=None, 
         di, df, dg = dc_new * g, dc_new * st["c_prev"], dc_new * i
         dz = np.concatenate([di * drho(z_i), df * drho(z_f), dg * dphi(z_c), do * drho(z_o)], axis=1)
         # z = x̃·W + h̃·U + b
-        dW += st["x_t"].T @ dz
-        dU += st["h_rec"].T @ dz
+        dW += mm(st["x_t"].T, dz)
+        dU += mm(st["h_rec"].T, dz)
         db += dz.sum(axis=0)
-        dx[:, st["t"], :] = (dz @ W.T) * mx
-        dh = (dz @ U.T) * mh + dh_carry
+        dx[:, st["t"], :] = mm(dz, W.T) * mx
+        dh = mm(dz, U.T) * mh + dh_carry
         dc = dc_new * f + dc_carry
     return dx, dW, dU, (None if bias is None else db), dh, dc
 

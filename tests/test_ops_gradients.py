@@ -17,6 +17,18 @@ from lstm_cases import MASK_PATTERNS, distance_to_kinks, loss_weights, make_case
 ops = pytest.importorskip("lstmfast.ops", reason="the lstmfast extension is not built")
 
 GRAD_NAMES = ("dx", "d_kernel", "d_recurrent_kernel", "d_bias", "d_h0", "d_c0")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tests check the mathematics, on problems far too small to share between threads;
+    one thread keeps them fast on a busy machine. Results do not depend on the thread count
+    (test_ops_reference.py checks that, and the fast path on the default thread count)."""
+    import lstmfast
+    n = lstmfast.get_num_threads()
+    lstmfast.set_num_threads(1)
+    yield
+    lstmfast.set_num_threads(n)
 # Central differences with eps = 1e-6 in float64 are good to ~1e-9 here; a wrong term is off by
 # 1e-3 or more.
 RTOL, ATOL = 1e-6, 1e-7

@@ -22,6 +22,15 @@ torch = pytest.importorskip(
     "torch", reason="parity with torch.nn.LSTM needs torch, a test-only extra: pip install 'lstmfast[test]'")
 ops = pytest.importorskip("lstmfast.ops", reason="the lstmfast extension is not built")
 
+@pytest.fixture(autouse=True, scope="module")
+def torch_on_one_thread():
+    """Small problems: one thread is as fast, and stays fast when other processes are busy."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 TOL = {np.float32: (3e-6, 1e-5), np.float64: (1e-13, 1e-13)}   # (forward, gradients)
 
 SHAPES = [  # (B, T, D, H): B = 1, H not a multiple of 8 or 16, H large enough to be cut in tiles
