@@ -30,6 +30,19 @@ from .layers.layer import _auto_name, _fmt_shape, _warn_mask_dropped
 _ALIGN = 16  # flat-buffer slices start on 64-byte boundaries (float32)
 
 
+def aligned_zeros(n, dtype, alignment=64):
+    """A zeroed 1-D array whose data start on an `alignment`-byte boundary.
+
+    Vectorised kernels treat a buffer's unaligned head element by element; where that path
+    rounds differently from the vector path, results would depend on where malloc put the
+    buffer. Aligning every parameter, gradient and optimizer buffer keeps runs bit-identical.
+    """
+    dtype = np.dtype(dtype)
+    raw = np.zeros(n * dtype.itemsize + alignment, dtype=np.uint8)
+    start = (-raw.ctypes.data) % alignment
+    return raw[start:start + n * dtype.itemsize].view(dtype)
+
+
 class _InterruptGuard:
     """Turn the first Ctrl-C during `fit` into a request to stop after the current step.
 
@@ -318,8 +331,8 @@ class Sequential:
         for v in variables:
             segments.append((offset, offset + v.value.size))
             offset += -(-v.value.size // _ALIGN) * _ALIGN
-        flat = np.zeros(max(offset, 1), dtype=dtype)
-        gflat = np.zeros_like(flat)
+        flat = aligned_zeros(max(offset, 1), dtype)
+        gflat = aligned_zeros(flat.size, dtype)
         for v, (a, b) in zip(variables, segments):
             view = flat[a:b].reshape(v.value.shape)
             view[...] = v.value
@@ -775,7 +788,7 @@ class Sequential:
             itemsize = np.dtype(self.dtype).itemsize
             opt = 0
             if self.optimizer is not None and self.optimizer.built:
-                opt = sum(v.size for v in self.optimizer._state_arrays().values()) + 2
+                opt = self.optimizer.count_params()
             total = trainable + non_trainable + opt
             lines.append(f" Total params: {total} ({_readable_size(total * itemsize)})")
             lines.append(f" Trainable params: {trainable} ({_readable_size(trainable * itemsize)})")

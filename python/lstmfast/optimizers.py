@@ -19,6 +19,12 @@ import numpy as np
 from . import ops
 
 
+def _zeros_like(params):
+    from .models import aligned_zeros
+
+    return aligned_zeros(params.size, params.dtype)
+
+
 class Optimizer:
     """Base class. Subclasses implement `_update(params, grads, lr)` on flat arrays."""
 
@@ -111,7 +117,10 @@ class Optimizer:
             v[...] = src
 
     def count_params(self):
-        return 2 + sum(v.size for v in self._state_arrays().values())  # + iterations, learning_rate
+        """Keras's count: each state array's size over the real parameters (not the alignment
+        padding of the flat buffer), plus the iteration count and the learning rate."""
+        n = sum(b - a for a, b in self._segments) if self._segments else 0
+        return 2 + n * len(self._state_arrays())
 
     # ----- update -----
     def _clip(self, grads):
@@ -191,9 +200,9 @@ class Adam(Optimizer):
         self.amsgrad = bool(amsgrad)
 
     def _build_state(self, params):
-        self._m = np.zeros_like(params)
-        self._v = np.zeros_like(params)
-        self._vhat = np.zeros_like(params) if self.amsgrad else None
+        self._m = _zeros_like(params)
+        self._v = _zeros_like(params)
+        self._vhat = _zeros_like(params) if self.amsgrad else None
 
     def _state_arrays(self):
         if not self.built:
@@ -232,7 +241,7 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
 
     def _build_state(self, params):
-        self._mom = np.zeros_like(params) if self.momentum else None
+        self._mom = _zeros_like(params) if self.momentum else None
 
     def _state_arrays(self):
         return {"momentum": self._mom} if self.built and self.momentum else {}
@@ -264,9 +273,9 @@ class RMSprop(Optimizer):
         self.centered = bool(centered)
 
     def _build_state(self, params):
-        self._vel = np.zeros_like(params)
-        self._mom = np.zeros_like(params) if self.momentum > 0 else None
-        self._avg = np.zeros_like(params) if self.centered else None
+        self._vel = _zeros_like(params)
+        self._mom = _zeros_like(params) if self.momentum > 0 else None
+        self._avg = _zeros_like(params) if self.centered else None
 
     def _state_arrays(self):
         if not self.built:

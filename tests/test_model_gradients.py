@@ -1,0 +1,205 @@
+"""Numeric gradient checks in float64 through whole models: the analytic gradient that `fit`
+uses (layer backward passes chained through the C++ LSTM kernel, the losses' gradients, masks)
+against central differences of the loss, for every weight of every layer.
+
+Each check samples up to 12 entries per weight, perturbs them by ±1e-6 and compares
+(L(w+ε) − L(w−ε)) / 2ε with the analytic value: |numeric − analytic| ≤ 1e-6 + 1e-5·|analytic|.
+Sequences are long enough (T ≥ 6) that backpropagation runs through many c_{t−1} steps. Dropout
+masks are redrawn from the same seed for every evaluation, so the function is deterministic.
+"""
+
+import numpy as np
+import pytest
+
+import lstmfast as lf
+from lstmfast import layers as L
+from lstmfast import losses
+
+EPS = 1e-6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Hundreds of tiny kernel calls: one thread avoids waiting at per-step barriers when the
+    # machine is busy. Gradients do not depend on the thread count (tests/test_ops_* check that).
+    before = lf.get_num_threads()
+    lf.set_num_threads(1)
+    yield
+    lf.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    lf.config.set_floatx("float64")
+    lf.utils.set_random_seed(3)
+    yield
+    lf.config.set_floatx("float32")
+
+
+def _generators(model):
+    out = []
+    for layer in model.layers:
+        for sub in [layer] + layer._sublayers():
+            if hasattr(sub, "_gen"):
+                out.append(sub._gen)
+    return out
+
+
+def _loss(model, x, y, sw=None):
+    for i, g in enumerate(_generators(model)):
+        g.rng = np.random.default_rng(100 + i)
+    y_pred, mask = model._forward(x, True)
+    value, grad = model.loss._loss_and_grad(y, y_pred, sw, mask)
+    return value, grad
+
+
+def check_model_gradients(model, x, y, sw=None, samples=12):
+    model._pack()
+    _, dy = _loss(model, x, y, sw)
+    model._backward(dy)
+    analytic = model._gflat.copy()
+    flat = model._flat
+    rng = np.random.default_rng(0)
+    checked = 0
+    for v, (a, b) in zip(model.trainable_weights, model._segments):
+        idx = rng.choice(np.arange(a, b), size=min(samples, b - a), replace=False)
+        for i in idx:
+            old = flat[i]
+            flat[i] = old + EPS
+            up = _loss(model, x, y, sw)[0]
+            flat[i] = old - EPS
+            down = _loss(model, x, y, sw)[0]
+            flat[i] = old
+            numeric = (up - down) / (2 * EPS)
+            assert abs(numeric - analytic[i]) <= 1e-6 + 1e-5 * abs(analytic[i]), (
+                f"{v.path}[{np.unravel_index(i - a, v.shape)}]: numeric {numeric:.10g} vs analytic {analytic[i]:.10g}"
+            )
+            checked += 1
+    assert checked > 0
+    return analytic
+
+
+def _ids(b, t, vocab, seed=0):
+    ids = np.random.default_rng(seed).integers(1, vocab, (b, t))
+    ids[: b // 3, :3] = 0          # pre-padding
+    ids[b // 3: 2 * b // 3, -2:] = 0  # post-padding
+    return ids
+
+
+def test_embedding_with_mask_through_lstm_sequences_and_time_distributed_softmax():
+    model = lf.Sequential([L.Input((8,)), L.Embedding(12, 4, mask_zero=True), L.LSTM(5, return_sequences=True),
+                           L.TimeDistributed(L.Dense(3, activation="softmax"))])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = _ids(6, 8, 12)
+    y = np.random.default_rng(1).integers(0, 3, (6, 8))
+    grads = check_model_gradients(model, x, y)
+    # the padding row of the embedding gets no gradient: masked steps do not read their input
+    emb = model.layers[0].embeddings
+    a, b = model._segments[0]
+    np.testing.assert_array_equal(grads[a:b].reshape(emb.shape)[0], 0)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
+def test_masked_bidirectional_stack(merge_mode):
+    model = lf.Sequential([L.Input((7,)), L.Embedding(10, 3, mask_zero=True),
+                           L.Bidirectional(L.LSTM(4, return_sequences=True), merge_mode=merge_mode),
+                           L.Bidirectional(L.LSTM(3), merge_mode=merge_mode), L.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    x = _ids(6, 7, 10, seed=2)
+    y = np.random.default_rng(3).integers(0, 2, (6, 1)).astype(float)
+    check_model_gradients(model, x, y)
+
+
+def test_dense_then_lstm_variants_then_repeat_vector_encoder_decoder():
+    model = lf.Sequential([L.Input((6, 3)), L.Dense(4, activation="tanh"),
+                           L.LSTM(5, activation="relu", recurrent_activation="hard_sigmoid", go_backwards=True),
+                           L.RepeatVector(4), L.LSTM(4, return_sequences=True, activation="sigmoid"),
+                           L.Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy")
+    x = np.random.default_rng(4).normal(size=(5, 6, 3))
+    y = lf.utils.to_categorical(np.random.default_rng(5).integers(0, 3, (5, 4)), 3)
+    check_model_gradients(model, x, y)
+
+
+def test_lstm_dropout_and_recurrent_dropout_masks_and_dropout_layer():
+    model = lf.Sequential([L.Input((6, 3)), L.LSTM(5, return_sequences=True, dropout=0.3, recurrent_dropout=0.4),
+                           L.Dropout(0.25), L.Flatten(), L.Activation("tanh"), L.Dense(2, use_bias=False)])
+    model.compile("adam", "mse")
+    x = np.random.default_rng(6).normal(size=(5, 6, 3))
+    y = np.random.default_rng(7).normal(size=(5, 2))
+    check_model_gradients(model, x, y, sw=np.array([1.0, 0.5, 2.0, 0.0, 1.5]))
+
+
+def test_stateful_lstm_and_lstm_without_bias():
+    model = lf.Sequential([L.Input((6, 2), batch_size=4), L.LSTM(3, stateful=True, return_sequences=True),
+                           L.LSTM(3, use_bias=False, unit_forget_bias=False), L.Dense(1)])
+    model.compile("adam", "mae")
+    x = np.random.default_rng(8).normal(size=(4, 6, 2))
+    model.predict(x, batch_size=4, verbose=0)  # move the carried state away from zero
+
+    states = [s.copy() for s in model.layers[0].states]
+    y = np.random.default_rng(9).normal(size=(4, 1))
+    orig = model.layers[0]._forward
+
+    def forward(x, mask=None, training=False, initial_state=None):
+        model.layers[0].states = [s.copy() for s in states]
+        return orig(x, mask, training, initial_state)
+
+    model.layers[0]._forward = forward
+    check_model_gradients(model, x, y)
+
+
+LOSS_CASES = [
+    ("mse", losses.MeanSquaredError(), "linear", "real"),
+    ("mae", losses.MeanAbsoluteError(), "linear", "real"),
+    ("bce", losses.BinaryCrossentropy(), "sigmoid", "binary"),
+    ("bce_logits", losses.BinaryCrossentropy(from_logits=True), "linear", "binary"),
+    ("bce_smoothing", losses.BinaryCrossentropy(label_smoothing=0.2), "sigmoid", "binary"),
+    ("cce", losses.CategoricalCrossentropy(), "softmax", "onehot"),
+    ("cce_logits", losses.CategoricalCrossentropy(from_logits=True), "linear", "onehot"),
+    ("cce_smoothing", losses.CategoricalCrossentropy(label_smoothing=0.1), "softmax", "onehot"),
+    ("scce", losses.SparseCategoricalCrossentropy(), "softmax", "sparse"),
+    ("scce_logits", losses.SparseCategoricalCrossentropy(from_logits=True), "linear", "sparse"),
+    ("mse_sum", losses.MeanSquaredError(reduction="sum"), "linear", "real"),
+    ("bce_mean_with_sample_weight", losses.BinaryCrossentropy(reduction="mean_with_sample_weight"), "sigmoid", "binary"),
+]
+
+
+@pytest.mark.parametrize("case", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+def test_each_loss_gradient_through_a_sequence_model(case, masked):
+    _, loss, act, kind = case
+    k = 3
+    model = lf.Sequential([L.Input((6,)), L.Embedding(9, 3, mask_zero=masked),
+                           L.LSTM(4, return_sequences=True), L.Dense(k, activation=act)])
+    model.compile("adam", loss)
+    rng = np.random.default_rng(11)
+    x = _ids(5, 6, 9, seed=12)
+    if kind == "real":
+        y = rng.normal(size=(5, 6, k))
+    elif kind == "binary":
+        y = rng.integers(0, 2, (5, 6, k)).astype(float)
+    elif kind == "onehot":
+        y = lf.utils.to_categorical(rng.integers(0, k, (5, 6)), k).astype(float)
+    else:
+        y = rng.integers(0, k, (5, 6))
+    sw = np.array([1.0, 2.0, 0.5, 1.0, 3.0]) if "sample_weight" in case[0] else None
+    check_model_gradients(model, x, y, sw=sw, samples=6)
+
+
+def test_loss_gradients_match_finite_differences_of_the_loss_alone():
+    rng = np.random.default_rng(13)
+    for loss, y_pred, y_true in [
+        (losses.CategoricalCrossentropy(), rng.dirichlet(np.ones(4), size=5), lf.utils.to_categorical(rng.integers(0, 4, 5), 4)),
+        (losses.SparseCategoricalCrossentropy(), rng.dirichlet(np.ones(4), size=5) * 1.3, rng.integers(0, 4, 5)),
+        (losses.BinaryCrossentropy(), rng.uniform(0.05, 0.95, (5, 2)), rng.integers(0, 2, (5, 2)).astype(float)),
+        (losses.MeanSquaredError(), rng.normal(size=(5, 1)), rng.normal(size=5)),
+    ]:
+        _, grad = loss._loss_and_grad(y_true, y_pred)
+        for i in np.ndindex(y_pred.shape):
+            p = y_pred.copy()
+            p[i] += EPS
+            up = loss(y_true, p)
+            p[i] -= 2 * EPS
+            down = loss(y_true, p)
+            assert abs((up - down) / (2 * EPS) - grad[i]) <= 1e-6 + 1e-5 * abs(grad[i])
