@@ -434,8 +434,8 @@ class Sequential:
             x = first._ids(x)
         else:
             if x.dtype.kind == "f" and not np.isfinite(x).all():
-                bad = np.argwhere(~np.isfinite(x))[0]
-                raise ValueError(f"`{arg}` contains NaN or infinite values (first at index {tuple(bad)}).")
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+                raise ValueError(f"`{arg}` contains NaN or infinite values (first at index {bad}).")
             dtype = first.dtype
             if x.dtype != dtype:
                 x = x.astype(dtype)
@@ -533,6 +533,10 @@ class Sequential:
     def _train_batch(self, xb, yb, swb):
         y_pred, mask = self._forward(xb, True)
         loss, dy = self.loss._loss_and_grad(yb, y_pred, swb, mask)
+        if not np.isfinite(loss):
+            # A step whose loss is NaN or infinite leaves the weights as they are (Keras would
+            # write NaN into them); the loss is still reported, so TerminateOnNaN can stop fit.
+            return float(loss)
         self._backward(dy)
         self.optimizer.apply(self._flat, self._gflat)
         if self._metrics:

@@ -47,7 +47,10 @@ def _version():
 
 def _npy_bytes(array):
     buf = io.BytesIO()
-    np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+    array = np.asarray(array)
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
+    np.lib.format.write_array(buf, array, allow_pickle=False)
     return buf.getvalue()
 
 

@@ -1,0 +1,279 @@
+"""Saving and loading: lstmfast's own format (bit-exact round trips, optimizer state, atomic
+writes, clear errors for corrupted or foreign files) and imports of Keras `.keras` and legacy
+`.h5` files written by Keras itself, and of PyTorch `nn.LSTM` weights."""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import lstmfast as lf
+from lstmfast import layers as L
+
+
+def _model(seed=0):
+    lf.utils.set_random_seed(seed)
+    m = lf.Sequential([L.Input((6,)), L.Embedding(20, 4, mask_zero=True),
+                       L.Bidirectional(L.LSTM(3, return_sequences=True)), L.LSTM(5, dropout=0.1),
+                       L.Dropout(0.2), L.RepeatVector(2), L.TimeDistributed(L.Dense(3, activation="softmax"))])
+    m.compile(lf.optimizers.Adam(0.01), "categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def _data(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 20, (n, 6))
+    x[:4, :2] = 0
+    y = lf.utils.to_categorical(rng.integers(0, 3, (n, 2)), 3)
+    return x, y
+
+
+def test_save_and_load_model_round_trip_predicts_bit_exactly(tmp_path):
+    x, y = _data()
+    m = _model()
+    m.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    path = tmp_path / "model.keras"
+    m.save(path)
+    r = lf.load_model(path)
+    assert r.get_config() == m.get_config()
+    assert [l.name for l in r.layers] == [l.name for l in m.layers]
+    np.testing.assert_array_equal(r.predict(x, verbose=0), m.predict(x, verbose=0))
+    for a, b in zip(r.get_weights(), m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert r.optimizer.get_config() == m.optimizer.get_config()
+    assert r.loss.get_config() == m.loss.get_config()
+
+
+def test_resumed_adam_matches_uninterrupted_training(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 5, 2)).astype(np.float32)
+    y = x.sum(axis=(1, 2))[:, None]
+
+    def make():
+        lf.utils.set_random_seed(4)
+        m = lf.Sequential([L.Input((5, 2)), L.LSTM(4), L.Dense(1)])
+        m.compile("adam", "mse")
+        return m
+
+    straight = make()
+    straight.fit(x, y, epochs=3, batch_size=8, shuffle=False, verbose=0)
+    first = make()
+    first.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+    first.save(tmp_path / "half.keras")
+    resumed = lf.load_model(tmp_path / "half.keras")
+    resumed.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_save_weights_and_load_weights_round_trip(tmp_path):
+    x, _ = _data()
+    m = _model(seed=1)
+    m.save_weights(tmp_path / "w.weights.h5")
+    other = _model(seed=2)
+    assert not np.array_equal(other.predict(x, verbose=0), m.predict(x, verbose=0))
+    other.load_weights(tmp_path / "w.weights.h5")
+    np.testing.assert_array_equal(other.predict(x, verbose=0), m.predict(x, verbose=0))
+    with pytest.raises(ValueError, match="holds only weights"):
+        lf.load_model(tmp_path / "w.weights.h5")
+    small = lf.Sequential([L.Input((6,)), L.Embedding(20, 4), L.LSTM(2)])
+    with pytest.raises(ValueError, match="holds 12 weights, but the model has 4"):
+        small.load_weights(tmp_path / "w.weights.h5")
+
+
+def test_saving_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
+    m = _model()
+    path = tmp_path / "m.keras"
+    m.save(path)
+    before = path.read_bytes()
+    import lstmfast.saving as saving
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(saving, "_npy_bytes", broken)
+    with pytest.raises(OSError, match="disk full"):
+        m.save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.keras"]
+    with pytest.raises(FileExistsError):
+        m.save(path, overwrite=False)
+
+
+def test_a_truncated_or_corrupted_file_gives_a_clear_error(tmp_path):
+    m = _model()
+    path = tmp_path / "m.keras"
+    m.save(path)
+    data = path.read_bytes()
+    (tmp_path / "trunc.keras").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="trunc.keras"):
+        lf.load_model(tmp_path / "trunc.keras")
+    # flip bytes inside a stored weight: the zip CRC catches it
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("weights/00003.npy")
+    corrupt = bytearray(data)
+    start = info.header_offset + 30 + len(info.filename) + 200
+    corrupt[start:start + 8] = b"\xff" * 8
+    (tmp_path / "crc.keras").write_bytes(bytes(corrupt))
+    with pytest.raises(ValueError, match="not a valid lstmfast file.*corrupted"):
+        lf.load_model(tmp_path / "crc.keras")
+
+
+def test_foreign_files_and_newer_versions_are_refused_with_a_reason(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="not an lstmfast file, a Keras .keras archive or an HDF5"):
+        lf.load_model(tmp_path / "notes.txt")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:
+        zf.writestr("a.txt", "x")
+    with pytest.raises(ValueError, match="neither an lstmfast file"):
+        lf.load_model(tmp_path / "other.zip")
+    m = _model()
+    m.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as src, zipfile.ZipFile(tmp_path / "future.keras", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "lstmfast.json":
+                header = json.loads(data)
+                header["format_version"] = 99
+                data = json.dumps(header).encode()
+            dst.writestr(item, data)
+    with pytest.raises(ValueError, match="format version 99.*Upgrade lstmfast"):
+        lf.load_model(tmp_path / "future.keras")
+    with pytest.raises(FileNotFoundError):
+        lf.load_model(tmp_path / "missing.keras")
+
+
+def test_weight_shape_mismatch_in_a_file_is_reported(tmp_path):
+    m = _model()
+    m.save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as src, zipfile.ZipFile(tmp_path / "bad.keras", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "weights/00000.npy":
+                buf = io.BytesIO()
+                np.save(buf, np.zeros((3, 3), np.float32))
+                data = buf.getvalue()
+            dst.writestr(item, data)
+    with pytest.raises(ValueError, match=r"weight 0 .* has shape \(3, 3\)"):
+        lf.load_model(tmp_path / "bad.keras")
+
+
+# ---------------------------------------------------------------------------- Keras files
+
+@pytest.fixture(scope="module")
+def keras():
+    from keras_reference import import_keras
+
+    pytest.importorskip("h5py", reason="reading Keras HDF5 files needs h5py")
+    return import_keras()
+
+
+def _keras_model(keras):
+    K = keras.layers
+    m = keras.Sequential([keras.Input((6,), dtype="int32"), K.Embedding(20, 4, mask_zero=True),
+                          K.Bidirectional(K.LSTM(3, return_sequences=True)), K.LSTM(5, activation="relu"),
+                          K.Dropout(0.1), K.RepeatVector(2), K.TimeDistributed(K.Dense(3, activation="softmax"))])
+    m.compile(keras.optimizers.Adam(0.003), "categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_model_saved_by_keras_loads_and_predicts_the_same(keras, tmp_path, suffix):
+    import warnings
+
+    km = _keras_model(keras)
+    x, y = _data()
+    km.fit(x, y, epochs=1, verbose=0)
+    path = tmp_path / f"k{suffix}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        km.save(path)
+    m = lf.load_model(path)
+    assert [type(l).__name__ for l in m.layers] == ["Embedding", "Bidirectional", "LSTM", "Dropout", "RepeatVector", "TimeDistributed"]
+    expected = km.predict(x, verbose=0)
+    np.testing.assert_allclose(m.predict(x, verbose=0), expected, atol=1e-6)
+    assert m.optimizer.learning_rate == pytest.approx(0.003)
+    assert isinstance(m.loss, lf.losses.CategoricalCrossentropy)
+    m.fit(x, y, epochs=1, verbose=0)  # and it trains
+
+
+def test_keras_weights_file_loads_into_the_same_lstmfast_architecture(keras, tmp_path):
+    km = _keras_model(keras)
+    km.save_weights(tmp_path / "k.weights.h5")
+    m = lf.Sequential([L.Input((6,)), L.Embedding(20, 4, mask_zero=True),
+                       L.Bidirectional(L.LSTM(3, return_sequences=True)), L.LSTM(5, activation="relu"),
+                       L.Dropout(0.1), L.RepeatVector(2), L.TimeDistributed(L.Dense(3, activation="softmax"))])
+    m.load_weights(tmp_path / "k.weights.h5")
+    x, _ = _data()
+    np.testing.assert_allclose(m.predict(x, verbose=0), km.predict(x, verbose=0), atol=1e-6)
+
+
+def test_keras_functional_models_are_refused_with_a_reason(keras, tmp_path):
+    inp = keras.Input((3,))
+    out = keras.layers.Dense(2)(keras.layers.Dense(2)(inp))
+    keras.Model(inp, out).save(tmp_path / "f.keras")
+    with pytest.raises(ValueError, match="Sequential models only"):
+        lf.load_model(tmp_path / "f.keras")
+
+
+# ---------------------------------------------------------------------------- PyTorch
+
+def test_torch_lstm_state_dict_loads_into_an_lstm_layer():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.LSTM(3, 5, num_layers=2, batch_first=True, bidirectional=True)
+    x = np.random.default_rng(0).random((4, 7, 3)).astype(np.float32)
+    with torch.no_grad():
+        expected, (h, c) = net(torch.from_numpy(x))
+    sd = net.state_dict()
+    layer0 = _torch_layer0(torch, net, x)  # (4, 7, 10): forward then reverse direction
+    first = L.LSTM(5, return_sequences=True)
+    first.load_torch_state_dict(sd, layer=0)
+    np.testing.assert_allclose(first(x), layer0[..., :5], atol=1e-6)
+    bi = L.Bidirectional(L.LSTM(5, return_sequences=True))
+    bi._maybe_build((None, 7, 3))
+    bi.forward_layer.load_torch_state_dict(sd, layer=0)
+    bi.backward_layer.load_torch_state_dict(sd, layer=0, reverse=True)
+    out0 = bi(x)
+    np.testing.assert_allclose(out0, layer0, atol=1e-6)
+    second = L.Bidirectional(L.LSTM(5, return_sequences=True))
+    second._maybe_build((None, 7, 10))
+    second.forward_layer.load_torch_state_dict(sd, layer=1)
+    second.backward_layer.load_torch_state_dict(sd, layer=1, reverse=True)
+    np.testing.assert_allclose(second(out0), expected.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="weight_ih_l2"):
+        L.LSTM(5).load_torch_state_dict(sd, layer=2)
+    with pytest.raises(ValueError):
+        L.LSTM(4).load_torch_state_dict(sd)
+
+
+def _torch_layer0(torch, net, x):
+    one = torch.nn.LSTM(3, 5, batch_first=True, bidirectional=True)
+    sd = {k: v for k, v in net.state_dict().items() if "_l0" in k}
+    one.load_state_dict(sd)
+    with torch.no_grad():
+        return one(torch.from_numpy(x))[0].numpy()
+
+
+def test_torch_weights_in_a_module_state_dict_are_found_by_prefix():
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.LSTM(2, 3, batch_first=True)
+            self.head = torch.nn.Linear(3, 1)
+
+    net = Net()
+    layer = L.LSTM(3)
+    layer.load_torch_state_dict(net.state_dict())
+    x = np.random.default_rng(1).random((2, 4, 2)).astype(np.float32)
+    with torch.no_grad():
+        _, (h, _) = net.encoder(torch.from_numpy(x))
+    np.testing.assert_allclose(layer(x), h[0].numpy(), atol=1e-6)
+    w = lf.saving.torch_lstm_weights(net.state_dict(), prefix="encoder.")
+    np.testing.assert_array_equal(w[0], net.encoder.weight_ih_l0.detach().numpy().T)
