@@ -70,7 +70,7 @@ def build_parser():
             t.add_argument("--bidirectional", action="store_true", help="the stronger variant: a Bidirectional LSTM")
         if name == "translate":
             t.add_argument("--level", choices=["word", "char"], help="token level (default: word)")
-            t.add_argument("--units", type=_positive_int, help="LSTM units (default: 256)")
+            t.add_argument("--units", type=_positive_int, help="LSTM units (default: 128)")
         if name == "forecast":
             t.add_argument("--n-steps", type=_positive_int, help="window length (default: 60)")
             t.add_argument("--horizon", type=_positive_int, help="multi-step horizon (default: 52)")

@@ -57,6 +57,7 @@ class SentimentConfig:
     patience: int = 1
     batch_size: int = 64
     learning_rate: float = 1e-3
+    clipnorm: float | None = None   # clip each gradient to this L2 norm
     test_size: int = 5000           # held-out reviews
     val_size: int = 1000            # reviews for early stopping
     limit: int | None = None        # use a stratified subset of this many reviews
@@ -121,7 +122,8 @@ def build_model(config, vocabulary_size):
         Bidirectional(lstm) if config.bidirectional else lstm,
         Dense(1, activation="sigmoid"),
     ])
-    model.compile(optimizer=Adam(learning_rate=config.learning_rate), loss="binary_crossentropy",
+    model.compile(optimizer=Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm),
+                  loss="binary_crossentropy",
                   metrics=["accuracy"])
     return model
 

@@ -59,9 +59,9 @@ class TranslateConfig:
     """Every setting of a translation run (defaults: the run reported in the docs)."""
 
     level: str = "word"          # 'word' or 'char' tokens
-    units: int = 256             # LSTM units of encoder and decoder
+    units: int = 128             # LSTM units of encoder and decoder
     bidirectional: bool = False  # stronger variant: Bidirectional encoder
-    epochs: int = 40             # upper bound; early stopping on validation loss
+    epochs: int = 12             # upper bound; early stopping on validation loss
     patience: int = 4
     batch_size: int = 64
     learning_rate: float = 2e-3
@@ -74,6 +74,9 @@ class TranslateConfig:
     val_fraction: float = 0.05
     lower: bool = False          # lower-case source and target
     reverse_source: bool = True  # feed the source tokens last-to-first (Sutskever et al., 2014)
+    max_vocab: int = 10000       # tokens kept per side (the rest map to an unknown token)
+    embedding_dim: int | None = None  # source Embedding(mask_zero) instead of one-hot; None: one-hot
+                                 # unless the source vocabulary exceeds 1,000 tokens (then 128)
     seed: int = 0
     threads: int | None = None
     data: str | None = None      # None: numbers; a TSV path; or 'ding'
@@ -116,9 +119,9 @@ def detokenize(tokens, level):
 class _Vocab:
     """Token <-> index for one side (0 = padding / end of text, 1 = unknown)."""
 
-    def __init__(self, level, lower, tokenizer=None):
+    def __init__(self, level, lower, tokenizer=None, max_vocab=None):
         self.level, self.lower = level, lower
-        self.tok = tokenizer or D.Tokenizer(filters="", lower=False, char_level=False, oov_token="\x00")
+        self.tok = tokenizer or D.Tokenizer(num_words=max_vocab, filters="", lower=False, oov_token="\x00")
 
     def _split(self, text):
         return tokenize(text.lower() if self.lower else text, self.level)
@@ -258,14 +261,16 @@ def corpus_bleu(hypotheses, references, max_n=4):
 # ---------------------------------------------------------------------------
 # Model
 
-def build_model(config, t_in, v_in, t_out, v_out):
-    from ..layers import LSTM, Bidirectional, Dense, Input, RepeatVector
+def build_model(config, t_in, v_in, t_out, v_out, embedding_dim=None):
+    """The encoder-decoder, compiled; ``embedding_dim`` swaps the one-hot input for an Embedding."""
+    from ..layers import LSTM, Bidirectional, Dense, Embedding, Input, RepeatVector
     from ..models import Sequential
     from ..optimizers import Adam
 
     encoder = LSTM(config.units)
-    model = Sequential([
-        Input(shape=(t_in, v_in)),
+    inputs = [Input(shape=(t_in,), dtype="int32"), Embedding(v_in, embedding_dim, mask_zero=True)] \
+        if embedding_dim else [Input(shape=(t_in, v_in))]
+    model = Sequential(inputs + [
         Bidirectional(encoder) if config.bidirectional else encoder,
         RepeatVector(t_out),
         LSTM(config.units, return_sequences=True),
@@ -277,15 +282,17 @@ def build_model(config, t_in, v_in, t_out, v_out):
 
 
 class _Translator:
-    def __init__(self, model, src, tgt, t_in, t_out, reverse):
+    def __init__(self, model, src, tgt, t_in, t_out, reverse, embedding=False):
         self.model, self.src, self.tgt, self.t_in, self.t_out = model, src, tgt, t_in, t_out
-        self.reverse = reverse
+        self.reverse, self.embedding = reverse, embedding
 
     def encode(self, texts):
         seqs = self.src.encode(texts)
         return [s[::-1] for s in seqs] if self.reverse else seqs
 
     def inputs(self, texts):
+        if self.embedding:  # token indices, padded at the front; the Embedding masks index 0
+            return D.pad_sequences(self.encode(texts), maxlen=self.t_in)
         return _one_hot(self.encode(texts), self.t_in, self.src.size)
 
     def translate(self, texts, batch_size=256):
@@ -308,18 +315,20 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
                  f"test {len(test_pairs)} (held out) [{data_clock.seconds:.1f} s]")
 
     with Stopwatch() as clock:
-        src = _Vocab(config.level, config.lower).fit([s for s, _ in train_pairs])
-        tgt = _Vocab(config.level, config.lower).fit([t for _, t in train_pairs])
+        src = _Vocab(config.level, config.lower, max_vocab=config.max_vocab).fit([s for s, _ in train_pairs])
+        tgt = _Vocab(config.level, config.lower, max_vocab=config.max_vocab).fit([t for _, t in train_pairs])
+        embedding_dim = config.embedding_dim or (128 if src.size > 1000 else None)
         t_tr = tgt.encode([t for _, t in train_pairs])
         t_out = max(len(t) for t in t_tr) + 1  # room for the end-of-text step
         t_in = max(len(s) for s in src.encode([s for s, _ in train_pairs]))
-        translator = _Translator(None, src, tgt, t_in, t_out, config.reverse_source)
+        translator = _Translator(None, src, tgt, t_in, t_out, config.reverse_source, bool(embedding_dim))
         X = translator.inputs([s for s, _ in train_pairs])
         y = D.pad_sequences(t_tr, maxlen=t_out, padding="post", truncating="post")
         Xv = translator.inputs([s for s, _ in val_pairs])
         yv = D.pad_sequences(tgt.encode([t for _, t in val_pairs]), maxlen=t_out, padding="post", truncating="post")
-        log(verbose, f"tokens ({config.level}): source {src.size} x {t_in} steps, target {tgt.size} x {t_out} steps")
-        model = translator.model = build_model(config, t_in, src.size, t_out, tgt.size)
+        log(verbose, f"tokens ({config.level}): source {src.size} x {t_in} steps, target {tgt.size} x {t_out} steps; "
+                     + (f"source Embedding({src.size}, {embedding_dim})" if embedding_dim else "one-hot source"))
+        model = translator.model = build_model(config, t_in, src.size, t_out, tgt.size, embedding_dim)
         from ..callbacks import EarlyStopping
 
         h = model.fit(X, y, batch_size=config.batch_size, epochs=config.epochs, validation_data=(Xv, yv),
@@ -333,7 +342,7 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     marker = {
         "config": dataclasses.asdict(config),
         "source_vocab": src.get_config(), "target_vocab": tgt.get_config(),
-        "t_in": t_in, "t_out": t_out,
+        "t_in": t_in, "t_out": t_out, "embedding": bool(embedding_dim),
         "data": {"description": desc, "train": len(train_pairs), "val": len(val_pairs), "test": len(test_pairs)},
         "train_seconds": clock.seconds,
     }
@@ -349,7 +358,7 @@ def _load(model_dir):
     model, marker = load_pipeline_model(model_dir, PIPELINE)
     src, tgt = _Vocab.from_config(marker["source_vocab"]), _Vocab.from_config(marker["target_vocab"])
     reverse = marker["config"].get("reverse_source", False)
-    return _Translator(model, src, tgt, marker["t_in"], marker["t_out"], reverse), marker
+    return _Translator(model, src, tgt, marker["t_in"], marker["t_out"], reverse, marker.get("embedding", False)), marker
 
 
 def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None, examples=5):
