@@ -25,7 +25,8 @@ struct PackedGemm {
   using Packet = typename Eigen::internal::packet_traits<S>::type;
   static constexpr int PS = Eigen::internal::unpacket_traits<Packet>::size;
   static constexpr int NR = 2 * PS;  // panel width
-  static constexpr int MR = 6;       // rows per micro-kernel call (12 accumulators)
+  // Rows per micro-kernel call: 2·MR accumulators fill the vector registers (16 or 32).
+  static constexpr int MR = PS * sizeof(S) >= 64 ? 12 : 6;
   static constexpr Index kKc = 256;  // K chunk
 
   // Size of the packed form of a K × N matrix.
@@ -47,18 +48,31 @@ struct PackedGemm {
     }
   }
 
+  // acc (R × NR) = Σ_k A[r, k] · panel[k, :], then C (R × nc) = acc [+ C].
+  // A's element (r, k) is at A[r·ars + k·aks] (row-major A: ars = lda, aks = 1; Aᵀ: swapped).
+  // pack() over groups of panels in parallel.
+  static void pack_parallel(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
+    constexpr Index kGroup = 16;
+    const Index np = (N + NR - 1) / NR;
+    parallel_for_tiles((np + kGroup - 1) / kGroup, [&](Index t) {
+      const Index p0 = t * kGroup, j0 = p0 * NR;
+      pack(K, std::min(kGroup * NR, N - j0), src + j0 * cs, rs, cs, dst + p0 * K * NR);
+    });
+  }
+
   template <int R>
-  static void micro(Index K, const S* A, Index lda, const S* panel, S* C, Index ldc, Index nc,
-                    bool accumulate) {
+  static void micro(Index K, const S* A, Index ars, Index aks, const S* panel, S* C, Index ldc,
+                    Index nc, bool accumulate) {
     using namespace Eigen::internal;
     Packet c0[R], c1[R];
-    for (int r = 0; r < R; ++r) c0[r] = c1[r] = pset1<Packet>(S(0));
+    for (int r = 0; r < R; ++r) c0[r] = c1[r] = pzero(Packet());
     for (Index k = 0; k < K; ++k) {
       const Packet b0 = ploadu<Packet>(panel + k * NR), b1 = ploadu<Packet>(panel + k * NR + PS);
+      const S* a = A + k * aks;
       for (int r = 0; r < R; ++r) {
-        const Packet a = pset1<Packet>(A[r * lda + k]);
-        c0[r] = pmadd(a, b0, c0[r]);
-        c1[r] = pmadd(a, b1, c1[r]);
+        const Packet ar = pset1<Packet>(a[r * ars]);
+        c0[r] = pmadd(ar, b0, c0[r]);
+        c1[r] = pmadd(ar, b1, c1[r]);
       }
     }
     if (nc == NR) {
@@ -82,29 +96,45 @@ struct PackedGemm {
     }
   }
 
-  // C (M × N) = A (M × K, row stride lda) · B [+ C], B packed by pack().
-  static void run(Index M, Index N, Index K, const S* A, Index lda, const S* Bp, S* C, Index ldc,
-                  bool accumulate) {
+  // The last rows of a block (fewer than MR): micro<rows> chosen at run time.
+  template <int R>
+  static void micro_tail(Index rows, Index K, const S* A, Index ars, Index aks, const S* panel,
+                         S* C, Index ldc, Index nc, bool accumulate) {
+    if constexpr (R > 0) {
+      if (rows == R) micro<R>(K, A, ars, aks, panel, C, ldc, nc, accumulate);
+      else micro_tail<R - 1>(rows, K, A, ars, aks, panel, C, ldc, nc, accumulate);
+    }
+  }
+
+  // C (M × N) = A (M × K) · B [+ C]; B packed by pack(), starting at its first panel.
+  static void run(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp, S* C,
+                  Index ldc, bool accumulate) {
     const Index npanels = (N + NR - 1) / NR;
     for (Index k0 = 0; k0 < K; k0 += kKc) {
       const Index kc = std::min(kKc, K - k0);
       const bool acc = accumulate || k0 > 0;
+      const S* a = A + k0 * aks;
       for (Index p = 0; p < npanels; ++p) {
         const S* panel = Bp + p * K * NR + k0 * NR;
         const Index j = p * NR, nc = std::min<Index>(NR, N - j);
-        const S* a = A + k0;
         Index i = 0;
-        for (; i + MR <= M; i += MR) micro<MR>(kc, a + i * lda, lda, panel, C + i * ldc + j, ldc, nc, acc);
-        switch (M - i) {
-          case 5: micro<5>(kc, a + i * lda, lda, panel, C + i * ldc + j, ldc, nc, acc); break;
-          case 4: micro<4>(kc, a + i * lda, lda, panel, C + i * ldc + j, ldc, nc, acc); break;
-          case 3: micro<3>(kc, a + i * lda, lda, panel, C + i * ldc + j, ldc, nc, acc); break;
-          case 2: micro<2>(kc, a + i * lda, lda, panel, C + i * ldc + j, ldc, nc, acc); break;
-          case 1: micro<1>(kc, a + i * lda, lda, panel, C + i * ldc + j, ldc, nc, acc); break;
-          default: break;
-        }
+        for (; i + MR <= M; i += MR) micro<MR>(kc, a + i * ars, ars, aks, panel, C + i * ldc + j, ldc, nc, acc);
+        if (i < M) micro_tail<MR - 1>(M - i, kc, a + i * ars, ars, aks, panel, C + i * ldc + j, ldc, nc, acc);
       }
     }
+  }
+
+  // The same product over fixed (kRows × kCols) tiles of C in parallel: A is read from L2
+  // by one tile's panels, and tiles do not depend on the thread count.
+  static void run_parallel(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp,
+                           S* C, Index ldc, bool accumulate) {
+    constexpr Index kRows = 16 * MR, kCols = 16 * NR;
+    const Index mt = (M + kRows - 1) / kRows, nt = (N + kCols - 1) / kCols;
+    parallel_for_tiles(mt * nt, [&](Index t) {
+      const Index r0 = (t / nt) * kRows, c0 = (t % nt) * kCols;
+      run(std::min(kRows, M - r0), std::min(kCols, N - c0), K, A + r0 * ars, ars, aks,
+          Bp + (c0 / NR) * K * NR, C + r0 * ldc + c0, ldc, accumulate);
+    });
   }
 };
 

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 namespace lstmfast {
 
@@ -37,13 +38,24 @@ namespace {
 // Element-wise activations, vectorised by Eigen for the instruction set this file is built
 // for. Eigen's float tanh and logistic are rational approximations; their maximum error
 // against std:: is measured by the test suite (tests/test_ops_reference.py) and README.
+// σ(z) = 1/(1 + e^{−z}). float: Eigen's vectorised logistic. double (used for gradient
+// checks): the scalar formula, because Eigen's double packet and scalar paths differ by an
+// ulp and the split between them follows buffer alignment, which would break bitwise
+// reproducibility.
+template <typename Dst, typename Src>
+inline void sigmoid(Dst&& y, const Src& z) {
+  using S = typename std::decay_t<Dst>::Scalar;
+  if constexpr (std::is_same_v<S, float>) y = z.logistic();
+  else y = z.unaryExpr([](S v) { return S(1) / (S(1) + std::exp(-v)); });
+}
+
 template <typename Dst, typename Src>
 inline void activate(Activation a, Dst&& y, const Src& z) {
   using S = typename std::decay_t<Dst>::Scalar;
   switch (a) {
     case Activation::Tanh: y = z.tanh(); break;
     case Activation::Relu: y = z.cwiseMax(S(0)); break;
-    case Activation::Sigmoid: y = z.logistic(); break;
+    case Activation::Sigmoid: sigmoid(y, z); break;
     case Activation::Linear: y = z; break;
   }
 }
@@ -52,7 +64,7 @@ template <typename Dst, typename Src>
 inline void activate(RecurrentActivation a, Dst&& y, const Src& z) {
   using S = typename std::decay_t<Dst>::Scalar;
   if (a == RecurrentActivation::Sigmoid) {
-    y = z.logistic();
+    sigmoid(y, z);
   } else {  // Keras 3 hard_sigmoid: relu6(z + 3) / 6 = clip(z/6 + 1/2, 0, 1)
     y = (z * S(1.0 / 6.0) + S(0.5)).cwiseMax(S(0)).cwiseMin(S(1));
   }
@@ -118,6 +130,14 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
   return panels;
 }
 
+// A masked step outputs zeros (instead of the previous output) when asked to, and before the
+// row's first real step.
+template <typename S>
+inline bool output_is_zero(const LSTMCache<S>& k, Index s, Index b) {
+  if (!k.has_mask || k.mask[s * k.cfg.B + b]) return false;
+  return k.cfg.zero_output_for_mask || s < k.first_real[b];
+}
+
 inline Index time_index(const LSTMConfig& cfg, Index s) {
   return cfg.go_backwards ? cfg.T - 1 - s : s;
 }
@@ -176,10 +196,13 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   if (in.recurrent_dropout) k.m_h.assign(in.recurrent_dropout, in.recurrent_dropout + B * H);
   else k.m_h.clear();
   k.mask.clear();
+  k.first_real.assign(B, 0);
   if (in.mask) {
     k.mask.resize(T * B);
-    for (Index s = 0; s < T; ++s)
-      for (Index b = 0; b < B; ++b) k.mask[s * B + b] = in.mask[b * T + time_index(cfg, s)] != 0;
+    k.first_real.assign(B, T);
+    for (Index s = T - 1; s >= 0; --s)
+      for (Index b = 0; b < B; ++b)
+        if ((k.mask[s * B + b] = in.mask[b * T + time_index(cfg, s)] != 0)) k.first_real[b] = s;
   }
 
   // x_s ⊙ m_x, time-major in processing order: X[s, b, :] = x[b, t(s), :] ⊙ m_x[b, :].
@@ -199,7 +222,11 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   parallel_for_tiles(T, [&](Index s) {
     for (Index b = 0; b < B; ++b) std::memcpy(k.gates.data() + (s * B + b) * G, bias.data(), sizeof(S) * G);
   });
-  gemm_tiled<S>(T * B, G, D, k.x.data(), D, k.W.data(), G, k.gates.data(), G, true);
+  {
+    Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
+    PackedGemm<S>::pack_parallel(D, G, k.W.data(), G, 1, W_panels.data());
+    PackedGemm<S>::run_parallel(T * B, G, D, k.x.data(), D, 1, W_panels.data(), k.gates.data(), G, true);
+  }
 
   // States: h[s] is h_{s−1} (h[0] = h0); the recurrent product reads h_{s−1} ⊙ m_h,
   // double-buffered so one step's readers never see the next step's writers.
@@ -227,7 +254,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : k.h.data() + s * B * H;
 
     // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks.
-    PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * H, H, U_panels.data() + offsets[ut],
+    PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * H, H, 1, U_panels.data() + offsets[ut],
                        Z + b0 * G + c0, G, true);
 
     for (Index b = b0; b < b0 + bn; ++b) {
@@ -258,7 +285,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
 
   // Outputs in processing order, as Keras returns them.
   auto output_row = [&](Index s, Index b, S* dst) {
-    if (cfg.zero_output_for_mask && k.has_mask && !k.mask[s * B + b]) std::fill(dst, dst + H, S(0));
+    if (output_is_zero(k, s, b)) std::fill(dst, dst + H, S(0));
     else std::memcpy(dst, k.h.data() + ((s + 1) * B + b) * H, sizeof(S) * H);
   };
   if (cfg.return_sequences) {
@@ -303,7 +330,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       else dh_t.setZero();
     } else {
       // dh_s = dz_{s+1}·Uᵀ over this tile's units: (bn, 4H)·(4H, w)
-      PackedGemm<S>::run(bn, w, G, dZ.data() + ((s + 1) * B + b0) * G, G,
+      PackedGemm<S>::run(bn, w, G, dZ.data() + ((s + 1) * B + b0) * G, G, 1,
                          UT_panels.data() + offsets[ut_of(u0)], dh.data() + b0 * H + u0, H, false);
       for (Index b = b0; b < b0 + bn; ++b) {
         ArrMap<S> row(dh.data() + b * H + u0, w);
@@ -313,7 +340,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     }
     if (!d_outputs) return;
     for (Index b = b0; b < b0 + bn; ++b) {
-      if (cfg.zero_output_for_mask && !real_step(s, b)) continue;  // a constant zero output
+      if (output_is_zero(k, s, b)) continue;  // a constant zero output
       if (cfg.return_sequences)
         ArrMap<S>(dh.data() + b * H + u0, w) += CArrMap<S>(d_outputs + (b * T + s) * H + u0, w);
       else if (s == T - 1)
@@ -370,7 +397,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
     const Index bn = std::min(tl.batch_tile, B - b0);
     const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut);
-    PackedGemm<S>::run(bn, w, G, dZ.data() + b0 * G, G, UT_panels.data() + offsets[ut],
+    PackedGemm<S>::run(bn, w, G, dZ.data() + b0 * G, G, 1, UT_panels.data() + offsets[ut],
                        grads.dh0 + b0 * H + u0, H, false);
     for (Index b = b0; b < b0 + bn; ++b) {
       ArrMap<S> row(grads.dh0 + b * H + u0, w);
@@ -383,7 +410,10 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // Weight gradients after the loop, as large GEMMs over all T·B rows.
   Buffer<S> packed(std::max(D, H) * G);
   // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H)
-  gemm_tiled<S>(D, G, T * B, k.x.data(), D, dZ.data(), G, packed.data(), G, false, true);
+  using PG = PackedGemm<S>;
+  Buffer<S> dZ_panels(PG::packed_size(T * B, G));
+  PG::pack_parallel(T * B, G, dZ.data(), G, 1, dZ_panels.data());
+  PG::run_parallel(D, G, T * B, k.x.data(), 1, D, dZ_panels.data(), packed.data(), G, false);
   pack_gate_columns(tl, D, packed.data(), grads.dkernel, false);
   // dU = (H_{prev}⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
   const S* h_prev = k.h.data();
@@ -395,7 +425,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     });
     h_prev = hd.data();
   }
-  gemm_tiled<S>(H, G, T * B, h_prev, H, dZ.data(), G, packed.data(), G, false, true);
+  PG::run_parallel(H, G, T * B, h_prev, 1, H, dZ_panels.data(), packed.data(), G, false);
   pack_gate_columns(tl, H, packed.data(), grads.drecurrent_kernel, false);
   // db = Σ_rows dZ, in a fixed order per column block.
   if (grads.dbias) {
@@ -410,7 +440,11 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   }
   // dX = dZ·Wᵀ: (T·B, 4H)·(4H, D), then back to (B, T, D) in time order, ⊙ m_x.
   Buffer<S> dX(T * B * D);
-  gemm_tiled<S>(T * B, D, G, dZ.data(), G, k.W.data(), G, dX.data(), D, false, false, true);
+  {
+    Buffer<S> WT_panels(PG::packed_size(G, D));
+    PG::pack_parallel(G, D, k.W.data(), 1, G, WT_panels.data());
+    PG::run_parallel(T * B, D, G, dZ.data(), G, 1, WT_panels.data(), dX.data(), D, false);
+  }
   parallel_for_tiles(T, [&](Index s) {
     const Index t = time_index(cfg, s);
     for (Index b = 0; b < B; ++b) {
@@ -447,6 +481,7 @@ void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outpu
   for (Index b = 0; b < B; ++b) {
     S* hb = h.data() + b * H;
     S* cb = c.data() + b * H;
+    bool seen_real = false;
     for (Index s = 0; s < T; ++s) {
       const Index t = cfg.go_backwards ? T - 1 - s : s;
       const bool real = !in.mask || in.mask[b * T + t];
@@ -472,7 +507,8 @@ void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outpu
         std::copy(cn.begin(), cn.end(), cb);
         std::copy(hn.begin(), hn.end(), hb);
       }
-      const bool zero = !real && cfg.zero_output_for_mask;
+      seen_real = seen_real || real;
+      const bool zero = !real && (cfg.zero_output_for_mask || !seen_real);
       if (cfg.return_sequences || s == T - 1) {
         S* out = cfg.return_sequences ? outputs + (b * T + s) * H : outputs + b * H;
         for (Index u = 0; u < H; ++u) out[u] = zero ? S(0) : hb[u];

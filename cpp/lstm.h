@@ -10,7 +10,9 @@
 //   i = σ(z_i)   f = σ(z_f)   g = φ(z_c)   o = σ(z_o)
 //   c_t = f⊙c_{t−1} + i⊙g
 //   h_t = o⊙φ(c_t)
-// A masked step (mask[b,t] = 0) carries the state through: h_t = h_{t−1}, c_t = c_{t−1}.
+// A masked step (mask[b,t] = 0) carries the state through: h_t = h_{t−1}, c_t = c_{t−1},
+// and outputs the previous step's output: zeros before the first real step (as Keras's
+// TensorFlow and torch backends do), or always zeros with zero_output_for_mask.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +34,7 @@ struct LSTMConfig {
   RecurrentActivation recurrent_activation = RecurrentActivation::Sigmoid;
   bool go_backwards = false;          // process t = T−1 … 0; outputs stay in processing order
   bool return_sequences = true;       // outputs (B,T,H), else (B,H)
-  bool zero_output_for_mask = false;  // a masked step outputs zeros instead of h_{t−1}
+  bool zero_output_for_mask = false;  // a masked step outputs zeros, not the previous output
 };
 
 // Caller-owned inputs; optional ones are nullptr.
@@ -76,6 +78,7 @@ struct LSTMCache {
   Buffer<S> h, c;     // (T+1, B, H) h[s] = h_{s−1} (h[0] = h0); likewise c
   Buffer<S> W, U;     // (D, 4H), (H, 4H) tile-packed
   std::vector<uint8_t> mask;   // (T, B) in processing order, empty if none
+  std::vector<Index> first_real;  // (B) first real step of each row (T if none)
   std::vector<S> m_h;          // (B, H) or empty
   std::vector<S> m_x;          // (B, D) or empty
 };

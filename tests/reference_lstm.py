@@ -10,8 +10,9 @@ One step, in the names used below (Keras 3 LSTMCell; ⊙ is the element-wise pro
     i = ρ(z_i)   f = ρ(z_f)   g = φ(z_c)   o = ρ(z_o)      ρ recurrent_activation, φ activation
     c_t = f ⊙ c_{t-1} + i ⊙ g
     h_t = o ⊙ φ(c_t)
-A step whose mask is False carries h and c through unchanged; its output is h_{t-1}
-(or zeros with zero_output_for_mask). go_backwards processes t = T-1, ..., 0 and the
+A step whose mask is False carries h and c through unchanged; its output repeats the
+previous output: h_{t-1} after the row's first real step, zeros before it (Keras's
+TensorFlow and torch backends), and always zeros with zero_output_for_mask. go_backwards processes t = T-1, ..., 0 and the
 outputs stay in processing order, as Keras returns them.
 """
 
@@ -73,6 +74,7 @@ def lstm_forward_reference(x, kernel, recurrent_kernel, bias=None, *, h0=None, c
     W, U = kernel, recurrent_kernel
     outputs = np.zeros((B, T, H), x.dtype)
     steps = []
+    seen = np.zeros((B, 1), bool)                      # has the row had a real step yet?
     order = range(T - 1, -1, -1) if go_backwards else range(T)
     for s, t in enumerate(order):                      # s: processing position, t: time index in x
         x_t = x[:, t, :] * mx                          # x̃_t = x_t ⊙ m_x
@@ -86,9 +88,11 @@ def lstm_forward_reference(x, kernel, recurrent_kernel, bias=None, *, h0=None, c
         m = mask[:, t][:, None]                        # a masked step carries h and c through
         h = np.where(m, h_new, h_prev)
         c = np.where(m, c_new, c_prev)
-        outputs[:, s, :] = np.where(m, h_new, 0.0 if zero_output_for_mask else h_prev)
+        seen = seen | m
+        repeat = seen & (not zero_output_for_mask)     # a masked step repeats the previous output
+        outputs[:, s, :] = np.where(m, h_new, np.where(repeat, h_prev, 0.0))
         steps.append(dict(t=t, x_t=x_t, h_prev=h_prev, c_prev=c_prev, h_rec=h_rec, z=z,
-                          i=i, f=f, g=g, o=o, c_new=c_new, m=m))
+                          i=i, f=f, g=g, o=o, c_new=c_new, m=m, repeat=repeat))
     out = outputs if return_sequences else outputs[:, -1, :]
     if keep_steps:
         return out, h, c, steps
@@ -131,7 +135,7 @@ def lstm_backward_reference(x, kernel, recurrent_kernel, bias=None, *, h0=None, 
         m = st["m"]
         # output_s = h_new where the step is real, else h_{t-1} (or 0): both are h_s when not masked
         dh_new = np.where(m, dh + d_out[:, s], 0.0)
-        dh_carry = np.where(m, 0.0, dh + (0.0 if zero_output_for_mask else d_out[:, s]))
+        dh_carry = np.where(m, 0.0, dh + np.where(st["repeat"], d_out[:, s], 0.0))
         dc_new = np.where(m, dc, 0.0)
         dc_carry = np.where(m, 0.0, dc)
         i, f, g, o, c_new = st["i"], st["f"], st["g"], st["o"], st["c_new"]

@@ -211,11 +211,9 @@ def restore_threads():
     lstmfast.set_num_threads(n)
 
 
-# Known bug (NOTES-core.md, "float64 results depend on buffer alignment"): in float64 the AVX2
-# build's sigmoid gives different last bits depending on where a buffer happens to start.
-ALIGNMENT_BUG = pytest.mark.xfail(reason="NOTES-core.md: float64 sigmoid depends on buffer alignment",
-                                  strict=False)
-DTYPES_WITH_ALIGNMENT_BUG = (np.float32, pytest.param(np.float64, marks=ALIGNMENT_BUG))
+# float64 once gave different last bits depending on where a buffer started (Eigen's packet and
+# scalar sigmoid differ by an ulp, and alignment decided which elements took which path).
+DTYPES_WITH_ALIGNMENT_BUG = (np.float32, np.float64)
 
 
 @pytest.mark.parametrize("dtype", DTYPES_WITH_ALIGNMENT_BUG, ids=("float32", "float64"))
@@ -426,19 +424,9 @@ def test_reference_and_fast_path_match_keras_lstm(keras_results, name):
     k_out, k_h, k_c = keras_results["lstm"][name]
     r_out, r_h, r_c = lstm_forward_reference(x, W, U, b, **kw)
     f_out, f_h, f_c, _ = ops.lstm_forward(x, W, U, b, **kw)
-    # Keras's backends disagree on the output of masked steps that come before the first real
-    # step: torch and TensorFlow output zeros there, numpy and jax output h_{t-1} = h0, as
-    # lstmfast does. They differ only when h0 ≠ 0; those outputs are left out here
-    # (NOTES-core.md, "leading masked steps").
+    # Masked steps before a row's first real step output zeros, as on Keras's torch (and
+    # TensorFlow) backend, also when an initial state is given.
     out_k = np.array(k_out)
-    mask = kw.get("mask")
-    if mask is not None and "h0" in kw and not kw.get("zero_output_for_mask"):
-        m = mask[:, ::-1] if kw.get("go_backwards") else mask
-        leading = np.cumsum(m, axis=1) == 0            # (B, T) in processing order
-        if kw.get("return_sequences", True):
-            out_k[leading] = f_out[leading]
-        else:
-            out_k[leading[:, -1]] = f_out[leading[:, -1]]
     # Keras 3 on the torch backend loses float64 precision somewhere in its loop (it agrees with
     # the reference to ~1e-8 only, where torch.nn.LSTM in float64 agrees to 1e-15), so the bound
     # is 1e-7: a wrong mask, step order or gate is off by 1e-3 or more.

@@ -153,7 +153,9 @@ def lstm_forward(
         kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None.
         h0, c0: (B, H) initial state, or None for zeros.
         mask: (B, T) bool (or 0/1 integers); a masked step carries h and c through unchanged
-            and outputs h_{t-1} (or zeros with ``zero_output_for_mask``), as Keras does.
+            and repeats the previous step's output: zeros before the row's first real step,
+            as Keras's TensorFlow and torch backends do (always zeros with
+            ``zero_output_for_mask``, as Keras's Bidirectional asks).
         input_dropout_mask: (B, D) multiplier of every x_t (0 or 1/(1-rate)), or None.
         recurrent_dropout_mask: (B, H) multiplier of h_{t-1} in the recurrent product, or None.
         activation: 'tanh' | 'relu' | 'sigmoid' | 'linear' (φ).
