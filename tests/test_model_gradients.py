@@ -203,3 +203,17 @@ def test_loss_gradients_match_finite_differences_of_the_loss_alone():
             p[i] -= 2 * EPS
             down = loss(y_true, p)
             assert abs((up - down) / (2 * EPS) - grad[i]) <= 1e-6 + 1e-5 * abs(grad[i])
+
+
+def test_embedding_gradient_sums_the_rows_of_repeated_ids_like_add_at():
+    from lstmfast.layers.embedding import _segment_sum
+
+    rng = np.random.default_rng(14)
+    # uniform ids (short runs) and Zipf-like ids (a few very long runs, as in real text)
+    for ids in (rng.integers(0, 50, 3000), np.minimum(rng.zipf(1.3, 5000), 999), np.array([3]), np.full(20, 2)):
+        rows = rng.normal(size=(ids.size, 4))
+        uniq, sums = _segment_sum(ids, rows)
+        expected = np.zeros((ids.max() + 1, 4))
+        np.add.at(expected, ids, rows)
+        np.testing.assert_array_equal(uniq, np.unique(ids))
+        np.testing.assert_allclose(sums, expected[uniq], rtol=1e-12, atol=1e-12)

@@ -203,11 +203,6 @@ class LSTM(Layer):
             zero_output_for_mask=self.zero_output_for_mask, training=training,
             check_finite=False,  # inputs are checked once at the model's door, not per layer call
         )
-        self._last_keep = None
-        if self.zero_output_for_mask and mask is not None and not self.return_sequences:
-            # Keras zeroes the last output when the last processed step is masked.
-            self._last_keep = mask[:, 0 if self.go_backwards else -1, None]
-            out = out * self._last_keep
         self._cache = cache
         if self.stateful:
             self.states = [np.array(h_t, copy=True), np.array(c_t, copy=True)]
@@ -218,8 +213,6 @@ class LSTM(Layer):
     def _backward(self, dy, d_h=None, d_c=None):
         if self._cache is None:
             raise RuntimeError(f"LSTM {self.name!r}: backward called without a training forward pass.")
-        if self._last_keep is not None:
-            dy = dy * self._last_keep
         if dy is not None and (dy.dtype != self.kernel.value.dtype or not dy.flags.c_contiguous):
             dy = np.ascontiguousarray(dy, dtype=self.kernel.value.dtype)
         dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c)
