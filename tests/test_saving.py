@@ -277,3 +277,66 @@ def test_torch_weights_in_a_module_state_dict_are_found_by_prefix():
     np.testing.assert_allclose(layer(x), h[0].numpy(), atol=1e-6)
     w = lf.saving.torch_lstm_weights(net.state_dict(), prefix="encoder.")
     np.testing.assert_array_equal(w[0], net.encoder.weight_ih_l0.detach().numpy().T)
+
+
+def test_a_keras_2_hdf5_file_loads_with_its_weights_and_compile_settings(tmp_path):
+    """A file laid out as tf.keras 2.x writes it (model_config with batch_input_shape on the first
+    layer, `name:0` weight paths, Keras 2 optimizer config), built here with h5py."""
+    h5py = pytest.importorskip("h5py", reason="reading Keras HDF5 files needs h5py")
+    init = {"class_name": "GlorotUniform", "config": {"seed": None}}
+    config = {"class_name": "Sequential", "config": {"name": "sequential", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, 7], "dtype": "float32",
+                                                 "sparse": False, "ragged": False, "name": "embedding_input"}},
+        {"class_name": "Embedding", "config": {"name": "embedding", "trainable": True, "batch_input_shape": [None, 7],
+                                               "dtype": "float32", "input_dim": 30, "output_dim": 4,
+                                               "embeddings_initializer": {"class_name": "RandomUniform", "config": {"minval": -0.05, "maxval": 0.05, "seed": None}},
+                                               "embeddings_regularizer": None, "activity_regularizer": None,
+                                               "embeddings_constraint": None, "mask_zero": True, "input_length": 7}},
+        {"class_name": "LSTM", "config": {"name": "lstm", "trainable": True, "dtype": "float32", "return_sequences": False,
+                                          "return_state": False, "go_backwards": False, "stateful": False, "unroll": False,
+                                          "time_major": False, "units": 5, "activation": "tanh", "recurrent_activation": "sigmoid",
+                                          "use_bias": True, "kernel_initializer": init,
+                                          "recurrent_initializer": {"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": None}},
+                                          "bias_initializer": {"class_name": "Zeros", "config": {}}, "unit_forget_bias": True,
+                                          "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
+                                          "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
+                                          "bias_constraint": None, "dropout": 0.2, "recurrent_dropout": 0.0, "implementation": 2}},
+        {"class_name": "Dense", "config": {"name": "dense", "trainable": True, "dtype": "float32", "units": 1,
+                                           "activation": "sigmoid", "use_bias": True, "kernel_initializer": init,
+                                           "bias_initializer": {"class_name": "Zeros", "config": {}},
+                                           "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+                                           "kernel_constraint": None, "bias_constraint": None}}]}}
+    training = {"loss": "binary_crossentropy", "metrics": [[{"class_name": "MeanMetricWrapper", "config": {"name": "accuracy", "dtype": "float32"}}]],
+                "optimizer_config": {"class_name": "Adam", "config": {"name": "Adam", "learning_rate": 0.002, "decay": 0.0,
+                                                                      "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}}}
+    rng = np.random.default_rng(0)
+    weights = {"embedding": [("embedding/embeddings:0", rng.normal(size=(30, 4)))],
+               "lstm": [("lstm/lstm_cell/kernel:0", rng.normal(size=(4, 20))),
+                        ("lstm/lstm_cell/recurrent_kernel:0", rng.normal(size=(5, 20))),
+                        ("lstm/lstm_cell/bias:0", rng.normal(size=20))],
+               "dense": [("dense/kernel:0", rng.normal(size=(5, 1))), ("dense/bias:0", rng.normal(size=1))]}
+    path = tmp_path / "keras2.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.15.0"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps(config).encode()
+        f.attrs["training_config"] = json.dumps(training).encode()
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [n.encode() for n in ("embedding_input", "embedding", "lstm", "dense")]
+        g.create_group("embedding_input").attrs["weight_names"] = np.array([], dtype="S1")
+        for layer, ws in weights.items():
+            lg = g.create_group(layer)
+            lg.attrs["weight_names"] = [n.encode() for n, _ in ws]
+            for n, w in ws:
+                lg.create_dataset(n, data=w.astype(np.float32))
+    m = lf.load_model(path)
+    assert [type(l).__name__ for l in m.layers] == ["Embedding", "LSTM", "Dense"]
+    assert m.layers[1].dropout == 0.2 and m.layers[0].mask_zero
+    assert m.optimizer.learning_rate == pytest.approx(0.002) and m.metrics_names == ["loss"]
+    ref = lf.Sequential([L.Input((7,)), L.Embedding(30, 4, mask_zero=True), L.LSTM(5), L.Dense(1, activation="sigmoid")])
+    ref.set_weights([w for ws in weights.values() for _, w in ws])
+    x = rng.integers(0, 30, (6, 7))
+    x[:2, :3] = 0
+    np.testing.assert_array_equal(m.predict(x, verbose=0), ref.predict(x, verbose=0))
+    m.fit(x, np.ones(6), epochs=1, verbose=0)
+    assert m.metrics_names == ["loss", "accuracy"]
