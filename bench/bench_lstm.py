@@ -137,7 +137,7 @@ class LstmfastCase:
         # MSE loss L = mean((y − target)²), dL/dy = 2(y − target)/N
         np.subtract(out, self.target, out=self.diff)
         flat = self.diff.reshape(-1)
-        loss = float(flat @ flat) / flat.size
+        loss = float(np.einsum("i,i->", flat, flat)) / flat.size   # einsum: no BLAS threads competing
         self.diff *= 2.0 / flat.size
         _, d_kernel, d_recurrent_kernel, d_bias, _, _ = ops.lstm_backward(cache, d_outputs=self.diff)
         self.step += 1

@@ -12,8 +12,9 @@ One step, in the names used below (Keras 3 LSTMCell; ⊙ is the element-wise pro
     h_t = o ⊙ φ(c_t)
 A step whose mask is False carries h and c through unchanged; its output repeats the
 previous output: h_{t-1} after the row's first real step, zeros before it (Keras's
-TensorFlow and torch backends), and always zeros with zero_output_for_mask. go_backwards processes t = T-1, ..., 0 and the
-outputs stay in processing order, as Keras returns them.
+TensorFlow and torch backends), and always zeros with zero_output_for_mask.
+go_backwards processes t = T-1, ..., 0 and the outputs stay in processing order, as Keras
+returns them.
 """
 
 import numpy as np
@@ -133,7 +134,8 @@ def lstm_backward_reference(x, kernel, recurrent_kernel, bias=None, *, h0=None, 
     for s in range(T - 1, -1, -1):
         st = steps[s]
         m = st["m"]
-        # output_s = h_new where the step is real, else h_{t-1} (or 0): both are h_s when not masked
+        # output_s = h_new where the step is real; where masked, h_{t-1} once the row has had a real
+        # step ("repeat") and a constant 0 before it or with zero_output_for_mask
         dh_new = np.where(m, dh + d_out[:, s], 0.0)
         dh_carry = np.where(m, 0.0, dh + np.where(st["repeat"], d_out[:, s], 0.0))
         dc_new = np.where(m, dc, 0.0)

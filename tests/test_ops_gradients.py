@@ -75,7 +75,7 @@ def assert_gradients_match_numeric(args, kw, seed=0, give=("outputs", "h", "c"))
 
 
 @pytest.mark.parametrize("activation,recurrent_activation",
-                         itertools.product(("tanh", "relu", "sigmoid", "linear"), ("sigmoid", "hard_sigmoid")))
+                         list(itertools.product(("tanh", "relu", "sigmoid", "linear"), ("sigmoid", "hard_sigmoid"))))
 def test_lstm_backward_matches_numeric_gradient_float64_for_each_activation(activation, recurrent_activation):
     args, kw = make_case(1, T=6, initial_state=True, activation=activation,
                          recurrent_activation=recurrent_activation)

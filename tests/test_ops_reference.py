@@ -213,10 +213,10 @@ def restore_threads():
 
 # float64 once gave different last bits depending on where a buffer started (Eigen's packet and
 # scalar sigmoid differ by an ulp, and alignment decided which elements took which path).
-DTYPES_WITH_ALIGNMENT_BUG = (np.float32, np.float64)
+DTYPES = (np.float32, np.float64)
 
 
-@pytest.mark.parametrize("dtype", DTYPES_WITH_ALIGNMENT_BUG, ids=("float32", "float64"))
+@pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
 def test_results_are_bitwise_reproducible_from_call_to_call(dtype):
     args, kw = make_case(80, B=4, T=3, D=5, H=7, dtype=dtype)
     runs = []
@@ -228,7 +228,7 @@ def test_results_are_bitwise_reproducible_from_call_to_call(dtype):
     assert differ == 0, f"{differ} of {len(runs)} calls on the same inputs gave other bits"
 
 
-@pytest.mark.parametrize("dtype", DTYPES_WITH_ALIGNMENT_BUG, ids=("float32", "float64"))
+@pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
 def test_results_are_bitwise_identical_for_one_or_two_threads(dtype, restore_threads):
     # Large enough for several batch and unit tiles, so two threads really split the work.
     args, kw = make_case(80, B=70, T=6, D=40, H=140, dtype=dtype, initial_state=True, mask="holes",
