@@ -10,6 +10,7 @@
 #include <string>
 
 #include "adam.h"
+#include "embedding.h"
 #include "lstm.h"
 
 namespace py = pybind11;
@@ -139,6 +140,52 @@ void adam(Arr<S>& param, const Arr<S>& grad, Arr<S>& m, Arr<S>& v, double lr, do
   adam_update(p, g, mm, vv, n, lr, beta_1, beta_2, epsilon, step);
 }
 
+using Ids = py::array_t<int64_t, py::array::c_style>;
+
+// ids are checked against the vocabulary here too: an id out of range would read or write
+// outside the table.
+void check_ids(const char* name, const Ids& ids, Index V) {
+  const int64_t* p = ids.data();
+  for (Index n = 0; n < ids.size(); ++n)
+    if (p[n] < 0 || p[n] >= V)
+      throw std::invalid_argument(std::string(name) + " must be in [0, " + std::to_string(V) +
+                                  "); got " + std::to_string(p[n]));
+}
+
+template <typename S>
+Arr<S> embedding_fwd(const Ids& ids, const Arr<S>& table) {
+  if (table.ndim() != 2) throw std::invalid_argument("embeddings must be 2-D (input_dim, output_dim)");
+  const Index V = table.shape(0), E = table.shape(1), N = ids.size();
+  check_ids("ids", ids, V);
+  std::vector<py::ssize_t> shape(ids.shape(), ids.shape() + ids.ndim());
+  shape.push_back(E);
+  Arr<S> out(shape);
+  S* o = out.mutable_data();
+  const int64_t* i = ids.data();
+  const S* t = table.data();
+  py::gil_scoped_release release;  // pure C++ from here on
+  embedding_forward(i, N, t, E, o);
+  return out;
+}
+
+template <typename S>
+void embedding_bwd(const Ids& ids, const Arr<S>& d_out, Arr<S>& grad, const std::optional<Ids>& clear) {
+  if (grad.ndim() != 2) throw std::invalid_argument("grad must be 2-D (input_dim, output_dim)");
+  const Index V = grad.shape(0), E = grad.shape(1), N = ids.size();
+  if (d_out.size() != N * E)
+    throw std::invalid_argument("d_out must hold " + std::to_string(N) + " rows of " + std::to_string(E) +
+                                " values; got " + std::to_string(d_out.size()) + " values");
+  check_ids("ids", ids, V);
+  if (clear) check_ids("clear_ids", *clear, V);
+  S* g = grad.mutable_data();
+  const int64_t* i = ids.data();
+  const S* d = d_out.data();
+  const int64_t* c = clear ? clear->data() : nullptr;
+  const Index nc = clear ? clear->size() : 0;
+  py::gil_scoped_release release;
+  embedding_backward(i, N, d, E, g, c, nc);
+}
+
 template <typename S>
 void register_dtype(py::module_& m, const char* suffix) {
   const std::string sfx(suffix);
@@ -164,6 +211,10 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("grad").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(),
         py::arg("learning_rate"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),
         py::arg("step"));
+  m.def(("embedding_forward_" + sfx).c_str(), &embedding_fwd<S>, py::arg("ids").noconvert(),
+        py::arg("table").noconvert());
+  m.def(("embedding_backward_" + sfx).c_str(), &embedding_bwd<S>, py::arg("ids").noconvert(),
+        py::arg("d_out").noconvert(), py::arg("grad").noconvert(), py::arg("clear_ids").noconvert());
 }
 
 }  // namespace

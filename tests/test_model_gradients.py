@@ -206,14 +206,20 @@ def test_loss_gradients_match_finite_differences_of_the_loss_alone():
 
 
 def test_embedding_gradient_sums_the_rows_of_repeated_ids_like_add_at():
-    from lstmfast.layers.embedding import _segment_sum
+    from lstmfast import ops
 
     rng = np.random.default_rng(14)
     # uniform ids (short runs) and Zipf-like ids (a few very long runs, as in real text)
     for ids in (rng.integers(0, 50, 3000), np.minimum(rng.zipf(1.3, 5000), 999), np.array([3]), np.full(20, 2)):
         rows = rng.normal(size=(ids.size, 4))
-        uniq, sums = _segment_sum(ids, rows)
-        expected = np.zeros((ids.max() + 1, 4))
+        V = int(ids.max()) + 1
+        grad = np.full((V, 4), 7.0)  # stale values: cleared rows must not keep them
+        ops.embedding_backward(ids, rows, grad, clear_ids=np.arange(V))
+        expected = np.zeros((V, 4))
         np.add.at(expected, ids, rows)
-        np.testing.assert_array_equal(uniq, np.unique(ids))
-        np.testing.assert_allclose(sums, expected[uniq], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(grad, expected, rtol=1e-12, atol=1e-12)
+        # only the rows named in clear_ids are cleared
+        grad2 = np.full((V, 4), 7.0)
+        ops.embedding_backward(ids[:1], rows[:1], grad2, clear_ids=ids[:1])
+        assert np.all(np.delete(grad2, ids[0], axis=0) == 7.0)
+        np.testing.assert_array_equal(grad2[ids[0]], rows[0])

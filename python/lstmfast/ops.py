@@ -32,6 +32,8 @@ __all__ = [
     "lstm_forward",
     "lstm_backward",
     "adam_update",
+    "embedding_forward",
+    "embedding_backward",
 ]
 
 # Names as Keras spells them -> codes of cpp/lstm.h.
@@ -228,13 +230,16 @@ def lstm_forward(
     return LSTMForward(out, h, c, LSTMCache(cache, dt) if cache is not None else None)
 
 
-def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None) -> LSTMGradients:
+def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
+                  check_finite=True) -> LSTMGradients:
     """Backward through time for one :func:`lstm_forward` call made with ``training=True``.
 
     Args:
         cache: the ``cache`` that call returned.
         d_outputs: gradient of the loss w.r.t. ``outputs`` (same shape), or None for zeros.
         d_h, d_c: (B, H) gradients w.r.t. the final states, or None.
+        check_finite: reject NaN/inf in the incoming gradients (a training loop that handles
+            divergence itself passes False).
 
     Returns:
         ``LSTMGradients(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0, d_c0)``.
@@ -247,11 +252,11 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None) -> LSTMG
     dt, B, T, H = cache.dtype, cache.batch, cache.timesteps, cache.units
     if d_outputs is not None:
         shape = (B, T, H) if cache.return_sequences else (B, H)
-        d_outputs = _array("d_outputs", d_outputs, dt, shape=shape)
+        d_outputs = _array("d_outputs", d_outputs, dt, shape=shape, check_finite=check_finite)
     if d_h is not None:
-        d_h = _array("d_h", d_h, dt, shape=(B, H))
+        d_h = _array("d_h", d_h, dt, shape=(B, H), check_finite=check_finite)
     if d_c is not None:
-        d_c = _array("d_c", d_c, dt, shape=(B, H))
+        d_c = _array("d_c", d_c, dt, shape=(B, H), check_finite=check_finite)
     return LSTMGradients(*_core_fn("lstm_backward", dt)(cache._impl, d_outputs, d_h, d_c))
 
 
@@ -273,3 +278,45 @@ def adam_update(param, grad, m, v, *, learning_rate, beta_1=0.9, beta_2=0.999, e
     _core_fn("adam_update", param.dtype)(
         param, grad, m, v, float(learning_rate), float(beta_1), float(beta_2), float(epsilon), step
     )
+
+
+def _ids(name: str, ids, vocabulary: int) -> np.ndarray:
+    """Integer ids as C-contiguous int64, each in [0, vocabulary)."""
+    if not isinstance(ids, np.ndarray):
+        raise TypeError(f"`{name}` must be a numpy.ndarray of integer ids; got {type(ids).__name__}")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"`{name}` must hold integer ids; got dtype {ids.dtype}")
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if ids.size:
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= vocabulary:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"`{name}` must be in [0, {vocabulary}) (input_dim={vocabulary}); got {bad}")
+    return ids
+
+
+def embedding_forward(ids, embeddings) -> np.ndarray:
+    """Row gather: ``out[..., :] = embeddings[ids[...], :]``; ids of any shape, out ids.shape + (E,)."""
+    embeddings = _array("embeddings", embeddings, ndim=2, check_finite=False)
+    ids = _ids("ids", ids, embeddings.shape[0])
+    return _core_fn("embedding_forward", embeddings.dtype)(ids, embeddings)
+
+
+def embedding_backward(ids, d_out, grad, *, clear_ids=None) -> None:
+    """Scatter-add in place: ``grad[ids[n]] += d_out[n]`` in the order of n (deterministic).
+
+    ``clear_ids`` (optional) names rows zeroed first, for instance the previous step's ids, so
+    that a reused gradient buffer is cleared in O(touched rows) instead of O(vocabulary).
+    """
+    grad = _array("grad", grad, ndim=2, check_finite=False)
+    V, E = grad.shape
+    ids = _ids("ids", ids, V)
+    d_out = _array("d_out", d_out, grad.dtype, check_finite=False)
+    if d_out.shape != ids.shape + (E,):
+        want = "(" + ", ".join(str(s) for s in ids.shape + (E,)) + ")"
+        raise ValueError(f"`d_out` must have shape {want} (ids.shape + (output_dim,)); got {_shape(d_out)}")
+    if not grad.flags.writeable:
+        raise ValueError("`grad` must be writeable: it is updated in place")
+    if clear_ids is not None:
+        clear_ids = _ids("clear_ids", clear_ids, V)
+    _core_fn("embedding_backward", grad.dtype)(ids, d_out, grad, clear_ids)

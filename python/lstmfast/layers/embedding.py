@@ -2,43 +2,16 @@
 
 Shapes: ids (B, T) -> y (B, T, output_dim). With `mask_zero=True` the output mask is `ids != 0`
 and travels to the layers below (LSTM skips those steps). The gradient is sparse: only rows that
-occur in the batch are non-zero. `_segment_sum` adds the gradient rows of equal ids after a stable
-sort, in a fixed order (so results are reproducible), and only the rows touched last step are
-cleared before the next step writes its rows.
+occur in the batch are non-zero. The C++ kernels gather the rows (forward) and scatter-add the
+gradient rows in the order of the ids (backward, reproducible), clearing only the rows the
+previous step touched.
 """
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, ops
 from .dense import _unsupported
 from .layer import Layer, _check_positive_int
-
-
-def _segment_sum(ids, rows, levels=8):
-    """(unique ids, per-id sums of `rows`) for ids (N,) and rows (N, E), vectorised.
-
-    After a stable sort by id, the first row of every run of equal ids is copied, then the
-    second, third, ... rows are added one level at a time for the runs that long (most runs are
-    short); runs longer than `levels` finish with `np.add.reduceat` over their remaining rows.
-    This is several times faster than `np.add.at` or a plain `reduceat` (whose cost is per run).
-    """
-    order = np.argsort(ids, kind="stable")
-    s = ids[order]
-    starts = np.flatnonzero(np.concatenate(([True], s[1:] != s[:-1])))
-    counts = np.diff(np.append(starts, s.size))
-    out = rows[order[starts]]
-    active = np.flatnonzero(counts > 1)
-    k = 1
-    while active.size and k < levels:
-        out[active] += rows[order[starts[active] + k]]
-        k += 1
-        active = active[counts[active] > k]
-    if active.size:
-        lens = counts[active] - k
-        offsets = np.concatenate(([0], np.cumsum(lens)[:-1]))
-        idx = np.repeat(starts[active] + k - offsets, lens) + np.arange(lens.sum())
-        out[active] += np.add.reduceat(rows[order[idx]], offsets, axis=0)
-    return s[starts], out
 
 
 class Embedding(Layer):
@@ -111,20 +84,20 @@ class Embedding(Layer):
         return x
 
     def _forward(self, x, mask=None, training=False):
+        x = np.ascontiguousarray(x, dtype=np.int64)
         if training:
             self._x = x
-        return np.take(self.embeddings.value, x, axis=0)
+        return ops.embedding_forward(x, self.embeddings.value)  # y[b, t] = E[ids[b, t]]
 
     def _backward(self, dy):
         if self.trainable:
             grad = self.embeddings._ensure_grad()
             if self._touched is None:
                 grad[...] = 0
-            else:
-                grad[self._touched] = 0
-            uniq, sums = _segment_sum(self._x.ravel(), dy.reshape(-1, self.output_dim))
-            grad[uniq] = sums
-            self._touched = uniq
+            # dE[ids[n]] += dy[n], after zeroing the rows the previous step wrote
+            ops.embedding_backward(self._x, np.ascontiguousarray(dy, dtype=grad.dtype), grad,
+                                   clear_ids=self._touched)
+            self._touched = self._x
         self._x = None
         return None  # ids have no gradient
 

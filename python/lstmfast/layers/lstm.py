@@ -215,7 +215,8 @@ class LSTM(Layer):
             raise RuntimeError(f"LSTM {self.name!r}: backward called without a training forward pass.")
         if dy is not None and (dy.dtype != self.kernel.value.dtype or not dy.flags.c_contiguous):
             dy = np.ascontiguousarray(dy, dtype=self.kernel.value.dtype)
-        dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c)
+        dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c,
+                                                        check_finite=False)
         self._cache = None
         if self.trainable:
             np.copyto(self.kernel._ensure_grad(), dk)
