@@ -70,7 +70,7 @@ model.summary()
 
 # -- Train ---------------------------------------------------------------------------
 model.fit(X_train, y_train, batch_size=BATCH_SIZE, epochs=EPOCHS, validation_data=(X_val, y_val),
-          callbacks=[lstmfast.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=1,
+          callbacks=[lstmfast.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=2,
                                                       restore_best_weights=True)])
 
 # -- Inference -------------------------------------------------------------------------

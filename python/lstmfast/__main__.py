@@ -71,6 +71,9 @@ def build_parser():
         if name == "translate":
             t.add_argument("--level", choices=["word", "char"], help="token level (default: word)")
             t.add_argument("--units", type=_positive_int, help="LSTM units (default: 128)")
+            t.add_argument("--max-tokens", type=_positive_int, help="own data: drop pairs longer than this")
+            t.add_argument("--max-pairs", type=_positive_int, help="own data: use at most this many pairs")
+            t.add_argument("--max-vocab", type=_positive_int, help="tokens kept per side (default: 10000)")
         if name == "forecast":
             t.add_argument("--n-steps", type=_positive_int, help="window length (default: 60)")
             t.add_argument("--horizon", type=_positive_int, help="multi-step horizon (default: 52)")
@@ -105,7 +108,8 @@ def _config(args):
     names = {f.name for f in __import__("dataclasses").fields(cls)}
     over = {}
     for key in ("epochs", "batch_size", "seed", "threads", "data", "bidirectional", "level", "units",
-                "n_steps", "horizon", "test_size", "date_column", "target", "maxlen", "max_features"):
+                "n_steps", "horizon", "test_size", "date_column", "target", "maxlen", "max_features",
+                "max_tokens", "max_pairs", "max_vocab"):
         v = getattr(args, key, None)
         if key in names and v not in (None, False):
             over[key] = v

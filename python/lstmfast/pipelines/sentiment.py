@@ -54,7 +54,7 @@ class SentimentConfig:
     recurrent_dropout: float = 0.2
     bidirectional: bool = False     # the stronger variant
     epochs: int = 3                 # upper bound; early stopping on validation accuracy
-    patience: int = 1
+    patience: int = 2               # 3 epochs run; the best on validation is kept
     batch_size: int = 64
     learning_rate: float = 1e-3
     clipnorm: float | None = None   # clip each gradient to this L2 norm
