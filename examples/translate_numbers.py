@@ -23,7 +23,7 @@ import numpy as np
 
 import lstmfast
 from lstmfast.data import Tokenizer, number_phrases, pad_sequences, split_numbers
-from lstmfast.layers import LSTM, Dense, Input, RepeatVector
+from lstmfast.layers import LSTM, Dense, Input, RepeatVector, TimeDistributed
 from lstmfast.pipelines.translation import char_accuracy, detokenize, exact_match, tokenize
 
 # -- Configuration: every setting in one place -------------------------------------
@@ -72,7 +72,7 @@ model = lstmfast.Sequential([
     LSTM(UNITS),                            # encoder
     RepeatVector(T_OUT),
     LSTM(UNITS, return_sequences=True),     # decoder
-    Dense(V_OUT, activation="softmax"),
+    TimeDistributed(Dense(V_OUT, activation="softmax")),   # one softmax per output step
 ])
 model.compile(optimizer=lstmfast.optimizers.Adam(learning_rate=LEARNING_RATE),
               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
