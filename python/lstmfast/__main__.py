@@ -144,9 +144,10 @@ def run(args):
     out = args.out or f"lstmfast-{args.pipeline}"
     if args.action == "train":
         cfg = _config(args)
-        result = module.train(cfg, out=out, verbose=verbose, evaluate_after=not args.no_evaluate)
-        if args.plot and not args.no_evaluate:
-            module.evaluate(result["model_dir"], plot=True, verbose=0)
+        with_plot = args.plot and not args.no_evaluate
+        result = module.train(cfg, out=out, verbose=verbose, evaluate_after=not (args.no_evaluate or with_plot))
+        if with_plot:  # evaluate once, from the saved directory, drawing the plots
+            module.evaluate(result["model_dir"], plot=True, verbose=verbose)
         print(f"model saved to {result['model_dir']}")
         return 0
     if args.threads:
