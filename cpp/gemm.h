@@ -66,7 +66,33 @@ struct PackedGemm {
     using namespace Eigen::internal;
     Packet c0[R], c1[R];
     for (int r = 0; r < R; ++r) c0[r] = c1[r] = pzero(Packet());
-    for (Index k = 0; k < K; ++k) {
+    Index k = 0;
+    if constexpr (R <= 2) {
+      // Few rows leave too few accumulators to hide the FMA latency: keep four partial sums
+      // per accumulator (k mod 4) and add them at the end.
+      Packet p0[R][3], p1[R][3];
+      for (int r = 0; r < R; ++r)
+        for (int u = 0; u < 3; ++u) p0[r][u] = p1[r][u] = pzero(Packet());
+      for (; k + 4 <= K; k += 4) {
+        for (int u = 0; u < 4; ++u) {
+          const S* pk = panel + (k + u) * NR;
+          const Packet b0 = ploadu<Packet>(pk), b1 = ploadu<Packet>(pk + PS);
+          const S* a = A + (k + u) * aks;
+          for (int r = 0; r < R; ++r) {
+            const Packet ar = pset1<Packet>(a[r * ars]);
+            Packet& s0 = u == 0 ? c0[r] : p0[r][u - 1];
+            Packet& s1 = u == 0 ? c1[r] : p1[r][u - 1];
+            s0 = pmadd(ar, b0, s0);
+            s1 = pmadd(ar, b1, s1);
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        c0[r] = padd(padd(c0[r], p0[r][0]), padd(p0[r][1], p0[r][2]));
+        c1[r] = padd(padd(c1[r], p1[r][0]), padd(p1[r][1], p1[r][2]));
+      }
+    }
+    for (; k < K; ++k) {
       const Packet b0 = ploadu<Packet>(panel + k * NR), b1 = ploadu<Packet>(panel + k * NR + PS);
       const S* a = A + k * aks;
       for (int r = 0; r < R; ++r) {
