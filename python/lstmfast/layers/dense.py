@@ -51,8 +51,9 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def _forward(self, x, mask=None, training=False):
-        # z = x·kernel + bias ; y = activation(z)
-        z = x @ self.kernel.value
+        # z = x·kernel + bias ; y = activation(z). A sequence (B, T, D) is multiplied as one
+        # (B·T, D) matrix: numpy's 3-D matmul loops over B without its BLAS.
+        z = (x.reshape(-1, x.shape[-1]) @ self.kernel.value).reshape(x.shape[:-1] + (self.units,))
         if self.use_bias:
             z += self.bias.value
         y = z if self.activation is activations.linear else self.activation(z)
@@ -77,7 +78,7 @@ class Dense(Layer):
         self._x = self._z = self._y = None
         if not self._need_dx:
             return None
-        return dz @ self.kernel.value.T
+        return (dz2 @ self.kernel.value.T).reshape(dz.shape[:-1] + (self.kernel.value.shape[0],))
 
     def get_config(self):
         config = super().get_config()
