@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 
+from ._threads import blas_single_threaded
 from . import _random
 from . import callbacks as callbacks_module
 from . import losses as losses_module
@@ -552,6 +553,7 @@ class Sequential:
         return dict(sorted(logs.items()))
 
     # ------------------------------------------------------------------ fit
+    @blas_single_threaded
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -678,6 +680,7 @@ class Sequential:
             out[m.name] = m.result()
         return dict(sorted(out.items()))
 
+    @blas_single_threaded
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         """Loss (and metrics) on (x, y): a scalar, a list [loss, *metrics], or a dict."""
@@ -698,6 +701,7 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metrics]
         return values[0] if len(values) == 1 else values
 
+    @blas_single_threaded
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x, computed in batches of `batch_size` (default 32)."""
         verbose = _resolve_verbose(verbose)
@@ -725,6 +729,7 @@ class Sequential:
             out = np.empty((0,) + tuple(self._output_shape[1:]), dtype=self.dtype)
         return out
 
+    @blas_single_threaded
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics, accumulated since the
         last `reset_metrics()`)."""
@@ -745,6 +750,7 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metrics]
         return values[0] if len(values) == 1 else values
 
+    @blas_single_threaded
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) on one batch, without training."""
         self._check_compiled("test_on_batch")
@@ -757,6 +763,7 @@ class Sequential:
         values = [logs["loss"]] + [logs[m.name] for m in self._metrics]
         return values[0] if len(values) == 1 else values
 
+    @blas_single_threaded
     def predict_on_batch(self, x):
         """Model outputs for one batch."""
         return self._forward(self._prepare_x(x), False)[0]
