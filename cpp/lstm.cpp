@@ -23,12 +23,16 @@ GateTiling GateTiling::choose(Index B, Index H) {
   GateTiling t;
   t.B = B;
   t.H = H;
-  // Unit tiles keep each tile's GEMM at ≥ 256 gate columns while giving threads work to
-  // share at large H; batch tiles split large batches, which needs no synchronisation.
-  t.unit_tile = H <= 64 ? H : (H <= 512 ? 64 : 128);
-  t.n_unit_tiles = (H + t.unit_tile - 1) / t.unit_tile;
+  // Batch tiles need no synchronisation: a thread runs its rows through all T steps alone.
+  // Unit tiles give threads work to share when the batch is small or H large (each thread
+  // then keeps its slice of U in cache), at the price of a barrier per step; they keep each
+  // tile's GEMM at ≥ 256 gate columns. With two or more batch tiles and U small enough to
+  // stay in L2 (H ≤ 128), units are not split and the time loop has no barrier.
   t.batch_tile = B <= 32 ? B : 32;
   t.n_batch_tiles = (B + t.batch_tile - 1) / t.batch_tile;
+  if (H <= 64 || (t.n_batch_tiles >= 2 && H <= 128)) t.unit_tile = H;
+  else t.unit_tile = H <= 512 ? 64 : 128;
+  t.n_unit_tiles = (H + t.unit_tile - 1) / t.unit_tile;
   return t;
 }
 
