@@ -143,36 +143,4 @@ void parallel_for_tiles(Index n, F&& f) {
   }
 }
 
-// C (M×N) = A (M×K) · B (K×N) [+ C if accumulate], all row-major with the given leading
-// dimensions, computed tile by tile (kRowTile × kColTile) in parallel.
-template <typename S>
-void gemm_tiled(Index M, Index N, Index K, const S* A, Index lda, const S* B, Index ldb, S* C,
-                Index ldc, bool accumulate, bool transpose_a = false, bool transpose_b = false) {
-  constexpr Index kRowTile = 128, kColTile = 256;
-  const Index mt = (M + kRowTile - 1) / kRowTile, ntl = (N + kColTile - 1) / kColTile;
-  parallel_for_tiles(mt * ntl, [&](Index k) {
-    const Index r0 = (k / ntl) * kRowTile, c0 = (k % ntl) * kColTile;
-    const Index rm = std::min(kRowTile, M - r0), cn = std::min(kColTile, N - c0);
-    MapR<S> c(C + r0 * ldc + c0, rm, cn, Eigen::OuterStride<>(ldc));
-    // A is (M×K), or stored as (K×M) when transpose_a; likewise B.
-    auto run = [&](const auto& a, const auto& b) {
-      if (accumulate) c.noalias() += a * b;
-      else c.noalias() = a * b;
-    };
-    if (!transpose_a && !transpose_b) {
-      run(CMapR<S>(A + r0 * lda, rm, K, Eigen::OuterStride<>(lda)),
-          CMapR<S>(B + c0, K, cn, Eigen::OuterStride<>(ldb)));
-    } else if (transpose_a && !transpose_b) {
-      run(CMapR<S>(A + r0, K, rm, Eigen::OuterStride<>(lda)).transpose(),
-          CMapR<S>(B + c0, K, cn, Eigen::OuterStride<>(ldb)));
-    } else if (!transpose_a && transpose_b) {
-      run(CMapR<S>(A + r0 * lda, rm, K, Eigen::OuterStride<>(lda)),
-          CMapR<S>(B + c0 * ldb, cn, K, Eigen::OuterStride<>(ldb)).transpose());
-    } else {
-      run(CMapR<S>(A + r0, K, rm, Eigen::OuterStride<>(lda)).transpose(),
-          CMapR<S>(B + c0 * ldb, cn, K, Eigen::OuterStride<>(ldb)).transpose());
-    }
-  });
-}
-
 }  // namespace lstmfast
