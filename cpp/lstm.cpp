@@ -316,7 +316,6 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   const RecurrentActivation ract = cfg.recurrent_activation;
   const bool drop_h = !k.m_h.empty();
   auto real_step = [&](Index s, Index b) { return !k.has_mask || k.mask[s * B + b]; };
-  auto ut_of = [&](Index u0) { return u0 / tl.unit_tile; };
   std::vector<Index> offsets;
   const Buffer<S> UT_panels = pack_recurrent(tl, k.U.data(), true, offsets);
 
@@ -327,7 +326,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
 
   // dL/dh_s of this tile before step s is undone: the output gradient of step s, plus the
   // carry from step s+1 through z_{s+1} = … + (h_s⊙m_h)·U, plus what a masked step passed on.
-  auto gather_dh = [&](Index s, Index b0, Index bn, Index u0, Index w) {
+  auto gather_dh = [&](Index s, Index b0, Index bn, Index ut, Index u0, Index w) {
     MapR<S> dh_t(dh.data() + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
     if (s == T - 1) {
       if (d_hT) dh_t = CMapR<S>(d_hT + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
@@ -335,7 +334,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     } else {
       // dh_s = dz_{s+1}·Uᵀ over this tile's units: (bn, 4H)·(4H, w)
       PackedGemm<S>::run(bn, w, G, dZ.data() + ((s + 1) * B + b0) * G, G, 1,
-                         UT_panels.data() + offsets[ut_of(u0)], dh.data() + b0 * H + u0, H, false);
+                         UT_panels.data() + offsets[ut], dh.data() + b0 * H + u0, H, false);
       for (Index b = b0; b < b0 + bn; ++b) {
         ArrMap<S> row(dh.data() + b * H + u0, w);
         if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + u0, w);
@@ -358,7 +357,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
     const Index bn = std::min(tl.batch_tile, B - b0);
     const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut), c0 = kNumGates * u0;
-    gather_dh(s, b0, bn, u0, w);
+    gather_dh(s, b0, bn, ut, u0, w);
     S* tmp = scratch[omp_get_thread_num()].data();
     ArrMap<S> phi_c(tmp, w), dc_h(tmp + w, w);
 
