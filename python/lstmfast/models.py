@@ -14,7 +14,6 @@ import math
 import signal
 import sys
 import threading
-import warnings
 
 import numpy as np
 
@@ -252,14 +251,18 @@ class Sequential:
         return self._layers[0].dtype if self._layers else None
 
     # ------------------------------------------------------------------ weights
-    def _all_variables(self):
+    def _unique_variables(self, attribute):
+        """Each layer's `attribute` (weights / trainable_weights), shared variables once."""
         out, seen = [], set()
         for layer in self._layers:
-            for v in layer.weights:
+            for v in getattr(layer, attribute):
                 if id(v) not in seen:
                     seen.add(id(v))
                     out.append(v)
         return out
+
+    def _all_variables(self):
+        return self._unique_variables("weights")
 
     @property
     def weights(self):
@@ -271,13 +274,7 @@ class Sequential:
     def trainable_weights(self):
         if not self.trainable:
             return []
-        out, seen = [], set()
-        for layer in self._layers:
-            for v in layer.trainable_weights:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    out.append(v)
-        return out
+        return self._unique_variables("trainable_weights")
 
     trainable_variables = trainable_weights
 

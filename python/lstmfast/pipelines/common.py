@@ -183,6 +183,18 @@ def plot_history(history, path, title):
     return path
 
 
+def plot_saved_history(model_dir, title, drop_prefix=None):
+    """Plot the model directory's history.json to history.png; the path, or None without one."""
+    hist_path = os.path.join(model_dir, "history.json")
+    if not os.path.exists(hist_path):
+        return None
+    with open(hist_path, encoding="utf-8") as f:
+        hist = json.load(f)
+    if drop_prefix:
+        hist = {k: v for k, v in hist.items() if not k.startswith(drop_prefix)}
+    return plot_history(hist, os.path.join(model_dir, "history.png"), title)
+
+
 def _pyplot():
     try:
         import matplotlib

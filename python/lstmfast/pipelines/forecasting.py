@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_history,
+    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_saved_history,
     read_marker, resolve_out, save_pipeline, seed_everything, set_threads, write_json, _pyplot,
 )
 
@@ -407,14 +407,8 @@ def _plots(model_dir, series, y, test_start, one, rows, origins, h):
     fig.savefig(p1, dpi=110)
     plt.close(fig)
     out = [p1]
-    hist_path = os.path.join(model_dir, "history.json")
-    if os.path.exists(hist_path):
-        import json
-        with open(hist_path, encoding="utf-8") as f:
-            hist = json.load(f)
-        hist = {k: v for k, v in hist.items() if not k.startswith("direct_")}
-        out.append(plot_history(hist, os.path.join(model_dir, "history.png"), "one-step model training"))
-    return out
+    p2 = plot_saved_history(model_dir, "one-step model training", drop_prefix="direct_")
+    return out + ([p2] if p2 else [])
 
 
 def predict(model_dir, data=None, horizon=None, method=None, verbose=0):

@@ -32,8 +32,8 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_history,
-    read_marker, resolve_out, save_pipeline, seed_everything, set_threads, write_json,
+    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_saved_history,
+    resolve_out, save_pipeline, seed_everything, set_threads, write_json,
 )
 
 PIPELINE = "sentiment"
@@ -259,11 +259,8 @@ def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None):
     log(verbose, f"\naccuracy on {len(test_labels)} held-out texts")
     log(verbose, format_table([(k, v["accuracy"]) for k, v in metrics["models"].items()], ["model", "accuracy"]))
     if plot:
-        hist_path = os.path.join(model_dir, "history.json")
-        if os.path.exists(hist_path):
-            import json
-            with open(hist_path, encoding="utf-8") as f:
-                p = plot_history(json.load(f), os.path.join(model_dir, "history.png"), "sentiment training")
+        p = plot_saved_history(model_dir, "sentiment training")
+        if p:
             metrics["plots"] = [p]
             log(verbose, f"wrote {p}")
     return metrics

@@ -43,8 +43,8 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_history,
-    read_marker, resolve_out, save_pipeline, seed_everything, set_threads, write_json,
+    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_saved_history,
+    resolve_out, save_pipeline, seed_everything, set_threads, write_json,
 )
 
 PIPELINE = "translate"
@@ -403,10 +403,8 @@ def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None, examples
     for e in metrics["examples"]:
         log(verbose, f"  {e['source']!r} -> {e['output']!r}" + ("" if e["output"] == e["reference"] else f"  (want {e['reference']!r})"))
     if plot:
-        hist_path = os.path.join(model_dir, "history.json")
-        if os.path.exists(hist_path):
-            with open(hist_path, encoding="utf-8") as f:
-                p = plot_history(json.load(f), os.path.join(model_dir, "history.png"), "translation training")
+        p = plot_saved_history(model_dir, "translation training")
+        if p:
             metrics["plots"] = [p]
             log(verbose, f"wrote {p}")
     return metrics
