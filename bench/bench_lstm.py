@@ -12,7 +12,9 @@ weights and inputs. For each case (B batch, T steps, D features, H units) it mea
            time and an Adam update of kernel, recurrent kernel and bias (torch: nn.LSTM and
            torch.optim.Adam; lstmfast: ops.lstm_forward(training=True), ops.lstm_backward and
            ops.adam_update on one flat parameter buffer).
-Times are medians over repeated calls after warm-up calls, which are excluded. The sgemm
+Times are medians over repeated calls after warm-up calls, which are excluded; the frameworks take
+turns in three rounds (lstmfast, torch, ORT, lstmfast, …), each turn opened by warm-up calls, so
+that a slow spell of the machine hits all of them alike. The sgemm
 ceiling is the faster of torch.mm and numpy.matmul on 2048×2048 float32 matrices, measured in
 the same run on the same threads; the forward of an LSTM does 2·B·T·4H·(D+H) floating-point
 operations, a training step about three times that.
@@ -60,15 +62,31 @@ def cpu_model() -> str:
 def measure(fn, warmup: int, repeats: int, min_seconds: float) -> float:
     """Median seconds of fn() over at least `repeats` calls (and at least min_seconds), after
     `warmup` calls that are not counted."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    start = time.perf_counter()
-    while len(times) < repeats or (time.perf_counter() - start < min_seconds and len(times) < 1000):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return measure_interleaved({"fn": fn}, warmup, repeats, min_seconds)["fn"]
+
+
+def measure_interleaved(fns: dict, warmup: int, repeats: int, min_seconds: float,
+                        rounds: int = 3) -> dict:
+    """Median seconds of each fn() in `fns`, measured in `rounds` rounds in which the
+    frameworks take turns (a, b, c, a, b, c, …), so that a slow spell of the machine hits
+    every framework alike. Each turn starts with `warmup` calls that are not counted (they
+    also let the previous framework's idle threads stop spinning), then at least
+    repeats/rounds calls and min_seconds/rounds seconds are timed."""
+    fns = {k: f for k, f in fns.items() if f is not None}
+    times = {k: [] for k in fns}
+    per_round = max(1, -(-repeats // rounds))
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            for _ in range(max(1, warmup)):
+                fn()
+            start = time.perf_counter()
+            n = 0
+            while n < per_round or (time.perf_counter() - start < min_seconds / rounds and n < 1000):
+                t0 = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t0)
+                n += 1
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def sgemm_ceilings(torch, timing) -> dict:
@@ -251,14 +269,13 @@ def main(argv=None) -> int:
                 max_diff["onnxruntime"] = float(np.max(np.abs(oc.forward() - y_torch)))
             flops = 2.0 * B * T * 4 * H * (D + H)
             r = {"B": B, "T": T, "D": D, "H": H, "forward_flops": flops, "max_abs_diff_vs_torch": max_diff}
-            r["forward_ms"] = {
-                "lstmfast": measure(lc.forward, *timing) * 1e3,
-                "torch": measure(tc.forward, *timing) * 1e3,
-                "onnxruntime": measure(oc.forward, *timing) * 1e3 if oc else None,
-            }
+            fwd = measure_interleaved({"lstmfast": lc.forward, "torch": tc.forward,
+                                       "onnxruntime": oc.forward if oc else None}, *timing)
+            r["forward_ms"] = {k: fwd[k] * 1e3 if k in fwd else None
+                               for k in ("lstmfast", "torch", "onnxruntime")}
             if not args.no_train:
-                r["train_ms"] = {"lstmfast": measure(lc.train_step, *timing) * 1e3,
-                                 "torch": measure(tc.train_step, *timing) * 1e3}
+                train = measure_interleaved({"lstmfast": lc.train_step, "torch": tc.train_step}, *timing)
+                r["train_ms"] = {k: v * 1e3 for k, v in train.items()}
             f = r["forward_ms"]
             r["forward_ratio_vs_torch"] = f["lstmfast"] / f["torch"]
             r["forward_ratio_vs_onnxruntime"] = f["lstmfast"] / f["onnxruntime"] if oc else None

@@ -3,12 +3,13 @@
 // Inside the loop the same weight matrix multiplies a new small batch every step. A general
 // GEMM (Eigen's) repacks the weights on every call; here they are packed once per sequence
 // into column panels of width NR = 2 SIMD packets, stored K rows × NR contiguous, and a
-// register-blocked micro-kernel computes MR × NR blocks of C = A·B:
+// register-blocked micro-kernel computes blocks of up to MR rows × NR columns of C = A·B:
 //
-//   for each panel (NR columns) and each block of MR rows of A:
-//     acc[r][0..NR) = Σ_k A[r,k] · panel[k, 0..NR)        (MR·2 packet accumulators, FMA)
+//   for each K chunk (kKc), each block of ≤ MR rows of A (packed k-major into L1):
+//     for each panel (NR columns):
+//       acc[r][0..NR) = Σ_k A[r,k] · panel[k, 0..NR)        (MR·2 packet accumulators, FMA)
 //
-// K is walked in fixed chunks of kKc so a panel chunk stays in L1; the order of the sum over
+// The packed row block stays in L1 while the panels stream from L2. The order of the sum over
 // k is fixed by the sizes alone, so results never depend on threads.
 #pragma once
 
@@ -60,26 +61,47 @@ struct PackedGemm {
     });
   }
 
+  // Packs rows [0, R) × columns [0, kc) of A (element (r, k) at A[r·ars + k·aks]) k-major:
+  // dst[k·R + r], so the micro-kernel reads R consecutive values per k.
   template <int R>
-  static void micro(Index K, const S* A, Index ars, Index aks, const S* panel, S* C, Index ldc,
-                    Index nc, bool accumulate) {
+  static void pack_a(Index kc, const S* A, Index ars, Index aks, S* dst) {
+    if (aks == 1) {
+      for (int r = 0; r < R; ++r) {
+        const S* a = A + r * ars;
+        for (Index k = 0; k < kc; ++k) dst[k * R + r] = a[k];
+      }
+    } else {
+      for (Index k = 0; k < kc; ++k)
+        for (int r = 0; r < R; ++r) dst[k * R + r] = A[r * ars + k * aks];
+    }
+  }
+
+  // acc (R × NR) = Σ_k Ap[k, r] · panel[k, :], then C (R × nc) = acc [+ C] [+ bias].
+  template <int R>
+  static EIGEN_ALWAYS_INLINE void micro(Index K, const S* __restrict Ap, const S* __restrict panel,
+                                        S* C, Index ldc, Index nc, bool accumulate,
+                                        const S* bias) {
     using namespace Eigen::internal;
     Packet c0[R], c1[R];
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) c0[r] = c1[r] = pzero(Packet());
     Index k = 0;
     if constexpr (R <= 2) {
       // Few rows leave too few accumulators to hide the FMA latency: keep four partial sums
       // per accumulator (k mod 4) and add them at the end.
       Packet p0[R][3], p1[R][3];
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r)
         for (int u = 0; u < 3; ++u) p0[r][u] = p1[r][u] = pzero(Packet());
       for (; k + 4 <= K; k += 4) {
+#pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) {
           const S* pk = panel + (k + u) * NR;
           const Packet b0 = ploadu<Packet>(pk), b1 = ploadu<Packet>(pk + PS);
-          const S* a = A + (k + u) * aks;
+          const S* a = Ap + (k + u) * R;
+#pragma GCC unroll 16
           for (int r = 0; r < R; ++r) {
-            const Packet ar = pset1<Packet>(a[r * ars]);
+            const Packet ar = pset1<Packet>(a[r]);
             Packet& s0 = u == 0 ? c0[r] : p0[r][u - 1];
             Packet& s1 = u == 0 ? c1[r] : p1[r][u - 1];
             s0 = pmadd(ar, b0, s0);
@@ -87,6 +109,7 @@ struct PackedGemm {
           }
         }
       }
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         c0[r] = padd(padd(c0[r], p0[r][0]), padd(p0[r][1], p0[r][2]));
         c1[r] = padd(padd(c1[r], p1[r][0]), padd(p1[r][1], p1[r][2]));
@@ -94,14 +117,24 @@ struct PackedGemm {
     }
     for (; k < K; ++k) {
       const Packet b0 = ploadu<Packet>(panel + k * NR), b1 = ploadu<Packet>(panel + k * NR + PS);
-      const S* a = A + k * aks;
+      const S* a = Ap + k * R;
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        const Packet ar = pset1<Packet>(a[r * ars]);
+        const Packet ar = pset1<Packet>(a[r]);
         c0[r] = pmadd(ar, b0, c0[r]);
         c1[r] = pmadd(ar, b1, c1[r]);
       }
     }
     if (nc == NR) {
+      if (bias) {
+        const Packet b0 = ploadu<Packet>(bias), b1 = ploadu<Packet>(bias + PS);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) {
+          c0[r] = padd(c0[r], b0);
+          c1[r] = padd(c1[r], b1);
+        }
+      }
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         S* c = C + r * ldc;
         if (accumulate) {
@@ -112,40 +145,78 @@ struct PackedGemm {
         pstoreu(c + PS, c1[r]);
       }
     } else {
-      alignas(64) S tmp[NR];
-      for (int r = 0; r < R; ++r) {
-        pstoreu(tmp, c0[r]);
-        pstoreu(tmp + PS, c1[r]);
-        S* c = C + r * ldc;
-        for (Index j = 0; j < nc; ++j) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
-      }
+      store_partial<R>(c0, c1, C, ldc, nc, accumulate, bias);
     }
   }
 
-  // The last rows of a block (fewer than MR): micro<rows> chosen at run time.
   template <int R>
-  static void micro_tail(Index rows, Index K, const S* A, Index ars, Index aks, const S* panel,
-                         S* C, Index ldc, Index nc, bool accumulate) {
-    if constexpr (R > 0) {
-      if (rows == R) micro<R>(K, A, ars, aks, panel, C, ldc, nc, accumulate);
-      else micro_tail<R - 1>(rows, K, A, ars, aks, panel, C, ldc, nc, accumulate);
+  static EIGEN_DONT_INLINE void store_partial(const Packet* c0, const Packet* c1, S* C, Index ldc,
+                                             Index nc, bool accumulate, const S* bias) {
+    using namespace Eigen::internal;
+    alignas(64) S tmp[NR];
+    for (int r = 0; r < R; ++r) {
+      pstoreu(tmp, c0[r]);
+      pstoreu(tmp + PS, c1[r]);
+      if (bias)
+        for (Index j = 0; j < nc; ++j) tmp[j] += bias[j];
+      S* c = C + r * ldc;
+      for (Index j = 0; j < nc; ++j) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
     }
   }
 
-  // C (M × N) = A (M × K) · B [+ C]; B packed by pack(), starting at its first panel.
+  // Packs R rows of A (rows < MR at the edge) for micro<R>, at compile-time R.
+  template <int R>
+  static void pack_a_tail(Index rows, Index kc, const S* A, Index ars, Index aks, S* dst) {
+    if constexpr (R > 0) {
+      if (rows == R) pack_a<R>(kc, A, ars, aks, dst);
+      else pack_a_tail<R - 1>(rows, kc, A, ars, aks, dst);
+    }
+  }
+
+  template <int R>
+  static void micro_tail(Index rows, Index K, const S* Ap, const S* panel, S* C, Index ldc,
+                         Index nc, bool accumulate, const S* bias) {
+    if constexpr (R > 0) {
+      if (rows == R) micro<R>(K, Ap, panel, C, ldc, nc, accumulate, bias);
+      else micro_tail<R - 1>(rows, K, Ap, panel, C, ldc, nc, accumulate, bias);
+    }
+  }
+
+  // C (M × N) = A (M × K) · B [+ C] [+ bias]; B packed by pack(), starting at its first panel;
+  // bias (N), when given, is added to every row of C. Per K chunk and chunk of at most kMc rows: the rows are packed into blocks of ≤ MR, then
+  // every panel (kept in L1) meets every block, so B streams from memory once per chunk.
   static void run(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp, S* C,
-                  Index ldc, bool accumulate) {
+                  Index ldc, bool accumulate, const S* bias = nullptr) {
+    constexpr Index kMc = 16 * MR;
+    thread_local std::vector<S> packed;
     const Index npanels = (N + NR - 1) / NR;
-    for (Index k0 = 0; k0 < K; k0 += kKc) {
-      const Index kc = std::min(kKc, K - k0);
-      const bool acc = accumulate || k0 > 0;
-      const S* a = A + k0 * aks;
-      for (Index p = 0; p < npanels; ++p) {
-        const S* panel = Bp + p * K * NR + k0 * NR;
-        const Index j = p * NR, nc = std::min<Index>(NR, N - j);
-        Index i = 0;
-        for (; i + MR <= M; i += MR) micro<MR>(kc, a + i * ars, ars, aks, panel, C + i * ldc + j, ldc, nc, acc);
-        if (i < M) micro_tail<MR - 1>(M - i, kc, a + i * ars, ars, aks, panel, C + i * ldc + j, ldc, nc, acc);
+    for (Index m0 = 0; m0 < M; m0 += kMc) {
+      const Index mc = std::min(kMc, M - m0);
+      // Rows in ⌈mc/MR⌉ blocks of near-equal size (32 = 6+6+5+5+5+5, not 6·5+2): a block of
+      // few rows has too few accumulators to keep the FMA units busy.
+      const Index nblocks = (mc + MR - 1) / MR, small = mc / nblocks, nbig = mc % nblocks;
+      if (Index(packed.size()) < mc * kKc) packed.resize(mc * kKc);
+      for (Index k0 = 0; k0 < K; k0 += kKc) {
+        const Index kc = std::min(kKc, K - k0);
+        const bool acc = accumulate || k0 > 0;
+        const S* b = k0 == 0 ? bias : nullptr;
+        for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
+          const Index rows = small + (blk < nbig);
+          pack_a_tail<MR>(rows, kc, A + (m0 + i) * ars + k0 * aks, ars, aks, packed.data() + i * kc);
+          i += rows;
+        }
+        for (Index p = 0; p < npanels; ++p) {
+          const S* panel = Bp + p * K * NR + k0 * NR;
+          const Index j = p * NR, nc = std::min<Index>(NR, N - j);
+          for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
+            const Index rows = small + (blk < nbig);
+            S* c = C + (m0 + i) * ldc + j;
+            const S* bj = b ? b + j : nullptr;
+            if (rows == MR) micro<MR>(kc, packed.data() + i * kc, panel, c, ldc, nc, acc, bj);
+            else micro_tail<MR - 1>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, bj);
+            i += rows;
+          }
+        }
       }
     }
   }
@@ -153,13 +224,13 @@ struct PackedGemm {
   // The same product over fixed (kRows × kCols) tiles of C in parallel: A is read from L2
   // by one tile's panels, and tiles do not depend on the thread count.
   static void run_parallel(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp,
-                           S* C, Index ldc, bool accumulate) {
+                           S* C, Index ldc, bool accumulate, const S* bias = nullptr) {
     constexpr Index kRows = 16 * MR, kCols = 16 * NR;
     const Index mt = (M + kRows - 1) / kRows, nt = (N + kCols - 1) / kCols;
     parallel_for_tiles(mt * nt, [&](Index t) {
       const Index r0 = (t / nt) * kRows, c0 = (t % nt) * kCols;
       run(std::min(kRows, M - r0), std::min(kCols, N - c0), K, A + r0 * ars, ars, aks,
-          Bp + (c0 / NR) * K * NR, C + r0 * ldc + c0, ldc, accumulate);
+          Bp + (c0 / NR) * K * NR, C + r0 * ldc + c0, ldc, accumulate, bias ? bias + c0 : nullptr);
     });
   }
 };

@@ -23,15 +23,23 @@ GateTiling GateTiling::choose(Index B, Index H) {
   GateTiling t;
   t.B = B;
   t.H = H;
-  // Batch tiles need no synchronisation: a thread runs its rows through all T steps alone.
-  // Unit tiles give threads work to share when the batch is small or H large (each thread
-  // then keeps its slice of U in cache), at the price of a barrier per step; they keep each
-  // tile's GEMM at ≥ 256 gate columns. With two or more batch tiles and U small enough to
-  // stay in L2 (H ≤ 128), units are not split and the time loop has no barrier.
-  t.batch_tile = B <= 32 ? B : 32;
+  // Batch tiles need no synchronisation: a thread runs its rows through all T steps alone,
+  // so with 32 rows or more the batch is cut into an even number (≥ 2) of tiles of about 32
+  // rows (32 → 16 + 16, 64 → 32 + 32, 100 → 4 × 25) and units are not split. A smaller batch
+  // gives each tile too few rows for an efficient GEMM; then the units are cut in two halves
+  // (when H > 64), which costs a barrier per step but halves the recurrent weights each
+  // thread streams through per step. The tiling depends on B and H only, never on the
+  // number of threads, and so do the results.
+  if (B >= 32) {
+    Index n = std::max<Index>(2, (B + 16) / 32);
+    n += n % 2;
+    t.batch_tile = (B + n - 1) / n;
+    t.unit_tile = H;
+  } else {
+    t.batch_tile = B;
+    t.unit_tile = H <= 64 ? H : ((H + 1) / 2 + 7) / 8 * 8;
+  }
   t.n_batch_tiles = (B + t.batch_tile - 1) / t.batch_tile;
-  if (H <= 64 || (t.n_batch_tiles >= 2 && H <= 128)) t.unit_tile = H;
-  else t.unit_tile = H <= 512 ? 64 : 128;
   t.n_unit_tiles = (H + t.unit_tile - 1) / t.unit_tile;
   return t;
 }
@@ -223,13 +231,11 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
 
   // Z = X·W + b for all steps in one GEMM: (T·B, D)·(D, 4H) → (T·B, 4H).
   k.gates.reset(T * B * G);
-  parallel_for_tiles(T, [&](Index s) {
-    for (Index b = 0; b < B; ++b) std::memcpy(k.gates.data() + (s * B + b) * G, bias.data(), sizeof(S) * G);
-  });
   {
     Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
     PackedGemm<S>::pack_parallel(D, G, k.W.data(), G, 1, W_panels.data());
-    PackedGemm<S>::run_parallel(T * B, G, D, k.x.data(), D, 1, W_panels.data(), k.gates.data(), G, true);
+    PackedGemm<S>::run_parallel(T * B, G, D, k.x.data(), D, 1, W_panels.data(), k.gates.data(), G,
+                                false, bias.data());
   }
 
   // States: h[s] is h_{s−1} (h[0] = h0); the recurrent product reads h_{s−1} ⊙ m_h,

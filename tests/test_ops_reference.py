@@ -101,7 +101,7 @@ SHAPES = [(2, 6, 3, 4), (1, 9, 5, 7), (5, 8, 12, 70), (37, 6, 9, 13), (40, 5, 16
 @pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}_T{}_D{}_H{}".format(*s))
 def test_fast_path_matches_reference_for_each_shape(shape, dtype):
-    # H = 70, 130, 600 and B = 37, 40 cut the work into several unit and batch tiles.
+    # B = 37, 40 cut the batch into tiles; H = 70, 130, 600 with B < 32 cut the units.
     B, T, D, H = shape
     # Weights at a Glorot-like scale keep z = O(1), where float32 rounding is what it is in use.
     args, kw = make_case(40 + H, B=B, T=T, D=D, H=H, dtype=dtype, initial_state=True,
@@ -126,11 +126,13 @@ OPTION_SETS = {
 
 
 @pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
+@pytest.mark.parametrize("B", (37, 9), ids=("batch_tiles", "unit_tiles"))
 @pytest.mark.parametrize("name", OPTION_SETS)
-def test_fast_path_matches_reference_for_each_option(name, dtype):
+def test_fast_path_matches_reference_for_each_option(name, B, dtype):
     options = {"initial_state": True, **OPTION_SETS[name]}
-    # B = 37 and H = 70: more than one batch tile and unit tile, so masks cross tile edges.
-    args, kw = make_case(50 + len(name), B=37, T=7, D=6, H=70, dtype=dtype, scale=0.4, **options)
+    # H = 70 with B = 37: two batch tiles (19 + 18 rows); with B = 9: two unit tiles (40 + 30
+    # units) and a barrier per step. Masks and dropout cross the tiles' edges either way.
+    args, kw = make_case(50 + len(name), B=B, T=7, D=6, H=70, dtype=dtype, scale=0.4, **options)
     check_against_reference(args, kw, dtype)
 
 
@@ -230,18 +232,19 @@ def test_results_are_bitwise_reproducible_from_call_to_call(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
 def test_results_are_bitwise_identical_for_one_or_two_threads(dtype, restore_threads):
-    # Large enough for several batch and unit tiles, so two threads really split the work.
-    args, kw = make_case(80, B=70, T=6, D=40, H=140, dtype=dtype, initial_state=True, mask="holes",
-                         scale=0.3)
-    runs = []
-    for n in (1, 2, 1):
-        lstmfast.set_num_threads(n)
-        assert lstmfast.get_num_threads() == n
-        fwd, grads, _ = fast_forward_backward(args, kw)
-        runs.append(fwd + tuple(grads))
-    for name, one, two, again in zip(("outputs", "h_T", "c_T") + GRAD_NAMES, *runs):
-        assert np.array_equal(one, two), f"{name} differs between 1 and 2 threads"
-        assert np.array_equal(one, again), f"{name} differs between two runs on 1 thread"
+    # B = 70: two batch tiles; B = 20: two unit tiles. Either way two threads split the work.
+    for B in (70, 20):
+        args, kw = make_case(80 + B, B=B, T=6, D=40, H=140, dtype=dtype, initial_state=True,
+                             mask="holes", scale=0.3)
+        runs = []
+        for n in (1, 2, 1):
+            lstmfast.set_num_threads(n)
+            assert lstmfast.get_num_threads() == n
+            fwd, grads, _ = fast_forward_backward(args, kw)
+            runs.append(fwd + tuple(grads))
+        for name, one, two, again in zip(("outputs", "h_T", "c_T") + GRAD_NAMES, *runs):
+            assert np.array_equal(one, two), f"B={B}: {name} differs between 1 and 2 threads"
+            assert np.array_equal(one, again), f"B={B}: {name} differs between two runs on 1 thread"
 
 
 # --- the vectorised activations ----------------------------------------------------------------
