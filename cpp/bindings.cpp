@@ -47,12 +47,21 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
                   const std::optional<Arr<S>>& input_dropout,
                   const std::optional<Arr<S>>& recurrent_dropout, int activation,
                   int recurrent_activation, bool go_backwards, bool return_sequences,
-                  bool zero_output_for_mask, bool training, bool naive) {
-  if (x.ndim() != 3) throw std::invalid_argument("x must be 3-D (batch, timesteps, features)");
+                  bool zero_output_for_mask, bool training, bool naive, Index timesteps) {
+  // x (B, T, D); or (B, D) with timesteps = T: the same input at every step.
   LSTMConfig cfg;
-  cfg.B = x.shape(0);
-  cfg.T = x.shape(1);
-  cfg.D = x.shape(2);
+  cfg.constant_input = timesteps > 0;
+  if (cfg.constant_input) {
+    if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D (batch, features) with timesteps");
+    cfg.B = x.shape(0);
+    cfg.T = timesteps;
+    cfg.D = x.shape(1);
+  } else {
+    if (x.ndim() != 3) throw std::invalid_argument("x must be 3-D (batch, timesteps, features)");
+    cfg.B = x.shape(0);
+    cfg.T = x.shape(1);
+    cfg.D = x.shape(2);
+  }
   cfg.H = recurrent_kernel.ndim() == 2 ? recurrent_kernel.shape(0) : -1;
   const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H;
   if (B < 1 || T < 1 || D < 1 || H < 1) throw std::invalid_argument("empty LSTM input or weights");
@@ -107,7 +116,8 @@ py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
   }
   if (d_h) expect_shape("d_h", *d_h, {B, H});
   if (d_c) expect_shape("d_c", *d_c, {B, H});
-  Arr<S> dx({B, T, D}), dW({D, 4 * H}), dU({H, 4 * H}), dh0({B, H}), dc0({B, H});
+  Arr<S> dx = cfg.constant_input ? Arr<S>({B, D}) : Arr<S>({B, T, D});
+  Arr<S> dW({D, 4 * H}), dU({H, 4 * H}), dh0({B, H}), dc0({B, H});
   std::optional<Arr<S>> db;
   if (cache.has_bias) db = Arr<S>({4 * H});
   LSTMGrads<S> g;
@@ -197,6 +207,7 @@ void register_dtype(py::module_& m, const char* suffix) {
       .def_property_readonly("features", [](const LSTMCache<S>& c) { return c.cfg.D; })
       .def_property_readonly("units", [](const LSTMCache<S>& c) { return c.cfg.H; })
       .def_property_readonly("return_sequences", [](const LSTMCache<S>& c) { return c.cfg.return_sequences; })
+      .def_property_readonly("constant_input", [](const LSTMCache<S>& c) { return c.cfg.constant_input; })
       .def_property_readonly("has_bias", [](const LSTMCache<S>& c) { return c.has_bias; });
   m.def(("lstm_forward_" + sfx).c_str(), &forward<S>, py::arg("x").noconvert(),
         py::arg("kernel").noconvert(), py::arg("recurrent_kernel").noconvert(),
@@ -204,7 +215,8 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("mask").noconvert(), py::arg("input_dropout").noconvert(),
         py::arg("recurrent_dropout").noconvert(), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("go_backwards"), py::arg("return_sequences"),
-        py::arg("zero_output_for_mask"), py::arg("training"), py::arg("naive") = false);
+        py::arg("zero_output_for_mask"), py::arg("training"), py::arg("naive") = false,
+        py::arg("timesteps") = 0);
   m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
         py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert());
   m.def(("adam_update_" + sfx).c_str(), &adam<S>, py::arg("param").noconvert(),

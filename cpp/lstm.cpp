@@ -217,25 +217,30 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
         if ((k.mask[s * B + b] = in.mask[b * T + time_index(cfg, s)] != 0)) k.first_real[b] = s;
   }
 
-  // x_s ⊙ m_x, time-major in processing order: X[s, b, :] = x[b, t(s), :] ⊙ m_x[b, :].
-  k.x.reset(T * B * D);
-  parallel_for_tiles(T, [&](Index s) {
-    const Index t = time_index(cfg, s);
+  // x_s ⊙ m_x, time-major in processing order: X[s, b, :] = x[b, t(s), :] ⊙ m_x[b, :]
+  // (one step's worth when the input is constant).
+  const bool constant = cfg.constant_input;
+  const Index Tx = constant ? 1 : T;
+  k.x.reset(Tx * B * D);
+  parallel_for_tiles(Tx, [&](Index s) {
+    const Index t = constant ? 0 : time_index(cfg, s);
     for (Index b = 0; b < B; ++b) {
       ArrMap<S> dst(k.x.data() + (s * B + b) * D, D);
-      CArrMap<S> src(in.x + (b * T + t) * D, D);
+      CArrMap<S> src(in.x + (b * Tx + t) * D, D);
       if (in.input_dropout) dst = src * CArrMap<S>(in.input_dropout + b * D, D);
       else dst = src;
     }
   });
 
-  // Z = X·W + b for all steps in one GEMM: (T·B, D)·(D, 4H) → (T·B, 4H).
+  // Z = X·W + b for all steps in one GEMM: (T·B, D)·(D, 4H) → (T·B, 4H). A constant input
+  // is projected once, z0 = x·W + b (B, 4H), and copied into each step's Z in the loop.
   k.gates.reset(T * B * G);
+  Buffer<S> z0(constant ? B * G : 0);
   {
     Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
     PackedGemm<S>::pack_parallel(D, G, k.W.data(), G, 1, W_panels.data());
-    PackedGemm<S>::run_parallel(T * B, G, D, k.x.data(), D, 1, W_panels.data(), k.gates.data(), G,
-                                false, bias.data());
+    PackedGemm<S>::run_parallel(Tx * B, G, D, k.x.data(), D, 1, W_panels.data(),
+                                constant ? z0.data() : k.gates.data(), G, false, bias.data());
   }
 
   // States: h[s] is h_{s−1} (h[0] = h0); the recurrent product reads h_{s−1} ⊙ m_h,
@@ -263,6 +268,9 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     S* Z = k.gates.data() + s * B * G;
     const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : k.h.data() + s * B * H;
 
+    if (constant)
+      for (Index b = b0; b < b0 + bn; ++b)
+        std::memcpy(Z + b * G + c0, z0.data() + b * G + c0, sizeof(S) * kNumGates * w);
     // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks.
     PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * H, H, 1, U_panels.data() + offsets[ut],
                        Z + b0 * G + c0, G, true);
@@ -418,11 +426,25 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
 
   // Weight gradients after the loop, as large GEMMs over all T·B rows.
   Buffer<S> packed(std::max(D, H) * G);
-  // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H)
   using PG = PackedGemm<S>;
   Buffer<S> dZ_panels(PG::packed_size(T * B, G));
   PG::pack_parallel(T * B, G, dZ.data(), G, 1, dZ_panels.data());
-  PG::run_parallel(D, G, T * B, k.x.data(), 1, D, dZ_panels.data(), packed.data(), G, false);
+  // A constant input meets the sum of the steps' gradients: Σ_s dz_s (B, 4H), summed in
+  // step order for every element.
+  const bool constant = cfg.constant_input;
+  const Index Tx = constant ? 1 : T;
+  Buffer<S> dZ_sum(constant ? B * G : 0), dZ_sum_panels(constant ? PG::packed_size(B, G) : 0);
+  if (constant) {
+    parallel_for_tiles(B, [&](Index b) {
+      ArrMap<S> acc(dZ_sum.data() + b * G, G);
+      acc = CArrMap<S>(dZ.data() + b * G, G);
+      for (Index s = 1; s < T; ++s) acc += CArrMap<S>(dZ.data() + (s * B + b) * G, G);
+    });
+    PG::pack_parallel(B, G, dZ_sum.data(), G, 1, dZ_sum_panels.data());
+  }
+  // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H); constant input: xᵀ·Σ_s dz_s, (D, B)·(B, 4H)
+  PG::run_parallel(D, G, Tx * B, k.x.data(), 1, D, constant ? dZ_sum_panels.data() : dZ_panels.data(),
+                   packed.data(), G, false);
   pack_gate_columns(tl, D, packed.data(), grads.dkernel, false);
   // dU = (H_{prev}⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
   const S* h_prev = k.h.data();
@@ -448,16 +470,18 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     pack_gate_columns(tl, 1, packed.data(), grads.dbias, false);
   }
   // dX = dZ·Wᵀ: (T·B, 4H)·(4H, D), then back to (B, T, D) in time order, ⊙ m_x.
-  Buffer<S> dX(T * B * D);
+  // Constant input: dx = (Σ_s dz_s)·Wᵀ ⊙ m_x, (B, D).
+  Buffer<S> dX(Tx * B * D);
   {
     Buffer<S> WT_panels(PG::packed_size(G, D));
     PG::pack_parallel(G, D, k.W.data(), 1, G, WT_panels.data());
-    PG::run_parallel(T * B, D, G, dZ.data(), G, 1, WT_panels.data(), dX.data(), D, false);
+    PG::run_parallel(Tx * B, D, G, constant ? dZ_sum.data() : dZ.data(), G, 1, WT_panels.data(),
+                     dX.data(), D, false);
   }
-  parallel_for_tiles(T, [&](Index s) {
-    const Index t = time_index(cfg, s);
+  parallel_for_tiles(Tx, [&](Index s) {
+    const Index t = constant ? 0 : time_index(cfg, s);
     for (Index b = 0; b < B; ++b) {
-      ArrMap<S> dst(grads.dx + (b * T + t) * D, D);
+      ArrMap<S> dst(grads.dx + (b * Tx + t) * D, D);
       CArrMap<S> src(dX.data() + (s * B + b) * D, D);
       if (!k.m_x.empty()) dst = src * CArrMap<S>(k.m_x.data() + b * D, D);
       else dst = src;
@@ -498,7 +522,8 @@ void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outpu
         for (Index j = 0; j < G; ++j) {  // z = (x_t⊙m_x)·W + (h_{t−1}⊙m_h)·U + b
           S acc = in.bias ? in.bias[j] : S(0);
           for (Index d = 0; d < D; ++d) {
-            const S xd = in.x[(b * T + t) * D + d] * (in.input_dropout ? in.input_dropout[b * D + d] : S(1));
+            const S x_btd = cfg.constant_input ? in.x[b * D + d] : in.x[(b * T + t) * D + d];
+            const S xd = x_btd * (in.input_dropout ? in.input_dropout[b * D + d] : S(1));
             acc += xd * in.kernel[d * G + j];
           }
           for (Index u = 0; u < H; ++u) {

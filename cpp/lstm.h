@@ -35,12 +35,16 @@ struct LSTMConfig {
   bool go_backwards = false;          // process t = T−1 … 0; outputs stay in processing order
   bool return_sequences = true;       // outputs (B,T,H), else (B,H)
   bool zero_output_for_mask = false;  // a masked step outputs zeros, not the previous output
+  // x is (B, D), the same input at every step (a RepeatVector's output): its projection
+  // x·W + b is computed once, not T times, and backward returns dx (B, D) = Σ_t ∂L/∂x_t
+  // from Σ_t dz_t, which also gives dW = xᵀ·Σ_t dz_t.
+  bool constant_input = false;
 };
 
 // Caller-owned inputs; optional ones are nullptr.
 template <typename S>
 struct LSTMInputs {
-  const S* x = nullptr;                  // (B, T, D)
+  const S* x = nullptr;                  // (B, T, D), or (B, D) with constant_input
   const S* kernel = nullptr;             // (D, 4H)
   const S* recurrent_kernel = nullptr;   // (H, 4H)
   const S* bias = nullptr;               // (4H) or nullptr
@@ -73,7 +77,7 @@ struct LSTMCache {
   LSTMConfig cfg;
   GateTiling tiling;
   bool has_bias = false, has_mask = false;
-  Buffer<S> x;        // (T, B, D)  x_s⊙m_x in processing order
+  Buffer<S> x;        // (T, B, D)  x_s⊙m_x in processing order; (B, D) if constant_input
   Buffer<S> gates;    // (T, B, 4H) activated i, f, g, o, tile-packed
   Buffer<S> h, c;     // (T+1, B, H) h[s] = h_{s−1} (h[0] = h0); likewise c
   Buffer<S> W, U;     // (D, 4H), (H, 4H) tile-packed
@@ -85,7 +89,7 @@ struct LSTMCache {
 
 template <typename S>
 struct LSTMGrads {
-  S* dx = nullptr;                 // (B, T, D)
+  S* dx = nullptr;                 // (B, T, D), or (B, D) with constant_input
   S* dkernel = nullptr;            // (D, 4H)
   S* drecurrent_kernel = nullptr;  // (H, 4H)
   S* dbias = nullptr;              // (4H) or nullptr

@@ -311,3 +311,58 @@ def test_masked_steps_get_no_input_gradient(pattern):
     dx = ops.lstm_backward(cache, d_outputs=np.ones_like(out))[0]
     assert np.all(dx[~kw["mask"]] == 0.0)
     assert np.all(np.abs(dx[kw["mask"]]).sum(axis=-1) > 0.0)
+
+
+# --- a time-constant input (what RepeatVector feeds a decoder) -----------------------------------
+
+@pytest.mark.parametrize("seed,options", (
+    (300, dict()),
+    (301, dict(mask="holes", go_backwards=True, input_dropout=True, recurrent_dropout=True)),
+    (300, dict(activation="relu", recurrent_activation="hard_sigmoid", return_sequences=False)),
+), ids=("plain", "mask_dropout_backwards", "relu_last_output"))
+def test_time_constant_input_matches_numeric_gradient_and_the_repeated_input(seed, options):
+    # x (B, D) with timesteps=T is the same LSTM as x repeated T times: outputs and weight
+    # gradients equal the repeated input's, dx is Σ_t of its dx_t, and all of them match
+    # central differences of the (B, D) input.
+    T = 6
+    args, kw = make_case(seed, B=3, T=T, D=4, H=5, initial_state=True, scale=0.4, **options)
+    x = args[0]
+    x0 = np.ascontiguousarray(x[:, 0, :])
+    repeated = (np.ascontiguousarray(np.broadcast_to(x0[:, None, :], x.shape)),) + args[1:]
+    constant = (x0,) + args[1:]
+    assert distance_to_kinks(repeated, kw) > 1e-4, "case too close to an activation's kink"
+    full = ops.lstm_forward(*repeated, **kw, training=True)
+    const = ops.lstm_forward(*constant, **kw, training=True, timesteps=T)
+    naive = ops.lstm_forward(*constant, **kw, timesteps=T, naive=True)
+    for got, want, name in zip(const[:3], full[:3], ("outputs", "h", "c")):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14, err_msg=name)
+    np.testing.assert_allclose(naive.outputs, full.outputs, rtol=1e-13, atol=1e-14)
+    assert const.cache.constant_input and not full.cache.constant_input
+
+    w_out, w_h, w_c = loss_weights(7, full.outputs.shape, 3, 5)
+    g_full = ops.lstm_backward(full.cache, w_out, w_h, w_c)
+    g_const = ops.lstm_backward(const.cache, w_out, w_h, w_c)
+    assert g_const[0].shape == x0.shape
+    np.testing.assert_allclose(g_const[0], g_full[0].sum(axis=1), rtol=1e-12, atol=1e-13, err_msg="dx")
+    for name, a, b in zip(GRAD_NAMES[1:], g_const[1:], g_full[1:]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13, err_msg=name)
+
+    def loss():
+        o, hT, cT, _ = ops.lstm_forward(*constant, **kw, timesteps=T)
+        return float(np.sum(w_out * o) + np.sum(w_h * hT) + np.sum(w_c * cT))
+
+    np.testing.assert_allclose(g_const[0], numeric_gradient(loss, x0), rtol=RTOL, atol=ATOL, err_msg="dx")
+    np.testing.assert_allclose(g_const[1], numeric_gradient(loss, args[1]), rtol=RTOL, atol=ATOL,
+                               err_msg="d_kernel")
+
+
+def test_time_constant_input_with_a_wrong_rank_or_timesteps_is_refused():
+    args, kw = make_case(9, B=2, T=5, D=3, H=4)
+    with pytest.raises(ValueError, match="`x` must be 2-D"):
+        ops.lstm_forward(*args, timesteps=5)
+    x0 = np.ascontiguousarray(args[0][:, 0, :])
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="timesteps"):
+            ops.lstm_forward(x0, *args[1:], timesteps=bad)
+    with pytest.raises(ValueError, match=r"`mask` must have shape \(2, 4\)"):
+        ops.lstm_forward(x0, *args[1:], timesteps=4, mask=np.ones((2, 5), bool))

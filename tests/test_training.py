@@ -303,3 +303,34 @@ def test_clone_keeps_the_architecture_with_new_weights():
     assert c.get_config()["layers"][1]["config"]["units"] == 8
     assert [w.shape for w in c.get_weights()] == [w.shape for w in m.get_weights()]
     assert not np.array_equal(c.get_weights()[0], m.get_weights()[0])
+
+
+@pytest.mark.parametrize("between", (None, "dropout_0", "dropout_0.3"))
+def test_an_lstm_after_repeat_vector_trains_like_one_fed_the_repeated_input(between, monkeypatch):
+    # The LSTM after a RepeatVector projects the time-constant input once and hands
+    # RepeatVector Σ_t dx_t; the model must train exactly as if the repeated input were data.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((24, 5)).astype(np.float32)
+    y = rng.standard_normal((24, 4, 3)).astype(np.float32)
+    rate = None if between is None else float(between.split("_")[1])
+    lf.utils.set_random_seed(5)
+    mid = [] if rate is None else [L.Dropout(rate, seed=1)]
+    a = lf.Sequential([L.Input((5,)), L.Dense(6), L.RepeatVector(4), *mid,
+                       L.LSTM(7, return_sequences=True), L.Dense(3)])
+    b = lf.Sequential([L.Input((5,)), L.Dense(6), L.RepeatVector(4), *([L.Dropout(rate, seed=1)] if mid else []),
+                       L.Activation("linear"), L.LSTM(7, return_sequences=True), L.Dense(3)])
+    b.set_weights(a.get_weights())
+    calls = []
+    forward = lf.ops.lstm_forward
+    monkeypatch.setattr(lf.ops, "lstm_forward", lambda *args, **kw: calls.append(kw.get("timesteps"))
+                        or forward(*args, **kw))
+    for m in (a, b):
+        m.compile(optimizer="adam", loss="mse")
+        m.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert calls[:6] == ([4] * 6 if rate is None else [None] * 6) and calls[6:] == [None] * 6
+    lstm = a.layers[-2]
+    assert lstm._after_repeat_vector is (rate is None)
+    assert not b.layers[-2]._after_repeat_vector   # Activation in between: the plain path
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=2e-5, atol=2e-6)
+    np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-4, atol=1e-5)

@@ -23,7 +23,7 @@ from . import callbacks as callbacks_module
 from . import losses as losses_module
 from . import metrics as metrics_module
 from . import optimizers as optimizers_module
-from .layers import Embedding, InputLayer, KerasTensor, Layer
+from .layers import LSTM, Embedding, InputLayer, KerasTensor, Layer, RepeatVector
 from .layers import serialize as serialize_layer, deserialize as deserialize_layer
 from .layers.layer import _auto_name, _fmt_shape, _warn_mask_dropped
 
@@ -503,6 +503,10 @@ class Sequential:
     # ------------------------------------------------------------------ forward / backward
     def _forward(self, x, training):
         mask = None
+        # RepeatVector → LSTM: the LSTM takes the repeated vector as one time-constant input.
+        for prev, layer in zip(self._layers, self._layers[1:]):
+            if isinstance(prev, RepeatVector):
+                prev._feeds_lstm = layer._after_repeat_vector = isinstance(layer, LSTM)
         for layer in self._layers:
             y = layer._forward(x, mask, training)
             if mask is not None or layer.supports_masking:

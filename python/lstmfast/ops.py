@@ -66,7 +66,8 @@ class LSTMCache:
     It may be used for several backward passes (for instance two different losses).
     """
 
-    __slots__ = ("_impl", "dtype", "batch", "timesteps", "features", "units", "return_sequences")
+    __slots__ = ("_impl", "dtype", "batch", "timesteps", "features", "units", "return_sequences",
+                 "constant_input")
 
     def __init__(self, impl, dtype):
         self._impl = impl
@@ -76,6 +77,7 @@ class LSTMCache:
         self.features = impl.features
         self.units = impl.units
         self.return_sequences = impl.return_sequences
+        self.constant_input = impl.constant_input
 
     def __repr__(self):
         return (
@@ -147,11 +149,14 @@ def lstm_forward(
     training=False,
     check_finite=True,
     naive=False,
+    timesteps=None,
 ) -> LSTMForward:
     """Runs an LSTM over whole sequences.
 
     Args:
-        x: (B, T, D) float32 or float64, C-contiguous.
+        x: (B, T, D) float32 or float64, C-contiguous; or (B, D) with ``timesteps=T``: the
+            same input at every step (what ``RepeatVector`` feeds a decoder), projected once
+            instead of T times; :func:`lstm_backward` then returns dx (B, D) = Σ_t ∂L/∂x_t.
         kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None.
         h0, c0: (B, H) initial state, or None for zeros.
         mask: (B, T) bool (or 0/1 integers); a masked step carries h and c through unchanged
@@ -167,13 +172,20 @@ def lstm_forward(
         training: keep a cache for :func:`lstm_backward`.
         check_finite: reject NaN/inf in the inputs (one pass over them).
         naive: run the slow reference implementation instead (for testing).
+        timesteps: T for a 2-D, time-constant ``x``; None (default) for a 3-D ``x``.
 
     Returns:
         ``LSTMForward(outputs, h, c, cache)``.
     """
-    x = _array("x", x, ndim=3, check_finite=check_finite)
+    if timesteps is None:
+        x = _array("x", x, ndim=3, check_finite=check_finite)
+        B, T, D = x.shape
+    else:
+        if isinstance(timesteps, bool) or not isinstance(timesteps, (int, np.integer)) or timesteps < 1:
+            raise ValueError(f"Argument `timesteps` must be a positive integer or None. Received: {timesteps!r}")
+        x = _array("x", x, ndim=2, check_finite=check_finite)
+        (B, D), T = x.shape, int(timesteps)
     dt = x.dtype
-    B, T, D = x.shape
     if B == 0 or T == 0 or D == 0:
         raise ValueError(
             f"`x` must have at least one sample, one time step and one feature; got shape {_shape(x)}"
@@ -224,6 +236,7 @@ def lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, mask, input_dropout_mask,
         recurrent_dropout_mask, act, ract, bool(go_backwards), bool(return_sequences),
         bool(zero_output_for_mask), bool(training) and not naive, bool(naive),
+        0 if timesteps is None else T,
     )
     if training and naive:
         raise ValueError("the naive reference path does not keep a cache: use training=False")
@@ -242,7 +255,8 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
             divergence itself passes False).
 
     Returns:
-        ``LSTMGradients(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0, d_c0)``.
+        ``LSTMGradients(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0, d_c0)``; dx is (B, T, D),
+        or (B, D) = Σ_t ∂L/∂x_t after a forward with a time-constant x (``timesteps=``).
     """
     if not isinstance(cache, LSTMCache):
         raise TypeError(

@@ -23,6 +23,7 @@ from .. import initializers
 from .. import ops
 from .dense import _unsupported
 from .layer import Layer, _check_positive_int, _check_rate
+from .reshaping import TimeSummedGradient
 
 # Activations the fused kernel computes.
 _KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
@@ -54,6 +55,9 @@ def _kernel_activation_name(fn, allowed, arg):
 class LSTM(Layer):
     """Keras's `LSTM` layer: same arguments, defaults, weights (kernel, recurrent_kernel, bias) and
     outputs. `unroll` and `use_cudnn` are accepted and have no effect."""
+
+    # Set by Sequential when the layer before is a RepeatVector (see RepeatVector._feeds_lstm).
+    _after_repeat_vector = False
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -194,6 +198,12 @@ class LSTM(Layer):
         if training:
             dp = self._dropout_mask(b, x.shape[2], self.dropout, x.dtype)
             rdp = self._dropout_mask(b, self.units, self.recurrent_dropout, x.dtype)
+        timesteps = None
+        if self._after_repeat_vector and x.ndim == 3 and x.strides[1] == 0:
+            # x_t is the same at every step (a RepeatVector's view): the kernel projects it once.
+            timesteps, x = x.shape[1], np.ascontiguousarray(x[:, 0, :])
+        elif not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
         out, h_t, c_t, cache = ops.lstm_forward(
             x, self.kernel.value, self.recurrent_kernel.value,
             self.bias.value if self.use_bias else None,
@@ -202,6 +212,7 @@ class LSTM(Layer):
             go_backwards=self.go_backwards, return_sequences=self.return_sequences,
             zero_output_for_mask=self.zero_output_for_mask, training=training,
             check_finite=False,  # inputs are checked once at the model's door, not per layer call
+            timesteps=timesteps,
         )
         self._cache = cache
         if self.stateful:
@@ -217,13 +228,14 @@ class LSTM(Layer):
             dy = np.ascontiguousarray(dy, dtype=self.kernel.value.dtype)
         dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c,
                                                         check_finite=False)
+        constant_input = self._cache.constant_input
         self._cache = None
         if self.trainable:
             np.copyto(self.kernel._ensure_grad(), dk)
             np.copyto(self.recurrent_kernel._ensure_grad(), drk)
             if self.use_bias:
                 np.copyto(self.bias._ensure_grad(), db)
-        return dx
+        return TimeSummedGradient(dx) if constant_input else dx
 
     def load_torch_state_dict(self, state_dict, layer=0, reverse=False):
         """Load PyTorch `nn.LSTM` weights: kernel = weight_ih_l{layer}ᵀ,

@@ -6,6 +6,16 @@ import numpy as np
 from .layer import Layer, _check_positive_int
 
 
+class TimeSummedGradient:
+    """The gradient of a time-constant input, Σ_t ∂L/∂x_t (B, D), as an LSTM fed by a
+    RepeatVector returns it; only RepeatVector's backward takes it."""
+
+    __slots__ = ("summed",)
+
+    def __init__(self, summed):
+        self.summed = summed
+
+
 class RepeatVector(Layer):
     """Keras's `RepeatVector(n)`: repeat a (B, D) input n times along a new time axis."""
 
@@ -30,11 +40,19 @@ class RepeatVector(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.n, input_shape[1])
 
+    # Set by Sequential when the next layer is an LSTM, which projects a time-constant input
+    # once instead of n times: this layer then hands it a read-only view with time stride 0
+    # (no copy), and gets back the gradient already summed over time.
+    _feeds_lstm = False
+
     def _forward(self, x, mask=None, training=False):
         # y[:, t, :] = x for every t
-        return np.ascontiguousarray(np.broadcast_to(x[:, None, :], (x.shape[0], self.n, x.shape[1])))
+        y = np.broadcast_to(x[:, None, :], (x.shape[0], self.n, x.shape[1]))
+        return y if self._feeds_lstm else np.ascontiguousarray(y)
 
     def _backward(self, dy):
+        if isinstance(dy, TimeSummedGradient):
+            return dy.summed
         return dy.sum(axis=1)
 
     def get_config(self):
