@@ -16,13 +16,14 @@ translation and sentiment), and trained on the same 2,048 samples with batch siz
 Each framework runs in its own process, one after the other, on the same data and the same number
 of threads (--threads, default 2): lstmfast; Keras 3 on its torch backend; a hand-written PyTorch
 model (nn.LSTM, nn.Linear, torch.optim.Adam); and Keras on TensorFlow where `tensorflow` imports.
-For each it measures
-  epoch    seconds per epoch: the median of --epochs epochs of one fit(), after one warm-up
-           epoch that is not counted (PyTorch: the same loop written by hand); fewer where the
-           timed epochs run past --budget seconds (marked * in the table);
+They take turns for --rounds rounds per model (default 2), so that a slow spell of a shared
+machine does not fall on one framework only; the medians pool every round. For each it measures
+  epoch    seconds per epoch: the median of --epochs epochs of one fit() per round, each after
+           one warm-up epoch that is not counted (PyTorch: the same loop written by hand); fewer
+           where the timed epochs run past --budget seconds (marked * in the table);
   predict  samples per second of predict(x, batch_size=64) over the training samples: the
-           median of a few calls after a warm-up call (Keras's default predict batch is 32;
-           every framework here gets 64).
+           median of a few calls per round after a warm-up call (Keras's default predict batch
+           is 32; every framework here gets 64).
 Denormal floats are flushed to zero everywhere: lstmfast in its kernels, torch (PyTorch and
 Keras's torch backend) through torch.set_flush_denormal(True).
 
@@ -377,6 +378,21 @@ def run_worker(fw: str, args, models: list[str], tmpdir: str, overhead: bool) ->
         return json.load(f)
 
 
+def pool_rounds(results: dict, new: dict, model: str, samples: int) -> None:
+    """Adds one round's result of a model to `results`: the timed epochs and predict calls of
+    every round so far (each round's warm-up excluded) and their medians."""
+    r = results.setdefault(model, {"epoch_s_rounds": [], "predict_s_rounds": []})
+    r.update({k: v for k, v in new.items() if k not in ("epoch_s", "predict_samples_per_s")})
+    r["epoch_s_rounds"].append(new["epoch_s_all"][1:])
+    r["predict_s_rounds"].append(new["predict_s_all"][1:])
+    epochs = [t for rnd in r["epoch_s_rounds"] for t in rnd]
+    predicts = [t for rnd in r["predict_s_rounds"] for t in rnd]
+    r["rounds"] = len(r["epoch_s_rounds"])
+    r["epoch_s"] = statistics.median(epochs)
+    r["timed_epochs"], r["timed_predicts"] = len(epochs), len(predicts)
+    r["predict_samples_per_s"] = samples / statistics.median(predicts)
+
+
 def tensorflow_imports() -> bool:
     try:
         return subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True,
@@ -429,12 +445,14 @@ def report(models, runs, missing, args):
         if not isinstance(v, float):
             return v
         r = runs[fw]["models"][m]
-        fewer = r["timed_epochs"] < args.epochs if key == "epoch_s" else r["timed_predicts"] < args.predict_repeats
+        n = r.get("rounds", 1)
+        fewer = (r["timed_epochs"] < args.epochs * n if key == "epoch_s"
+                 else r["timed_predicts"] < args.predict_repeats * n)
         return format(v, spec) + ("*" if fewer else "")
 
     w = 15
     print(f"\nseconds per epoch ({args.samples} samples, batch {BATCH}; median of {args.epochs} "
-          "after a warm-up epoch)")
+          f"after a warm-up epoch, in each of {args.rounds} rounds)")
     print(f"{'model':<13}" + "".join(f"{LABELS[fw]:>{w}}" for fw in cols))
     for m in models:
         print(f"{m:<13}" + "".join(f"{shown(fw, m, 'epoch_s', '.3f'):>{w}}" for fw in cols))
@@ -507,6 +525,9 @@ def main(argv=None) -> int:
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated: " + ",".join(FRAMEWORKS))
     p.add_argument("--profile", action="store_true", help="also print a cProfile of lstmfast's train step")
     p.add_argument("--no-overhead", action="store_true", help="skip the Python-overhead measurement")
+    p.add_argument("--rounds", type=int,
+                   help="rounds in which the frameworks take turns on each model; the medians pool "
+                        "all rounds (default 2; 1 with --quick)")
     p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -516,8 +537,10 @@ def main(argv=None) -> int:
         args.epochs = 2 if args.quick else 3
     if args.predict_repeats is None:
         args.predict_repeats = 2 if args.quick else 5
-    if min(args.samples, args.epochs, args.predict_repeats, args.threads) < 1:
-        raise SystemExit("--samples, --epochs, --predict-repeats and --threads must be at least 1")
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
+    if min(args.samples, args.epochs, args.predict_repeats, args.threads, args.rounds) < 1:
+        raise SystemExit("--samples, --epochs, --predict-repeats, --threads and --rounds must be at least 1")
 
     if args.worker:
         out = worker(args)
@@ -549,20 +572,26 @@ def main(argv=None) -> int:
         missing["keras-tf"] = "not installed"
     # One process per model and framework, the frameworks in turn for each model: a framework
     # that fails or runs past --worker-timeout costs only its own cells.
+    # The frameworks take turns for --rounds rounds per model, so that a slow spell of a shared
+    # machine hits each of them; the medians pool the timed epochs and calls of all rounds.
     runs = {fw: {"info": {}, "models": {}} for fw in frameworks}
     with tempfile.TemporaryDirectory() as tmpdir:
         for i, m in enumerate(models):
-            for fw in frameworks:
-                got = run_worker(fw, args, [m], tmpdir, overhead=fw == "lstmfast" and i == 0 and not args.no_overhead)
-                if "error" in got:
-                    print(f"  {LABELS[fw]:<12} {m:<12} {got['error']}", file=sys.stderr, flush=True)
-                    runs[fw]["models"][m] = {"error": got["error"]}
-                    continue
-                runs[fw]["info"].update(got["info"])
-                runs[fw]["models"].update(got["models"])
-                for key in ("python_overhead", "profile"):
-                    if key in got:
-                        runs[fw][key] = got[key]
+            for rnd in range(args.rounds):
+                for fw in frameworks:
+                    if "error" in runs[fw]["models"].get(m, {}):
+                        continue
+                    got = run_worker(fw, args, [m], tmpdir, overhead=fw == "lstmfast" and i == 0 and rnd == 0
+                                     and not args.no_overhead)
+                    if "error" in got:
+                        print(f"  {LABELS[fw]:<12} {m:<12} {got['error']}", file=sys.stderr, flush=True)
+                        runs[fw]["models"][m] = {"error": got["error"]}
+                        continue
+                    runs[fw]["info"].update(got["info"])
+                    pool_rounds(runs[fw]["models"], got["models"][m], m, args.samples)
+                    for key in ("python_overhead", "profile"):
+                        if key in got:
+                            runs[fw][key] = got[key]
     lf = runs.get("lstmfast", {}).get("info", {})
     versions = "; ".join(f"{k} {run['info'].get(k)}" for k in ("torch", "keras")
                          for run in runs.values() if k in run.get("info", {}))
@@ -579,7 +608,7 @@ def main(argv=None) -> int:
         print(runs["lstmfast"]["profile"])
     if args.json:
         doc = {"machine": machine, "quick": args.quick, "samples": args.samples, "batch_size": BATCH,
-               "timed_epochs": args.epochs, "predict_repeats": args.predict_repeats,
+               "timed_epochs": args.epochs, "predict_repeats": args.predict_repeats, "rounds": args.rounds,
                "predict_batch_size": BATCH, "statistic": "median, warm-up excluded",
                "denormals": "flushed: lstmfast in its kernels, torch.set_flush_denormal(True)",
                "frameworks": {fw: runs.get(fw) or missing.get(fw) for fw in FRAMEWORKS
