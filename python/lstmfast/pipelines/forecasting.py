@@ -61,6 +61,7 @@ class ForecastConfig:
     patience: int = 15           # epochs without improvement before stopping
     batch_size: int = 32
     learning_rate: float = 1e-3
+    clipnorm: float | None = 1.0  # clip each gradient to this L2 norm (a relu LSTM can blow up)
     test_size: int = 104         # held-out last steps
     val_size: int = 104          # validation steps before the test part
     relative: bool = True        # windows relative to their last value (see module doc)
@@ -155,7 +156,7 @@ def build_model(config, n_features, outputs=1):
         LSTM(config.units, activation=config.activation),
         Dense(outputs),
     ])
-    model.compile(optimizer=Adam(learning_rate=config.learning_rate), loss="mse")
+    model.compile(optimizer=Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm), loss="mse")
     return model
 
 
