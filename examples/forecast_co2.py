@@ -66,7 +66,8 @@ model = lstmfast.Sequential([
     LSTM(UNITS, activation="relu"),
     Dense(1),
 ])
-model.compile(optimizer="adam", loss="mse")
+# Gradients clipped to norm 1: a relu LSTM's training can otherwise blow up in one step.
+model.compile(optimizer=lstmfast.optimizers.Adam(learning_rate=1e-3, clipnorm=1.0), loss="mse")
 model.summary()
 
 # -- Train ---------------------------------------------------------------------------

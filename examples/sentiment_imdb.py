@@ -32,8 +32,10 @@ EMBEDDING_DIM = 128
 UNITS = 128
 DROPOUT = 0.2          # on the LSTM inputs
 RECURRENT_DROPOUT = 0.2
-EPOCHS = 3
+EPOCHS = 4             # upper bound: early stopping keeps the best epoch
 BATCH_SIZE = 64
+CLIPNORM = 1.0         # gradients clipped to this L2 norm
+REDUCE_LR = 0.2        # learning rate × this after an epoch whose validation loss rose
 TEST_SIZE, VAL_SIZE = 5000, 1000
 SEED = 0
 if QUICK:
@@ -65,13 +67,16 @@ model = lstmfast.Sequential([
     LSTM(UNITS, dropout=DROPOUT, recurrent_dropout=RECURRENT_DROPOUT),
     Dense(1, activation="sigmoid"),
 ])
-model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+model.compile(optimizer=lstmfast.optimizers.Adam(learning_rate=1e-3, clipnorm=CLIPNORM),
+              loss="binary_crossentropy", metrics=["accuracy"])
 model.summary()
 
 # -- Train ---------------------------------------------------------------------------
 model.fit(X_train, y_train, batch_size=BATCH_SIZE, epochs=EPOCHS, validation_data=(X_val, y_val),
           callbacks=[lstmfast.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=2,
-                                                      restore_best_weights=True)])
+                                                      restore_best_weights=True),
+                     lstmfast.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=REDUCE_LR,
+                                                          patience=0, min_lr=1e-5)])
 
 # -- Inference -------------------------------------------------------------------------
 loss, accuracy = model.evaluate(X_test, y_test, batch_size=256, verbose=0)
