@@ -51,17 +51,15 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
   // x (B, T, D); or (B, D) with timesteps = T: the same input at every step.
   LSTMConfig cfg;
   cfg.constant_input = timesteps > 0;
-  if (cfg.constant_input) {
-    if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D (batch, features) with timesteps");
-    cfg.B = x.shape(0);
-    cfg.T = timesteps;
-    cfg.D = x.shape(1);
-  } else {
-    if (x.ndim() != 3) throw std::invalid_argument("x must be 3-D (batch, timesteps, features)");
-    cfg.B = x.shape(0);
-    cfg.T = x.shape(1);
-    cfg.D = x.shape(2);
-  }
+  const py::ssize_t rank = cfg.constant_input ? 2 : 3;
+  if (x.ndim() != rank)
+    throw std::invalid_argument(std::string("x must be ") +
+                                (cfg.constant_input ? "2-D (batch, features) with timesteps"
+                                                    : "3-D (batch, timesteps, features)") +
+                                "; got " + std::to_string(x.ndim()) + "-D");
+  cfg.B = x.shape(0);
+  cfg.T = cfg.constant_input ? timesteps : x.shape(1);
+  cfg.D = x.shape(rank - 1);
   cfg.H = recurrent_kernel.ndim() == 2 ? recurrent_kernel.shape(0) : -1;
   const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H;
   if (B < 1 || T < 1 || D < 1 || H < 1) throw std::invalid_argument("empty LSTM input or weights");
@@ -164,7 +162,9 @@ void check_ids(const char* name, const Ids& ids, Index V) {
 
 template <typename S>
 Arr<S> embedding_fwd(const Ids& ids, const Arr<S>& table) {
-  if (table.ndim() != 2) throw std::invalid_argument("embeddings must be 2-D (input_dim, output_dim)");
+  if (table.ndim() != 2)
+    throw std::invalid_argument("embeddings must be 2-D (input_dim, output_dim); got " +
+                                std::to_string(table.ndim()) + "-D");
   const Index V = table.shape(0), E = table.shape(1), N = ids.size();
   check_ids("ids", ids, V);
   std::vector<py::ssize_t> shape(ids.shape(), ids.shape() + ids.ndim());
@@ -180,7 +180,9 @@ Arr<S> embedding_fwd(const Ids& ids, const Arr<S>& table) {
 
 template <typename S>
 void embedding_bwd(const Ids& ids, const Arr<S>& d_out, Arr<S>& grad, const std::optional<Ids>& clear) {
-  if (grad.ndim() != 2) throw std::invalid_argument("grad must be 2-D (input_dim, output_dim)");
+  if (grad.ndim() != 2)
+    throw std::invalid_argument("grad must be 2-D (input_dim, output_dim); got " +
+                                std::to_string(grad.ndim()) + "-D");
   const Index V = grad.shape(0), E = grad.shape(1), N = ids.size();
   if (d_out.size() != N * E)
     throw std::invalid_argument("d_out must hold " + std::to_string(N) + " rows of " + std::to_string(E) +

@@ -5,12 +5,12 @@
 // into column panels of width NR = 2 SIMD packets, stored K rows × NR contiguous, and a
 // register-blocked micro-kernel computes blocks of up to MR rows × NR columns of C = A·B:
 //
-//   for each K chunk (kKc), each block of ≤ MR rows of A (packed k-major into L1):
-//     for each panel (NR columns):
+//   for each K chunk (kKc): pack A's rows, k-major, in blocks of ≤ MR rows
+//     for each panel (NR columns, kept in L1), for each row block:
 //       acc[r][0..NR) = Σ_k A[r,k] · panel[k, 0..NR)        (MR·2 packet accumulators, FMA)
 //
-// The packed row block stays in L1 while the panels stream from L2. The order of the sum over
-// k is fixed by the sizes alone, so results never depend on threads.
+// so B streams from memory once per call. The order of the sum over k is fixed by the sizes
+// alone, so results never depend on threads.
 #pragma once
 
 #include <Eigen/Core>
@@ -76,11 +76,12 @@ struct PackedGemm {
     }
   }
 
-  // acc (R × NR) = Σ_k Ap[k, r] · panel[k, :], then C (R × nc) = acc [+ C] [+ bias].
+  // acc (R × NR) = Σ_k Ap[k, r] · panel[k, :], then C (R × nc) = acc [+ Y] [+ C], Y's row r
+  // at Y + r·ldy (ldy = 0: one row added to every row, a bias).
   template <int R>
   static EIGEN_ALWAYS_INLINE void micro(Index K, const S* __restrict Ap, const S* __restrict panel,
-                                        S* C, Index ldc, Index nc, bool accumulate,
-                                        const S* bias) {
+                                        S* C, Index ldc, Index nc, bool accumulate, const S* Y,
+                                        Index ldy) {
     using namespace Eigen::internal;
     Packet c0[R], c1[R];
 #pragma GCC unroll 16
@@ -126,12 +127,11 @@ struct PackedGemm {
       }
     }
     if (nc == NR) {
-      if (bias) {
-        const Packet b0 = ploadu<Packet>(bias), b1 = ploadu<Packet>(bias + PS);
+      if (Y) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
-          c0[r] = padd(c0[r], b0);
-          c1[r] = padd(c1[r], b1);
+          c0[r] = padd(c0[r], ploadu<Packet>(Y + r * ldy));
+          c1[r] = padd(c1[r], ploadu<Packet>(Y + r * ldy + PS));
         }
       }
 #pragma GCC unroll 16
@@ -145,26 +145,26 @@ struct PackedGemm {
         pstoreu(c + PS, c1[r]);
       }
     } else {
-      store_partial<R>(c0, c1, C, ldc, nc, accumulate, bias);
+      store_partial<R>(c0, c1, C, ldc, nc, accumulate, Y, ldy);
     }
   }
 
   template <int R>
   static EIGEN_DONT_INLINE void store_partial(const Packet* c0, const Packet* c1, S* C, Index ldc,
-                                             Index nc, bool accumulate, const S* bias) {
+                                             Index nc, bool accumulate, const S* Y, Index ldy) {
     using namespace Eigen::internal;
     alignas(64) S tmp[NR];
     for (int r = 0; r < R; ++r) {
       pstoreu(tmp, c0[r]);
       pstoreu(tmp + PS, c1[r]);
-      if (bias)
-        for (Index j = 0; j < nc; ++j) tmp[j] += bias[j];
+      if (Y)
+        for (Index j = 0; j < nc; ++j) tmp[j] += Y[r * ldy + j];
       S* c = C + r * ldc;
       for (Index j = 0; j < nc; ++j) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
     }
   }
 
-  // Packs R rows of A (rows < MR at the edge) for micro<R>, at compile-time R.
+  // pack_a / micro for a row count known at run time (≤ MR), dispatched to compile-time R.
   template <int R>
   static void pack_a_tail(Index rows, Index kc, const S* A, Index ars, Index aks, S* dst) {
     if constexpr (R > 0) {
@@ -175,18 +175,19 @@ struct PackedGemm {
 
   template <int R>
   static void micro_tail(Index rows, Index K, const S* Ap, const S* panel, S* C, Index ldc,
-                         Index nc, bool accumulate, const S* bias) {
+                         Index nc, bool accumulate, const S* Y, Index ldy) {
     if constexpr (R > 0) {
-      if (rows == R) micro<R>(K, Ap, panel, C, ldc, nc, accumulate, bias);
-      else micro_tail<R - 1>(rows, K, Ap, panel, C, ldc, nc, accumulate, bias);
+      if (rows == R) micro<R>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy);
+      else micro_tail<R - 1>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy);
     }
   }
 
-  // C (M × N) = A (M × K) · B [+ C] [+ bias]; B packed by pack(), starting at its first panel;
-  // bias (N), when given, is added to every row of C. Per K chunk and chunk of at most kMc rows: the rows are packed into blocks of ≤ MR, then
-  // every panel (kept in L1) meets every block, so B streams from memory once per chunk.
+  // C (M × N) = A (M × K) · B [+ Y] [+ C]; B packed by pack(), starting at its first panel.
+  // Y (M × N, row stride ldy), when given, is added once: ldy = 0 adds one row (a bias) to
+  // every row. Per K chunk and chunk of at most kMc rows, the rows are packed into blocks of
+  // ≤ MR, then every panel (kept in L1) meets every block.
   static void run(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp, S* C,
-                  Index ldc, bool accumulate, const S* bias = nullptr) {
+                  Index ldc, bool accumulate, const S* Y = nullptr, Index ldy = 0) {
     constexpr Index kMc = 16 * MR;
     thread_local std::vector<S> packed;
     const Index npanels = (N + NR - 1) / NR;
@@ -199,7 +200,7 @@ struct PackedGemm {
       for (Index k0 = 0; k0 < K; k0 += kKc) {
         const Index kc = std::min(kKc, K - k0);
         const bool acc = accumulate || k0 > 0;
-        const S* b = k0 == 0 ? bias : nullptr;
+        const S* y = k0 == 0 ? Y : nullptr;  // added with the first chunk only
         for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
           const Index rows = small + (blk < nbig);
           pack_a_tail<MR>(rows, kc, A + (m0 + i) * ars + k0 * aks, ars, aks, packed.data() + i * kc);
@@ -211,9 +212,8 @@ struct PackedGemm {
           for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
             const Index rows = small + (blk < nbig);
             S* c = C + (m0 + i) * ldc + j;
-            const S* bj = b ? b + j : nullptr;
-            if (rows == MR) micro<MR>(kc, packed.data() + i * kc, panel, c, ldc, nc, acc, bj);
-            else micro_tail<MR - 1>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, bj);
+            const S* yj = y ? y + (m0 + i) * ldy + j : nullptr;
+            micro_tail<MR>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy);
             i += rows;
           }
         }
@@ -224,13 +224,14 @@ struct PackedGemm {
   // The same product over fixed (kRows × kCols) tiles of C in parallel: A is read from L2
   // by one tile's panels, and tiles do not depend on the thread count.
   static void run_parallel(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp,
-                           S* C, Index ldc, bool accumulate, const S* bias = nullptr) {
+                           S* C, Index ldc, bool accumulate, const S* Y = nullptr, Index ldy = 0) {
     constexpr Index kRows = 16 * MR, kCols = 16 * NR;
     const Index mt = (M + kRows - 1) / kRows, nt = (N + kCols - 1) / kCols;
     parallel_for_tiles(mt * nt, [&](Index t) {
       const Index r0 = (t / nt) * kRows, c0 = (t % nt) * kCols;
       run(std::min(kRows, M - r0), std::min(kCols, N - c0), K, A + r0 * ars, ars, aks,
-          Bp + (c0 / NR) * K * NR, C + r0 * ldc + c0, ldc, accumulate, bias ? bias + c0 : nullptr);
+          Bp + (c0 / NR) * K * NR, C + r0 * ldc + c0, ldc, accumulate,
+          Y ? Y + r0 * ldy + c0 : nullptr, ldy);
     });
   }
 };

@@ -233,7 +233,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   });
 
   // Z = X·W + b for all steps in one GEMM: (T·B, D)·(D, 4H) → (T·B, 4H). A constant input
-  // is projected once, z0 = x·W + b (B, 4H), and copied into each step's Z in the loop.
+  // is projected once, z0 = x·W + b (B, 4H), and the loop's GEMM adds it to every step's Z.
   k.gates.reset(T * B * G);
   Buffer<S> z0(constant ? B * G : 0);
   {
@@ -268,12 +268,10 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     S* Z = k.gates.data() + s * B * G;
     const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : k.h.data() + s * B * H;
 
-    if (constant)
-      for (Index b = b0; b < b0 + bn; ++b)
-        std::memcpy(Z + b * G + c0, z0.data() + b * G + c0, sizeof(S) * kNumGates * w);
-    // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks.
+    // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks
+    // (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U).
     PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * H, H, 1, U_panels.data() + offsets[ut],
-                       Z + b0 * G + c0, G, true);
+                       Z + b0 * G + c0, G, !constant, constant ? z0.data() + b0 * G + c0 : nullptr, G);
 
     for (Index b = b0; b < b0 + bn; ++b) {
       const S* cp = k.c.data() + (s * B + b) * H + u0;
