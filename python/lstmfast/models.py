@@ -167,16 +167,27 @@ class Sequential:
         if not self._layers and self._input_layer is None and layer._batch_input_shape is not None:
             self._input_layer = InputLayer(batch_shape=layer._batch_input_shape)
         self._layers.append(layer)
+        self._link_repeat_vectors()
         self.built = False
         self._packed = False
         if rebuild and self._input_layer is not None:
             self.build()
+
+    def _link_repeat_vectors(self):
+        """RepeatVector → LSTM: the LSTM takes the repeated vector as one time-constant input
+        (see RepeatVector._feeds_lstm); any other neighbour gets ordinary arrays."""
+        for i, layer in enumerate(self._layers):
+            if isinstance(layer, RepeatVector):
+                layer._feeds_lstm = i + 1 < len(self._layers) and isinstance(self._layers[i + 1], LSTM)
+            if isinstance(layer, LSTM):
+                layer._after_repeat_vector = i > 0 and isinstance(self._layers[i - 1], RepeatVector)
 
     def pop(self, rebuild=True):
         """Remove and return the last layer."""
         if not self._layers:
             raise TypeError("There are no layers in the model.")
         layer = self._layers.pop()
+        self._link_repeat_vectors()
         self.built = False
         self._packed = False
         if rebuild and self._layers and self._input_layer is not None:
@@ -503,10 +514,6 @@ class Sequential:
     # ------------------------------------------------------------------ forward / backward
     def _forward(self, x, training):
         mask = None
-        # RepeatVector → LSTM: the LSTM takes the repeated vector as one time-constant input.
-        for prev, layer in zip(self._layers, self._layers[1:]):
-            if isinstance(prev, RepeatVector):
-                prev._feeds_lstm = layer._after_repeat_vector = isinstance(layer, LSTM)
         for layer in self._layers:
             y = layer._forward(x, mask, training)
             if mask is not None or layer.supports_masking:

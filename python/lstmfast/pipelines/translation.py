@@ -274,7 +274,7 @@ def build_model(config, t_in, v_in, t_out, v_out, embedding_dim=None):
         Bidirectional(encoder) if config.bidirectional else encoder,
         RepeatVector(t_out),
         LSTM(config.units, return_sequences=True),
-        # the same weights as Dense on the 3-D input; one (B*T, units) product per step is faster
+        # the same weights and outputs as the seed's Dense on the 3-D decoder output
         TimeDistributed(Dense(v_out, activation="softmax")),
     ])
     model.compile(optimizer=Adam(learning_rate=config.learning_rate),
