@@ -38,6 +38,8 @@ import warnings
 
 import numpy as np
 
+from machine import cpu_model, load_average_warning
+
 CASES = [  # (B, T, D, H)
     (32, 50, 64, 128),
     (64, 100, 256, 256),
@@ -46,17 +48,6 @@ CASES = [  # (B, T, D, H)
     (1, 100, 32, 128),
     (128, 30, 1, 50),
 ]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure(fn, warmup: int, repeats: int, min_seconds: float) -> float:
@@ -243,11 +234,9 @@ def main(argv=None) -> int:
     print(f"lstmfast {machine['lstmfast']} running instruction set: {machine['lstmfast_isa']}; "
           f"torch {machine['torch']}; onnxruntime {machine['onnxruntime']}")
     print("float32; median ms after warm-up; denormals flushed in every framework")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    machine["load_average_at_start"] = load
-    if load is not None and load > 0.5:
-        print(f"WARNING: load average {load:.1f} before the run: other processes are busy, and "
-              "threads that wait for each other at every step suffer most; timings are unreliable")
+    machine["load_average_at_start"], busy = load_average_warning()
+    if busy:
+        print(busy)
     if ort_missing:
         print(ort_missing)
 

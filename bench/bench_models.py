@@ -51,6 +51,8 @@ import sys
 import tempfile
 import time
 
+from machine import cpu_model, load_average_warning
+
 MODELS = ("translation", "timeseries", "sentiment")
 ALIASES = {"time_series": "timeseries", "time-series": "timeseries", "ts": "timeseries", "seq2seq": "translation"}
 FRAMEWORKS = ("lstmfast", "keras-torch", "pytorch", "keras-tf")
@@ -401,17 +403,6 @@ def tensorflow_imports() -> bool:
         return False
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def parse_models(text: str) -> list[str]:
     models = []
     for m in text.split(","):
@@ -558,13 +549,11 @@ def main(argv=None) -> int:
     machine = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": args.threads,
                "budget_s": args.budget, "worker_timeout_s": args.worker_timeout,
                "python": platform.python_version()}
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    machine["load_average_at_start"] = load
+    machine["load_average_at_start"], busy = load_average_warning()
     print(f"CPU: {machine['cpu']} ({machine['logical_cpus']} logical CPUs), {args.threads} threads per "
           f"framework; models: {', '.join(models)}")
-    if load is not None and load > 0.5:
-        print(f"WARNING: load average {load:.1f} before the run: other processes are busy; timings are "
-              "unreliable")
+    if busy:
+        print(busy)
 
     missing = {}
     if "keras-tf" in frameworks and not tensorflow_imports():
