@@ -2,8 +2,10 @@
 //
 // Inside the loop the same weight matrix multiplies a new small batch every step. A general
 // GEMM (Eigen's) repacks the weights on every call; here they are packed once per sequence
-// into column panels of width NR = 2 SIMD packets, stored K rows × NR contiguous, and a
-// register-blocked micro-kernel computes blocks of up to MR rows × NR columns of C = A·B:
+// into column panels of width NR = 2 SIMD packets, K chunk by K chunk (kKc rows): the kc × NR
+// panels of one chunk lie one after another, so a chunk is one contiguous stream that the
+// hardware prefetcher follows. A register-blocked micro-kernel computes blocks of up to
+// MR rows × NR columns of C = A·B:
 //
 //   for each K chunk (kKc): pack A's rows, k-major, in blocks of ≤ MR rows
 //     for each panel (NR columns, kept in L1), for each row block:
@@ -28,36 +30,39 @@ struct PackedGemm {
   static constexpr int NR = 2 * PS;  // panel width
   // Rows per micro-kernel call: 2·MR accumulators fill the vector registers (16 or 32).
   static constexpr int MR = PS * sizeof(S) >= 64 ? 12 : 6;
-  static constexpr Index kKc = 256;  // K chunk
+  static constexpr Index kKc = 256;       // K chunk
+  static constexpr Index kCols = 16 * NR;  // columns of one run_parallel tile
 
   // Size of the packed form of a K × N matrix.
   static Index packed_size(Index K, Index N) { return K * ((N + NR - 1) / NR) * NR; }
 
-  // Packs B (K × N), element (k, n) at src[k·rs + n·cs], into panels at dst.
+  // Packs B (K × N), element (k, n) at src[k·rs + n·cs], at dst: K chunk by K chunk, and
+  // within a chunk panel by panel (kc rows × NR), so that the micro-kernels of one chunk read
+  // one contiguous stream.
   static void pack(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
-    for (Index j = 0; j < N; j += NR) {
-      const Index nc = std::min<Index>(NR, N - j);
-      for (Index k = 0; k < K; ++k, dst += NR) {
-        const S* s = src + k * rs + j * cs;
-        Index c = 0;
-        if (cs == 1)
-          for (; c < nc; ++c) dst[c] = s[c];
-        else
-          for (; c < nc; ++c) dst[c] = s[c * cs];
-        for (; c < NR; ++c) dst[c] = S(0);
+    for (Index k0 = 0; k0 < K; k0 += kKc) {
+      const Index kc = std::min(kKc, K - k0);
+      for (Index j = 0; j < N; j += NR) {
+        const Index nc = std::min<Index>(NR, N - j);
+        for (Index k = k0; k < k0 + kc; ++k, dst += NR) {
+          const S* s = src + k * rs + j * cs;
+          Index c = 0;
+          if (cs == 1)
+            for (; c < nc; ++c) dst[c] = s[c];
+          else
+            for (; c < nc; ++c) dst[c] = s[c * cs];
+          for (; c < NR; ++c) dst[c] = S(0);
+        }
       }
     }
   }
 
-  // acc (R × NR) = Σ_k A[r, k] · panel[k, :], then C (R × nc) = acc [+ C].
-  // A's element (r, k) is at A[r·ars + k·aks] (row-major A: ars = lda, aks = 1; Aᵀ: swapped).
-  // pack() over groups of panels in parallel.
+  // pack() of run_parallel's column tiles (kCols wide), in parallel: the tile of column j0
+  // at dst + j0·K, each laid out as pack() lays out a whole matrix.
   static void pack_parallel(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
-    constexpr Index kGroup = 16;
-    const Index np = (N + NR - 1) / NR;
-    parallel_for_tiles((np + kGroup - 1) / kGroup, [&](Index t) {
-      const Index p0 = t * kGroup, j0 = p0 * NR;
-      pack(K, std::min(kGroup * NR, N - j0), src + j0 * cs, rs, cs, dst + p0 * K * NR);
+    parallel_for_tiles((N + kCols - 1) / kCols, [&](Index t) {
+      const Index j0 = t * kCols;
+      pack(K, std::min(kCols, N - j0), src + j0 * cs, rs, cs, dst + j0 * K);
     });
   }
 
@@ -182,7 +187,8 @@ struct PackedGemm {
     }
   }
 
-  // C (M × N) = A (M × K) · B [+ Y] [+ C]; B packed by pack(), starting at its first panel.
+  // C (M × N) = A (M × K) · B [+ Y] [+ C]; B (K × N) packed by one pack() call. A's element
+  // (r, k) is at A[r·ars + k·aks] (row-major A: ars = lda, aks = 1; Aᵀ: swapped).
   // Y (M × N, row stride ldy), when given, is added once: ldy = 0 adds one row (a bias) to
   // every row. Per K chunk and chunk of at most kMc rows, the rows are packed into blocks of
   // ≤ MR, then every panel (kept in L1) meets every block.
@@ -207,7 +213,7 @@ struct PackedGemm {
           i += rows;
         }
         for (Index p = 0; p < npanels; ++p) {
-          const S* panel = Bp + p * K * NR + k0 * NR;
+          const S* panel = Bp + k0 * npanels * NR + p * kc * NR;
           const Index j = p * NR, nc = std::min<Index>(NR, N - j);
           for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
             const Index rows = small + (blk < nbig);
@@ -225,12 +231,12 @@ struct PackedGemm {
   // by one tile's panels, and tiles do not depend on the thread count.
   static void run_parallel(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp,
                            S* C, Index ldc, bool accumulate, const S* Y = nullptr, Index ldy = 0) {
-    constexpr Index kRows = 16 * MR, kCols = 16 * NR;
+    constexpr Index kRows = 16 * MR;
     const Index mt = (M + kRows - 1) / kRows, nt = (N + kCols - 1) / kCols;
     parallel_for_tiles(mt * nt, [&](Index t) {
       const Index r0 = (t / nt) * kRows, c0 = (t % nt) * kCols;
       run(std::min(kRows, M - r0), std::min(kCols, N - c0), K, A + r0 * ars, ars, aks,
-          Bp + (c0 / NR) * K * NR, C + r0 * ldc + c0, ldc, accumulate,
+          Bp + c0 * K, C + r0 * ldc + c0, ldc, accumulate,
           Y ? Y + r0 * ldy + c0 : nullptr, ldy);
     });
   }
