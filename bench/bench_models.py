@@ -15,7 +15,8 @@ translation and sentiment), and trained on the same 2,048 samples with batch siz
 
 Each framework runs in its own process, one after the other, on the same data and the same number
 of threads (--threads, default 2): lstmfast; Keras 3 on its torch backend; a hand-written PyTorch
-model (nn.LSTM, nn.Linear, torch.optim.Adam); and Keras on TensorFlow where `tensorflow` imports.
+model (nn.LSTM, nn.Linear, torch.optim.Adam); and Keras on TensorFlow where `tensorflow` imports
+(in this Python, or in the one --tf-python names: TensorFlow may live in its own environment).
 They take turns for --rounds rounds per model (default 2), so that a slow spell of a shared
 machine does not fall on one framework only; the medians pool every round. For each it measures
   epoch    seconds per epoch: the median of --epochs epochs of one fit() per round, each after
@@ -358,7 +359,8 @@ def worker(args) -> dict:
 
 def run_worker(fw: str, args, models: list[str], tmpdir: str, overhead: bool) -> dict:
     path = os.path.join(tmpdir, f"{fw}-{'-'.join(models)}.json")
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", fw, "--out", path,
+    python = args.tf_python if fw == "keras-tf" else sys.executable
+    cmd = [python, os.path.abspath(__file__), "--worker", fw, "--out", path,
            "--models", ",".join(models), "--samples", str(args.samples), "--epochs", str(args.epochs),
            "--predict-repeats", str(args.predict_repeats), "--threads", str(args.threads),
            "--budget", str(args.budget)]
@@ -395,9 +397,9 @@ def pool_rounds(results: dict, new: dict, model: str, samples: int) -> None:
     r["predict_samples_per_s"] = samples / statistics.median(predicts)
 
 
-def tensorflow_imports() -> bool:
+def tensorflow_imports(python: str) -> bool:
     try:
-        return subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True,
+        return subprocess.run([python, "-c", "import tensorflow"], capture_output=True,
                               timeout=300).returncode == 0
     except subprocess.TimeoutExpired:
         return False
@@ -514,6 +516,9 @@ def main(argv=None) -> int:
     p.add_argument("--worker-timeout", type=float, default=3600.0,
                    help="seconds after which one framework's run of one model is stopped (default 3600)")
     p.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated: " + ",".join(FRAMEWORKS))
+    p.add_argument("--tf-python", default=sys.executable, metavar="PYTHON",
+                   help="the Python that runs Keras on TensorFlow (default: this one); it needs "
+                        "tensorflow, keras and numpy")
     p.add_argument("--profile", action="store_true", help="also print a cProfile of lstmfast's train step")
     p.add_argument("--no-overhead", action="store_true", help="skip the Python-overhead measurement")
     p.add_argument("--rounds", type=int,
@@ -556,9 +561,9 @@ def main(argv=None) -> int:
         print(busy)
 
     missing = {}
-    if "keras-tf" in frameworks and not tensorflow_imports():
+    if "keras-tf" in frameworks and not tensorflow_imports(args.tf_python):
         frameworks.remove("keras-tf")
-        missing["keras-tf"] = "not installed"
+        missing["keras-tf"] = f"not installed (tensorflow does not import in {args.tf_python})"
     # One process per model and framework, the frameworks in turn for each model: a framework
     # that fails or runs past --worker-timeout costs only its own cells.
     # The frameworks take turns for --rounds rounds per model, so that a slow spell of a shared
@@ -582,7 +587,7 @@ def main(argv=None) -> int:
                         if key in got:
                             runs[fw][key] = got[key]
     lf = runs.get("lstmfast", {}).get("info", {})
-    versions = "; ".join(f"{k} {run['info'].get(k)}" for k in ("torch", "keras")
+    versions = "; ".join(f"{k} {run['info'].get(k)}" for k in ("torch", "keras", "tensorflow")
                          for run in runs.values() if k in run.get("info", {}))
     versions = "; ".join(dict.fromkeys(versions.split("; ")))
     print(f"lstmfast {lf.get('lstmfast', '?')} running instruction set: {lf.get('isa', '?')}; {versions}")
