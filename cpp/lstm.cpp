@@ -363,10 +363,13 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     }
   };
 
+  // db = Σ_s Σ_b dz_s[b]: each batch tile sums its own rows inside the loop, while they are
+  // in cache (steps in processing order backwards, rows in order), into its own row here.
+  std::vector<S> db_tiles(grads.dbias ? tl.n_batch_tiles * G : 0, S(0));
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
   std::vector<std::vector<S>> scratch(std::min<Index>(num_threads(), ntiles), std::vector<S>(2 * tl.unit_tile));
   time_loop(tl, T, true, [&](Index s, Index tile) {
-    const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
+    const Index bt = tile / tl.n_unit_tiles, b0 = bt * tl.batch_tile;
     const Index bn = std::min(tl.batch_tile, B - b0);
     const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut), c0 = kNumGates * u0;
     gather_dh(s, b0, bn, ut, u0, w);
@@ -404,6 +407,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       mul_derivative(ract, dz_f, f);
       // dc_{t−1} = dc_t ⊙ f
       d_c *= f;
+      if (grads.dbias)
+        ArrMap<S>(db_tiles.data() + bt * G + c0, kNumGates * w) += CArrMap<S>(dz, kNumGates * w);
     }
   });
 
@@ -456,16 +461,11 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   }
   PG::run_parallel(H, G, T * B, h_prev, 1, H, dZ_panels.data(), packed.data(), G, false);
   pack_gate_columns(tl, H, packed.data(), grads.drecurrent_kernel, false);
-  // db = Σ_rows dZ, in a fixed order per column block.
+  // db: the batch tiles' sums, added in tile order.
   if (grads.dbias) {
-    constexpr Index kCols = 64;
-    parallel_for_tiles((G + kCols - 1) / kCols, [&](Index blk) {
-      const Index j0 = blk * kCols, n = std::min(kCols, G - j0);
-      ArrMap<S> acc(packed.data() + j0, n);
-      acc.setZero();
-      for (Index r = 0; r < T * B; ++r) acc += CArrMap<S>(dZ.data() + r * G + j0, n);
-    });
-    pack_gate_columns(tl, 1, packed.data(), grads.dbias, false);
+    ArrMap<S> acc(db_tiles.data(), G);
+    for (Index bt = 1; bt < tl.n_batch_tiles; ++bt) acc += CArrMap<S>(db_tiles.data() + bt * G, G);
+    pack_gate_columns(tl, 1, db_tiles.data(), grads.dbias, false);
   }
   // dX = dZ·Wᵀ: (T·B, 4H)·(4H, D), then back to (B, T, D) in time order, ⊙ m_x.
   // Constant input: dx = (Σ_s dz_s)·Wᵀ ⊙ m_x, (B, D).
