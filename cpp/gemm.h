@@ -38,20 +38,33 @@ struct PackedGemm {
 
   // Packs B (K × N), element (k, n) at src[k·rs + n·cs], at dst: K chunk by K chunk, and
   // within a chunk panel by panel (kc rows × NR), so that the micro-kernels of one chunk read
-  // one contiguous stream.
+  // one contiguous stream. The source is read along its contiguous direction: row by row
+  // (cs = 1), each row's NR-wide pieces going to their panels, or column by column.
   static void pack(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
+    const Index np = (N + NR - 1) / NR, full = N / NR, tail = N - full * NR;
     for (Index k0 = 0; k0 < K; k0 += kKc) {
       const Index kc = std::min(kKc, K - k0);
-      for (Index j = 0; j < N; j += NR) {
-        const Index nc = std::min<Index>(NR, N - j);
-        for (Index k = k0; k < k0 + kc; ++k, dst += NR) {
-          const S* s = src + k * rs + j * cs;
-          Index c = 0;
-          if (cs == 1)
-            for (; c < nc; ++c) dst[c] = s[c];
-          else
-            for (; c < nc; ++c) dst[c] = s[c * cs];
-          for (; c < NR; ++c) dst[c] = S(0);
+      S* chunk = dst + k0 * np * NR;
+      if (cs == 1) {
+        for (Index k = 0; k < kc; ++k) {
+          const S* s = src + (k0 + k) * rs;
+          S* d = chunk + k * NR;
+          for (Index p = 0; p < full; ++p, d += kc * NR) std::copy(s + p * NR, s + p * NR + NR, d);
+          if (tail) {
+            std::copy(s + full * NR, s + N, d);
+            std::fill(d + tail, d + NR, S(0));
+          }
+        }
+      } else {
+        for (Index p = 0; p < np; ++p) {
+          S* d = chunk + p * kc * NR;
+          const Index nc = std::min<Index>(NR, N - p * NR);
+          for (Index c = 0; c < nc; ++c) {
+            const S* s = src + k0 * rs + (p * NR + c) * cs;
+            for (Index k = 0; k < kc; ++k) d[k * NR + c] = s[k * rs];
+          }
+          for (Index c = nc; c < NR; ++c)
+            for (Index k = 0; k < kc; ++k) d[k * NR + c] = S(0);
         }
       }
     }
