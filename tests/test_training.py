@@ -73,7 +73,16 @@ def test_fit_learns_a_task_that_needs_memory():
     assert m.evaluate(x, y, verbose=0)[1] > 0.95
 
 
-def test_ctrl_c_stops_fit_cleanly_with_the_weights_of_the_last_finished_step():
+@pytest.fixture
+def default_sigint():
+    """Python's own SIGINT handler for the test: a process started in the background by a shell
+    inherits SIGINT ignored, and fit() leaves a handler that is not Python's default alone."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_ctrl_c_stops_fit_cleanly_with_the_weights_of_the_last_finished_step(default_sigint):
     x, y = _series(n=64)
     m = _model(seed=3)
     ref = _model(seed=3)
