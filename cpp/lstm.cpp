@@ -104,20 +104,28 @@ inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
   }
 }
 
-// Reorders the 4H gate columns of a (rows, 4H) Keras matrix into tile order, or back.
+// Reorders the 4H gate columns of a (rows, 4H) Keras matrix into tile order, or back; a
+// large matrix in blocks of rows on all threads.
 template <typename S>
 void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, bool to_tiles) {
   const Index H = tl.H, G = kNumGates * H;
-  for (Index r = 0; r < rows; ++r) {
-    for (Index k = 0; k < tl.n_unit_tiles; ++k) {
-      const Index u0 = tl.u0(k), w = tl.width(k);
-      for (int g = 0; g < kNumGates; ++g) {
-        const Index keras = r * G + g * H + u0, tiled = r * G + kNumGates * u0 + g * w;
-        if (to_tiles) std::memcpy(dst + tiled, src + keras, sizeof(S) * w);
-        else std::memcpy(dst + keras, src + tiled, sizeof(S) * w);
+  auto reorder = [&](Index r0, Index r1) {
+    for (Index r = r0; r < r1; ++r) {
+      for (Index k = 0; k < tl.n_unit_tiles; ++k) {
+        const Index u0 = tl.u0(k), w = tl.width(k);
+        for (int g = 0; g < kNumGates; ++g) {
+          const Index keras = r * G + g * H + u0, tiled = r * G + kNumGates * u0 + g * w;
+          if (to_tiles) std::memcpy(dst + tiled, src + keras, sizeof(S) * w);
+          else std::memcpy(dst + keras, src + tiled, sizeof(S) * w);
+        }
       }
     }
-  }
+  };
+  const Index block = std::max<Index>(1, (Index(1) << 16) / G);  // ~64 K values a block
+  if (rows * G < 4 * (Index(1) << 16)) reorder(0, rows);
+  else
+    parallel_for_tiles((rows + block - 1) / block,
+                       [&](Index t) { reorder(t * block, std::min(rows, (t + 1) * block)); });
 }
 
 // Packs, for every unit tile, the recurrent weights its step GEMM multiplies.
