@@ -70,6 +70,15 @@ struct PackedGemm {
     }
   }
 
+  // pack(), its K chunks in parallel (the same layout: chunks are independent).
+  static void pack_chunks_parallel(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
+    const Index np = (N + NR - 1) / NR;
+    parallel_for_tiles((K + kKc - 1) / kKc, [&](Index t) {
+      const Index k0 = t * kKc;
+      pack(std::min(kKc, K - k0), N, src + k0 * rs, rs, cs, dst + k0 * np * NR);
+    });
+  }
+
   // pack() of run_parallel's column tiles (kCols wide), in parallel: the tile of column j0
   // at dst + j0·K, each laid out as pack() lays out a whole matrix.
   static void pack_parallel(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {

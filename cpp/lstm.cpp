@@ -142,6 +142,11 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
     offsets[k + 1] = offsets[k] + (transposed ? PG::packed_size(G, w) : PG::packed_size(H, kNumGates * w));
   }
   Buffer<S> panels(offsets.back());
+  if (tl.n_unit_tiles == 1) {  // one tile: its K chunks in parallel
+    if (transposed) PG::pack_chunks_parallel(G, H, U, 1, G, panels.data());
+    else PG::pack_chunks_parallel(H, G, U, G, 1, panels.data());
+    return panels;
+  }
   parallel_for_tiles(tl.n_unit_tiles, [&](Index k) {
     const Index u0 = tl.u0(k), w = tl.width(k);
     if (transposed) PG::pack(G, w, U + u0 * G, 1, G, panels.data() + offsets[k]);
