@@ -79,12 +79,14 @@ struct PackedGemm {
     });
   }
 
-  // pack() of run_parallel's column tiles (kCols wide), in parallel: the tile of column j0
-  // at dst + j0·K, each laid out as pack() lays out a whole matrix.
+  // pack() of run_parallel's column tiles (kCols wide): the tile of column j0 at dst + j0·K,
+  // each laid out as pack() lays out a whole matrix; the pieces (tile, K chunk) in parallel.
   static void pack_parallel(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
-    parallel_for_tiles((N + kCols - 1) / kCols, [&](Index t) {
-      const Index j0 = t * kCols;
-      pack(K, std::min(kCols, N - j0), src + j0 * cs, rs, cs, dst + j0 * K);
+    const Index nk = (K + kKc - 1) / kKc;
+    parallel_for_tiles((N + kCols - 1) / kCols * nk, [&](Index t) {
+      const Index j0 = t / nk * kCols, k0 = t % nk * kKc;
+      const Index tw = std::min(kCols, N - j0), np = (tw + NR - 1) / NR;
+      pack(std::min(kKc, K - k0), tw, src + j0 * cs + k0 * rs, rs, cs, dst + j0 * K + k0 * np * NR);
     });
   }
 
