@@ -36,57 +36,49 @@ struct PackedGemm {
   // Size of the packed form of a K × N matrix.
   static Index packed_size(Index K, Index N) { return K * ((N + NR - 1) / NR) * NR; }
 
-  // Packs B (K × N), element (k, n) at src[k·rs + n·cs], at dst: K chunk by K chunk, and
-  // within a chunk panel by panel (kc rows × NR), so that the micro-kernels of one chunk read
-  // one contiguous stream. The source is read along its contiguous direction: row by row
+  static Index num_chunks(Index K) { return (K + kKc - 1) / kKc; }  // K chunks of kKc rows
+
+  // Packed layout of B (K × N), element (k, n) at src[k·rs + n·cs]: K chunk by K chunk
+  // (kKc rows), and within a chunk panel by panel (kc rows × NR), so that the micro-kernels
+  // of one chunk read one contiguous stream. pack_chunk() writes the chunk of rows
+  // [k0, k0 + kKc) at its place in dst; chunks are independent, so the packers share them
+  // out between threads. The source is read along its contiguous direction: row by row
   // (cs = 1), each row's NR-wide pieces going to their panels, or column by column.
-  static void pack(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
+  static void pack_chunk(Index K, Index N, Index k0, const S* src, Index rs, Index cs, S* dst) {
     const Index np = (N + NR - 1) / NR, full = N / NR, tail = N - full * NR;
-    for (Index k0 = 0; k0 < K; k0 += kKc) {
-      const Index kc = std::min(kKc, K - k0);
-      S* chunk = dst + k0 * np * NR;
-      if (cs == 1) {
-        for (Index k = 0; k < kc; ++k) {
-          const S* s = src + (k0 + k) * rs;
-          S* d = chunk + k * NR;
-          for (Index p = 0; p < full; ++p, d += kc * NR) std::copy(s + p * NR, s + p * NR + NR, d);
-          if (tail) {
-            std::copy(s + full * NR, s + N, d);
-            std::fill(d + tail, d + NR, S(0));
-          }
+    const Index kc = std::min(kKc, K - k0);
+    S* chunk = dst + k0 * np * NR;
+    if (cs == 1) {
+      for (Index k = 0; k < kc; ++k) {
+        const S* s = src + (k0 + k) * rs;
+        S* d = chunk + k * NR;
+        for (Index p = 0; p < full; ++p, d += kc * NR) std::copy(s + p * NR, s + p * NR + NR, d);
+        if (tail) {
+          std::copy(s + full * NR, s + N, d);
+          std::fill(d + tail, d + NR, S(0));
         }
-      } else {
-        for (Index p = 0; p < np; ++p) {
-          S* d = chunk + p * kc * NR;
-          const Index nc = std::min<Index>(NR, N - p * NR);
-          for (Index c = 0; c < nc; ++c) {
-            const S* s = src + k0 * rs + (p * NR + c) * cs;
-            for (Index k = 0; k < kc; ++k) d[k * NR + c] = s[k * rs];
-          }
-          for (Index c = nc; c < NR; ++c)
-            for (Index k = 0; k < kc; ++k) d[k * NR + c] = S(0);
+      }
+    } else {
+      for (Index p = 0; p < np; ++p) {
+        S* d = chunk + p * kc * NR;
+        const Index nc = std::min<Index>(NR, N - p * NR);
+        for (Index c = 0; c < nc; ++c) {
+          const S* s = src + k0 * rs + (p * NR + c) * cs;
+          for (Index k = 0; k < kc; ++k) d[k * NR + c] = s[k * rs];
         }
+        for (Index c = nc; c < NR; ++c)
+          for (Index k = 0; k < kc; ++k) d[k * NR + c] = S(0);
       }
     }
   }
 
-  // pack(), its K chunks in parallel (the same layout: chunks are independent).
-  static void pack_chunks_parallel(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
-    const Index np = (N + NR - 1) / NR;
-    parallel_for_tiles((K + kKc - 1) / kKc, [&](Index t) {
-      const Index k0 = t * kKc;
-      pack(std::min(kKc, K - k0), N, src + k0 * rs, rs, cs, dst + k0 * np * NR);
-    });
-  }
-
-  // pack() of run_parallel's column tiles (kCols wide): the tile of column j0 at dst + j0·K,
-  // each laid out as pack() lays out a whole matrix; the pieces (tile, K chunk) in parallel.
+  // Packs B for run_parallel: its column tiles (kCols wide), the tile of column j0 at
+  // dst + j0·K, each laid out as a whole matrix is; the (tile, K chunk) pieces in parallel.
   static void pack_parallel(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
-    const Index nk = (K + kKc - 1) / kKc;
+    const Index nk = num_chunks(K);
     parallel_for_tiles((N + kCols - 1) / kCols * nk, [&](Index t) {
-      const Index j0 = t / nk * kCols, k0 = t % nk * kKc;
-      const Index tw = std::min(kCols, N - j0), np = (tw + NR - 1) / NR;
-      pack(std::min(kKc, K - k0), tw, src + j0 * cs + k0 * rs, rs, cs, dst + j0 * K + k0 * np * NR);
+      const Index j0 = t / nk * kCols;
+      pack_chunk(K, std::min(kCols, N - j0), t % nk * kKc, src + j0 * cs, rs, cs, dst + j0 * K);
     });
   }
 
@@ -211,7 +203,8 @@ struct PackedGemm {
     }
   }
 
-  // C (M × N) = A (M × K) · B [+ Y] [+ C]; B (K × N) packed by one pack() call. A's element
+  // C (M × N) = A (M × K) · B [+ Y] [+ C]; B (K × N) packed whole, every chunk by
+  // pack_chunk(K, N, …). A's element
   // (r, k) is at A[r·ars + k·aks] (row-major A: ars = lda, aks = 1; Aᵀ: swapped).
   // Y (M × N, row stride ldy), when given, is added once: ldy = 0 adds one row (a bias) to
   // every row. Per K chunk and chunk of at most kMc rows, the rows are packed into blocks of

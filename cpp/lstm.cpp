@@ -121,8 +121,9 @@ void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, b
       }
     }
   };
-  const Index block = std::max<Index>(1, (Index(1) << 16) / G);  // ~64 K values a block
-  if (rows * G < 4 * (Index(1) << 16)) reorder(0, rows);
+  constexpr Index kValues = Index(1) << 16;  // per block of rows; below 4 blocks, one thread
+  const Index block = std::max<Index>(1, kValues / G);
+  if (rows * G < 4 * kValues) reorder(0, rows);
   else
     parallel_for_tiles((rows + block - 1) / block,
                        [&](Index t) { reorder(t * block, std::min(rows, (t + 1) * block)); });
@@ -142,15 +143,12 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
     offsets[k + 1] = offsets[k] + (transposed ? PG::packed_size(G, w) : PG::packed_size(H, kNumGates * w));
   }
   Buffer<S> panels(offsets.back());
-  if (tl.n_unit_tiles == 1) {  // one tile: its K chunks in parallel
-    if (transposed) PG::pack_chunks_parallel(G, H, U, 1, G, panels.data());
-    else PG::pack_chunks_parallel(H, G, U, G, 1, panels.data());
-    return panels;
-  }
-  parallel_for_tiles(tl.n_unit_tiles, [&](Index k) {
-    const Index u0 = tl.u0(k), w = tl.width(k);
-    if (transposed) PG::pack(G, w, U + u0 * G, 1, G, panels.data() + offsets[k]);
-    else PG::pack(H, kNumGates * w, U + kNumGates * u0, G, 1, panels.data() + offsets[k]);
+  // Every (unit tile, K chunk) piece on its own, all in parallel.
+  const Index nk = PG::num_chunks(transposed ? G : H);
+  parallel_for_tiles(tl.n_unit_tiles * nk, [&](Index t) {
+    const Index k = t / nk, k0 = t % nk * PG::kKc, u0 = tl.u0(k), w = tl.width(k);
+    if (transposed) PG::pack_chunk(G, w, k0, U + u0 * G, 1, G, panels.data() + offsets[k]);
+    else PG::pack_chunk(H, kNumGates * w, k0, U + kNumGates * u0, G, 1, panels.data() + offsets[k]);
   });
   return panels;
 }
