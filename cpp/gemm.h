@@ -32,6 +32,7 @@ struct PackedGemm {
   static constexpr int MR = PS * sizeof(S) >= 64 ? 12 : 6;
   static constexpr Index kKc = 256;       // K chunk
   static constexpr Index kCols = 16 * NR;  // columns of one run_parallel tile
+  static constexpr Index kStreamBytes = Index(1) << 19;  // packed B above this: prefetch it
 
   // Size of the packed form of a K × N matrix.
   static Index packed_size(Index K, Index N) { return K * ((N + NR - 1) / NR) * NR; }
@@ -99,10 +100,10 @@ struct PackedGemm {
 
   // acc (R × NR) = Σ_k Ap[k, r] · panel[k, :], then C (R × nc) = acc [+ Y] [+ C], Y's row r
   // at Y + r·ldy (ldy = 0: one row added to every row, a bias).
-  template <int R>
+  template <int R, bool Prefetch>
   static EIGEN_ALWAYS_INLINE void micro(Index K, const S* __restrict Ap, const S* __restrict panel,
                                         S* C, Index ldc, Index nc, bool accumulate, const S* Y,
-                                        Index ldy) {
+                                        Index ldy, const S* pf) {
     using namespace Eigen::internal;
     Packet c0[R], c1[R];
 #pragma GCC unroll 16
@@ -119,6 +120,7 @@ struct PackedGemm {
 #pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) {
           const S* pk = panel + (k + u) * NR;
+          if constexpr (Prefetch) prefetch_row(pf + (k + u) * NR);
           const Packet b0 = ploadu<Packet>(pk), b1 = ploadu<Packet>(pk + PS);
           const S* a = Ap + (k + u) * R;
 #pragma GCC unroll 16
@@ -138,6 +140,7 @@ struct PackedGemm {
       }
     }
     for (; k < K; ++k) {
+      if constexpr (Prefetch) prefetch_row(pf + k * NR);
       const Packet b0 = ploadu<Packet>(panel + k * NR), b1 = ploadu<Packet>(panel + k * NR + PS);
       const S* a = Ap + k * R;
 #pragma GCC unroll 16
@@ -170,6 +173,12 @@ struct PackedGemm {
     }
   }
 
+  // Brings one packed row of NR values (one or two cache lines) towards L1.
+  static EIGEN_ALWAYS_INLINE void prefetch_row(const S* p) {
+    for (unsigned l = 0; l < NR * sizeof(S); l += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p) + l, _MM_HINT_T0);
+  }
+
   template <int R>
   static EIGEN_DONT_INLINE void store_partial(const Packet* c0, const Packet* c1, S* C, Index ldc,
                                              Index nc, bool accumulate, const S* Y, Index ldy) {
@@ -195,11 +204,14 @@ struct PackedGemm {
   }
 
   template <int R>
-  static void micro_tail(Index rows, Index K, const S* Ap, const S* panel, S* C, Index ldc,
-                         Index nc, bool accumulate, const S* Y, Index ldy) {
+  static EIGEN_ALWAYS_INLINE void micro_tail(Index rows, Index K, const S* Ap, const S* panel, S* C, Index ldc,
+                         Index nc, bool accumulate, const S* Y, Index ldy, const S* pf) {
     if constexpr (R > 0) {
-      if (rows == R) micro<R>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy);
-      else micro_tail<R - 1>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy);
+      if (rows == R) {
+        if (pf) micro<R, true>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+        else micro<R, false>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
+      }
+      else micro_tail<R - 1>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
     }
   }
 
@@ -214,6 +226,10 @@ struct PackedGemm {
     constexpr Index kMc = 16 * MR;
     thread_local std::vector<S> packed;
     const Index npanels = (N + NR - 1) / NR;
+    // B larger than L2 streams from memory on every call: then each panel's first row block
+    // prefetches the next panel, so the loads overlap the arithmetic. A B that stays in L2
+    // between calls (a small recurrent matrix) needs no prefetch.
+    const bool stream = K * npanels * NR * Index(sizeof(S)) > kStreamBytes;
     for (Index m0 = 0; m0 < M; m0 += kMc) {
       const Index mc = std::min(kMc, M - m0);
       // Rows in ⌈mc/MR⌉ blocks of near-equal size (32 = 6+6+5+5+5+5, not 6·5+2): a block of
@@ -232,11 +248,14 @@ struct PackedGemm {
         for (Index p = 0; p < npanels; ++p) {
           const S* panel = Bp + k0 * npanels * NR + p * kc * NR;
           const Index j = p * NR, nc = std::min<Index>(NR, N - j);
+          const bool last = p + 1 == npanels && k0 + kKc >= K;
           for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
             const Index rows = small + (blk < nbig);
             S* c = C + (m0 + i) * ldc + j;
             const S* yj = y ? y + (m0 + i) * ldy + j : nullptr;
-            micro_tail<MR>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy);
+            // The first block fetches the next panel (the next in memory) while it computes.
+            const S* pf = blk == 0 && stream && !last ? panel + kc * NR : nullptr;
+            micro_tail<MR>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy, pf);
             i += rows;
           }
         }

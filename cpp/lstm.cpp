@@ -109,6 +109,10 @@ inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
 template <typename S>
 void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, bool to_tiles) {
   const Index H = tl.H, G = kNumGates * H;
+  if (tl.identity()) {  // one unit tile: the orders agree
+    std::memcpy(dst, src, sizeof(S) * rows * G);
+    return;
+  }
   auto reorder = [&](Index r0, Index r1) {
     for (Index r = r0; r < r1; ++r) {
       for (Index k = 0; k < tl.n_unit_tiles; ++k) {
@@ -205,11 +209,18 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   k.has_bias = in.bias != nullptr;
   k.has_mask = in.mask != nullptr;
 
-  // Weights in tile order.
-  k.W.reset(D * G);
-  k.U.reset(H * G);
-  pack_gate_columns(tl, D, in.kernel, k.W.data(), true);
-  pack_gate_columns(tl, H, in.recurrent_kernel, k.U.data(), true);
+  // Weights in tile order. With one unit tile that is Keras's order, and a forward pass that
+  // keeps no cache packs the caller's matrices as they are.
+  const S* W = in.kernel;
+  const S* U = in.recurrent_kernel;
+  if (cache || !tl.identity()) {
+    k.W.reset(D * G);
+    k.U.reset(H * G);
+    pack_gate_columns(tl, D, in.kernel, k.W.data(), true);
+    pack_gate_columns(tl, H, in.recurrent_kernel, k.U.data(), true);
+    W = k.W.data();
+    U = k.U.data();
+  }
   std::vector<S> bias(G, S(0));
   if (in.bias) pack_gate_columns(tl, 1, in.bias, bias.data(), true);
 
@@ -249,7 +260,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   Buffer<S> z0(constant ? B * G : 0);
   {
     Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
-    PackedGemm<S>::pack_parallel(D, G, k.W.data(), G, 1, W_panels.data());
+    PackedGemm<S>::pack_parallel(D, G, W, G, 1, W_panels.data());
     PackedGemm<S>::run_parallel(Tx * B, G, D, k.x.data(), D, 1, W_panels.data(),
                                 constant ? z0.data() : k.gates.data(), G, false, bias.data());
   }
@@ -268,7 +279,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     for (Index j = 0; j < B * H; ++j) hd[j] = k.h[j] * k.m_h[j];
 
   std::vector<Index> offsets;
-  const Buffer<S> U_panels = pack_recurrent(tl, k.U.data(), false, offsets);
+  const Buffer<S> U_panels = pack_recurrent(tl, U, false, offsets);
 
   const Activation act = cfg.activation;
   const RecurrentActivation ract = cfg.recurrent_activation;
@@ -438,8 +449,12 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   });
   std::copy(dc.begin(), dc.end(), grads.dc0);
 
-  // Weight gradients after the loop, as large GEMMs over all T·B rows.
-  Buffer<S> packed(std::max(D, H) * G);
+  // Weight gradients after the loop, as large GEMMs over all T·B rows, written in tile order
+  // (straight into the caller's arrays when that is Keras's order).
+  const bool identity = tl.identity();
+  Buffer<S> packed(identity ? 0 : std::max(D, H) * G);
+  S* dW = identity ? grads.dkernel : packed.data();
+  S* dU = identity ? grads.drecurrent_kernel : packed.data();
   using PG = PackedGemm<S>;
   Buffer<S> dZ_panels(PG::packed_size(T * B, G));
   PG::pack_parallel(T * B, G, dZ.data(), G, 1, dZ_panels.data());
@@ -458,8 +473,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   }
   // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H); constant input: xᵀ·Σ_s dz_s, (D, B)·(B, 4H)
   PG::run_parallel(D, G, Tx * B, k.x.data(), 1, D, constant ? dZ_sum_panels.data() : dZ_panels.data(),
-                   packed.data(), G, false);
-  pack_gate_columns(tl, D, packed.data(), grads.dkernel, false);
+                   dW, G, false);
+  if (!identity) pack_gate_columns(tl, D, packed.data(), grads.dkernel, false);
   // dU = (H_{prev}⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
   const S* h_prev = k.h.data();
   Buffer<S> hd;
@@ -470,8 +485,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     });
     h_prev = hd.data();
   }
-  PG::run_parallel(H, G, T * B, h_prev, 1, H, dZ_panels.data(), packed.data(), G, false);
-  pack_gate_columns(tl, H, packed.data(), grads.drecurrent_kernel, false);
+  PG::run_parallel(H, G, T * B, h_prev, 1, H, dZ_panels.data(), dU, G, false);
+  if (!identity) pack_gate_columns(tl, H, packed.data(), grads.drecurrent_kernel, false);
   // db: the batch tiles' sums, added in tile order.
   if (grads.dbias) {
     ArrMap<S> acc(db_tiles.data(), G);

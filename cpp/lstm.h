@@ -64,6 +64,8 @@ struct GateTiling {
   static GateTiling choose(Index B, Index H);
   Index u0(Index k) const { return k * unit_tile; }
   Index width(Index k) const { return std::min(unit_tile, H - u0(k)); }
+  // One unit tile: tile order is Keras's gate order.
+  bool identity() const { return n_unit_tiles == 1; }
   // Packed column of unit j of gate g.
   Index column(int g, Index j) const {
     const Index k = j / unit_tile;
