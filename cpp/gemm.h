@@ -31,7 +31,17 @@ struct PackedGemm {
   // Rows per micro-kernel call: 2·MR accumulators fill the vector registers (16 or 32).
   static constexpr int MR = PS * sizeof(S) >= 64 ? 12 : 6;
   static constexpr Index kKc = 256;       // K chunk
-  static constexpr Index kCols = 16 * NR;  // columns of one run_parallel tile
+  static constexpr Index kCols = 16 * NR;  // columns of one run_parallel tile (at most)
+  static constexpr Index kRows = 16 * MR;  // rows of one run_parallel tile
+
+  // Width of run_parallel's column tiles for an M × N product: kCols, or, when the rows make
+  // a single tile, half the columns rounded up to panels, so that two threads share a small
+  // product (the weight gradients of a small LSTM). A function of the sizes only, as the
+  // results must not depend on threads; the packing and the product must use the same width.
+  static Index tile_cols(Index M, Index N) {
+    if (M > kRows || N <= NR) return kCols;
+    return std::min(kCols, (N / 2 + NR - 1) / NR * NR);
+  }
   static constexpr Index kStreamBytes = Index(1) << 19;  // packed B above this: prefetch it
 
   // Size of the packed form of a K × N matrix.
@@ -73,13 +83,14 @@ struct PackedGemm {
     }
   }
 
-  // Packs B for run_parallel: its column tiles (kCols wide), the tile of column j0 at
-  // dst + j0·K, each laid out as a whole matrix is; the (tile, K chunk) pieces in parallel.
-  static void pack_parallel(Index K, Index N, const S* src, Index rs, Index cs, S* dst) {
+  // Packs B for run_parallel: its column tiles (cols wide, from tile_cols), the tile of
+  // column j0 at dst + j0·K, each laid out as a whole matrix is; the (tile, K chunk) pieces in
+  // parallel.
+  static void pack_parallel(Index K, Index N, Index cols, const S* src, Index rs, Index cs, S* dst) {
     const Index nk = num_chunks(K);
-    parallel_for_tiles((N + kCols - 1) / kCols * nk, [&](Index t) {
-      const Index j0 = t / nk * kCols;
-      pack_chunk(K, std::min(kCols, N - j0), t % nk * kKc, src + j0 * cs, rs, cs, dst + j0 * K);
+    parallel_for_tiles((N + cols - 1) / cols * nk, [&](Index t) {
+      const Index j0 = t / nk * cols;
+      pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, src + j0 * cs, rs, cs, dst + j0 * K);
     });
   }
 
@@ -263,15 +274,16 @@ struct PackedGemm {
     }
   }
 
-  // The same product over fixed (kRows × kCols) tiles of C in parallel: A is read from L2
-  // by one tile's panels, and tiles do not depend on the thread count.
-  static void run_parallel(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp,
-                           S* C, Index ldc, bool accumulate, const S* Y = nullptr, Index ldy = 0) {
-    constexpr Index kRows = 16 * MR;
-    const Index mt = (M + kRows - 1) / kRows, nt = (N + kCols - 1) / kCols;
+  // The same product over fixed (kRows × cols) tiles of C in parallel, B packed by
+  // pack_parallel with the same cols: A is read from L2 by one tile's panels, and tiles do
+  // not depend on the thread count.
+  static void run_parallel(Index M, Index N, Index K, Index cols, const S* A, Index ars, Index aks,
+                           const S* Bp, S* C, Index ldc, bool accumulate, const S* Y = nullptr,
+                           Index ldy = 0) {
+    const Index mt = (M + kRows - 1) / kRows, nt = (N + cols - 1) / cols;
     parallel_for_tiles(mt * nt, [&](Index t) {
-      const Index r0 = (t / nt) * kRows, c0 = (t % nt) * kCols;
-      run(std::min(kRows, M - r0), std::min(kCols, N - c0), K, A + r0 * ars, ars, aks,
+      const Index r0 = (t / nt) * kRows, c0 = (t % nt) * cols;
+      run(std::min(kRows, M - r0), std::min(cols, N - c0), K, A + r0 * ars, ars, aks,
           Bp + c0 * K, C + r0 * ldc + c0, ldc, accumulate,
           Y ? Y + r0 * ldy + c0 : nullptr, ldy);
     });

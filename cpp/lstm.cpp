@@ -260,8 +260,9 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   Buffer<S> z0(constant ? B * G : 0);
   {
     Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
-    PackedGemm<S>::pack_parallel(D, G, W, G, 1, W_panels.data());
-    PackedGemm<S>::run_parallel(Tx * B, G, D, k.x.data(), D, 1, W_panels.data(),
+    const Index cols = PackedGemm<S>::tile_cols(Tx * B, G);
+    PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, W_panels.data());
+    PackedGemm<S>::run_parallel(Tx * B, G, D, cols, k.x.data(), D, 1, W_panels.data(),
                                 constant ? z0.data() : k.gates.data(), G, false, bias.data());
   }
 
@@ -457,7 +458,9 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   S* dU = identity ? grads.drecurrent_kernel : packed.data();
   using PG = PackedGemm<S>;
   Buffer<S> dZ_panels(PG::packed_size(T * B, G));
-  PG::pack_parallel(T * B, G, dZ.data(), G, 1, dZ_panels.data());
+  // dZ's panels serve dW (D rows) and dU (H rows): one tile width for both.
+  const Index dz_cols = PG::tile_cols(std::min(D, H), G);
+  PG::pack_parallel(T * B, G, dz_cols, dZ.data(), G, 1, dZ_panels.data());
   // A constant input meets the sum of the steps' gradients: Σ_s dz_s (B, 4H), summed in
   // step order for every element.
   const bool constant = cfg.constant_input;
@@ -469,10 +472,10 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       acc = CArrMap<S>(dZ.data() + b * G, G);
       for (Index s = 1; s < T; ++s) acc += CArrMap<S>(dZ.data() + (s * B + b) * G, G);
     });
-    PG::pack_parallel(B, G, dZ_sum.data(), G, 1, dZ_sum_panels.data());
+    PG::pack_parallel(B, G, dz_cols, dZ_sum.data(), G, 1, dZ_sum_panels.data());
   }
   // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H); constant input: xᵀ·Σ_s dz_s, (D, B)·(B, 4H)
-  PG::run_parallel(D, G, Tx * B, k.x.data(), 1, D, constant ? dZ_sum_panels.data() : dZ_panels.data(),
+  PG::run_parallel(D, G, Tx * B, dz_cols, k.x.data(), 1, D, constant ? dZ_sum_panels.data() : dZ_panels.data(),
                    dW, G, false);
   if (!identity) pack_gate_columns(tl, D, packed.data(), grads.dkernel, false);
   // dU = (H_{prev}⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
@@ -485,7 +488,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     });
     h_prev = hd.data();
   }
-  PG::run_parallel(H, G, T * B, h_prev, 1, H, dZ_panels.data(), dU, G, false);
+  PG::run_parallel(H, G, T * B, dz_cols, h_prev, 1, H, dZ_panels.data(), dU, G, false);
   if (!identity) pack_gate_columns(tl, H, packed.data(), grads.drecurrent_kernel, false);
   // db: the batch tiles' sums, added in tile order.
   if (grads.dbias) {
@@ -498,8 +501,9 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   Buffer<S> dX(Tx * B * D);
   {
     Buffer<S> WT_panels(PG::packed_size(G, D));
-    PG::pack_parallel(G, D, k.W.data(), 1, G, WT_panels.data());
-    PG::run_parallel(Tx * B, D, G, constant ? dZ_sum.data() : dZ.data(), G, 1, WT_panels.data(),
+    const Index cols = PG::tile_cols(Tx * B, D);
+    PG::pack_parallel(G, D, cols, k.W.data(), 1, G, WT_panels.data());
+    PG::run_parallel(Tx * B, D, G, cols, constant ? dZ_sum.data() : dZ.data(), G, 1, WT_panels.data(),
                      dX.data(), D, false);
   }
   parallel_for_tiles(Tx, [&](Index s) {
