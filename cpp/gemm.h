@@ -55,18 +55,38 @@ struct PackedGemm {
   // [k0, k0 + kKc) at its place in dst; chunks are independent, so the packers share them
   // out between threads. The source is read along its contiguous direction: row by row
   // (cs = 1), each row's NR-wide pieces going to their panels, or column by column.
-  static void pack_chunk(Index K, Index N, Index k0, const S* src, Index rs, Index cs, S* dst) {
-    const Index np = (N + NR - 1) / NR, full = N / NR, tail = N - full * NR;
+  // A column map, when given, reorders the columns on the way: packed column n is source
+  // column colmap[n] (element (k, n) at src[k·rs + colmap[n]·cs]).
+  static void pack_chunk(Index K, Index N, Index k0, const S* src, Index rs, Index cs, S* dst,
+                         const Index* colmap = nullptr) {
+    const Index np = (N + NR - 1) / NR;
     const Index kc = std::min(kKc, K - k0);
     S* chunk = dst + k0 * np * NR;
+    auto col = [&](Index n) { return colmap ? colmap[n] : n; };
     if (cs == 1) {
-      for (Index k = 0; k < kc; ++k) {
-        const S* s = src + (k0 + k) * rs;
-        S* d = chunk + k * NR;
-        for (Index p = 0; p < full; ++p, d += kc * NR) std::copy(s + p * NR, s + p * NR + NR, d);
-        if (tail) {
-          std::copy(s + full * NR, s + N, d);
-          std::fill(d + tail, d + NR, S(0));
+      // Per panel: the source column its NR columns start at when they are contiguous there
+      // (every full panel without a map), else −1.
+      Index start[64];
+      const Index nfull = N / NR;
+      for (Index p0 = 0; p0 < np; p0 += 64) {
+        const Index p1 = std::min(np, p0 + 64);
+        for (Index p = p0; p < p1; ++p) {
+          start[p - p0] = p < nfull && col(p * NR + NR - 1) - col(p * NR) == NR - 1 ? col(p * NR) : -1;
+          for (Index c = 1; c < NR && start[p - p0] >= 0; ++c)
+            if (col(p * NR + c) != start[p - p0] + c) start[p - p0] = -1;
+        }
+        for (Index k = 0; k < kc; ++k) {
+          const S* s = src + (k0 + k) * rs;
+          S* d = chunk + p0 * kc * NR + k * NR;
+          for (Index p = p0; p < p1; ++p, d += kc * NR) {
+            if (start[p - p0] >= 0) {
+              std::copy(s + start[p - p0], s + start[p - p0] + NR, d);
+            } else {
+              const Index nc = std::min<Index>(NR, N - p * NR);
+              for (Index c = 0; c < nc; ++c) d[c] = s[col(p * NR + c)];
+              std::fill(d + nc, d + NR, S(0));
+            }
+          }
         }
       }
     } else {
@@ -74,7 +94,7 @@ struct PackedGemm {
         S* d = chunk + p * kc * NR;
         const Index nc = std::min<Index>(NR, N - p * NR);
         for (Index c = 0; c < nc; ++c) {
-          const S* s = src + k0 * rs + (p * NR + c) * cs;
+          const S* s = src + k0 * rs + col(p * NR + c) * cs;
           for (Index k = 0; k < kc; ++k) d[k * NR + c] = s[k * rs];
         }
         for (Index c = nc; c < NR; ++c)
@@ -85,12 +105,16 @@ struct PackedGemm {
 
   // Packs B for run_parallel: its column tiles (cols wide, from tile_cols), the tile of
   // column j0 at dst + j0·K, each laid out as a whole matrix is; the (tile, K chunk) pieces in
-  // parallel.
-  static void pack_parallel(Index K, Index N, Index cols, const S* src, Index rs, Index cs, S* dst) {
+  // parallel. colmap (N entries), when given, as in pack_chunk.
+  static void pack_parallel(Index K, Index N, Index cols, const S* src, Index rs, Index cs, S* dst,
+                            const Index* colmap = nullptr) {
     const Index nk = num_chunks(K);
     parallel_for_tiles((N + cols - 1) / cols * nk, [&](Index t) {
       const Index j0 = t / nk * cols;
-      pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, src + j0 * cs, rs, cs, dst + j0 * K);
+      if (colmap)
+        pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, src, rs, cs, dst + j0 * K, colmap + j0);
+      else
+        pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, src + j0 * cs, rs, cs, dst + j0 * K);
     });
   }
 

@@ -137,8 +137,10 @@ void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, b
 //   forward:  z_tile += h·U[:, tile's 4w columns]            B = (H × 4w)
 //   backward: dh_tile = dz·U[tile's w rows, :]ᵀ               B = (4H × w)
 // Returns the panels; offsets[k] is where tile k's start.
+// Forward only: colmap, when given, maps tile order to the columns of a U in Keras order.
 template <typename S>
-Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std::vector<Index>& offsets) {
+Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std::vector<Index>& offsets,
+                         const Index* colmap = nullptr) {
   using PG = PackedGemm<S>;
   const Index H = tl.H, G = kNumGates * H;
   offsets.assign(tl.n_unit_tiles + 1, 0);
@@ -152,6 +154,8 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
   parallel_for_tiles(tl.n_unit_tiles * nk, [&](Index t) {
     const Index k = t / nk, k0 = t % nk * PG::kKc, u0 = tl.u0(k), w = tl.width(k);
     if (transposed) PG::pack_chunk(G, w, k0, U + u0 * G, 1, G, panels.data() + offsets[k]);
+    else if (colmap)
+      PG::pack_chunk(H, kNumGates * w, k0, U, G, 1, panels.data() + offsets[k], colmap + kNumGates * u0);
     else PG::pack_chunk(H, kNumGates * w, k0, U + kNumGates * u0, G, 1, panels.data() + offsets[k]);
   });
   return panels;
@@ -209,11 +213,18 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   k.has_bias = in.bias != nullptr;
   k.has_mask = in.mask != nullptr;
 
-  // Weights in tile order. With one unit tile that is Keras's order, and a forward pass that
-  // keeps no cache packs the caller's matrices as they are.
+  // Weights in tile order. A forward pass that keeps no cache packs the caller's matrices
+  // as they are, through a map from tile order to Keras's columns (none with one unit tile,
+  // where the orders agree).
   const S* W = in.kernel;
   const S* U = in.recurrent_kernel;
-  if (cache || !tl.identity()) {
+  std::vector<Index> colmap;
+  if (!cache && !tl.identity()) {
+    colmap.resize(G);
+    for (int g = 0; g < kNumGates; ++g)
+      for (Index j = 0; j < H; ++j) colmap[tl.column(g, j)] = g * H + j;
+  }
+  if (cache) {
     k.W.reset(D * G);
     k.U.reset(H * G);
     pack_gate_columns(tl, D, in.kernel, k.W.data(), true);
@@ -261,7 +272,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   {
     Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
     const Index cols = PackedGemm<S>::tile_cols(Tx * B, G);
-    PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, W_panels.data());
+    PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, W_panels.data(), colmap.empty() ? nullptr : colmap.data());
     PackedGemm<S>::run_parallel(Tx * B, G, D, cols, k.x.data(), D, 1, W_panels.data(),
                                 constant ? z0.data() : k.gates.data(), G, false, bias.data());
   }
@@ -280,7 +291,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     for (Index j = 0; j < B * H; ++j) hd[j] = k.h[j] * k.m_h[j];
 
   std::vector<Index> offsets;
-  const Buffer<S> U_panels = pack_recurrent(tl, U, false, offsets);
+  const Buffer<S> U_panels = pack_recurrent(tl, U, false, offsets, colmap.empty() ? nullptr : colmap.data());
 
   const Activation act = cfg.activation;
   const RecurrentActivation ract = cfg.recurrent_activation;
