@@ -96,27 +96,32 @@ def test_reference_backward_matches_numeric_gradient_of_reference_forward(option
 # --- the fast path against the reference ---------------------------------------------------------
 
 SHAPES = [(2, 6, 3, 4), (1, 9, 5, 7), (5, 8, 12, 70), (37, 6, 9, 13), (40, 5, 16, 130), (3, 5, 20, 600)]
+# B = 37, 40 cut the batch into tiles; H = 70, 130, 600 with B < 32 cut the units.
 
 
-@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}_T{}_D{}_H{}".format(*s))
-def test_fast_path_matches_reference_for_each_shape(shape, dtype):
-    # B = 37, 40 cut the batch into tiles; H = 70, 130, 600 with B < 32 cut the units.
+def for_each_shape_and_dtype(test):
+    test = pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))(test)
+    return pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}_T{}_D{}_H{}".format(*s))(test)
+
+
+def shape_case(seed, shape, dtype):
     B, T, D, H = shape
     # Weights at a Glorot-like scale keep z = O(1), where float32 rounding is what it is in use.
-    args, kw = make_case(40 + H, B=B, T=T, D=D, H=H, dtype=dtype, initial_state=True,
-                         scale=min(0.5, 3.0 / np.sqrt(D + H)))
+    return make_case(seed + H, B=B, T=T, D=D, H=H, dtype=dtype, initial_state=True,
+                     scale=min(0.5, 3.0 / np.sqrt(D + H)))
+
+
+@for_each_shape_and_dtype
+def test_fast_path_matches_reference_for_each_shape(shape, dtype):
+    args, kw = shape_case(40, shape, dtype)
     check_against_reference(args, kw, dtype)
 
 
-@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}_T{}_D{}_H{}".format(*s))
+@for_each_shape_and_dtype
 def test_inference_forward_equals_training_forward(shape, dtype):
     # Without a training cache the weights are packed straight from Keras's layout (through a
     # column map when the units are cut into tiles); the arithmetic is the same, bit for bit.
-    B, T, D, H = shape
-    args, kw = make_case(50 + H, B=B, T=T, D=D, H=H, dtype=dtype, initial_state=True,
-                         scale=min(0.5, 3.0 / np.sqrt(D + H)))
+    args, kw = shape_case(50, shape, dtype)
     inference = ops.lstm_forward(*args, **kw)
     training = ops.lstm_forward(*args, **kw, training=True)
     assert inference.cache is None and training.cache is not None
