@@ -133,6 +133,12 @@ struct PackedGemm {
     }
   }
 
+  // Brings NR consecutive values (one packed row, or a row of C's block) (one or two cache lines) towards L1.
+  static EIGEN_ALWAYS_INLINE void prefetch_row(const S* p) {
+    for (unsigned l = 0; l < NR * sizeof(S); l += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p) + l, _MM_HINT_T0);
+  }
+
   // acc (R × NR) = Σ_k Ap[k, r] · panel[k, :], then C (R × nc) = acc [+ Y] [+ C], Y's row r
   // at Y + r·ldy (ldy = 0: one row added to every row, a bias).
   template <int R, bool Prefetch>
@@ -140,6 +146,12 @@ struct PackedGemm {
                                         S* C, Index ldc, Index nc, bool accumulate, const S* Y,
                                         Index ldy, const S* pf) {
     using namespace Eigen::internal;
+    // The C rows that are added to at the end (a step's pre-activations, written by the input
+    // projection long before) are fetched now, so that the loads at the end hit L1.
+    if (accumulate) {
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) prefetch_row(C + r * ldc);
+    }
     Packet c0[R], c1[R];
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) c0[r] = c1[r] = pzero(Packet());
@@ -206,12 +218,6 @@ struct PackedGemm {
     } else {
       store_partial<R>(c0, c1, C, ldc, nc, accumulate, Y, ldy);
     }
-  }
-
-  // Brings one packed row of NR values (one or two cache lines) towards L1.
-  static EIGEN_ALWAYS_INLINE void prefetch_row(const S* p) {
-    for (unsigned l = 0; l < NR * sizeof(S); l += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(p) + l, _MM_HINT_T0);
   }
 
   template <int R>
