@@ -11,8 +11,10 @@
 //     for each panel (NR columns, kept in L1), for each row block:
 //       acc[r][0..NR) = Σ_k A[r,k] · panel[k, 0..NR)        (MR·2 packet accumulators, FMA)
 //
-// so B streams from memory once per call. The order of the sum over k is fixed by the sizes
-// alone, so results never depend on threads.
+// so B streams from memory once per call. Memory latency is hidden in software where the
+// hardware cannot guess: a B larger than L2 is fetched one panel ahead, and the C rows that a
+// block adds to (a step's pre-activations, far away in memory) are fetched before its k loop.
+// The order of the sum over k is fixed by the sizes alone, so results never depend on threads.
 #pragma once
 
 #include <Eigen/Core>
