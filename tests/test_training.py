@@ -343,3 +343,30 @@ def test_an_lstm_after_repeat_vector_trains_like_one_fed_the_repeated_input(betw
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_numpys_blas_runs_on_one_thread_inside_fit_and_gets_its_threads_back():
+    # numpy's BLAS threads would fight the kernels' threads; fit lends it one thread and
+    # restores the caller's setting afterwards, also when fit raises.
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = [lib for lib in threadpoolctl.ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    if not blas:
+        pytest.skip("numpy is linked to no BLAS that threadpoolctl can control")
+
+    def threads():
+        return [lib.num_threads for lib in blas]
+
+    x, y = _series(n=32)
+    m = _model(seed=0)
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = threads()
+        seen = []
+        m.fit(x, y, epochs=2, verbose=0,
+              callbacks=[lf.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: seen.append(threads()))])
+        assert seen == [[1] * len(blas)] * 2
+        assert threads() == before
+        with pytest.raises(ValueError):
+            m.fit(x, np.zeros((32, 3), np.float32), verbose=0)
+        assert threads() == before
+        m.train_on_batch(x, y)
+        assert threads() == before
