@@ -35,6 +35,7 @@ struct PackedGemm {
   static constexpr Index kKc = 256;       // K chunk
   static constexpr Index kCols = 16 * NR;  // columns of one run_parallel tile (at most)
   static constexpr Index kRows = 16 * MR;  // rows of one run_parallel tile
+  static constexpr Index kStreamBytes = Index(1) << 19;  // packed B above this (L2): prefetch it
 
   // Width of run_parallel's column tiles for an M × N product: kCols, or, when the rows make
   // a single tile, half the columns rounded up to panels, so that two threads share a small
@@ -44,7 +45,6 @@ struct PackedGemm {
     if (M > kRows || N <= NR) return kCols;
     return std::min(kCols, (N / 2 + NR - 1) / NR * NR);
   }
-  static constexpr Index kStreamBytes = Index(1) << 19;  // packed B above this: prefetch it
 
   // Size of the packed form of a K × N matrix.
   static Index packed_size(Index K, Index N) { return K * ((N + NR - 1) / NR) * NR; }
@@ -66,28 +66,24 @@ struct PackedGemm {
     S* chunk = dst + k0 * np * NR;
     auto col = [&](Index n) { return colmap ? colmap[n] : n; };
     if (cs == 1) {
-      // Per panel: the source column its NR columns start at when they are contiguous there
-      // (every full panel without a map), else −1.
-      Index start[64];
-      const Index nfull = N / NR;
-      for (Index p0 = 0; p0 < np; p0 += 64) {
-        const Index p1 = std::min(np, p0 + 64);
-        for (Index p = p0; p < p1; ++p) {
-          start[p - p0] = p < nfull && col(p * NR + NR - 1) - col(p * NR) == NR - 1 ? col(p * NR) : -1;
-          for (Index c = 1; c < NR && start[p - p0] >= 0; ++c)
-            if (col(p * NR + c) != start[p - p0] + c) start[p - p0] = -1;
-        }
-        for (Index k = 0; k < kc; ++k) {
-          const S* s = src + (k0 + k) * rs;
-          S* d = chunk + p0 * kc * NR + k * NR;
-          for (Index p = p0; p < p1; ++p, d += kc * NR) {
-            if (start[p - p0] >= 0) {
-              std::copy(s + start[p - p0], s + start[p - p0] + NR, d);
-            } else {
-              const Index nc = std::min<Index>(NR, N - p * NR);
-              for (Index c = 0; c < nc; ++c) d[c] = s[col(p * NR + c)];
-              std::fill(d + nc, d + NR, S(0));
-            }
+      // Per panel: the source column its NR columns start at when they lie side by side there
+      // (every full panel without a map), else −1 (a tail panel, or columns the map scatters).
+      std::vector<Index> start(np, -1);
+      for (Index p = 0; p < N / NR; ++p) {
+        start[p] = col(p * NR);
+        for (Index c = 1; c < NR && start[p] >= 0; ++c)
+          if (col(p * NR + c) != start[p] + c) start[p] = -1;
+      }
+      for (Index k = 0; k < kc; ++k) {
+        const S* s = src + (k0 + k) * rs;
+        S* d = chunk + k * NR;
+        for (Index p = 0; p < np; ++p, d += kc * NR) {
+          if (start[p] >= 0) {
+            std::copy(s + start[p], s + start[p] + NR, d);
+          } else {
+            const Index nc = std::min<Index>(NR, N - p * NR);
+            for (Index c = 0; c < nc; ++c) d[c] = s[col(p * NR + c)];
+            std::fill(d + nc, d + NR, S(0));
           }
         }
       }
@@ -113,10 +109,10 @@ struct PackedGemm {
     const Index nk = num_chunks(K);
     parallel_for_tiles((N + cols - 1) / cols * nk, [&](Index t) {
       const Index j0 = t / nk * cols;
-      if (colmap)
-        pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, src, rs, cs, dst + j0 * K, colmap + j0);
-      else
-        pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, src + j0 * cs, rs, cs, dst + j0 * K);
+      // A map holds source columns, so its tile reads from src itself; without one the
+      // tile's columns start at column j0.
+      pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, colmap ? src : src + j0 * cs, rs, cs,
+                 dst + j0 * K, colmap ? colmap + j0 : nullptr);
     });
   }
 
@@ -135,7 +131,8 @@ struct PackedGemm {
     }
   }
 
-  // Brings NR consecutive values (one packed row, or a row of C's block) (one or two cache lines) towards L1.
+  // Brings NR consecutive values (a packed row, or a row of a C block: one or two cache lines)
+  // towards L1.
   static EIGEN_ALWAYS_INLINE void prefetch_row(const S* p) {
     for (unsigned l = 0; l < NR * sizeof(S); l += 64)
       _mm_prefetch(reinterpret_cast<const char*>(p) + l, _MM_HINT_T0);
@@ -246,15 +243,15 @@ struct PackedGemm {
     }
   }
 
+  // pf: the panel to prefetch while computing, or nullptr.
   template <int R>
-  static EIGEN_ALWAYS_INLINE void micro_tail(Index rows, Index K, const S* Ap, const S* panel, S* C, Index ldc,
-                         Index nc, bool accumulate, const S* Y, Index ldy, const S* pf) {
+  static EIGEN_ALWAYS_INLINE void micro_tail(Index rows, Index K, const S* Ap, const S* panel, S* C,
+                                             Index ldc, Index nc, bool accumulate, const S* Y,
+                                             Index ldy, const S* pf) {
     if constexpr (R > 0) {
-      if (rows == R) {
-        if (pf) micro<R, true>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
-        else micro<R, false>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
-      }
-      else micro_tail<R - 1>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      if (rows != R) micro_tail<R - 1>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      else if (pf) micro<R, true>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      else micro<R, false>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
     }
   }
 
@@ -266,7 +263,7 @@ struct PackedGemm {
   // ≤ MR, then every panel (kept in L1) meets every block.
   static void run(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp, S* C,
                   Index ldc, bool accumulate, const S* Y = nullptr, Index ldy = 0) {
-    constexpr Index kMc = 16 * MR;
+    constexpr Index kMc = kRows;  // rows packed at a time: one run_parallel tile
     thread_local std::vector<S> packed;
     const Index npanels = (N + NR - 1) / NR;
     // B larger than L2 streams from memory on every call: then each panel's first row block

@@ -118,7 +118,7 @@ void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, b
       for (Index k = 0; k < tl.n_unit_tiles; ++k) {
         const Index u0 = tl.u0(k), w = tl.width(k);
         for (int g = 0; g < kNumGates; ++g) {
-          const Index keras = r * G + g * H + u0, tiled = r * G + kNumGates * u0 + g * w;
+          const Index keras = r * G + g * H + u0, tiled = r * G + tl.column(g, u0);
           if (to_tiles) std::memcpy(dst + tiled, src + keras, sizeof(S) * w);
           else std::memcpy(dst + keras, src + tiled, sizeof(S) * w);
         }
@@ -153,10 +153,10 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
   const Index nk = PG::num_chunks(transposed ? G : H);
   parallel_for_tiles(tl.n_unit_tiles * nk, [&](Index t) {
     const Index k = t / nk, k0 = t % nk * PG::kKc, u0 = tl.u0(k), w = tl.width(k);
+    const Index c0 = kNumGates * u0;  // the tile's first packed column
     if (transposed) PG::pack_chunk(G, w, k0, U + u0 * G, 1, G, panels.data() + offsets[k]);
-    else if (colmap)
-      PG::pack_chunk(H, kNumGates * w, k0, U, G, 1, panels.data() + offsets[k], colmap + kNumGates * u0);
-    else PG::pack_chunk(H, kNumGates * w, k0, U + kNumGates * u0, G, 1, panels.data() + offsets[k]);
+    else PG::pack_chunk(H, kNumGates * w, k0, colmap ? U : U + c0, G, 1, panels.data() + offsets[k],
+                        colmap ? colmap + c0 : nullptr);
   });
   return panels;
 }
@@ -218,12 +218,8 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   // where the orders agree).
   const S* W = in.kernel;
   const S* U = in.recurrent_kernel;
-  std::vector<Index> colmap;
-  if (!cache && !tl.identity()) {
-    colmap.resize(G);
-    for (int g = 0; g < kNumGates; ++g)
-      for (Index j = 0; j < H; ++j) colmap[tl.column(g, j)] = g * H + j;
-  }
+  const std::vector<Index> keras_cols = cache || tl.identity() ? std::vector<Index>() : tl.keras_columns();
+  const Index* colmap = keras_cols.empty() ? nullptr : keras_cols.data();
   if (cache) {
     k.W.reset(D * G);
     k.U.reset(H * G);
@@ -272,7 +268,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   {
     Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
     const Index cols = PackedGemm<S>::tile_cols(Tx * B, G);
-    PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, W_panels.data(), colmap.empty() ? nullptr : colmap.data());
+    PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, W_panels.data(), colmap);
     PackedGemm<S>::run_parallel(Tx * B, G, D, cols, k.x.data(), D, 1, W_panels.data(),
                                 constant ? z0.data() : k.gates.data(), G, false, bias.data());
   }
@@ -291,7 +287,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     for (Index j = 0; j < B * H; ++j) hd[j] = k.h[j] * k.m_h[j];
 
   std::vector<Index> offsets;
-  const Buffer<S> U_panels = pack_recurrent(tl, U, false, offsets, colmap.empty() ? nullptr : colmap.data());
+  const Buffer<S> U_panels = pack_recurrent(tl, U, false, offsets, colmap);
 
   const Activation act = cfg.activation;
   const RecurrentActivation ract = cfg.recurrent_activation;

@@ -71,6 +71,13 @@ struct GateTiling {
     const Index k = j / unit_tile;
     return kNumGates * u0(k) + g * width(k) + (j - u0(k));
   }
+  // The inverse map: for each packed column, its column g·H + j in Keras's order.
+  std::vector<Index> keras_columns() const {
+    std::vector<Index> map(kNumGates * H);
+    for (int g = 0; g < kNumGates; ++g)
+      for (Index j = 0; j < H; ++j) map[column(g, j)] = g * H + j;
+    return map;
+  }
 };
 
 // What backward needs, in the kernel's time-major, tile-packed layout.
