@@ -78,8 +78,10 @@ struct PackedGemm {
         const S* s = src + (k0 + k) * rs;
         S* d = chunk + k * NR;
         for (Index p = 0; p < np; ++p, d += kc * NR) {
-          if (start[p] >= 0) {
-            std::copy(s + start[p], s + start[p] + NR, d);
+          if (start[p] >= 0) {  // two packet moves (std::copy of NR values calls memmove)
+            using namespace Eigen::internal;
+            pstoreu(d, ploadu<Packet>(s + start[p]));
+            pstoreu(d + PS, ploadu<Packet>(s + start[p] + PS));
           } else {
             const Index nc = std::min<Index>(NR, N - p * NR);
             for (Index c = 0; c < nc; ++c) d[c] = s[col(p * NR + c)];
