@@ -105,7 +105,8 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
 
 template <typename S>
 py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
-                   const std::optional<Arr<S>>& d_h, const std::optional<Arr<S>>& d_c) {
+                   const std::optional<Arr<S>>& d_h, const std::optional<Arr<S>>& d_c,
+                   bool input_gradient) {
   const LSTMConfig& cfg = cache.cfg;
   const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H;
   if (d_outputs) {
@@ -114,12 +115,13 @@ py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
   }
   if (d_h) expect_shape("d_h", *d_h, {B, H});
   if (d_c) expect_shape("d_c", *d_c, {B, H});
-  Arr<S> dx = cfg.constant_input ? Arr<S>({B, D}) : Arr<S>({B, T, D});
+  std::optional<Arr<S>> dx;
+  if (input_gradient) dx = cfg.constant_input ? Arr<S>({B, D}) : Arr<S>({B, T, D});
   Arr<S> dW({D, 4 * H}), dU({H, 4 * H}), dh0({B, H}), dc0({B, H});
   std::optional<Arr<S>> db;
   if (cache.has_bias) db = Arr<S>({4 * H});
   LSTMGrads<S> g;
-  g.dx = dx.mutable_data();
+  g.dx = dx ? dx->mutable_data() : nullptr;
   g.dkernel = dW.mutable_data();
   g.drecurrent_kernel = dU.mutable_data();
   g.dbias = db ? db->mutable_data() : nullptr;
@@ -130,7 +132,8 @@ py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
     lstm_backward(cache, opt_ptr(d_outputs), opt_ptr(d_h), opt_ptr(d_c), g);
   }
   py::object dbo = db ? py::object(*db) : py::none();
-  return py::make_tuple(dx, dW, dU, dbo, dh0, dc0);
+  py::object dxo = dx ? py::object(*dx) : py::none();
+  return py::make_tuple(dxo, dW, dU, dbo, dh0, dc0);
 }
 
 template <typename S>
@@ -220,7 +223,8 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("zero_output_for_mask"), py::arg("training"), py::arg("naive") = false,
         py::arg("timesteps") = 0);
   m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
-        py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert());
+        py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert(),
+        py::arg("input_gradient") = true);
   m.def(("adam_update_" + sfx).c_str(), &adam<S>, py::arg("param").noconvert(),
         py::arg("grad").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(),
         py::arg("learning_rate"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),

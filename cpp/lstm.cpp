@@ -504,7 +504,10 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     pack_gate_columns(tl, 1, db_tiles.data(), grads.dbias, false);
   }
   // dX = dZ·Wᵀ: (T·B, 4H)·(4H, D), then back to (B, T, D) in time order, ⊙ m_x.
-  // Constant input: dx = (Σ_s dz_s)·Wᵀ ⊙ m_x, (B, D).
+  // Constant input: dx = (Σ_s dz_s)·Wᵀ ⊙ m_x, (B, D). Skipped when the input needs no
+  // gradient (a model's first layer, fed with data): a quarter of the backward's products
+  // when D = H.
+  if (!grads.dx) return;
   Buffer<S> dX(Tx * B * D);
   {
     Buffer<S> WT_panels(PG::packed_size(G, D));

@@ -98,7 +98,7 @@ struct LSTMCache {
 
 template <typename S>
 struct LSTMGrads {
-  S* dx = nullptr;                 // (B, T, D), or (B, D) with constant_input
+  S* dx = nullptr;                 // (B, T, D), or (B, D) with constant_input; nullptr: not wanted
   S* dkernel = nullptr;            // (D, 4H)
   S* drecurrent_kernel = nullptr;  // (H, 4H)
   S* dbias = nullptr;              // (4H) or nullptr

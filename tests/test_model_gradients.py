@@ -110,6 +110,27 @@ def test_masked_bidirectional_stack(merge_mode):
     check_model_gradients(model, x, y)
 
 
+def test_layers_fed_with_data_skip_their_input_gradient_and_train_the_same():
+    # Only a layer with weights somewhere before it owes its input a gradient.
+    model = lf.Sequential([L.Input((6, 3)), L.Dropout(0.2), L.Bidirectional(L.LSTM(4, return_sequences=True)),
+                           L.LSTM(3, return_sequences=True), L.TimeDistributed(L.Dense(2))])
+    model.compile("adam", "mse")
+    assert [layer._need_dx for layer in model.layers] == [False, False, True, True]
+    x = np.random.default_rng(8).normal(size=(5, 6, 3))
+    y = np.random.default_rng(9).normal(size=(5, 6, 2))
+    check_model_gradients(model, x, y)
+    # The same model computing every input gradient gives the same weight gradients.
+    lean = model._gflat.copy()
+    for layer in model.layers:
+        layer._need_dx = True
+    model._pack()
+    model._backward(_loss(model, x, y)[1])
+    np.testing.assert_array_equal(model._gflat, lean)
+    embedded = lf.Sequential([L.Input((5,)), L.Embedding(9, 3), L.LSTM(2)])
+    embedded.build()
+    assert [layer._need_dx for layer in embedded.layers] == [False, True]
+
+
 def test_dense_then_lstm_variants_then_repeat_vector_encoder_decoder():
     model = lf.Sequential([L.Input((6, 3)), L.Dense(4, activation="tanh"),
                            L.LSTM(5, activation="relu", recurrent_activation="hard_sigmoid", go_backwards=True),

@@ -129,6 +129,21 @@ def test_inference_forward_equals_training_forward(shape, dtype):
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
+@for_each_shape_and_dtype
+def test_backward_without_the_input_gradient_gives_the_same_weight_gradients(shape, dtype):
+    # input_gradient=False skips dx = dZ·Wᵀ only: every other gradient is the same, bit for bit.
+    args, kw = shape_case(60, shape, dtype)
+    out, h, c, cache = ops.lstm_forward(*args, **kw, training=True)
+    B, H = h.shape
+    w = tuple(a.astype(out.dtype) for a in loss_weights(3, out.shape, B, H))
+    full = ops.lstm_backward(cache, *w)
+    lean = ops.lstm_backward(cache, *w, input_gradient=False)
+    assert full.dx is not None and full.dx.shape == args[0].shape
+    assert lean.dx is None
+    for name in GRAD_NAMES[1:]:
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name), err_msg=name)
+
+
 OPTION_SETS = {
     **{f"{a}_{r}": dict(activation=a, recurrent_activation=r)
        for a, r in itertools.product(("tanh", "relu", "sigmoid", "linear"), ("sigmoid", "hard_sigmoid"))},

@@ -223,7 +223,10 @@ class Sequential:
             raise ValueError("The Sequential model has no layers: add some before building it.")
         shape = tuple(input_shape)
         has_mask = False
-        for i, layer in enumerate(self._layers):
+        # A layer owes its input a gradient only when some layer before it has weights: the
+        # first layers of a model, fed with data, skip computing it.
+        need_dx = False
+        for layer in self._layers:
             layer._maybe_build(shape)
             layer._check_input_shape(shape)
             if has_mask and not layer.supports_masking:
@@ -239,7 +242,8 @@ class Sequential:
                     f"Layer {layer.name!r} returns several tensors (return_state=True), which a "
                     "Sequential model cannot pass on. Use return_state=False inside Sequential."
                 )
-            layer._need_dx = i > 0
+            layer._need_dx = need_dx
+            need_dx = need_dx or bool(layer.weights)
             shape = out
         self._uses_mask = has_mask
         self._output_shape = shape

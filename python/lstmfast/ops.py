@@ -52,7 +52,7 @@ class LSTMForward(NamedTuple):
 
 
 class LSTMGradients(NamedTuple):
-    dx: np.ndarray  # (B, T, D)
+    dx: "np.ndarray | None"  # (B, T, D), or None when input_gradient=False
     d_kernel: np.ndarray  # (D, 4H)
     d_recurrent_kernel: np.ndarray  # (H, 4H)
     d_bias: "np.ndarray | None"  # (4H,) or None when the forward had no bias
@@ -244,13 +244,16 @@ def lstm_forward(
 
 
 def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
-                  check_finite=True) -> LSTMGradients:
+                  input_gradient=True, check_finite=True) -> LSTMGradients:
     """Backward through time for one :func:`lstm_forward` call made with ``training=True``.
 
     Args:
         cache: the ``cache`` that call returned.
         d_outputs: gradient of the loss w.r.t. ``outputs`` (same shape), or None for zeros.
         d_h, d_c: (B, H) gradients w.r.t. the final states, or None.
+        input_gradient: compute dx. Pass False when x is data that needs no gradient (the
+            first layer of a model): dx = dZ·Wᵀ is then skipped, a quarter of the backward's
+            products when D = H, and ``dx`` is None.
         check_finite: reject NaN/inf in the incoming gradients (a training loop that handles
             divergence itself passes False).
 
@@ -271,7 +274,8 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
         d_h = _array("d_h", d_h, dt, shape=(B, H), check_finite=check_finite)
     if d_c is not None:
         d_c = _array("d_c", d_c, dt, shape=(B, H), check_finite=check_finite)
-    return LSTMGradients(*_core_fn("lstm_backward", dt)(cache._impl, d_outputs, d_h, d_c))
+    return LSTMGradients(*_core_fn("lstm_backward", dt)(cache._impl, d_outputs, d_h, d_c,
+                                                        bool(input_gradient)))
 
 
 def adam_update(param, grad, m, v, *, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step):

@@ -227,6 +227,7 @@ class LSTM(Layer):
         if dy is not None and (dy.dtype != self.kernel.value.dtype or not dy.flags.c_contiguous):
             dy = np.ascontiguousarray(dy, dtype=self.kernel.value.dtype)
         dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c,
+                                                        input_gradient=self._need_dx,
                                                         check_finite=False)
         constant_input = self._cache.constant_input
         self._cache = None
@@ -235,6 +236,8 @@ class LSTM(Layer):
             np.copyto(self.recurrent_kernel._ensure_grad(), drk)
             if self.use_bias:
                 np.copyto(self.bias._ensure_grad(), db)
+        if dx is None:
+            return None
         return TimeSummedGradient(dx) if constant_input else dx
 
     def load_torch_state_dict(self, state_dict, layer=0, reverse=False):

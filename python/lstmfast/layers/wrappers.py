@@ -210,9 +210,10 @@ class Bidirectional(Layer):
             self._y = self._y_rev = None
         if self.return_sequences:
             dy_b = dy_b[:, ::-1]  # into the backward layer's processing order
+        self.forward_layer._need_dx = self.backward_layer._need_dx = self._need_dx
         dx_f = self.forward_layer._backward(np.ascontiguousarray(dy_f))
         dx_b = self.backward_layer._backward(np.ascontiguousarray(dy_b))
-        return dx_f + dx_b
+        return None if dx_f is None else dx_f + dx_b
 
     def get_config(self):
         config = super().get_config()
