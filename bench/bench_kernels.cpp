@@ -2,12 +2,15 @@
 //
 //   bench_kernels lstm_forward  B T D H [options]    forward over a whole sequence
 //   bench_kernels lstm_backward B T D H [options]    backward through time (from a training forward)
+//   bench_kernels lstm_train    B T D H [options]    a training forward then the backward,
+//                                                    without dx (a model's first layer)
 //   bench_kernels all [options]                      both, on the six benchmark shapes
 // options: --threads N (default 2)  --double (float64 instead of float32)  --seconds S (default 0.5)
 //
 // B batch, T steps, D input features, H units. FLOPs counted (GEMMs only):
 //   forward   2·B·T·4H·(D+H)      x·W for all steps, h·U at each step
 //   backward  2 × forward          dz·Wᵀ, dz·Uᵀ, and the weight gradients xᵀ·dz, hᵀ·dz
+//   train     3 × forward          counted as if dx were computed, like bench/bench_lstm.py
 // Times are medians of repeated calls after two warm-up calls. The fast path is compared with
 // the naive reference (lstm_forward_naive: one step, one unit at a time, std:: functions); the
 // naive path runs once, on the first steps only when the whole sequence would take long, and
@@ -177,17 +180,37 @@ void bench_backward(const Shape& s, const Options& o) {
 }
 
 template <typename S>
+void bench_train(const Shape& s, const Options& o) {
+  Problem<S> p(s);
+  std::vector<S> d_out(p.out.size(), S(1) / static_cast<S>(p.out.size()));
+  std::vector<S> dW(s.D * 4 * s.H), dU(s.H * 4 * s.H), db(4 * s.H), dh0(s.B * s.H), dc0(s.B * s.H);
+  LSTMGrads<S> g;
+  g.dkernel = dW.data();
+  g.drecurrent_kernel = dU.data();
+  g.dbias = db.data();
+  g.dh0 = dh0.data();
+  g.dc0 = dc0.data();
+  const double t = time_median([&] {
+    LSTMCache<S> cache;
+    lstm_forward<S>(p.cfg, p.inputs(), p.out.data(), p.hT.data(), p.cT.data(), &cache);
+    lstm_backward<S>(cache, d_out.data(), nullptr, nullptr, g);
+  }, o.seconds);
+  print_row("lstm_train", s, t * 1e3, 3 * forward_flops(s) / t / 1e9, 0, 0, 0);
+}
+
+template <typename S>
 void run(const std::string& what, const std::vector<Shape>& shapes, const Options& o) {
   print_header();
   for (const Shape& s : shapes) {
     if (what == "lstm_forward" || what == "all") bench_forward<S>(s, o);
     if (what == "lstm_backward" || what == "all") bench_backward<S>(s, o);
+    if (what == "lstm_train") bench_train<S>(s, o);
   }
 }
 
 int usage(const char* prog) {
   std::fprintf(stderr,
-               "usage: %s lstm_forward|lstm_backward B T D H [--threads N] [--double] [--seconds S]\n"
+               "usage: %s lstm_forward|lstm_backward|lstm_train B T D H [--threads N] [--double] [--seconds S]\n"
                "       %s all [--threads N] [--double] [--seconds S]\n",
                prog, prog);
   return 2;
@@ -198,7 +221,8 @@ int usage(const char* prog) {
 int main(int argc, char** argv) {
   if (argc < 2) return usage(argv[0]);
   const std::string what = argv[1];
-  if (what != "lstm_forward" && what != "lstm_backward" && what != "all") return usage(argv[0]);
+  if (what != "lstm_forward" && what != "lstm_backward" && what != "lstm_train" && what != "all")
+    return usage(argv[0]);
   int i = 2;
   std::vector<Shape> shapes;
   if (what == "all") {

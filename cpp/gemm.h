@@ -58,13 +58,15 @@ struct PackedGemm {
   // out between threads. The source is read along its contiguous direction: row by row
   // (cs = 1), each row's NR-wide pieces going to their panels, or column by column.
   // A column map, when given, reorders the columns on the way: packed column n is source
-  // column colmap[n] (element (k, n) at src[k·rs + colmap[n]·cs]).
+  // column colmap[n] (element (k, n) at src[k·rs + colmap[n]·cs]). A row map does the same
+  // for the rows, column by column only (cs ≠ 1): element (k, n) at src[rowmap[k]·rs + n·cs].
   static void pack_chunk(Index K, Index N, Index k0, const S* src, Index rs, Index cs, S* dst,
-                         const Index* colmap = nullptr) {
+                         const Index* colmap = nullptr, const Index* rowmap = nullptr) {
     const Index np = (N + NR - 1) / NR;
     const Index kc = std::min(kKc, K - k0);
     S* chunk = dst + k0 * np * NR;
     auto col = [&](Index n) { return colmap ? colmap[n] : n; };
+    auto row = [&](Index k) { return rowmap ? rowmap[k] : k; };
     if (cs == 1) {
       // Per panel: the source column its NR columns start at when they lie side by side there
       // (every full panel without a map), else −1 (a tail panel, or columns the map scatters).
@@ -90,31 +92,55 @@ struct PackedGemm {
         }
       }
     } else {
+      using namespace Eigen::internal;
       for (Index p = 0; p < np; ++p) {
         S* d = chunk + p * kc * NR;
         const Index nc = std::min<Index>(NR, N - p * NR);
-        for (Index c = 0; c < nc; ++c) {
-          const S* s = src + k0 * rs + col(p * NR + c) * cs;
-          for (Index k = 0; k < kc; ++k) d[k * NR + c] = s[k * rs];
+        auto scalar = [&](Index kb, Index ke) {  // rows [kb, ke) of the panel, one value at a time
+          for (Index c = 0; c < nc; ++c) {
+            const S* s = src + col(p * NR + c) * cs;
+            for (Index k = kb; k < ke; ++k) d[k * NR + c] = s[row(k0 + k) * rs];
+          }
+          for (Index c = nc; c < NR; ++c)
+            for (Index k = kb; k < ke; ++k) d[k * NR + c] = S(0);
+        };
+        Index k = 0;
+        if (rs == 1 && nc == NR) {
+          // The source's rows lie side by side (a transposed matrix): PS × PS blocks are
+          // transposed in registers, PS packed rows at a time, where the map keeps PS
+          // consecutive rows together.
+          for (; k + PS <= kc; k += PS) {
+            const Index r0 = row(k0 + k);
+            if (rowmap && row(k0 + k + PS - 1) != r0 + PS - 1) {
+              scalar(k, k + PS);
+              continue;
+            }
+            for (int half = 0; half < 2; ++half) {
+              PacketBlock<Packet, PS> block;
+              for (int i = 0; i < PS; ++i)
+                block.packet[i] = ploadu<Packet>(src + col(p * NR + half * PS + i) * cs + r0);
+              ptranspose(block);
+              for (int i = 0; i < PS; ++i) pstoreu(d + (k + i) * NR + half * PS, block.packet[i]);
+            }
+          }
         }
-        for (Index c = nc; c < NR; ++c)
-          for (Index k = 0; k < kc; ++k) d[k * NR + c] = S(0);
+        scalar(k, kc);
       }
     }
   }
 
   // Packs B for run_parallel: its column tiles (cols wide, from tile_cols), the tile of
   // column j0 at dst + j0·K, each laid out as a whole matrix is; the (tile, K chunk) pieces in
-  // parallel. colmap (N entries), when given, as in pack_chunk.
+  // parallel. colmap (N entries) and rowmap (K entries), when given, as in pack_chunk.
   static void pack_parallel(Index K, Index N, Index cols, const S* src, Index rs, Index cs, S* dst,
-                            const Index* colmap = nullptr) {
+                            const Index* colmap = nullptr, const Index* rowmap = nullptr) {
     const Index nk = num_chunks(K);
     parallel_for_tiles((N + cols - 1) / cols * nk, [&](Index t) {
       const Index j0 = t / nk * cols;
       // A map holds source columns, so its tile reads from src itself; without one the
       // tile's columns start at column j0.
       pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, colmap ? src : src + j0 * cs, rs, cs,
-                 dst + j0 * K, colmap ? colmap + j0 : nullptr);
+                 dst + j0 * K, colmap ? colmap + j0 : nullptr, rowmap);
     });
   }
 

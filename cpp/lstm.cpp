@@ -136,11 +136,11 @@ void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, b
 // Packs, for every unit tile, the recurrent weights its step GEMM multiplies.
 //   forward:  z_tile += h·U[:, tile's 4w columns]            B = (H × 4w)
 //   backward: dh_tile = dz·U[tile's w rows, :]ᵀ               B = (4H × w)
-// Returns the panels; offsets[k] is where tile k's start.
-// Forward only: colmap, when given, maps tile order to the columns of a U in Keras order.
+// Returns the panels; offsets[k] is where tile k's start. U is in Keras's order; colmap
+// (tl.keras_columns(), or nullptr with one unit tile) maps tile order to its columns.
 template <typename S>
 Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std::vector<Index>& offsets,
-                         const Index* colmap = nullptr) {
+                         const Index* colmap) {
   using PG = PackedGemm<S>;
   const Index H = tl.H, G = kNumGates * H;
   offsets.assign(tl.n_unit_tiles + 1, 0);
@@ -154,7 +154,7 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
   parallel_for_tiles(tl.n_unit_tiles * nk, [&](Index t) {
     const Index k = t / nk, k0 = t % nk * PG::kKc, u0 = tl.u0(k), w = tl.width(k);
     const Index c0 = kNumGates * u0;  // the tile's first packed column
-    if (transposed) PG::pack_chunk(G, w, k0, U + u0 * G, 1, G, panels.data() + offsets[k]);
+    if (transposed) PG::pack_chunk(G, w, k0, U + u0 * G, 1, G, panels.data() + offsets[k], nullptr, colmap);
     else PG::pack_chunk(H, kNumGates * w, k0, colmap ? U : U + c0, G, 1, panels.data() + offsets[k],
                         colmap ? colmap + c0 : nullptr);
   });
@@ -213,20 +213,19 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   k.has_bias = in.bias != nullptr;
   k.has_mask = in.mask != nullptr;
 
-  // Weights in tile order. A forward pass that keeps no cache packs the caller's matrices
-  // as they are, through a map from tile order to Keras's columns (none with one unit tile,
-  // where the orders agree).
+  // The weights are packed for the products straight from the caller's matrices, through a
+  // map from tile order to Keras's columns (none with one unit tile, where the orders agree).
   const S* W = in.kernel;
   const S* U = in.recurrent_kernel;
-  const std::vector<Index> keras_cols = cache || tl.identity() ? std::vector<Index>() : tl.keras_columns();
+  const std::vector<Index> keras_cols = tl.identity() ? std::vector<Index>() : tl.keras_columns();
   const Index* colmap = keras_cols.empty() ? nullptr : keras_cols.data();
-  if (cache) {
-    k.W.reset(D * G);
-    k.U.reset(H * G);
-    pack_gate_columns(tl, D, in.kernel, k.W.data(), true);
-    pack_gate_columns(tl, H, in.recurrent_kernel, k.U.data(), true);
-    W = k.W.data();
-    U = k.U.data();
+  const bool constant = cfg.constant_input;
+  const Index Tx = constant ? 1 : T;
+  if (cache) {  // Uᵀ and Wᵀ for the backward, while the weights are at hand
+    k.UT_panels = pack_recurrent(tl, U, true, k.UT_offsets, colmap);
+    k.WT_panels.reset(PackedGemm<S>::packed_size(G, D));
+    PackedGemm<S>::pack_parallel(G, D, PackedGemm<S>::tile_cols(Tx * B, D), W, 1, G,
+                                 k.WT_panels.data(), nullptr, colmap);
   }
   std::vector<S> bias(G, S(0));
   if (in.bias) pack_gate_columns(tl, 1, in.bias, bias.data(), true);
@@ -248,8 +247,6 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
 
   // x_s ⊙ m_x, time-major in processing order: X[s, b, :] = x[b, t(s), :] ⊙ m_x[b, :]
   // (one step's worth when the input is constant).
-  const bool constant = cfg.constant_input;
-  const Index Tx = constant ? 1 : T;
   k.x.reset(Tx * B * D);
   parallel_for_tiles(Tx, [&](Index s) {
     const Index t = constant ? 0 : time_index(cfg, s);
@@ -358,8 +355,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   const RecurrentActivation ract = cfg.recurrent_activation;
   const bool drop_h = !k.m_h.empty();
   auto real_step = [&](Index s, Index b) { return !k.has_mask || k.mask[s * B + b]; };
-  std::vector<Index> offsets;
-  const Buffer<S> UT_panels = pack_recurrent(tl, k.U.data(), true, offsets);
+  const Buffer<S>& UT_panels = k.UT_panels;
+  const std::vector<Index>& offsets = k.UT_offsets;
 
   Buffer<S> dZ(T * B * G);                  // dL/dz_t, tile-packed, every step
   std::vector<S> dh(B * H), dc(B * H, S(0));  // dL/dh_t and dL/dc_t, carried backwards
@@ -457,17 +454,15 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   });
   std::copy(dc.begin(), dc.end(), grads.dc0);
 
-  // Weight gradients after the loop, as large GEMMs over all T·B rows, written in tile order
-  // (straight into the caller's arrays when that is Keras's order).
-  const bool identity = tl.identity();
-  Buffer<S> packed(identity ? 0 : std::max(D, H) * G);
-  S* dW = identity ? grads.dkernel : packed.data();
-  S* dU = identity ? grads.drecurrent_kernel : packed.data();
+  // Weight gradients after the loop, as large GEMMs over all T·B rows, straight into the
+  // caller's arrays: dZ's columns are packed in Keras's order (through a map from tile order).
   using PG = PackedGemm<S>;
+  const std::vector<Index> tiled_cols = tl.identity() ? std::vector<Index>() : tl.tiled_columns();
+  const Index* colmap = tiled_cols.empty() ? nullptr : tiled_cols.data();
   Buffer<S> dZ_panels(PG::packed_size(T * B, G));
   // dZ's panels serve dW (D rows) and dU (H rows): one tile width for both.
   const Index dz_cols = PG::tile_cols(std::min(D, H), G);
-  PG::pack_parallel(T * B, G, dz_cols, dZ.data(), G, 1, dZ_panels.data());
+  PG::pack_parallel(T * B, G, dz_cols, dZ.data(), G, 1, dZ_panels.data(), colmap);
   // A constant input meets the sum of the steps' gradients: Σ_s dz_s (B, 4H), summed in
   // step order for every element.
   const bool constant = cfg.constant_input;
@@ -479,12 +474,11 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       acc = CArrMap<S>(dZ.data() + b * G, G);
       for (Index s = 1; s < T; ++s) acc += CArrMap<S>(dZ.data() + (s * B + b) * G, G);
     });
-    PG::pack_parallel(B, G, dz_cols, dZ_sum.data(), G, 1, dZ_sum_panels.data());
+    PG::pack_parallel(B, G, dz_cols, dZ_sum.data(), G, 1, dZ_sum_panels.data(), colmap);
   }
   // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H); constant input: xᵀ·Σ_s dz_s, (D, B)·(B, 4H)
   PG::run_parallel(D, G, Tx * B, dz_cols, k.x.data(), 1, D, constant ? dZ_sum_panels.data() : dZ_panels.data(),
-                   dW, G, false);
-  if (!identity) pack_gate_columns(tl, D, packed.data(), grads.dkernel, false);
+                   grads.dkernel, G, false);
   // dU = (H_{prev}⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
   const S* h_prev = k.h.data();
   Buffer<S> hd;
@@ -495,8 +489,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     });
     h_prev = hd.data();
   }
-  PG::run_parallel(H, G, T * B, dz_cols, h_prev, 1, H, dZ_panels.data(), dU, G, false);
-  if (!identity) pack_gate_columns(tl, H, packed.data(), grads.drecurrent_kernel, false);
+  PG::run_parallel(H, G, T * B, dz_cols, h_prev, 1, H, dZ_panels.data(), grads.drecurrent_kernel, G, false);
   // db: the batch tiles' sums, added in tile order.
   if (grads.dbias) {
     ArrMap<S> acc(db_tiles.data(), G);
@@ -509,13 +502,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // when D = H.
   if (!grads.dx) return;
   Buffer<S> dX(Tx * B * D);
-  {
-    Buffer<S> WT_panels(PG::packed_size(G, D));
-    const Index cols = PG::tile_cols(Tx * B, D);
-    PG::pack_parallel(G, D, cols, k.W.data(), 1, G, WT_panels.data());
-    PG::run_parallel(Tx * B, D, G, cols, constant ? dZ_sum.data() : dZ.data(), G, 1, WT_panels.data(),
-                     dX.data(), D, false);
-  }
+  PG::run_parallel(Tx * B, D, G, PG::tile_cols(Tx * B, D), constant ? dZ_sum.data() : dZ.data(), G, 1,
+                   k.WT_panels.data(), dX.data(), D, false);
   parallel_for_tiles(Tx, [&](Index s) {
     const Index t = constant ? 0 : time_index(cfg, s);
     for (Index b = 0; b < B; ++b) {

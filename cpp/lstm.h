@@ -71,11 +71,18 @@ struct GateTiling {
     const Index k = j / unit_tile;
     return kNumGates * u0(k) + g * width(k) + (j - u0(k));
   }
-  // The inverse map: for each packed column, its column g·H + j in Keras's order.
+  // For each packed column, its column g·H + j in Keras's order (packs the weights).
   std::vector<Index> keras_columns() const {
     std::vector<Index> map(kNumGates * H);
     for (int g = 0; g < kNumGates; ++g)
       for (Index j = 0; j < H; ++j) map[column(g, j)] = g * H + j;
+    return map;
+  }
+  // The inverse: for each Keras column g·H + j, its packed column (puts gradients back).
+  std::vector<Index> tiled_columns() const {
+    std::vector<Index> map(kNumGates * H);
+    for (int g = 0; g < kNumGates; ++g)
+      for (Index j = 0; j < H; ++j) map[g * H + j] = column(g, j);
     return map;
   }
 };
@@ -89,7 +96,10 @@ struct LSTMCache {
   Buffer<S> x;        // (T, B, D)  x_s⊙m_x in processing order; (B, D) if constant_input
   Buffer<S> gates;    // (T, B, 4H) activated i, f, g, o, tile-packed
   Buffer<S> h, c;     // (T+1, B, H) h[s] = h_{s−1} (h[0] = h0); likewise c
-  Buffer<S> W, U;     // (D, 4H), (H, 4H) tile-packed
+  // Uᵀ per unit tile and Wᵀ, packed for the backward's products (dh = dz·Uᵀ, dX = dZ·Wᵀ)
+  // straight from the caller's Keras-layout weights, rows in tile order.
+  Buffer<S> UT_panels, WT_panels;
+  std::vector<Index> UT_offsets;  // where each unit tile's Uᵀ panels start
   std::vector<uint8_t> mask;   // (T, B) in processing order, empty if none
   std::vector<Index> first_real;  // (B) first real step of each row (T if none)
   std::vector<S> m_h;          // (B, H) or empty
