@@ -225,6 +225,12 @@ void register_dtype(py::module_& m, const char* suffix) {
   m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
         py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert(),
         py::arg("input_gradient") = true);
+  m.def(("all_finite_" + sfx).c_str(), [](const Arr<S>& a) {
+          const S* p = a.data();
+          const Index n = a.size();
+          py::gil_scoped_release release;
+          return all_finite(p, n);
+        }, py::arg("a").noconvert(), "True when no value is NaN or ±inf.");
   m.def(("adam_update_" + sfx).c_str(), &adam<S>, py::arg("param").noconvert(),
         py::arg("grad").noconvert(), py::arg("m").noconvert(), py::arg("v").noconvert(),
         py::arg("learning_rate"), py::arg("beta_1"), py::arg("beta_2"), py::arg("epsilon"),

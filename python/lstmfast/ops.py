@@ -112,7 +112,7 @@ def _array(name: str, a, dtype=None, shape=None, ndim=None, check_finite=True) -
             f"`{name}` must be C-contiguous; got a strided view of shape {_shape(a)} "
             "(pass np.ascontiguousarray(...))"
         )
-    if check_finite and a.size and not np.isfinite(a).all():
+    if check_finite and a.size and not _core_fn("all_finite", a.dtype)(a):
         bad = "NaN" if np.isnan(a).any() else "inf"
         raise ValueError(f"`{name}` contains {bad} values")
     return a
