@@ -124,6 +124,20 @@ def test_nan_or_inf_in_any_input_is_refused(name, bad):
                                                 h0=a["h0"], c0=a["c0"]), f"`{name}`", kind)
 
 
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+@pytest.mark.parametrize("where", ("first", "middle", "last"))
+def test_one_nan_or_inf_anywhere_in_a_large_kernel_is_found(dtype, where):
+    # Large arrays are scanned in blocks on all threads, the tail of each one value at a time.
+    D, H = 301, 256  # 301 · 1024 values: several blocks and a ragged end
+    x = np.zeros((2, 3, D), dtype)
+    u = np.zeros((H, 4 * H), dtype)
+    for bad, kind in ((np.nan, "NaN"), (np.inf, "inf"), (-np.inf, "inf")):
+        k = np.zeros((D, 4 * H), dtype)
+        k.reshape(-1)[{"first": 0, "middle": k.size // 2 + 5, "last": k.size - 1}[where]] = bad
+        raises(ValueError, lambda: ops.lstm_forward(x, k, u), "`kernel`", kind)
+    ops.lstm_forward(x, np.zeros((D, 4 * H), dtype), u)  # all finite: accepted
+
+
 def test_check_finite_false_skips_the_scan():
     x = arrays()["x"]
     x[0, 0, 0] = np.nan
