@@ -116,7 +116,10 @@ struct PackedGemm {
               continue;
             }
             for (int half = 0; half < 2; ++half) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"  // Packet's alignment attribute: harmless
               PacketBlock<Packet, PS> block;
+#pragma GCC diagnostic pop
               for (int i = 0; i < PS; ++i)
                 block.packet[i] = ploadu<Packet>(src + col(p * NR + half * PS + i) * cs + r0);
               ptranspose(block);
