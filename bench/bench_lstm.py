@@ -16,11 +16,13 @@ weights and inputs. For each case (B batch, T steps, D features, H units) it mea
            LSTM computes it whether x requires a gradient or not. The step with dx is timed
            too (column "+dx").
 Times are medians over repeated calls after warm-up calls, which are excluded; the frameworks take
-turns in three rounds (lstmfast, torch, ORT, lstmfast, …), each turn opened by warm-up calls, so
-that a slow spell of the machine hits all of them alike. The sgemm
-ceiling is the faster of torch.mm and numpy.matmul on 2048×2048 float32 matrices, measured in
-the same run on the same threads; the forward of an LSTM does 2·B·T·4H·(D+H) floating-point
-operations, a training step about three times that.
+turns in nine rounds (lstmfast, torch, ORT, sgemm, lstmfast, …), each turn opened by warm-up
+calls, so that a slow spell of the machine hits all of them alike. The sgemm ceiling is the
+faster of torch.mm and numpy.matmul on 2048×2048 float32 matrices on the same threads: both
+are measured at the start, and the faster one again in every case's forward rounds, which
+gives that case's ceiling (the machine's speed drifts over a run, so a ceiling taken once at
+the start would flatter or shame whichever cases ran in another spell). The forward of an
+LSTM does 2·B·T·4H·(D+H) floating-point operations, a training step about three times that.
 
 Denormals are flushed to zero everywhere, so that no framework is slowed by them and none is
 favoured: lstmfast does it inside its kernels, torch through torch.set_flush_denormal(True),
@@ -30,6 +32,8 @@ ONNX Runtime through the session option session.set_denormal_as_zero.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import platform
@@ -60,19 +64,23 @@ def measure(fn, warmup: int, repeats: int, min_seconds: float) -> float:
 
 
 def measure_interleaved(fns: dict, warmup: int, repeats: int, min_seconds: float,
-                        rounds: int = 3) -> dict:
+                        rounds: int = 9) -> dict:
     """Median seconds of each fn() in `fns`, measured in `rounds` rounds in which the
-    frameworks take turns (a, b, c, a, b, c, …), so that a slow spell of the machine hits
-    every framework alike. Each turn starts with `warmup` calls that are not counted (they
-    also let the previous framework's idle threads stop spinning), then at least
-    repeats/rounds calls and min_seconds/rounds seconds are timed."""
+    frameworks take turns (a, b, c, a, b, c, …), so that a slow spell of the machine (they
+    come and go within seconds on a shared host) hits every framework alike. Each turn starts
+    with warm-up calls that are not counted, `warmup` of them in the first round and then
+    at least one and 20 ms' worth (they also let the previous framework's idle threads stop
+    spinning); then at least repeats/rounds calls and min_seconds/rounds seconds are timed."""
     fns = {k: f for k, f in fns.items() if f is not None}
     times = {k: [] for k in fns}
     per_round = max(1, -(-repeats // rounds))
-    for _ in range(rounds):
+    for r in range(rounds):
         for k, fn in fns.items():
-            for _ in range(max(1, warmup)):
+            start = time.perf_counter()
+            n = 0
+            while n < (max(1, warmup) if r == 0 else 1) or time.perf_counter() - start < 0.02:
                 fn()
+                n += 1
             start = time.perf_counter()
             n = 0
             while n < per_round or (time.perf_counter() - start < min_seconds / rounds and n < 1000):
@@ -80,26 +88,39 @@ def measure_interleaved(fns: dict, warmup: int, repeats: int, min_seconds: float
                 fn()
                 times[k].append(time.perf_counter() - t0)
                 n += 1
+            time.sleep(getattr(fn, "settle", 0.0))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def sgemm_ceilings(torch, timing) -> dict:
-    """GFLOP/s of a 2048×2048 float32 matrix product: torch.mm, and numpy's BLAS as a second
-    opinion (torch's BLAS is not the fastest on every CPU; needs threadpoolctl to pin numpy's
-    threads). The higher one is the ceiling."""
+class Settling:
+    """fn, and the idle seconds after its turn that its worker threads need to stop
+    spinning (OpenBLAS's spin on a core for about 0.1 s after each call), so that they do not
+    slow down the next framework's turn."""
+
+    def __init__(self, fn, settle: float):
+        self.fn, self.settle = fn, settle
+
+    def __call__(self):
+        return self.fn()
+
+
+def sgemm_products(torch) -> dict:
+    """2048×2048 float32 matrix products: torch.mm, and numpy's BLAS as a second opinion
+    (torch's BLAS is not the fastest on every CPU; needs threadpoolctl to pin numpy's threads,
+    which the caller's threadpool_limits does)."""
     n = 2048
     a, b = torch.randn(n, n), torch.randn(n, n)
     c = torch.empty(n, n)
-    rates = {"torch.mm": 2.0 * n ** 3 / measure(lambda: torch.mm(a, b, out=c), *timing) / 1e9}
     an, bn = a.numpy(), b.numpy()
     cn = np.empty_like(an)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return rates   # numpy's BLAS thread count cannot be set: torch.mm alone
-    with threadpool_limits(limits=torch.get_num_threads(), user_api="blas"):
-        rates["numpy.matmul"] = 2.0 * n ** 3 / measure(lambda: np.matmul(an, bn, out=cn), *timing) / 1e9
-    return rates
+    fns = {"torch.mm": lambda: torch.mm(a, b, out=c)}
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return fns  # numpy's BLAS thread count cannot be set: torch.mm alone
+    fns["numpy.matmul"] = Settling(lambda: np.matmul(an, bn, out=cn), 0.25)
+    return fns
+
+
+SGEMM_FLOPS = 2.0 * 2048 ** 3
 
 
 class TorchCase:
@@ -244,13 +265,19 @@ def main(argv=None) -> int:
     if ort_missing:
         print(ort_missing)
 
-    ceilings = sgemm_ceilings(torch, timing)
-    ceiling = max(ceilings.values())
-    print("sgemm 2048x2048: " + ", ".join(f"{k} {v:.1f}" for k, v in ceilings.items())
-          + f" GFLOP/s; ceiling = {ceiling:.1f} GFLOP/s\n")
-
+    try:
+        from threadpoolctl import threadpool_limits
+        blas_threads = threadpool_limits(limits=threads, user_api="blas")
+    except ImportError:
+        blas_threads = contextlib.nullcontext()
     results = []
-    with tempfile.TemporaryDirectory() as tmpdir:
+    with blas_threads, tempfile.TemporaryDirectory() as tmpdir:
+        sgemm = sgemm_products(torch)
+        ceilings = {k: SGEMM_FLOPS / t / 1e9 for k, t in measure_interleaved(sgemm, *timing).items()}
+        ceiling = max(ceilings.values())
+        best = max(ceilings, key=ceilings.get)
+        print("sgemm 2048x2048: " + ", ".join(f"{k} {v:.1f}" for k, v in ceilings.items())
+              + f" GFLOP/s at the start; each case's ceiling: {best} in its forward rounds\n")
         for (B, T, D, H) in cases:
             tc = TorchCase(torch, B, T, D, H, seed=B * 1000 + H)
             lc = LstmfastCase(ops, tc)
@@ -263,7 +290,10 @@ def main(argv=None) -> int:
             flops = 2.0 * B * T * 4 * H * (D + H)
             r = {"B": B, "T": T, "D": D, "H": H, "forward_flops": flops, "max_abs_diff_vs_torch": max_diff}
             fwd = measure_interleaved({"lstmfast": lc.forward, "torch": tc.forward,
-                                       "onnxruntime": oc.forward if oc else None}, *timing)
+                                       "onnxruntime": oc.forward if oc else None,
+                                       "sgemm": sgemm[best]}, *timing)
+            case_ceiling = SGEMM_FLOPS / fwd.pop("sgemm") / 1e9
+            r["sgemm_ceiling_gflops"] = case_ceiling
             r["forward_ms"] = {k: fwd[k] * 1e3 if k in fwd else None
                                for k in ("lstmfast", "torch", "onnxruntime")}
             if not args.no_train:
@@ -274,27 +304,28 @@ def main(argv=None) -> int:
             r["forward_ratio_vs_torch"] = f["lstmfast"] / f["torch"]
             r["forward_ratio_vs_onnxruntime"] = f["lstmfast"] / f["onnxruntime"] if oc else None
             r["forward_gflops"] = {k: (flops / v / 1e6 if v else None) for k, v in f.items()}
-            r["forward_pct_of_ceiling"] = {k: (100.0 * g / ceiling if g else None)
+            r["forward_pct_of_ceiling"] = {k: (100.0 * g / case_ceiling if g else None)
                                            for k, g in r["forward_gflops"].items()}
             if "train_ms" in r:
                 t = r["train_ms"]
                 r["train_ratio_vs_torch"] = t["lstmfast"] / t["torch"]
                 r["train_with_dx_ratio_vs_torch"] = t["lstmfast_with_dx"] / t["torch"]
                 r["train_gflops"] = {k: 3 * flops / v / 1e6 for k, v in t.items()}
-                r["train_pct_of_ceiling"] = {k: 100.0 * g / ceiling for k, g in r["train_gflops"].items()}
+                r["train_pct_of_ceiling"] = {k: 100.0 * g / case_ceiling for k, g in r["train_gflops"].items()}
             results.append(r)
             print(f"  ran ({B}, {T}, {D}, {H})", file=sys.stderr, flush=True)
 
     print("forward, full-sequence output (ms)                                    "
-          "% of sgemm ceiling")
+          "% of sgemm ceiling (GFLOP/s)")
     print(f"{'case (B, T, D, H)':<22}{'lstmfast':>9}{'torch':>9}{'ORT':>9}{'/torch':>8}{'/ORT':>8}"
-          f"{'lstmfast':>10}{'torch':>7}{'ORT':>7}")
+          f"{'lstmfast':>10}{'torch':>7}{'ORT':>7}{'ceiling':>9}")
     for r in results:
         f, pc = r["forward_ms"], r["forward_pct_of_ceiling"]
         case = f"({r['B']}, {r['T']}, {r['D']}, {r['H']})"
         print(f"{case:<22}{fmt(f['lstmfast'], '9.2f')}{fmt(f['torch'], '9.2f')}{fmt(f['onnxruntime'], '9.2f')}"
               f"{fmt(r['forward_ratio_vs_torch'], '8.2f')}{fmt(r['forward_ratio_vs_onnxruntime'], '8.2f')}"
-              f"{fmt(pc['lstmfast'], '9.0f')}%{fmt(pc['torch'], '6.0f')}%{fmt(pc['onnxruntime'], '6.0f')}%")
+              f"{fmt(pc['lstmfast'], '9.0f')}%{fmt(pc['torch'], '6.0f')}%{fmt(pc['onnxruntime'], '6.0f')}%"
+              f"{r['sgemm_ceiling_gflops']:9.1f}")
     if not args.no_train:
         print("\ntrain step: forward + MSE + backward + Adam (ms)                   % of sgemm ceiling")
         print(f"{'case (B, T, D, H)':<22}{'lstmfast':>9}{'+dx':>9}{'torch':>9}{'/torch':>8}{'+dx/torch':>10}"
@@ -312,7 +343,8 @@ def main(argv=None) -> int:
           "of ceiling counts that work for every column, so lstmfast's step without dx shows an effective rate)")
 
     if args.json:
-        doc = {"machine": machine, "sgemm_ceiling_gflops": ceiling, "sgemm_gflops": ceilings, "quick": args.quick,
+        doc = {"machine": machine, "sgemm_ceiling_gflops_at_start": ceiling, "sgemm_gflops_at_start": ceilings,
+               "sgemm_ceiling_per_case": best, "quick": args.quick,
                "timing": {"warmup": timing[0], "min_repeats": timing[1], "min_seconds": timing[2],
                           "statistic": "median"},
                "denormals": "flushed: lstmfast in its kernels, torch.set_flush_denormal(True), "
