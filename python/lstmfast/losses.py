@@ -16,6 +16,7 @@ dL/dy_pred = (dL/dvalue)[..., None] · local; all of it is vectorised numpy.
 import numpy as np
 
 from . import config as _config
+from .ops import all_finite
 
 
 def _as_float(y, dtype, arg):
@@ -27,7 +28,7 @@ def _as_float(y, dtype, arg):
 
 
 def _check_finite(y, arg):
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
+    if not all_finite(y):
         raise ValueError(f"`{arg}` contains NaN or infinite values.")
 
 

@@ -18,6 +18,7 @@ import threading
 import numpy as np
 
 from ._threads import blas_single_threaded
+from .ops import all_finite
 from . import _random
 from . import callbacks as callbacks_module
 from . import losses as losses_module
@@ -446,7 +447,7 @@ class Sequential:
         if isinstance(first, Embedding):
             x = first._ids(x)
         else:
-            if x.dtype.kind == "f" and not np.isfinite(x).all():
+            if not all_finite(x):
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
                 raise ValueError(f"`{arg}` contains NaN or infinite values (first at index {bad}).")
             dtype = first.dtype

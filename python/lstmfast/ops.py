@@ -112,10 +112,21 @@ def _array(name: str, a, dtype=None, shape=None, ndim=None, check_finite=True) -
             f"`{name}` must be C-contiguous; got a strided view of shape {_shape(a)} "
             "(pass np.ascontiguousarray(...))"
         )
-    if check_finite and a.size and not _core_fn("all_finite", a.dtype)(a):
+    if check_finite and not all_finite(a):
         bad = "NaN" if np.isnan(a).any() else "inf"
         raise ValueError(f"`{name}` contains {bad} values")
     return a
+
+
+def all_finite(a) -> bool:
+    """True when no value of the array `a` is NaN or ±inf (in C++ for float32/float64: one
+    pass without temporaries; numpy's isfinite for other dtypes and layouts)."""
+    a = np.asarray(a)
+    if a.dtype.kind != "f" or not a.size:
+        return True
+    if a.dtype in (np.float32, np.float64) and a.flags.c_contiguous:
+        return _core_fn("all_finite", a.dtype)(a)
+    return bool(np.isfinite(a).all())
 
 
 def _core_fn(name: str, dtype: np.dtype):
