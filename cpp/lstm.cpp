@@ -246,17 +246,22 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   }
 
   // x_s ⊙ m_x, time-major in processing order: X[s, b, :] = x[b, t(s), :] ⊙ m_x[b, :]
-  // (one step's worth when the input is constant).
-  k.x.reset(Tx * B * D);
-  parallel_for_tiles(Tx, [&](Index s) {
-    const Index t = constant ? 0 : time_index(cfg, s);
-    for (Index b = 0; b < B; ++b) {
-      ArrMap<S> dst(k.x.data() + (s * B + b) * D, D);
-      CArrMap<S> src(in.x + (b * Tx + t) * D, D);
-      if (in.input_dropout) dst = src * CArrMap<S>(in.input_dropout + b * D, D);
-      else dst = src;
-    }
-  });
+  // (one step's worth when the input is constant), for the backward's dW = Xᵀ·dZ. A forward
+  // without a cache or input dropout projects the caller's x as it lies: Z is then
+  // batch-major, Z[b, t, :], and step s reads its rows T·4H apart.
+  const bool x_direct = !cache && !constant && !in.input_dropout;
+  if (!x_direct) {
+    k.x.reset(Tx * B * D);
+    parallel_for_tiles(Tx, [&](Index s) {
+      const Index t = constant ? 0 : time_index(cfg, s);
+      for (Index b = 0; b < B; ++b) {
+        ArrMap<S> dst(k.x.data() + (s * B + b) * D, D);
+        CArrMap<S> src(in.x + (b * Tx + t) * D, D);
+        if (in.input_dropout) dst = src * CArrMap<S>(in.input_dropout + b * D, D);
+        else dst = src;
+      }
+    });
+  }
 
   // Z = X·W + b for all steps in one GEMM: (T·B, D)·(D, 4H) → (T·B, 4H). A constant input
   // is projected once, z0 = x·W + b (B, 4H), and the loop's GEMM adds it to every step's Z.
@@ -266,14 +271,28 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
     const Index cols = PackedGemm<S>::tile_cols(Tx * B, G);
     PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, W_panels.data(), colmap);
-    PackedGemm<S>::run_parallel(Tx * B, G, D, cols, k.x.data(), D, 1, W_panels.data(),
+    PackedGemm<S>::run_parallel(Tx * B, G, D, cols, x_direct ? in.x : k.x.data(), D, 1, W_panels.data(),
                                 constant ? z0.data() : k.gates.data(), G, false, bias.data());
   }
+  // Step s's row of sample b is z_rows(s) + b·z_stride.
+  const Index z_stride = x_direct ? T * G : G;
+  auto z_rows = [&](Index s) { return k.gates.data() + (x_direct ? time_index(cfg, s) * G : s * B * G); };
 
-  // States: h[s] is h_{s−1} (h[0] = h0); the recurrent product reads h_{s−1} ⊙ m_h,
-  // double-buffered so one step's readers never see the next step's writers.
-  k.h.reset((T + 1) * B * H);
-  k.c.reset((T + 1) * B * H);
+  // States: h[s] is h_{s−1} (h[0] = h0), likewise c; the recurrent product reads
+  // h_{s−1} ⊙ m_h, double-buffered so one step's readers never see the next step's writers.
+  // A forward without a cache or a mask writes h_s straight into its output rows, which the
+  // next step reads (T·H apart), and keeps two rows of c per sample.
+  const bool h_direct = !cache && !k.has_mask && cfg.return_sequences;
+  k.h.reset((h_direct ? 1 : T + 1) * B * H);
+  k.c.reset((h_direct ? 2 : T + 1) * B * H);
+  auto h_prev_rows = [&](Index s) -> const S* {  // h_{s−1} of sample 0; h_stride(s) apart
+    return h_direct ? (s == 0 ? k.h.data() : outputs + (s - 1) * H) : k.h.data() + s * B * H;
+  };
+  auto h_stride = [&](Index s) { return h_direct && s > 0 ? T * H : H; };
+  auto h_next = [&](Index s, Index b) {  // where step s writes h_s of sample b
+    return h_direct ? outputs + (b * T + s) * H : k.h.data() + ((s + 1) * B + b) * H;
+  };
+  auto c_rows = [&](Index s) { return k.c.data() + (h_direct ? s % 2 : s) * B * H; };  // c[s]
   if (in.h0) std::copy(in.h0, in.h0 + B * H, k.h.data());
   else std::fill(k.h.data(), k.h.data() + B * H, S(0));
   if (in.c0) std::copy(in.c0, in.c0 + B * H, k.c.data());
@@ -292,23 +311,25 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
     const Index bn = std::min(tl.batch_tile, B - b0);
     const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut), c0 = kNumGates * u0;
-    S* Z = k.gates.data() + s * B * G;
-    const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : k.h.data() + s * B * H;
+    S* Z = z_rows(s);
+    const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : h_prev_rows(s);
+    const Index h_ld = drop_h ? H : h_stride(s);
 
     // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks
     // (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U).
-    PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * H, H, 1, U_panels.data() + offsets[ut],
-                       Z + b0 * G + c0, G, !constant, constant ? z0.data() + b0 * G + c0 : nullptr, G);
+    PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * h_ld, h_ld, 1, U_panels.data() + offsets[ut],
+                       Z + b0 * z_stride + c0, z_stride, !constant,
+                       constant ? z0.data() + b0 * G + c0 : nullptr, G);
 
     for (Index b = b0; b < b0 + bn; ++b) {
-      const S* cp = k.c.data() + (s * B + b) * H + u0;
-      S* cn = k.c.data() + ((s + 1) * B + b) * H + u0;
-      S* hn = k.h.data() + ((s + 1) * B + b) * H + u0;
+      const S* cp = c_rows(s) + b * H + u0;
+      S* cn = c_rows(s + 1) + b * H + u0;
+      S* hn = h_next(s, b) + u0;
       if (k.has_mask && !k.mask[s * B + b]) {  // masked: h_t = h_{t−1}, c_t = c_{t−1}
         std::memcpy(cn, cp, sizeof(S) * w);
         std::memcpy(hn, k.h.data() + (s * B + b) * H + u0, sizeof(S) * w);
       } else {
-        S* z = Z + b * G + c0;
+        S* z = Z + b * z_stride + c0;
         ArrMap<S> i(z, w), f(z + w, w), g(z + 2 * w, w), o(z + 3 * w, w);
         activate(ract, i, i);  // i = σ(z_i)
         activate(ract, f, f);  // f = σ(z_f)
@@ -331,15 +352,19 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     if (output_is_zero(k, s, b)) std::fill(dst, dst + H, S(0));
     else std::memcpy(dst, k.h.data() + ((s + 1) * B + b) * H, sizeof(S) * H);
   };
-  if (cfg.return_sequences) {
-    parallel_for_tiles(B, [&](Index b) {
-      for (Index s = 0; s < T; ++s) output_row(s, b, outputs + (b * T + s) * H);
-    });
+  if (h_direct) {  // already in place; h_T is each sample's last output row
+    for (Index b = 0; b < B; ++b) std::memcpy(h_T + b * H, h_next(T - 1, b), sizeof(S) * H);
   } else {
-    for (Index b = 0; b < B; ++b) output_row(T - 1, b, outputs + b * H);
+    if (cfg.return_sequences) {
+      parallel_for_tiles(B, [&](Index b) {
+        for (Index s = 0; s < T; ++s) output_row(s, b, outputs + (b * T + s) * H);
+      });
+    } else {
+      for (Index b = 0; b < B; ++b) output_row(T - 1, b, outputs + b * H);
+    }
+    std::memcpy(h_T, k.h.data() + T * B * H, sizeof(S) * B * H);
   }
-  std::memcpy(h_T, k.h.data() + T * B * H, sizeof(S) * B * H);
-  std::memcpy(c_T, k.c.data() + T * B * H, sizeof(S) * B * H);
+  std::memcpy(c_T, c_rows(T), sizeof(S) * B * H);
 }
 
 // =======================================================================================

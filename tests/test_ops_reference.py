@@ -172,6 +172,20 @@ def test_fast_path_matches_reference_for_each_option(name, B, dtype):
 
 
 @pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
+@pytest.mark.parametrize("B", (37, 9), ids=("batch_tiles", "unit_tiles"))
+@pytest.mark.parametrize("name", OPTION_SETS)
+def test_inference_forward_equals_training_forward_for_each_option(name, B, dtype):
+    # Inference projects x as it lies (Z batch-major) and, without a mask, writes h straight
+    # into the outputs; training keeps everything time-major for the backward. Same bits.
+    args, kw = make_case(70 + len(name), B=B, T=7, D=6, H=70, dtype=dtype, scale=0.4,
+                         **{"initial_state": True, **OPTION_SETS[name]})
+    inference = ops.lstm_forward(*args, **kw)
+    training = ops.lstm_forward(*args, **kw, training=True)
+    for what, a, b in zip(("outputs", "h_T", "c_T"), inference[:3], training[:3]):
+        np.testing.assert_array_equal(a, b, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
 def test_fast_path_matches_the_naive_cpp_path(dtype):
     for k, options in enumerate([dict(), dict(mask="holes", go_backwards=True, activation="relu"),
                                  dict(recurrent_activation="hard_sigmoid", input_dropout=True,
