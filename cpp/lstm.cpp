@@ -6,8 +6,10 @@
 //      then one fused element-wise pass applies the gates and updates (c_t, h_t);
 //   3. backward runs the same loop in reverse, keeping dZ_t for every step, and the weight
 //      gradients come after the loop as large GEMMs:  dW = Xᵀ·dZ,  dU = Hᵀ·dZ,  dX = dZ·Wᵀ.
-// Buffers are time-major (T, B, ·) so each step is a contiguous block; all of them are
-// allocated before the time loop. Threads own fixed (batch × unit) tiles of each step.
+// The training buffers are time-major (T, B, ·), so each step is a contiguous block; an
+// inference forward leaves x and the outputs in the caller's (B, T, ·) order instead of
+// reordering them. All buffers are allocated before the time loop. Threads own fixed
+// (batch × unit) tiles of each step.
 #include "lstm.h"
 
 #include "gemm.h"
