@@ -160,40 +160,42 @@ void bench_forward(const Shape& s, const Options& o) {
   print_row("lstm_forward", s, t * 1e3, gflops, per_step * steps / t_naive / 1e9, steps, max_diff);
 }
 
+// Output gradients of one shape, and the gradient arrays a backward writes (dx only if asked).
+template <typename S>
+struct Gradients {
+  std::vector<S> d_out, dx, dW, dU, db, dh0, dc0;
+  LSTMGrads<S> g;
+  Gradients(const Shape& s, size_t outputs, bool with_dx)
+      : d_out(outputs, S(1) / static_cast<S>(outputs)), dx(with_dx ? s.B * s.T * s.D : 0),
+        dW(s.D * 4 * s.H), dU(s.H * 4 * s.H), db(4 * s.H), dh0(s.B * s.H), dc0(s.B * s.H) {
+    g.dx = with_dx ? dx.data() : nullptr;
+    g.dkernel = dW.data();
+    g.drecurrent_kernel = dU.data();
+    g.dbias = db.data();
+    g.dh0 = dh0.data();
+    g.dc0 = dc0.data();
+  }
+};
+
 template <typename S>
 void bench_backward(const Shape& s, const Options& o) {
   Problem<S> p(s);
   LSTMCache<S> cache;
   lstm_forward<S>(p.cfg, p.inputs(), p.out.data(), p.hT.data(), p.cT.data(), &cache);
-  std::vector<S> d_out(p.out.size(), S(1) / static_cast<S>(p.out.size()));
-  std::vector<S> dx(s.B * s.T * s.D), dW(s.D * 4 * s.H), dU(s.H * 4 * s.H), db(4 * s.H), dh0(s.B * s.H),
-      dc0(s.B * s.H);
-  LSTMGrads<S> g;
-  g.dx = dx.data();
-  g.dkernel = dW.data();
-  g.drecurrent_kernel = dU.data();
-  g.dbias = db.data();
-  g.dh0 = dh0.data();
-  g.dc0 = dc0.data();
-  const double t = time_median([&] { lstm_backward<S>(cache, d_out.data(), nullptr, nullptr, g); }, o.seconds);
+  Gradients<S> gr(s, p.out.size(), true);
+  const double t = time_median([&] { lstm_backward<S>(cache, gr.d_out.data(), nullptr, nullptr, gr.g); },
+                               o.seconds);
   print_row("lstm_backward", s, t * 1e3, 2 * forward_flops(s) / t / 1e9, 0, 0, 0);
 }
 
 template <typename S>
 void bench_train(const Shape& s, const Options& o) {
   Problem<S> p(s);
-  std::vector<S> d_out(p.out.size(), S(1) / static_cast<S>(p.out.size()));
-  std::vector<S> dW(s.D * 4 * s.H), dU(s.H * 4 * s.H), db(4 * s.H), dh0(s.B * s.H), dc0(s.B * s.H);
-  LSTMGrads<S> g;
-  g.dkernel = dW.data();
-  g.drecurrent_kernel = dU.data();
-  g.dbias = db.data();
-  g.dh0 = dh0.data();
-  g.dc0 = dc0.data();
+  Gradients<S> gr(s, p.out.size(), false);
   const double t = time_median([&] {
     LSTMCache<S> cache;
     lstm_forward<S>(p.cfg, p.inputs(), p.out.data(), p.hT.data(), p.cT.data(), &cache);
-    lstm_backward<S>(cache, d_out.data(), nullptr, nullptr, g);
+    lstm_backward<S>(cache, gr.d_out.data(), nullptr, nullptr, gr.g);
   }, o.seconds);
   print_row("lstm_train", s, t * 1e3, 3 * forward_flops(s) / t / 1e9, 0, 0, 0);
 }
