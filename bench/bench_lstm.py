@@ -16,8 +16,8 @@ weights and inputs. For each case (B batch, T steps, D features, H units) it mea
            LSTM computes it whether x requires a gradient or not. The step with dx is timed
            too (column "+dx").
 Times are medians over repeated calls after warm-up calls, which are excluded; the frameworks take
-turns in nine rounds (lstmfast, torch, ORT, sgemm, lstmfast, …), each turn opened by warm-up
-calls, so that a slow spell of the machine hits all of them alike. The sgemm ceiling is the
+turns in nine rounds, three with --quick (lstmfast, torch, ORT, sgemm, lstmfast, …), each turn
+opened by warm-up calls, so that a slow spell of the machine hits all of them alike. The sgemm ceiling is the
 faster of torch.mm and numpy.matmul on 2048×2048 float32 matrices on the same threads: both
 are measured at the start, and the faster one again in every case's forward rounds, which
 gives that case's ceiling (the machine's speed drifts over a run, so a ceiling taken once at
@@ -55,12 +55,6 @@ CASES = [  # (B, T, D, H)
     (1, 100, 32, 128),
     (128, 30, 1, 50),
 ]
-
-
-def measure(fn, warmup: int, repeats: int, min_seconds: float) -> float:
-    """Median seconds of fn() over at least `repeats` calls (and at least min_seconds), after
-    `warmup` calls that are not counted."""
-    return measure_interleaved({"fn": fn}, warmup, repeats, min_seconds)["fn"]
 
 
 def measure_interleaved(fns: dict, warmup: int, repeats: int, min_seconds: float,
@@ -221,7 +215,7 @@ def fmt(v, spec="8.2f"):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="fewer repeats (a rough look, ~20 s)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats and three rounds (a rough look, ~40 s)")
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
     p.add_argument("--cases", metavar="B,T,D,H", nargs="+", help="cases to run instead of the default six")
@@ -247,7 +241,7 @@ def main(argv=None) -> int:
     lstmfast.set_num_threads(threads)
     cases = [tuple(int(v) for v in c.split(",")) for c in args.cases] if args.cases else CASES
     # (warm-up calls, minimum repeats, minimum seconds per measurement)
-    timing = (1, 3, 0.0) if args.quick else (3, 10, 1.0)
+    timing = (1, 3, 0.0, 3) if args.quick else (3, 10, 1.0, 9)
 
     machine = {
         "cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads,
@@ -346,6 +340,7 @@ def main(argv=None) -> int:
         doc = {"machine": machine, "sgemm_ceiling_gflops_at_start": ceiling, "sgemm_gflops_at_start": ceilings,
                "sgemm_ceiling_per_case": best, "quick": args.quick,
                "timing": {"warmup": timing[0], "min_repeats": timing[1], "min_seconds": timing[2],
+                          "rounds": timing[3],
                           "statistic": "median"},
                "denormals": "flushed: lstmfast in its kernels, torch.set_flush_denormal(True), "
                             "ONNX Runtime session.set_denormal_as_zero",
