@@ -17,11 +17,11 @@ weights and inputs. For each case (B batch, T steps, D features, H units) it mea
            too (column "+dx").
 Times are medians over repeated calls after warm-up calls, which are excluded; the frameworks take
 turns in nine rounds, three with --quick (lstmfast, torch, ORT, sgemm, lstmfast, …), each turn
-opened by warm-up calls, so that a slow spell of the machine hits all of them alike. The sgemm ceiling is the
-faster of torch.mm and numpy.matmul on 2048×2048 float32 matrices on the same threads: both
-are measured at the start, and the faster one again in every case's forward rounds, which
-gives that case's ceiling (the machine's speed drifts over a run, so a ceiling taken once at
-the start would flatter or shame whichever cases ran in another spell). The forward of an
+opened by warm-up calls, so that a slow spell of the machine hits all of them alike. The sgemm
+ceiling is the faster of torch.mm and numpy.matmul on 2048×2048 float32 matrices on the same
+threads: both are measured at the start, and the faster one again in every case's forward
+rounds, which gives that case's ceiling (the machine's speed drifts over a run, so a ceiling
+taken once at the start would flatter or shame whichever cases ran in another spell). The forward of an
 LSTM does 2·B·T·4H·(D+H) floating-point operations, a training step about three times that.
 
 Denormals are flushed to zero everywhere, so that no framework is slowed by them and none is

@@ -106,35 +106,6 @@ inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
   }
 }
 
-// Reorders the 4H gate columns of a (rows, 4H) Keras matrix into tile order, or back; a
-// large matrix in blocks of rows on all threads.
-template <typename S>
-void pack_gate_columns(const GateTiling& tl, Index rows, const S* src, S* dst, bool to_tiles) {
-  const Index H = tl.H, G = kNumGates * H;
-  if (tl.identity()) {  // one unit tile: the orders agree
-    std::memcpy(dst, src, sizeof(S) * rows * G);
-    return;
-  }
-  auto reorder = [&](Index r0, Index r1) {
-    for (Index r = r0; r < r1; ++r) {
-      for (Index k = 0; k < tl.n_unit_tiles; ++k) {
-        const Index u0 = tl.u0(k), w = tl.width(k);
-        for (int g = 0; g < kNumGates; ++g) {
-          const Index keras = r * G + g * H + u0, tiled = r * G + tl.column(g, u0);
-          if (to_tiles) std::memcpy(dst + tiled, src + keras, sizeof(S) * w);
-          else std::memcpy(dst + keras, src + tiled, sizeof(S) * w);
-        }
-      }
-    }
-  };
-  constexpr Index kValues = Index(1) << 16;  // per block of rows; below 4 blocks, one thread
-  const Index block = std::max<Index>(1, kValues / G);
-  if (rows * G < 4 * kValues) reorder(0, rows);
-  else
-    parallel_for_tiles((rows + block - 1) / block,
-                       [&](Index t) { reorder(t * block, std::min(rows, (t + 1) * block)); });
-}
-
 // Packs, for every unit tile, the recurrent weights its step GEMM multiplies.
 //   forward:  z_tile += h·U[:, tile's 4w columns]            B = (H × 4w)
 //   backward: dh_tile = dz·U[tile's w rows, :]ᵀ               B = (4H × w)
@@ -229,8 +200,10 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     PackedGemm<S>::pack_parallel(G, D, PackedGemm<S>::tile_cols(Tx * B, D), W, 1, G,
                                  k.WT_panels.data(), nullptr, colmap);
   }
+  // b in tile order: packed column n is Keras's column colmap[n].
   std::vector<S> bias(G, S(0));
-  if (in.bias) pack_gate_columns(tl, 1, in.bias, bias.data(), true);
+  if (in.bias)
+    for (Index n = 0; n < G; ++n) bias[n] = in.bias[colmap ? colmap[n] : n];
 
   // Dropout masks (sampled once per sequence by the caller) and the step mask.
   if (in.input_dropout) k.m_x.assign(in.input_dropout, in.input_dropout + B * D);
@@ -323,13 +296,15 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
                        Z + b0 * z_stride + c0, z_stride, !constant,
                        constant ? z0.data() + b0 * G + c0 : nullptr, G);
 
+    const S* c_prev = c_rows(s);
+    S* c_next = c_rows(s + 1);
     for (Index b = b0; b < b0 + bn; ++b) {
-      const S* cp = c_rows(s) + b * H + u0;
-      S* cn = c_rows(s + 1) + b * H + u0;
+      const S* cp = c_prev + b * H + u0;
+      S* cn = c_next + b * H + u0;
       S* hn = h_next(s, b) + u0;
       if (k.has_mask && !k.mask[s * B + b]) {  // masked: h_t = h_{t−1}, c_t = c_{t−1}
         std::memcpy(cn, cp, sizeof(S) * w);
-        std::memcpy(hn, k.h.data() + (s * B + b) * H + u0, sizeof(S) * w);
+        std::memcpy(hn, h_prev_rows(s) + b * h_stride(s) + u0, sizeof(S) * w);
       } else {
         S* z = Z + b * z_stride + c0;
         ArrMap<S> i(z, w), f(z + w, w), g(z + 2 * w, w), o(z + 3 * w, w);
@@ -521,7 +496,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   if (grads.dbias) {
     ArrMap<S> acc(db_tiles.data(), G);
     for (Index bt = 1; bt < tl.n_batch_tiles; ++bt) acc += CArrMap<S>(db_tiles.data() + bt * G, G);
-    pack_gate_columns(tl, 1, db_tiles.data(), grads.dbias, false);
+    for (Index j = 0; j < G; ++j) grads.dbias[j] = db_tiles[colmap ? colmap[j] : j];  // to Keras's order
   }
   // dX = dZ·Wᵀ: (T·B, 4H)·(4H, D), then back to (B, T, D) in time order, ⊙ m_x.
   // Constant input: dx = (Σ_s dz_s)·Wᵀ ⊙ m_x, (B, D). Skipped when the input needs no

@@ -29,7 +29,7 @@ def _as_float(y, dtype, arg):
 
 def _check_finite(y, arg):
     if not all_finite(y):
-        raise ValueError(f"`{arg}` contains NaN or infinite values.")
+        raise ValueError(f"`{arg}` contains NaN or infinite values; every value must be finite.")
 
 
 def squeeze_or_expand_to_same_rank(x1, x2, expand_rank_1=True):

@@ -449,7 +449,8 @@ class Sequential:
         else:
             if not all_finite(x):
                 bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
-                raise ValueError(f"`{arg}` contains NaN or infinite values (first at index {bad}).")
+                raise ValueError(f"`{arg}` contains NaN or infinite values (first at index {bad}); "
+                                 "every value must be finite.")
             dtype = first.dtype
             if x.dtype != dtype:
                 x = x.astype(dtype)
@@ -501,7 +502,7 @@ class Sequential:
             if sw.shape[0] != n:
                 raise ValueError(f"`sample_weight` has {sw.shape[0]} entries but there are {n} samples.")
             if not np.isfinite(sw).all():
-                raise ValueError("`sample_weight` contains NaN or infinite values.")
+                raise ValueError("`sample_weight` contains NaN or infinite values; every weight must be finite.")
         if class_weight is not None:
             if not isinstance(class_weight, dict):
                 raise TypeError("`class_weight` must be a dict mapping class index to weight.")

@@ -114,7 +114,7 @@ def _array(name: str, a, dtype=None, shape=None, ndim=None, check_finite=True) -
         )
     if check_finite and not all_finite(a):
         bad = "NaN" if np.isnan(a).any() else "inf"
-        raise ValueError(f"`{name}` contains {bad} values")
+        raise ValueError(f"`{name}` contains {bad} values; every value must be finite")
     return a
 
 
