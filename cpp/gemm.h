@@ -58,8 +58,9 @@ struct PackedGemm {
   // out between threads. The source is read along its contiguous direction: row by row
   // (cs = 1), each row's NR-wide pieces going to their panels, or column by column.
   // A column map, when given, reorders the columns on the way: packed column n is source
-  // column colmap[n] (element (k, n) at src[k·rs + colmap[n]·cs]); a row map does the same
-  // for the rows (element (k, n) at src[rowmap[k]·rs + n·cs]).
+  // column colmap[n] (element (k, n) at src[k·rs + colmap[n]·cs]). A row map does the same
+  // for the rows, column by column only (cs ≠ 1): element (k, n) at src[rowmap[k]·rs + n·cs];
+  // the row-by-row path, which packs every forward's weights, stays free of it.
   static void pack_chunk(Index K, Index N, Index k0, const S* src, Index rs, Index cs, S* dst,
                          const Index* colmap = nullptr, const Index* rowmap = nullptr) {
     const Index np = (N + NR - 1) / NR;
@@ -76,8 +77,9 @@ struct PackedGemm {
         for (Index c = 1; c < NR && start[p] >= 0; ++c)
           if (col(p * NR + c) != start[p] + c) start[p] = -1;
       }
+      eigen_assert(!rowmap && "a row map needs the column-by-column path (cs != 1)");
       for (Index k = 0; k < kc; ++k) {
-        const S* s = src + row(k0 + k) * rs;
+        const S* s = src + (k0 + k) * rs;
         S* d = chunk + k * NR;
         for (Index p = 0; p < np; ++p, d += kc * NR) {
           if (start[p] >= 0) {  // two packet moves (std::copy of NR values calls memmove)
