@@ -14,7 +14,11 @@
 // so B streams from memory once per call. Memory latency is hidden in software where the
 // hardware cannot guess: a B larger than L2 is fetched one panel ahead, and the C rows that a
 // block adds to (a step's pre-activations, far away in memory) are fetched before its k loop.
-// The order of the sum over k is fixed by the sizes alone, so results never depend on threads.
+// A B larger than L2 that is multiplied again and again (the recurrent weights, once per step)
+// is walked forwards and backwards on alternate calls: each call then starts on the panels the
+// previous one used last, which are still in cache, instead of on those its end evicted.
+// The order of the sum over k is fixed by the sizes (and that direction) alone, so results
+// never depend on threads.
 #pragma once
 
 #include <Eigen/Core>
@@ -293,41 +297,51 @@ struct PackedGemm {
   // (r, k) is at A[r·ars + k·aks] (row-major A: ars = lda, aks = 1; Aᵀ: swapped).
   // Y (M × N, row stride ldy), when given, is added once: ldy = 0 adds one row (a bias) to
   // every row. Per K chunk and chunk of at most kMc rows, the rows are packed into blocks of
-  // ≤ MR, then every panel (kept in L1) meets every block.
+  // ≤ MR, then every panel (kept in L1) meets every block. backwards: walk a B larger than L2
+  // from its last chunk and panel to its first (a loop that multiplies the same B at every
+  // step alternates the direction); a B that stays in L2 is always walked forwards.
   static void run(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp, S* C,
-                  Index ldc, bool accumulate, const S* Y = nullptr, Index ldy = 0) {
+                  Index ldc, bool accumulate, const S* Y = nullptr, Index ldy = 0,
+                  bool backwards = false) {
     constexpr Index kMc = kRows;  // rows packed at a time: one run_parallel tile
     thread_local std::vector<S> packed;
-    const Index npanels = (N + NR - 1) / NR;
+    const Index npanels = (N + NR - 1) / NR, nchunks = num_chunks(K);
     // B larger than L2 streams from memory on every call: then each panel's first row block
     // prefetches the next panel, so the loads overlap the arithmetic. A B that stays in L2
     // between calls (a small recurrent matrix) needs no prefetch.
     const bool stream = K * npanels * NR * Index(sizeof(S)) > kStreamBytes;
+    const bool rev = backwards && stream;
     for (Index m0 = 0; m0 < M; m0 += kMc) {
       const Index mc = std::min(kMc, M - m0);
       // Rows in ⌈mc/MR⌉ blocks of near-equal size (32 = 6+6+5+5+5+5, not 6·5+2): a block of
       // few rows has too few accumulators to keep the FMA units busy.
       const Index nblocks = (mc + MR - 1) / MR, small = mc / nblocks, nbig = mc % nblocks;
       if (Index(packed.size()) < mc * kKc) packed.resize(mc * kKc);
-      for (Index k0 = 0; k0 < K; k0 += kKc) {
-        const Index kc = std::min(kKc, K - k0);
-        const bool acc = accumulate || k0 > 0;
-        const S* y = k0 == 0 ? Y : nullptr;  // added with the first chunk only
+      for (Index ci = 0; ci < nchunks; ++ci) {  // the ci-th chunk visited
+        const Index k0 = (rev ? nchunks - 1 - ci : ci) * kKc, kc = std::min(kKc, K - k0);
+        const bool acc = accumulate || ci > 0;
+        const S* y = ci == 0 ? Y : nullptr;  // added with the first chunk visited only
         for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
           const Index rows = small + (blk < nbig);
           pack_a_tail<MR>(rows, kc, A + (m0 + i) * ars + k0 * aks, ars, aks, packed.data() + i * kc);
           i += rows;
         }
-        for (Index p = 0; p < npanels; ++p) {
-          const S* panel = Bp + k0 * npanels * NR + p * kc * NR;
+        const S* chunk = Bp + k0 * npanels * NR;
+        for (Index pi = 0; pi < npanels; ++pi) {  // the pi-th panel visited
+          const Index p = rev ? npanels - 1 - pi : pi;
+          const S* panel = chunk + p * kc * NR;
           const Index j = p * NR, nc = std::min<Index>(NR, N - j);
-          const bool last = p + 1 == npanels && k0 + kKc >= K;
+          // The panel visited next: the neighbour in memory, or the next chunk's first
+          // visited (its last panel when walking backwards; chunks before the last are full).
+          const S* next = nullptr;
+          if (pi + 1 < npanels) next = rev ? panel - kc * NR : panel + kc * NR;
+          else if (ci + 1 < nchunks) next = rev ? chunk - kKc * NR : panel + kc * NR;
           for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
             const Index rows = small + (blk < nbig);
             S* c = C + (m0 + i) * ldc + j;
             const S* yj = y ? y + (m0 + i) * ldy + j : nullptr;
-            // The first block fetches the next panel (the next in memory) while it computes.
-            const S* pf = blk == 0 && stream && !last ? panel + kc * NR : nullptr;
+            // The first block fetches the next panel while it computes.
+            const S* pf = blk == 0 && stream ? next : nullptr;
             micro_tail<MR>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy, pf);
             i += rows;
           }

@@ -291,10 +291,10 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     const Index h_ld = drop_h ? H : h_stride(s);
 
     // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks
-    // (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U).
+    // (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U); U is walked backwards at odd steps.
     PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * h_ld, h_ld, 1, U_panels.data() + offsets[ut],
                        Z + b0 * z_stride + c0, z_stride, !constant,
-                       constant ? z0.data() + b0 * G + c0 : nullptr, G);
+                       constant ? z0.data() + b0 * G + c0 : nullptr, G, s % 2 == 1);
 
     const S* c_prev = c_rows(s);
     S* c_next = c_rows(s + 1);
@@ -373,9 +373,11 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       if (d_hT) dh_t = CMapR<S>(d_hT + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
       else dh_t.setZero();
     } else {
-      // dh_s = dz_{s+1}·Uᵀ over this tile's units: (bn, 4H)·(4H, w)
+      // dh_s = dz_{s+1}·Uᵀ over this tile's units: (bn, 4H)·(4H, w); Uᵀ walked backwards
+      // at odd steps
       PackedGemm<S>::run(bn, w, G, dZ.data() + ((s + 1) * B + b0) * G, G, 1,
-                         UT_panels.data() + offsets[ut], dh.data() + b0 * H + u0, H, false);
+                         UT_panels.data() + offsets[ut], dh.data() + b0 * H + u0, H, false, nullptr, 0,
+                         s % 2 == 1);
       for (Index b = b0; b < b0 + bn; ++b) {
         ArrMap<S> row(dh.data() + b * H + u0, w);
         if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + u0, w);
