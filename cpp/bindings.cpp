@@ -47,7 +47,8 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
                   const std::optional<Arr<S>>& input_dropout,
                   const std::optional<Arr<S>>& recurrent_dropout, int activation,
                   int recurrent_activation, bool go_backwards, bool return_sequences,
-                  bool zero_output_for_mask, bool training, bool naive, Index timesteps) {
+                  bool zero_output_for_mask, bool training, bool naive, Index timesteps,
+                  const LSTMPackedWeights<S>* packed) {
   // x (B, T, D); or (B, D) with timesteps = T: the same input at every step.
   LSTMConfig cfg;
   cfg.constant_input = timesteps > 0;
@@ -66,6 +67,11 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
   expect_shape("kernel", kernel, {D, 4 * H});
   expect_shape("recurrent_kernel", recurrent_kernel, {H, 4 * H});
   if (bias) expect_shape("bias", *bias, {4 * H});
+  // Packed weights come with their own copy of the weights as kernel, recurrent_kernel, bias.
+  if (packed && (packed->kernel.data() != kernel.data() ||
+                 packed->recurrent_kernel.data() != recurrent_kernel.data() ||
+                 packed->has_bias != bool(bias) || (bias && packed->bias.data() != bias->data())))
+    throw std::invalid_argument("packed weights must come with their own kernel, recurrent_kernel and bias");
   if (h0) expect_shape("h0", *h0, {B, H});
   if (c0) expect_shape("c0", *c0, {B, H});
   if (mask) expect_shape("mask", *mask, {B, T});
@@ -89,6 +95,7 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
   in.mask = mask ? mask->data() : nullptr;
   in.input_dropout = opt_ptr(input_dropout);
   in.recurrent_dropout = opt_ptr(recurrent_dropout);
+  in.packed = packed;
 
   Arr<S> out = return_sequences ? Arr<S>({B, T, H}) : Arr<S>({B, H});
   Arr<S> hT({B, H}), cT({B, H});
@@ -101,6 +108,28 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
   }
   py::object c = cache ? py::cast(std::move(cache)) : py::none();
   return py::make_tuple(out, hT, cT, c);
+}
+
+template <typename S>
+std::unique_ptr<LSTMPackedWeights<S>> pack_weights(const Arr<S>& kernel, const Arr<S>& recurrent_kernel,
+                                                   const std::optional<Arr<S>>& bias) {
+  const Index H = recurrent_kernel.ndim() == 2 ? recurrent_kernel.shape(0) : -1;
+  const Index D = kernel.ndim() == 2 ? kernel.shape(0) : -1;
+  if (D < 1 || H < 1) throw std::invalid_argument("empty or non-2-D LSTM weights");
+  expect_shape("kernel", kernel, {D, 4 * H});
+  expect_shape("recurrent_kernel", recurrent_kernel, {H, 4 * H});
+  if (bias) expect_shape("bias", *bias, {4 * H});
+  const S *W = kernel.data(), *U = recurrent_kernel.data(), *b = opt_ptr(bias);
+  py::gil_scoped_release release;
+  return std::make_unique<LSTMPackedWeights<S>>(D, H, W, U, b);
+}
+
+// A read-only array over one of the packed weights' copies, keeping them alive.
+template <typename S>
+py::array copy_view(const LSTMPackedWeights<S>& p, const std::vector<S>& v, std::vector<py::ssize_t> shape) {
+  py::array a(py::dtype::of<S>(), shape, {}, v.data(), py::cast(p, py::return_value_policy::reference));
+  py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return a;
 }
 
 template <typename S>
@@ -214,6 +243,22 @@ void register_dtype(py::module_& m, const char* suffix) {
       .def_property_readonly("return_sequences", [](const LSTMCache<S>& c) { return c.cfg.return_sequences; })
       .def_property_readonly("constant_input", [](const LSTMCache<S>& c) { return c.cfg.constant_input; })
       .def_property_readonly("has_bias", [](const LSTMCache<S>& c) { return c.has_bias; });
+  py::class_<LSTMPackedWeights<S>>(m, ("LSTMPackedWeights" + sfx).c_str(), py::module_local(),
+                                   "An LSTM's weights copied and packed once for many inference forwards.")
+      .def_property_readonly("features", [](const LSTMPackedWeights<S>& p) { return p.D; })
+      .def_property_readonly("units", [](const LSTMPackedWeights<S>& p) { return p.H; })
+      .def_property_readonly("kernel", [](const LSTMPackedWeights<S>& p) {
+        return copy_view(p, p.kernel, {p.D, kNumGates * p.H});
+      })
+      .def_property_readonly("recurrent_kernel", [](const LSTMPackedWeights<S>& p) {
+        return copy_view(p, p.recurrent_kernel, {p.H, kNumGates * p.H});
+      })
+      .def_property_readonly("bias", [](const LSTMPackedWeights<S>& p) -> py::object {
+        if (!p.has_bias) return py::none();
+        return copy_view(p, p.bias, {kNumGates * p.H});
+      });
+  m.def(("pack_lstm_weights_" + sfx).c_str(), &pack_weights<S>, py::arg("kernel").noconvert(),
+        py::arg("recurrent_kernel").noconvert(), py::arg("bias").noconvert());
   m.def(("lstm_forward_" + sfx).c_str(), &forward<S>, py::arg("x").noconvert(),
         py::arg("kernel").noconvert(), py::arg("recurrent_kernel").noconvert(),
         py::arg("bias").noconvert(), py::arg("h0").noconvert(), py::arg("c0").noconvert(),
@@ -221,7 +266,7 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("recurrent_dropout").noconvert(), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("go_backwards"), py::arg("return_sequences"),
         py::arg("zero_output_for_mask"), py::arg("training"), py::arg("naive") = false,
-        py::arg("timesteps") = 0);
+        py::arg("timesteps") = 0, py::arg("packed") = py::none());
   m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
         py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert(),
         py::arg("input_gradient") = true);

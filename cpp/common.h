@@ -149,7 +149,7 @@ void parallel_for_tiles(Index n, F&& f) {
 template <typename S>
 bool all_finite(const S* p, Index n) {
   using Packet = typename Eigen::internal::packet_traits<S>::type;
-  constexpr Index PS = Eigen::internal::unpacket_traits<Packet>::size;
+  constexpr Index PS = Eigen::internal::packet_traits<S>::size;
   constexpr Index kBlock = Index(1) << 16;
   const Index nb = (n + kBlock - 1) / kBlock;
   std::vector<char> finite(nb);

@@ -134,6 +134,24 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
   return panels;
 }
 
+// W (D × 4H) packed for the input projection Z = X·W + b, column tiles cols wide, its
+// columns in tile order (colmap: tile order to Keras's columns, or nullptr).
+template <typename S>
+Buffer<S> pack_input_weights(Index D, Index G, Index cols, const S* W, const Index* colmap) {
+  Buffer<S> panels(PackedGemm<S>::packed_size(D, G));
+  PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, panels.data(), colmap);
+  return panels;
+}
+
+// b in tile order (packed column n is Keras's column colmap[n]); zeros without a bias.
+template <typename S>
+std::vector<S> tile_order_bias(Index G, const S* b, const Index* colmap) {
+  std::vector<S> bias(G, S(0));
+  if (b)
+    for (Index n = 0; n < G; ++n) bias[n] = b[colmap ? colmap[n] : n];
+  return bias;
+}
+
 // A masked step outputs zeros (instead of the previous output) when asked to, and before the
 // row's first real step.
 template <typename S>
@@ -171,6 +189,24 @@ void time_loop(const GateTiling& tl, Index T, bool reverse, Body&& body) {
 
 }  // namespace
 
+template <typename S>
+const typename LSTMPackedWeights<S>::Panels& LSTMPackedWeights<S>::panels(const GateTiling& tl,
+                                                                          Index cols) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& p : panels_)
+    if (p->unit_tile == tl.unit_tile && p->cols == cols) return *p;
+  auto p = std::make_unique<Panels>();
+  p->unit_tile = tl.unit_tile;
+  p->cols = cols;
+  const std::vector<Index> keras_cols = tl.identity() ? std::vector<Index>() : tl.keras_columns();
+  const Index* colmap = keras_cols.empty() ? nullptr : keras_cols.data();
+  p->W = pack_input_weights(D, kNumGates * H, cols, kernel.data(), colmap);
+  p->U = pack_recurrent(tl, recurrent_kernel.data(), false, p->U_offsets, colmap);
+  p->bias = tile_order_bias(kNumGates * H, has_bias ? bias.data() : nullptr, colmap);
+  panels_.push_back(std::move(p));
+  return *panels_.back();
+}
+
 // =======================================================================================
 // Forward
 // =======================================================================================
@@ -200,10 +236,12 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     PackedGemm<S>::pack_parallel(G, D, PackedGemm<S>::tile_cols(Tx * B, D), W, 1, G,
                                  k.WT_panels.data(), nullptr, colmap);
   }
-  // b in tile order: packed column n is Keras's column colmap[n].
-  std::vector<S> bias(G, S(0));
-  if (in.bias)
-    for (Index n = 0; n < G; ++n) bias[n] = in.bias[colmap ? colmap[n] : n];
+  // W, U and b in tile order: packed here, or once before for many calls (inference only;
+  // the training forward packs Uᵀ and Wᵀ above and keeps nothing packed of W and U).
+  const Index cols = PackedGemm<S>::tile_cols(Tx * B, G);
+  const auto* pre = in.packed && !cache ? &in.packed->panels(tl, cols) : nullptr;
+  const std::vector<S> bias_here = pre ? std::vector<S>() : tile_order_bias(G, in.bias, colmap);
+  const S* bias = pre ? pre->bias.data() : bias_here.data();
 
   // Dropout masks (sampled once per sequence by the caller) and the step mask.
   if (in.input_dropout) k.m_x.assign(in.input_dropout, in.input_dropout + B * D);
@@ -243,11 +281,10 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   k.gates.reset(T * B * G);
   Buffer<S> z0(constant ? B * G : 0);
   {
-    Buffer<S> W_panels(PackedGemm<S>::packed_size(D, G));
-    const Index cols = PackedGemm<S>::tile_cols(Tx * B, G);
-    PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, W_panels.data(), colmap);
-    PackedGemm<S>::run_parallel(Tx * B, G, D, cols, x_direct ? in.x : k.x.data(), D, 1, W_panels.data(),
-                                constant ? z0.data() : k.gates.data(), G, false, bias.data());
+    const Buffer<S> W_here = pre ? Buffer<S>() : pack_input_weights(D, G, cols, W, colmap);
+    PackedGemm<S>::run_parallel(Tx * B, G, D, cols, x_direct ? in.x : k.x.data(), D, 1,
+                                pre ? pre->W.data() : W_here.data(),
+                                constant ? z0.data() : k.gates.data(), G, false, bias);
   }
   // Step s's row of sample b is z_rows(s) + b·z_stride.
   const Index z_stride = x_direct ? T * G : G;
@@ -277,8 +314,10 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   if (drop_h)
     for (Index j = 0; j < B * H; ++j) hd[j] = k.h[j] * k.m_h[j];
 
-  std::vector<Index> offsets;
-  const Buffer<S> U_panels = pack_recurrent(tl, U, false, offsets, colmap);
+  std::vector<Index> offsets_here;
+  const Buffer<S> U_here = pre ? Buffer<S>() : pack_recurrent(tl, U, false, offsets_here, colmap);
+  const S* U_panels = pre ? pre->U.data() : U_here.data();
+  const std::vector<Index>& offsets = pre ? pre->U_offsets : offsets_here;
 
   const Activation act = cfg.activation;
   const RecurrentActivation ract = cfg.recurrent_activation;
@@ -292,7 +331,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
 
     // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks
     // (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U); U is walked backwards at odd steps.
-    PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * h_ld, h_ld, 1, U_panels.data() + offsets[ut],
+    PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * h_ld, h_ld, 1, U_panels + offsets[ut],
                        Z + b0 * z_stride + c0, z_stride, !constant,
                        constant ? z0.data() + b0 * G + c0 : nullptr, G, s % 2 == 1);
 
@@ -587,7 +626,8 @@ void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outpu
   template void lstm_forward<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*, LSTMCache<S>*); \
   template void lstm_backward<S>(const LSTMCache<S>&, const S*, const S*, const S*,                 \
                                  const LSTMGrads<S>&);                                              \
-  template void lstm_forward_naive<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*);
+  template void lstm_forward_naive<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*);      \
+  template class LSTMPackedWeights<S>;
 LSTMFAST_INSTANTIATE(float)
 LSTMFAST_INSTANTIATE(double)
 #undef LSTMFAST_INSTANTIATE

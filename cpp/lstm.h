@@ -16,6 +16,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "common.h"
@@ -41,6 +43,9 @@ struct LSTMConfig {
   bool constant_input = false;
 };
 
+template <typename S>
+class LSTMPackedWeights;
+
 // Caller-owned inputs; optional ones are nullptr.
 template <typename S>
 struct LSTMInputs {
@@ -53,6 +58,10 @@ struct LSTMInputs {
   const uint8_t* mask = nullptr;         // (B, T), 1 = real step, or nullptr
   const S* input_dropout = nullptr;      // m_x (B, D) or nullptr
   const S* recurrent_dropout = nullptr;  // m_h (B, H) or nullptr
+  // The same kernel, recurrent_kernel and bias packed once for many calls (kernel,
+  // recurrent_kernel and bias then point at its copy); an inference forward multiplies its
+  // panels instead of packing the weights itself.
+  const LSTMPackedWeights<S>* packed = nullptr;
 };
 
 // How the H units are cut into tiles for the parallel time loop. The gate columns are
@@ -85,6 +94,41 @@ struct GateTiling {
       for (Index j = 0; j < H; ++j) map[g * H + j] = column(g, j);
     return map;
   }
+};
+
+// An LSTM's weights copied and packed once, for many inference forwards: predict() runs one
+// forward per batch on the same weights, and packing W and U (16 MB each at D = H = 1024,
+// read from memory) is 5-10 % of a forward at H ≥ 512. ONNX Runtime likewise packs a model's
+// weights when it loads it. Holds the weights as they were when packed, in Keras's layout,
+// and, made on first use, the panels of every layout a forward has asked for: the tiling
+// (batch tiles from B = 32 up, unit tiles below) and the input projection's column-tile
+// width pick it, so a handful at most. Safe to share between threads.
+template <typename S>
+class LSTMPackedWeights {
+ public:
+  struct Panels {
+    Index unit_tile = 0, cols = 0;  // the layout: GateTiling::unit_tile, the projection's tile width
+    Buffer<S> W, U;                 // W (D × 4H) and U, per unit tile, packed for PackedGemm
+    std::vector<Index> U_offsets;   // where each unit tile's U panels start
+    std::vector<S> bias;            // b in tile order (zeros without a bias)
+  };
+
+  // kernel (D, 4H), recurrent_kernel (H, 4H), bias (4H) or nullptr, copied.
+  LSTMPackedWeights(Index D, Index H, const S* kernel, const S* recurrent_kernel, const S* bias)
+      : D(D), H(H), has_bias(bias != nullptr), kernel(kernel, kernel + D * kNumGates * H),
+        recurrent_kernel(recurrent_kernel, recurrent_kernel + H * kNumGates * H),
+        bias(bias ? std::vector<S>(bias, bias + kNumGates * H) : std::vector<S>()) {}
+
+  const Index D, H;
+  const bool has_bias;
+  const std::vector<S> kernel, recurrent_kernel, bias;  // the copy, in Keras's layout
+
+  // The panels of the layout that tiling tl and column-tile width cols ask for.
+  const Panels& panels(const GateTiling& tl, Index cols) const;
+
+ private:
+  mutable std::mutex mutex_;
+  mutable std::vector<std::unique_ptr<Panels>> panels_;
 };
 
 // What backward needs, in the kernel's time-major, tile-packed layout.

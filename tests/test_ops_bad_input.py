@@ -174,6 +174,30 @@ def test_unknown_activation_names_list_the_known_ones(argument, value):
 
 # --- lstm_backward ---------------------------------------------------------------------------------
 
+def test_packed_weights_refuse_bad_weights_and_mismatched_inputs():
+    a = arrays()
+    raises(ValueError, lambda: ops.pack_lstm_weights(a["kernel"], np.zeros((H, 12), np.float32)),
+           "`recurrent_kernel`", "(units, 4*units)", "(4, 12)")
+    raises(ValueError, lambda: ops.pack_lstm_weights(np.zeros((D, 12), np.float32), a["recurrent_kernel"]),
+           "`kernel`", "(features, 16)", "(3, 12)")
+    raises(TypeError, lambda: ops.pack_lstm_weights(a["kernel"].astype(np.float64), a["recurrent_kernel"]),
+           "`kernel`", "float32", "float64")
+    bad = a["recurrent_kernel"].copy()
+    bad[1, 2] = np.nan
+    raises(ValueError, lambda: ops.pack_lstm_weights(a["kernel"], bad), "`recurrent_kernel`", "NaN", "finite")
+    packed = ops.pack_lstm_weights(a["kernel"], a["recurrent_kernel"], a["bias"])
+    raises(TypeError, lambda: ops.lstm_forward(a["x"], packed, a["recurrent_kernel"]),
+           "leave them out", "lstm_forward(x, packed")
+    raises(TypeError, lambda: ops.lstm_forward(a["x"], packed, bias=a["bias"]), "leave them out")
+    raises(TypeError, lambda: ops.lstm_forward(a["x"].astype(np.float64), packed), "float32", "float64")
+    raises(ValueError, lambda: ops.lstm_forward(np.zeros((B, T, 7), np.float32), packed),
+           "`x` has 7 features", "built for 3", f"({B}, {T}, 3)")
+    raises(TypeError, lambda: ops.lstm_forward(a["x"], a["kernel"]), "`recurrent_kernel`", "pack_lstm_weights")
+    # Initial states and masks are checked against the packed weights' units as ever.
+    raises(ValueError, lambda: ops.lstm_forward(a["x"], packed, h0=np.zeros((B, H + 1), np.float32)),
+           "`h0`", "(2, 4)", "(2, 5)")
+
+
 def test_backward_without_a_training_cache_says_how_to_get_one():
     res = call()
     assert res.cache is None

@@ -185,6 +185,109 @@ def test_inference_forward_equals_training_forward_for_each_option(name, B, dtyp
         np.testing.assert_array_equal(a, b, err_msg=what)
 
 
+def batch_rows(kw, rows):
+    """The keyword arguments of a make_case() call for the samples `rows` (per-sample arrays)."""
+    return {k: v[rows] if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
+@pytest.mark.parametrize("name", OPTION_SETS)
+def test_packed_weights_give_the_same_forward_bit_for_bit(name, dtype):
+    # One pack serves every batch size: 37 rows (batch tiles), 9 rows (unit tiles), each layout
+    # packed on first use, then 37 rows again from the pack's store; and a training forward.
+    args, kw = make_case(90 + len(name), B=37, T=7, D=6, H=70, dtype=dtype, scale=0.4,
+                         **{"initial_state": True, **OPTION_SETS[name]})
+    x, kernel, recurrent_kernel, bias = args
+    packed = ops.pack_lstm_weights(kernel, recurrent_kernel, bias)
+    for rows in (slice(None), slice(3, 12), slice(None)):
+        kw_rows = batch_rows(kw, rows)
+        want = ops.lstm_forward(x[rows], kernel, recurrent_kernel, bias, **kw_rows)
+        got = ops.lstm_forward(np.ascontiguousarray(x[rows]), packed, **kw_rows)
+        for what, a, b in zip(("outputs", "h_T", "c_T"), got[:3], want[:3]):
+            np.testing.assert_array_equal(a, b, err_msg=f"{what}, rows {rows}")
+    trained = ops.lstm_forward(x, packed, **kw, training=True)
+    for what, a, b in zip(("outputs", "h_T", "c_T"), trained[:3], want[:3]):
+        np.testing.assert_array_equal(a, b, err_msg=f"{what}, training")
+
+
+@for_each_shape_and_dtype
+def test_packed_weights_give_the_same_forward_on_every_shape(shape, dtype):
+    # Shapes with several K chunks, tail panels and weights larger than L2 (H = 600); a
+    # time-constant input (timesteps=), projected once.
+    args, kw = shape_case(80, shape, dtype)
+    x, kernel, recurrent_kernel, bias = args
+    x0 = np.ascontiguousarray(x[:, 0])
+    packed = ops.pack_lstm_weights(kernel, recurrent_kernel, bias)
+    for got, want in ((ops.lstm_forward(x, packed, **kw), ops.lstm_forward(*args, **kw)),
+                      (ops.lstm_forward(x0, packed, **kw, timesteps=x.shape[1]),
+                       ops.lstm_forward(x0, kernel, recurrent_kernel, bias, **kw, timesteps=x.shape[1]))):
+        for what, a, b in zip(("outputs", "h_T", "c_T"), got[:3], want[:3]):
+            np.testing.assert_array_equal(a, b, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
+def test_packed_weights_keep_a_layout_for_each_column_tiling(dtype):
+    # The projection of 200 rows cuts its columns in tiles of 16 panels; that of a constant
+    # input's 40 rows in two halves, so that two threads share it: with D = 300 (two K
+    # chunks) the two layouts differ, and the pack keeps both.
+    args, kw = make_case(9, B=40, T=5, D=300, H=20, dtype=dtype, initial_state=True)
+    x, kernel, recurrent_kernel, bias = args
+    x0 = np.ascontiguousarray(x[:, 0])
+    packed = ops.pack_lstm_weights(kernel, recurrent_kernel, bias)
+    for _ in range(2):
+        for got, want in ((ops.lstm_forward(x, packed, **kw), ops.lstm_forward(*args, **kw)),
+                          (ops.lstm_forward(x0, packed, **kw, timesteps=5),
+                           ops.lstm_forward(x0, kernel, recurrent_kernel, bias, **kw, timesteps=5))):
+            for what, a, b in zip(("outputs", "h_T", "c_T"), got[:3], want[:3]):
+                np.testing.assert_array_equal(a, b, err_msg=what)
+
+
+def test_packed_weights_are_a_copy_that_later_changes_to_the_arrays_do_not_reach():
+    args, kw = make_case(7, B=5, T=6, D=4, H=40, dtype=np.float32, initial_state=True)
+    x, kernel, recurrent_kernel, bias = args
+    packed = ops.pack_lstm_weights(kernel, recurrent_kernel, bias)
+    before = ops.lstm_forward(x, packed, **kw).outputs
+    for a in (kernel, recurrent_kernel, bias):
+        a *= 2
+    np.testing.assert_array_equal(ops.lstm_forward(x, packed, **kw).outputs, before)
+    np.testing.assert_array_equal(packed.kernel * 2, kernel)
+    assert not ops.lstm_forward(*args, **kw).outputs.tolist() == before.tolist()
+    for a in (packed.kernel, packed.recurrent_kernel, packed.bias):
+        assert not a.flags.writeable
+        with pytest.raises(ValueError):
+            a[0] = 1.0
+    assert ops.pack_lstm_weights(kernel, recurrent_kernel).bias is None
+
+
+def test_one_pack_shared_by_threads_gives_each_the_same_result():
+    # The layouts are packed on first use under a lock: threads that ask at once for one get
+    # the same panels.
+    import threading
+
+    args, kw = make_case(8, B=40, T=5, D=16, H=130, dtype=np.float32, initial_state=True)
+    x, kernel, recurrent_kernel, bias = args
+    want = {b: ops.lstm_forward(x[:b], kernel, recurrent_kernel, bias, **batch_rows(kw, slice(0, b)))
+            for b in (40, 7)}
+    packed = ops.pack_lstm_weights(kernel, recurrent_kernel, bias)
+    errors = []
+
+    def work(b):
+        try:
+            for _ in range(5):
+                got = ops.lstm_forward(x[:b], packed, **batch_rows(kw, slice(0, b)))
+                for a, w in zip(got[:3], want[b][:3]):
+                    np.testing.assert_array_equal(a, w)
+        except Exception as e:  # reported below, from the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(b,)) for b in (40, 7, 40, 7)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
 @pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
 def test_fast_path_matches_the_naive_cpp_path(dtype):
     for k, options in enumerate([dict(), dict(mask="holes", go_backwards=True, activation="relu"),

@@ -237,6 +237,50 @@ def test_predict_batches_agree_with_one_big_batch_and_keep_float32():
     np.testing.assert_array_equal(m(x), b)
 
 
+def test_predict_and_evaluate_pack_lstm_weights_once_and_forget_them_after(monkeypatch):
+    # Over several batches predict() and evaluate() pack each LSTM's weights once (weights do
+    # not change meanwhile), with the same bits as packing at every batch, and drop the pack
+    # when they return, so that the next call sees weights changed in between.
+    from lstmfast import ops
+
+    x, y = _series(n=50)
+    m = lf.Sequential([L.Input((8, 1)), L.LSTM(8, return_sequences=True),
+                       L.Bidirectional(L.LSTM(6)), L.Dense(1)])
+    m.compile("adam", "mse")
+    lstms = [m.layers[0], m.layers[1].forward_layer, m.layers[1].backward_layer]
+    packs = []
+    pack = ops.pack_lstm_weights
+    monkeypatch.setattr(ops, "pack_lstm_weights", lambda *a: packs.append(1) or pack(*a))
+    batches = [m(x[i:i + 7]) for i in range(0, 50, 7)]
+    assert not packs  # a direct call packs nothing ahead
+    np.testing.assert_array_equal(m.predict(x, batch_size=7, verbose=0), np.concatenate(batches))
+    assert len(packs) == 3 and all(layer._packed is None for layer in lstms)
+    loss = m.evaluate(x, y, batch_size=7, verbose=0)
+    assert len(packs) == 6 and loss == pytest.approx(float(np.mean((np.concatenate(batches) - y) ** 2)), rel=1e-6)
+    m.predict(x, batch_size=50, verbose=0)  # one batch: nothing to share
+    assert len(packs) == 6
+    kernel = m.layers[0].kernel
+    kernel.assign(kernel.numpy() * 0.5)
+    np.testing.assert_array_equal(m.predict(x, batch_size=7, verbose=0),
+                                  np.concatenate([m(x[i:i + 7]) for i in range(0, 50, 7)]))
+
+
+def test_predict_with_callbacks_that_change_weights_uses_the_new_weights():
+    x, _ = _series(n=40)
+    m = _model(seed=3)
+    first = m(x[10:])
+
+    class Halve(lf.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            if batch == 0:
+                k = self.model.layers[0].recurrent_kernel
+                k.assign(k.numpy() * 0.5)
+
+    out = m.predict(x, batch_size=10, verbose=0, callbacks=[Halve()])
+    np.testing.assert_array_equal(out[10:], m(x[10:]))
+    assert not np.array_equal(out[10:], first)
+
+
 def test_stateful_model_carries_state_across_batches_until_reset_states():
     x = np.random.default_rng(0).random((4, 5, 1)).astype(np.float32)
     m = lf.Sequential([L.Input((5, 1), batch_size=4), L.LSTM(3, stateful=True), L.Dense(1)])

@@ -10,6 +10,7 @@ Data are checked once at the door (shapes against the model, NaN/inf, label rang
 once to the model's dtype, so batches are plain slices with no conversion inside the loop.
 """
 
+import contextlib
 import math
 import signal
 import sys
@@ -527,6 +528,22 @@ class Sequential:
             x = y
         return x, mask
 
+    @contextlib.contextmanager
+    def _weights_held(self, batches, callbacks):
+        """For predict() and evaluate(), which change no weight: over several batches the
+        layers may keep work that depends on the weights (packed LSTM weights) from batch to
+        batch. Not with a caller's callbacks, which could change weights between batches."""
+        held = batches > 1 and not callbacks
+        if held:
+            for layer in self._layers:
+                layer._hold_weights(True)
+        try:
+            yield
+        finally:
+            if held:
+                for layer in self._layers:
+                    layer._hold_weights(False)
+
     def _backward(self, dy):
         for layer in reversed(self._layers):
             dy = layer._backward(dy)
@@ -708,7 +725,8 @@ class Sequential:
         cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
                                             verbose=verbose, epochs=1, steps=steps_n)
         cbs.call("on_test_begin", None)
-        logs = self._evaluate_arrays(x, y, sw, batch_size, cbs)
+        with self._weights_held(steps_n, callbacks):
+            logs = self._evaluate_arrays(x, y, sw, batch_size, cbs)
         cbs.call("on_test_end", logs)
         if return_dict:
             return logs
@@ -729,14 +747,15 @@ class Sequential:
                                                 verbose=verbose, epochs=1, steps=nsteps)
             cbs.call("on_predict_begin", None)
         out = None
-        for step in range(nsteps):
-            sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
-            yb = self._forward(x[sl], False)[0]
-            if out is None:
-                out = np.empty((n,) + yb.shape[1:], dtype=yb.dtype)
-            out[sl] = yb
-            if cbs is not None:
-                cbs.call("on_predict_batch_end", step, {"outputs": yb})
+        with self._weights_held(nsteps, callbacks):
+            for step in range(nsteps):
+                sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
+                yb = self._forward(x[sl], False)[0]
+                if out is None:
+                    out = np.empty((n,) + yb.shape[1:], dtype=yb.dtype)
+                out[sl] = yb
+                if cbs is not None:
+                    cbs.call("on_predict_batch_end", step, {"outputs": yb})
         if cbs is not None:
             cbs.call("on_predict_end", None)
         if out is None:

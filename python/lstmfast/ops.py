@@ -27,8 +27,10 @@ __all__ = [
     "LSTMCache",
     "LSTMForward",
     "LSTMGradients",
+    "PackedLSTMWeights",
     "ACTIVATIONS",
     "RECURRENT_ACTIVATIONS",
+    "pack_lstm_weights",
     "lstm_forward",
     "lstm_backward",
     "adam_update",
@@ -86,6 +88,34 @@ class LSTMCache:
         )
 
 
+class PackedLSTMWeights:
+    """An LSTM's ``kernel``, ``recurrent_kernel`` and ``bias``, copied and packed once for many
+    inference forwards; made by :func:`pack_lstm_weights`, passed to :func:`lstm_forward` in
+    place of the weights.
+
+    A forward packs the weights into the layout its matrix products read on every call (about
+    5-10 % of a forward at 512 units and more, where the weights no longer fit in cache); a
+    predict loop over many batches with fixed weights need not. The weights are copied when
+    packed: changing the arrays afterwards does not change the packed copy, which its
+    ``kernel``, ``recurrent_kernel`` and ``bias`` attributes show (read-only).
+    """
+
+    __slots__ = ("_impl", "dtype", "features", "units", "kernel", "recurrent_kernel", "bias")
+
+    def __init__(self, impl, dtype):
+        self._impl = impl
+        self.dtype = np.dtype(dtype)
+        self.features = impl.features
+        self.units = impl.units
+        self.kernel = impl.kernel
+        self.recurrent_kernel = impl.recurrent_kernel
+        self.bias = impl.bias
+
+    def __repr__(self):
+        return (f"PackedLSTMWeights(features={self.features}, units={self.units}, "
+                f"bias={self.bias is not None}, dtype={self.dtype.name})")
+
+
 def _shape(a) -> str:
     return "(" + ", ".join(str(s) for s in a.shape) + ("," if a.ndim == 1 else "") + ")"
 
@@ -141,10 +171,32 @@ def _resolve(name: str, value, table: dict) -> int:
     return table[value.lower()]
 
 
+def pack_lstm_weights(kernel, recurrent_kernel, bias=None) -> PackedLSTMWeights:
+    """Copies and packs an LSTM's weights once, for many calls of :func:`lstm_forward` with
+    ``training=False`` (``lstm_forward(x, packed)``); the checks for shape, dtype and finite
+    values run here once instead of at every call.
+
+    Args:
+        kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None — float32 or float64.
+    """
+    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel, ndim=2)
+    dt, H = recurrent_kernel.dtype, recurrent_kernel.shape[0]
+    if H == 0 or recurrent_kernel.shape[1] != 4 * H:
+        raise ValueError(
+            f"`recurrent_kernel` must have shape (units, 4*units); got {_shape(recurrent_kernel)}"
+        )
+    kernel = _array("kernel", kernel, dt, ndim=2)
+    if kernel.shape[0] == 0 or kernel.shape[1] != 4 * H:
+        raise ValueError(f"`kernel` must have shape (features, {4 * H}) for {H} units; got {_shape(kernel)}")
+    if bias is not None:
+        bias = _array("bias", bias, dt, shape=(4 * H,))
+    return PackedLSTMWeights(_core_fn("pack_lstm_weights", dt)(kernel, recurrent_kernel, bias), dt)
+
+
 def lstm_forward(
     x,
     kernel,
-    recurrent_kernel,
+    recurrent_kernel=None,
     bias=None,
     *,
     h0=None,
@@ -168,7 +220,9 @@ def lstm_forward(
         x: (B, T, D) float32 or float64, C-contiguous; or (B, D) with ``timesteps=T``: the
             same input at every step (what ``RepeatVector`` feeds a decoder), projected once
             instead of T times; :func:`lstm_backward` then returns dx (B, D) = Σ_t ∂L/∂x_t.
-        kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None.
+        kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None. Or ``kernel`` a
+            :class:`PackedLSTMWeights` (from :func:`pack_lstm_weights`), which holds all three:
+            recurrent_kernel and bias are then left out.
         h0, c0: (B, H) initial state, or None for zeros.
         mask: (B, T) bool (or 0/1 integers); a masked step carries h and c through unchanged
             and repeats the previous step's output: zeros before the row's first real step,
@@ -201,7 +255,26 @@ def lstm_forward(
         raise ValueError(
             f"`x` must have at least one sample, one time step and one feature; got shape {_shape(x)}"
         )
-    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel, dt, ndim=2, check_finite=check_finite)
+    packed = None
+    if isinstance(kernel, PackedLSTMWeights):
+        if recurrent_kernel is not None or bias is not None:
+            raise TypeError("packed weights hold `recurrent_kernel` and `bias` too: leave them out "
+                            "(lstm_forward(x, packed, ...))")
+        packed = kernel
+        if packed.dtype != dt:
+            raise TypeError(f"`x` must have dtype {packed.dtype.name} like the packed weights; got {dt}")
+        if packed.features != D:
+            raise ValueError(f"`x` has {D} features but the packed weights were built for "
+                             f"{packed.features}: expected x of shape ({B}, {T}, {packed.features})")
+        # Checked when packed, and read-only since.
+        kernel, recurrent_kernel, bias = packed.kernel, packed.recurrent_kernel, packed.bias
+        weights_check = False
+    elif recurrent_kernel is None:
+        raise TypeError("lstm_forward() needs `recurrent_kernel` (units, 4*units), or packed "
+                        "weights from pack_lstm_weights() in place of `kernel`")
+    else:
+        weights_check = check_finite
+    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel, dt, ndim=2, check_finite=weights_check)
     H = recurrent_kernel.shape[0]
     if H == 0 or recurrent_kernel.shape[1] != 4 * H:
         raise ValueError(
@@ -214,9 +287,9 @@ def lstm_forward(
                 f"`x` has {D} features but `kernel` was built for {kernel.shape[0]}: "
                 f"expected kernel of shape ({D}, {4 * H}), got {got}"
             )
-    kernel = _array("kernel", kernel, dt, shape=(D, 4 * H), check_finite=check_finite)
+    kernel = _array("kernel", kernel, dt, shape=(D, 4 * H), check_finite=weights_check)
     if bias is not None:
-        bias = _array("bias", bias, dt, shape=(4 * H,), check_finite=check_finite)
+        bias = _array("bias", bias, dt, shape=(4 * H,), check_finite=weights_check)
     if h0 is not None:
         h0 = _array("h0", h0, dt, shape=(B, H), check_finite=check_finite)
     if c0 is not None:
@@ -247,7 +320,7 @@ def lstm_forward(
         x, kernel, recurrent_kernel, bias, h0, c0, mask, input_dropout_mask,
         recurrent_dropout_mask, act, ract, bool(go_backwards), bool(return_sequences),
         bool(zero_output_for_mask), bool(training) and not naive, bool(naive),
-        0 if timesteps is None else T,
+        0 if timesteps is None else T, None if packed is None else packed._impl,
     )
     if training and naive:
         raise ValueError("the naive reference path does not keep a cache: use training=False")

@@ -162,6 +162,13 @@ class Layer:
     def _sublayers(self):
         return []
 
+    def _hold_weights(self, held):
+        """predict() and evaluate() call this with True before their first batch and with
+        False after their last: in between the weights do not change, so a layer may keep
+        work that depends on them (an LSTM keeps its weights packed) until the False call."""
+        for sub in self._sublayers():
+            sub._hold_weights(held)
+
     @property
     def weights(self):
         """All weights, trainable first then non-trainable (Keras's order)."""

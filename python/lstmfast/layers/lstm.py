@@ -108,6 +108,8 @@ class LSTM(Layer):
         self.states = None
         self.kernel = self.recurrent_kernel = self.bias = None
         self._cache = None
+        self._weights_held = False  # inside predict()/evaluate(): the weights stay as they are
+        self._packed = None  # the weights packed for those calls (ops.pack_lstm_weights)
 
     @property
     def state_size(self):
@@ -162,6 +164,10 @@ class LSTM(Layer):
     reset_state = reset_states
 
     # ----- computation -----
+    def _hold_weights(self, held):
+        self._weights_held = bool(held)
+        self._packed = None
+
     def _dropout_mask(self, n, width, rate, dtype):
         if rate <= 0.0:
             return None
@@ -204,9 +210,14 @@ class LSTM(Layer):
             timesteps, x = x.shape[1], np.ascontiguousarray(x[:, 0, :])
         elif not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
+        weights = (self.kernel.value, self.recurrent_kernel.value, self.bias.value if self.use_bias else None)
+        if self._weights_held and not training:
+            # predict()/evaluate(): pack the weights once for all their batches.
+            if self._packed is None or self._packed.dtype != x.dtype:
+                self._packed = ops.pack_lstm_weights(*weights)
+            weights = (self._packed, None, None)
         out, h_t, c_t, cache = ops.lstm_forward(
-            x, self.kernel.value, self.recurrent_kernel.value,
-            self.bias.value if self.use_bias else None,
+            x, *weights,
             h0=h0, c0=c0, mask=mask, input_dropout_mask=dp, recurrent_dropout_mask=rdp,
             activation=self._act_name, recurrent_activation=self._ract_name,
             go_backwards=self.go_backwards, return_sequences=self.return_sequences,
