@@ -7,7 +7,10 @@
 Every framework runs float32 on the same number of threads (--threads, default 2) with the same
 weights and inputs. For each case (B batch, T steps, D features, H units) it measures:
   forward  the full-sequence output (B, T, H); torch under no_grad, ONNX Runtime on the
-           torch module exported with torch.onnx.export (an ONNX LSTM node).
+           torch module exported with torch.onnx.export (an ONNX LSTM node). lstmfast twice:
+           ops.lstm_forward on the weight arrays, which packs them on every call as torch
+           does, and on weights packed once by ops.pack_lstm_weights ("packed"), as ONNX
+           Runtime packs a model's weights when it loads it and as predict() runs its batches.
   train    one training step: forward, an MSE loss against a fixed target, backward through
            time and an Adam update of kernel, recurrent kernel and bias (torch: nn.LSTM and
            torch.optim.Adam; lstmfast: ops.lstm_forward(training=True), ops.lstm_backward and
@@ -161,6 +164,7 @@ class LstmfastCase:
         self.kernel[:] = sd["weight_ih_l0"].T
         self.recurrent_kernel[:] = sd["weight_hh_l0"].T
         self.bias[:] = sd["bias_ih_l0"] + sd["bias_hh_l0"]
+        self.packed = ops.pack_lstm_weights(self.kernel, self.recurrent_kernel, self.bias)
         self.x = np.ascontiguousarray(tc.x.numpy())
         self.target = np.ascontiguousarray(tc.target.numpy())
         self.diff = np.empty_like(self.target)
@@ -168,6 +172,9 @@ class LstmfastCase:
 
     def forward(self):
         return self.ops.lstm_forward(self.x, self.kernel, self.recurrent_kernel, self.bias)[0]
+
+    def forward_packed(self):
+        return self.ops.lstm_forward(self.x, self.packed)[0]
 
     def train_step(self, input_gradient=False):
         ops = self.ops
@@ -278,18 +285,19 @@ def main(argv=None) -> int:
             oc = OrtCase(torch, ort, tc, threads, tmpdir) if ort else None
             # The three compute the same thing: check before timing.
             y_torch = tc.forward().numpy()
-            max_diff = {"lstmfast": float(np.max(np.abs(lc.forward() - y_torch)))}
+            max_diff = {"lstmfast": float(np.max(np.abs(lc.forward() - y_torch))),
+                        "lstmfast_packed": float(np.max(np.abs(lc.forward_packed() - y_torch)))}
             if oc:
                 max_diff["onnxruntime"] = float(np.max(np.abs(oc.forward() - y_torch)))
             flops = 2.0 * B * T * 4 * H * (D + H)
             r = {"B": B, "T": T, "D": D, "H": H, "forward_flops": flops, "max_abs_diff_vs_torch": max_diff}
-            fwd = measure_interleaved({"lstmfast": lc.forward, "torch": tc.forward,
-                                       "onnxruntime": oc.forward if oc else None,
+            fwd = measure_interleaved({"lstmfast": lc.forward, "lstmfast_packed": lc.forward_packed,
+                                       "torch": tc.forward, "onnxruntime": oc.forward if oc else None,
                                        "sgemm": sgemm[best]}, *timing)
             case_ceiling = SGEMM_FLOPS / fwd.pop("sgemm") / 1e9
             r["sgemm_ceiling_gflops"] = case_ceiling
             r["forward_ms"] = {k: fwd[k] * 1e3 if k in fwd else None
-                               for k in ("lstmfast", "torch", "onnxruntime")}
+                               for k in ("lstmfast", "lstmfast_packed", "torch", "onnxruntime")}
             if not args.no_train:
                 train = measure_interleaved({"lstmfast": lc.train_step, "torch": tc.train_step,
                                              "lstmfast_with_dx": lambda: lc.train_step(True)}, *timing)
@@ -297,6 +305,7 @@ def main(argv=None) -> int:
             f = r["forward_ms"]
             r["forward_ratio_vs_torch"] = f["lstmfast"] / f["torch"]
             r["forward_ratio_vs_onnxruntime"] = f["lstmfast"] / f["onnxruntime"] if oc else None
+            r["forward_packed_ratio_vs_onnxruntime"] = f["lstmfast_packed"] / f["onnxruntime"] if oc else None
             r["forward_gflops"] = {k: (flops / v / 1e6 if v else None) for k, v in f.items()}
             r["forward_pct_of_ceiling"] = {k: (100.0 * g / case_ceiling if g else None)
                                            for k, g in r["forward_gflops"].items()}
@@ -309,16 +318,19 @@ def main(argv=None) -> int:
             results.append(r)
             print(f"  ran ({B}, {T}, {D}, {H})", file=sys.stderr, flush=True)
 
-    print("forward, full-sequence output (ms)                                    "
+    print("forward, full-sequence output (ms)                                              "
           "% of sgemm ceiling (GFLOP/s)")
-    print(f"{'case (B, T, D, H)':<22}{'lstmfast':>9}{'torch':>9}{'ORT':>9}{'/torch':>8}{'/ORT':>8}"
-          f"{'lstmfast':>10}{'torch':>7}{'ORT':>7}{'ceiling':>9}")
+    print(f"{'case (B, T, D, H)':<22}{'lstmfast':>9}{'packed':>9}{'torch':>9}{'ORT':>9}{'/torch':>8}"
+          f"{'/ORT':>7}{'packed/ORT':>11}{'lstmfast':>10}{'packed':>8}{'torch':>7}{'ORT':>7}{'ceiling':>9}")
     for r in results:
         f, pc = r["forward_ms"], r["forward_pct_of_ceiling"]
         case = f"({r['B']}, {r['T']}, {r['D']}, {r['H']})"
-        print(f"{case:<22}{fmt(f['lstmfast'], '9.2f')}{fmt(f['torch'], '9.2f')}{fmt(f['onnxruntime'], '9.2f')}"
-              f"{fmt(r['forward_ratio_vs_torch'], '8.2f')}{fmt(r['forward_ratio_vs_onnxruntime'], '8.2f')}"
-              f"{fmt(pc['lstmfast'], '9.0f')}%{fmt(pc['torch'], '6.0f')}%{fmt(pc['onnxruntime'], '6.0f')}%"
+        print(f"{case:<22}{fmt(f['lstmfast'], '9.2f')}{fmt(f['lstmfast_packed'], '9.2f')}"
+              f"{fmt(f['torch'], '9.2f')}{fmt(f['onnxruntime'], '9.2f')}"
+              f"{fmt(r['forward_ratio_vs_torch'], '8.2f')}{fmt(r['forward_ratio_vs_onnxruntime'], '7.2f')}"
+              f"{fmt(r['forward_packed_ratio_vs_onnxruntime'], '11.2f')}"
+              f"{fmt(pc['lstmfast'], '9.0f')}%{fmt(pc['lstmfast_packed'], '7.0f')}%"
+              f"{fmt(pc['torch'], '6.0f')}%{fmt(pc['onnxruntime'], '6.0f')}%"
               f"{r['sgemm_ceiling_gflops']:9.1f}")
     if not args.no_train:
         print("\ntrain step: forward + MSE + backward + Adam (ms)                   % of sgemm ceiling")
@@ -332,7 +344,8 @@ def main(argv=None) -> int:
                   f"{pc['lstmfast']:9.0f}%{pc['torch']:6.0f}%")
     worst = max(max(r["max_abs_diff_vs_torch"].values()) for r in results)
     print(f"\nlargest |output − torch output| over all cases: {worst:.1e}")
-    print("ratios below 1 mean lstmfast is faster; the train step's FLOPs are counted as 3x the forward's;\n"
+    print("ratios below 1 mean lstmfast is faster; packed: weights packed once (ops.pack_lstm_weights),\n"
+          "as ONNX Runtime packs them when it loads the model; the train step's FLOPs are counted as 3x the forward's;\n"
           "+dx: lstmfast's step also computing the input gradient, which torch's step computes (the %\n"
           "of ceiling counts that work for every column, so lstmfast's step without dx shows an effective rate)")
 
