@@ -1,6 +1,6 @@
 """Times lstmfast's LSTM against torch.nn.LSTM and ONNX Runtime in the same run.
 
-    python bench/bench_lstm.py                 # all cases, about two and a half minutes on 2 cores
+    python bench/bench_lstm.py                 # all cases, about three minutes on 2 cores
     python bench/bench_lstm.py --quick         # fewer repeats, a quick look
     python bench/bench_lstm.py --json out.json # also write the results as JSON
 
