@@ -128,7 +128,7 @@ std::unique_ptr<LSTMPackedWeights<S>> pack_weights(const Arr<S>& kernel, const A
 template <typename S>
 py::array copy_view(const LSTMPackedWeights<S>& p, const std::vector<S>& v, std::vector<py::ssize_t> shape) {
   py::array a(py::dtype::of<S>(), shape, {}, v.data(), py::cast(p, py::return_value_policy::reference));
-  py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  a.attr("flags").attr("writeable") = false;
   return a;
 }
 
