@@ -108,6 +108,14 @@ inline void activate_span(A a, S* y, const S* z, Index n) {
   if constexpr (std::is_same_v<S, float>) {
     using namespace Eigen::internal;
     using Packet = typename packet_traits<S>::type;
+    constexpr std::uintptr_t kPacketBytes = sizeof(Packet);
+    if (n % packet_traits<S>::size == 0 && reinterpret_cast<std::uintptr_t>(y) % kPacketBytes == 0 &&
+        reinterpret_cast<std::uintptr_t>(z) % kPacketBytes == 0) {
+      // Whole packets from an aligned start: Eigen's loop has no scalar values to do (and
+      // measured a few per cent faster on long rows); the same packet functions either way.
+      activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
+      return;
+    }
     const auto tanh = [](const Packet& p) { return scalar_tanh_op<S>().packetOp(p); };
     const auto sigmoid = [](const Packet& p) { return scalar_logistic_op<S>().packetOp(p); };
     if constexpr (std::is_same_v<A, Activation>) {
