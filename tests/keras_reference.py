@@ -10,7 +10,6 @@ float64 are only float32-accurate; parity is therefore checked in float32.
 
 import os
 
-import numpy as np
 import pytest
 
 

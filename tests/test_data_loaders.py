@@ -1,6 +1,5 @@
 """Dataset loaders read the built-in data and fail on bad files naming the file and line."""
 
-import os
 
 import numpy as np
 import pytest

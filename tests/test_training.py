@@ -1,7 +1,6 @@
 """fit / evaluate / predict behaviour: reproducibility, Ctrl-C, validation, shuffling, epochs,
 sample and class weights, train_on_batch, summary, learnability."""
 
-import os
 import signal
 
 import numpy as np

@@ -15,7 +15,6 @@ Also ``python -m lstmfast ...``. Every subcommand takes ``--out MODEL_DIR``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 PIPELINES = {

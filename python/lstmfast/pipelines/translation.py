@@ -171,7 +171,7 @@ def load_pairs(config):
     if config.data is None:
         tr, va, te = D.split_numbers(config.n_train, config.n_val, config.n_test, seed=config.seed)
         return (D.number_phrases(tr), D.number_phrases(va), D.number_phrases(te),
-                f"numbers 0..99999 in English and French (num2words); test numbers never seen in training")
+                "numbers 0..99999 in English and French (num2words); test numbers never seen in training")
     if config.data == "ding":
         pairs = D.load_ding()
         desc = f"Ding German-English example sentences ({D.DING_PATH})"
