@@ -164,6 +164,8 @@ class LstmfastCase:
         self.kernel[:] = sd["weight_ih_l0"].T
         self.recurrent_kernel[:] = sd["weight_hh_l0"].T
         self.bias[:] = sd["bias_ih_l0"] + sd["bias_hh_l0"]
+        # A copy of the weights as they are now: the forward rounds run before the train
+        # steps, whose Adam updates change the arrays (and not this copy).
         self.packed = ops.pack_lstm_weights(self.kernel, self.recurrent_kernel, self.bias)
         self.x = np.ascontiguousarray(tc.x.numpy())
         self.target = np.ascontiguousarray(tc.target.numpy())

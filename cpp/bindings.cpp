@@ -115,7 +115,10 @@ std::unique_ptr<LSTMPackedWeights<S>> pack_weights(const Arr<S>& kernel, const A
                                                    const std::optional<Arr<S>>& bias) {
   const Index H = recurrent_kernel.ndim() == 2 ? recurrent_kernel.shape(0) : -1;
   const Index D = kernel.ndim() == 2 ? kernel.shape(0) : -1;
-  if (D < 1 || H < 1) throw std::invalid_argument("empty or non-2-D LSTM weights");
+  if (D < 1 || H < 1)
+    throw std::invalid_argument("kernel (D, 4H) and recurrent_kernel (H, 4H) must be non-empty 2-D arrays; got " +
+                                std::to_string(kernel.ndim()) + "-D and " + std::to_string(recurrent_kernel.ndim()) +
+                                "-D");
   expect_shape("kernel", kernel, {D, 4 * H});
   expect_shape("recurrent_kernel", recurrent_kernel, {H, 4 * H});
   if (bias) expect_shape("bias", *bias, {4 * H});

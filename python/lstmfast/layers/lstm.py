@@ -213,7 +213,7 @@ class LSTM(Layer):
         weights = (self.kernel.value, self.recurrent_kernel.value, self.bias.value if self.use_bias else None)
         if self._weights_held and not training:
             # predict()/evaluate(): pack the weights once for all their batches.
-            if self._packed is None or self._packed.dtype != x.dtype:
+            if self._packed is None:
                 self._packed = ops.pack_lstm_weights(*weights)
             weights = (self._packed, None, None)
         out, h_t, c_t, cache = ops.lstm_forward(
