@@ -387,9 +387,15 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
 
     // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks
     // (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U); U is walked backwards at odd steps.
-    PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * h_ld, h_ld, 1, U_panels + offsets[ut],
-                       Z + b0 * z_stride + c0, z_stride, !constant,
-                       constant ? z0.data() + b0 * G + c0 : nullptr, G, s % 2 == 1);
+    // Without an initial state h_{−1} = 0 and the first step's product adds nothing.
+    if (s > 0 || in.h0) {
+      PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * h_ld, h_ld, 1, U_panels + offsets[ut],
+                         Z + b0 * z_stride + c0, z_stride, !constant,
+                         constant ? z0.data() + b0 * G + c0 : nullptr, G, s % 2 == 1);
+    } else if (constant) {
+      for (Index b = b0; b < b0 + bn; ++b)
+        std::copy_n(z0.data() + b * G + c0, kNumGates * w, Z + b * z_stride + c0);
+    }
 
     const S* c_prev = c_rows(s);
     S* c_next = c_rows(s + 1);
