@@ -30,9 +30,12 @@ GateTiling GateTiling::choose(Index B, Index H) {
   // rows (32 → 16 + 16, 64 → 32 + 32, 100 → 4 × 25) and units are not split. A smaller batch
   // gives each tile too few rows for an efficient GEMM; then the units are cut in two halves
   // (when H > 64), which costs a barrier per step but halves the recurrent weights each
-  // thread streams through per step. The tiling depends on B and H only, never on the
-  // number of threads, and so do the results.
-  if (B >= 32) {
+  // thread streams through per step. So are they from H = 768 on, whatever the batch: U is
+  // then 9 MB or more (float), more than stays in L3 from one step to the next, and each
+  // step's product is bound by streaming it from memory — half of it per thread, for twice
+  // the rows, instead of all of it for each. The tiling depends on B and H only, never on
+  // the number of threads, and so do the results.
+  if (B >= 32 && H < 768) {
     Index n = std::max<Index>(2, (B + 16) / 32);
     n += n % 2;
     t.batch_tile = (B + n - 1) / n;
