@@ -48,7 +48,7 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
                   const std::optional<Arr<S>>& recurrent_dropout, int activation,
                   int recurrent_activation, bool go_backwards, bool return_sequences,
                   bool zero_output_for_mask, bool training, bool naive, Index timesteps,
-                  const LSTMPackedWeights<S>* packed) {
+                  const LSTMPackedWeights<S>* packed, bool check_weights) {
   // x (B, T, D); or (B, D) with timesteps = T: the same input at every step.
   LSTMConfig cfg;
   cfg.constant_input = timesteps > 0;
@@ -96,6 +96,7 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
   in.input_dropout = opt_ptr(input_dropout);
   in.recurrent_dropout = opt_ptr(recurrent_dropout);
   in.packed = packed;
+  in.check_weights = check_weights && !naive;
 
   Arr<S> out = return_sequences ? Arr<S>({B, T, H}) : Arr<S>({B, H});
   Arr<S> hT({B, H}), cT({B, H});
@@ -269,7 +270,7 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("recurrent_dropout").noconvert(), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("go_backwards"), py::arg("return_sequences"),
         py::arg("zero_output_for_mask"), py::arg("training"), py::arg("naive") = false,
-        py::arg("timesteps") = 0, py::arg("packed") = py::none());
+        py::arg("timesteps") = 0, py::arg("packed") = py::none(), py::arg("check_weights") = false);
   m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
         py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert(),
         py::arg("input_gradient") = true);
@@ -294,6 +295,8 @@ void register_dtype(py::module_& m, const char* suffix) {
 PYBIND11_MODULE(LSTMFAST_MODULE, m) {
   m.doc() = "lstmfast C++ kernels (" LSTMFAST_ISA " build); use lstmfast.ops instead.";
   Eigen::setNbThreads(1);  // all parallelism is lstmfast's own, over fixed tiles
+  // lstm_forward's refusal of weights holding NaN or ±inf: a ValueError naming the array.
+  py::register_exception<lstmfast::NonFiniteWeights>(m, "NonFiniteWeightsError", PyExc_ValueError);
   register_dtype<float>(m, "f32");
   register_dtype<double>(m, "f64");
   m.attr("isa") = LSTMFAST_ISA;

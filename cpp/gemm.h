@@ -65,8 +65,12 @@ struct PackedGemm {
   // column colmap[n] (element (k, n) at src[k·rs + colmap[n]·cs]). A row map does the same
   // for the rows, column by column only (cs ≠ 1): element (k, n) at src[rowmap[k]·rs + n·cs];
   // the row-by-row path, which packs every forward's weights, stays free of it.
-  static void pack_chunk(Index K, Index N, Index k0, const S* src, Index rs, Index cs, S* dst,
-                         const Index* colmap = nullptr, const Index* rowmap = nullptr) {
+  // check (row-by-row path only): also test every value read for NaN and ±inf on the way,
+  // which then costs no pass of its own over the source; returns false when one is not
+  // finite (true when not asked).
+  static bool pack_chunk(Index K, Index N, Index k0, const S* src, Index rs, Index cs, S* dst,
+                         const Index* colmap = nullptr, const Index* rowmap = nullptr,
+                         bool check = false) {
     const Index np = (N + NR - 1) / NR;
     const Index kc = std::min(kKc, K - k0);
     S* chunk = dst + k0 * np * NR;
@@ -82,22 +86,32 @@ struct PackedGemm {
           if (col(p * NR + c) != start[p] + c) start[p] = -1;
       }
       eigen_assert(!rowmap && "a row map needs the column-by-column path (cs != 1)");
+      using namespace Eigen::internal;
+      // x·0 is 0 for a finite x and NaN otherwise: the sum over every value read is 0
+      // exactly when all of them are finite (as all_finite in common.h).
+      Packet bad = pzero(Packet());
+      S bad_scalar = 0;
       for (Index k = 0; k < kc; ++k) {
         const S* s = src + (k0 + k) * rs;
         S* d = chunk + k * NR;
         for (Index p = 0; p < np; ++p, d += kc * NR) {
           if (start[p] >= 0) {  // two packet moves (std::copy of NR values calls memmove)
-            using namespace Eigen::internal;
-            pstoreu(d, ploadu<Packet>(s + start[p]));
-            pstoreu(d + PS, ploadu<Packet>(s + start[p] + PS));
+            const Packet v0 = ploadu<Packet>(s + start[p]), v1 = ploadu<Packet>(s + start[p] + PS);
+            pstoreu(d, v0);
+            pstoreu(d + PS, v1);
+            if (check) bad = pmadd(v1, pzero(v1), pmadd(v0, pzero(v0), bad));
           } else {
             const Index nc = std::min<Index>(NR, N - p * NR);
             for (Index c = 0; c < nc; ++c) d[c] = s[col(p * NR + c)];
             std::fill(d + nc, d + NR, S(0));
+            if (check)
+              for (Index c = 0; c < nc; ++c) bad_scalar += d[c] * S(0);
           }
         }
       }
+      return !check || predux(bad) + bad_scalar == S(0);
     } else {
+      eigen_assert(!check && "the finite check runs on the row-by-row path (cs == 1)");
       using namespace Eigen::internal;
       for (Index p = 0; p < np; ++p) {
         S* d = chunk + p * kc * NR;
@@ -136,21 +150,26 @@ struct PackedGemm {
         scalar(k, kc);
       }
     }
+    return true;
   }
 
   // Packs B for run_parallel: its column tiles (cols wide, from tile_cols), the tile of
   // column j0 at dst + j0·K, each laid out as a whole matrix is; the (tile, K chunk) pieces in
-  // parallel. colmap (N entries) and rowmap (K entries), when given, as in pack_chunk.
-  static void pack_parallel(Index K, Index N, Index cols, const S* src, Index rs, Index cs, S* dst,
-                            const Index* colmap = nullptr, const Index* rowmap = nullptr) {
-    const Index nk = num_chunks(K);
-    parallel_for_tiles((N + cols - 1) / cols * nk, [&](Index t) {
+  // parallel. colmap (N entries), rowmap (K entries) and check, when given, as in
+  // pack_chunk; returns false when check finds a value that is not finite.
+  static bool pack_parallel(Index K, Index N, Index cols, const S* src, Index rs, Index cs, S* dst,
+                            const Index* colmap = nullptr, const Index* rowmap = nullptr,
+                            bool check = false) {
+    const Index nk = num_chunks(K), pieces = (N + cols - 1) / cols * nk;
+    std::vector<char> finite(pieces, 1);
+    parallel_for_tiles(pieces, [&](Index t) {
       const Index j0 = t / nk * cols;
       // A map holds source columns, so its tile reads from src itself; without one the
       // tile's columns start at column j0.
-      pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, colmap ? src : src + j0 * cs, rs, cs,
-                 dst + j0 * K, colmap ? colmap + j0 : nullptr, rowmap);
+      finite[t] = pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, colmap ? src : src + j0 * cs, rs,
+                             cs, dst + j0 * K, colmap ? colmap + j0 : nullptr, rowmap, check);
     });
+    return std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
   }
 
   // Packs rows [0, R) × columns [0, kc) of A (element (r, k) at A[r·ars + k·aks]) k-major:

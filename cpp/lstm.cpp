@@ -170,9 +170,11 @@ inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
 //   backward: dh_tile = dz·U[tile's w rows, :]ᵀ               B = (4H × w)
 // Returns the panels; offsets[k] is where tile k's start. U is in Keras's order; colmap
 // (tl.keras_columns(), or nullptr with one unit tile) maps tile order to its columns.
+// finite, when given (forward only), is set to whether every value of U is finite, tested
+// on the way.
 template <typename S>
 Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std::vector<Index>& offsets,
-                         const Index* colmap) {
+                         const Index* colmap, bool* finite = nullptr) {
   using PG = PackedGemm<S>;
   const Index H = tl.H, G = kNumGates * H;
   offsets.assign(tl.n_unit_tiles + 1, 0);
@@ -183,22 +185,28 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
   Buffer<S> panels(offsets.back());
   // Every (unit tile, K chunk) piece on its own, all in parallel.
   const Index nk = PG::num_chunks(transposed ? G : H);
+  std::vector<char> ok(tl.n_unit_tiles * nk, 1);
   parallel_for_tiles(tl.n_unit_tiles * nk, [&](Index t) {
     const Index k = t / nk, k0 = t % nk * PG::kKc, u0 = tl.u0(k), w = tl.width(k);
     const Index c0 = kNumGates * u0;  // the tile's first packed column
     if (transposed) PG::pack_chunk(G, w, k0, U + u0 * G, 1, G, panels.data() + offsets[k], nullptr, colmap);
-    else PG::pack_chunk(H, kNumGates * w, k0, colmap ? U : U + c0, G, 1, panels.data() + offsets[k],
-                        colmap ? colmap + c0 : nullptr);
+    else ok[t] = PG::pack_chunk(H, kNumGates * w, k0, colmap ? U : U + c0, G, 1, panels.data() + offsets[k],
+                                colmap ? colmap + c0 : nullptr, nullptr, finite != nullptr);
   });
+  if (finite) *finite = std::all_of(ok.begin(), ok.end(), [](char f) { return f != 0; });
   return panels;
 }
 
 // W (D × 4H) packed for the input projection Z = X·W + b, column tiles cols wide, its
-// columns in tile order (colmap: tile order to Keras's columns, or nullptr).
+// columns in tile order (colmap: tile order to Keras's columns, or nullptr). finite, when
+// given, is set to whether every value of W is finite, tested on the way.
 template <typename S>
-Buffer<S> pack_input_weights(Index D, Index G, Index cols, const S* W, const Index* colmap) {
+Buffer<S> pack_input_weights(Index D, Index G, Index cols, const S* W, const Index* colmap,
+                             bool* finite = nullptr) {
   Buffer<S> panels(PackedGemm<S>::packed_size(D, G));
-  PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, panels.data(), colmap);
+  const bool ok = PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, panels.data(), colmap, nullptr,
+                                               finite != nullptr);
+  if (finite) *finite = ok;
   return panels;
 }
 
@@ -339,8 +347,12 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   // is projected once, z0 = x·W + b (B, 4H), and the loop's GEMM adds it to every step's Z.
   k.gates.reset(T * B * G);
   Buffer<S> z0(constant ? B * G : 0);
+  // Weights packed here are tested for NaN and ±inf on the way when the caller asks.
+  bool finite = true;
+  bool* const check = in.check_weights ? &finite : nullptr;
   {
-    const Buffer<S> W_here = pre ? Buffer<S>() : pack_input_weights(D, G, cols, W, colmap);
+    const Buffer<S> W_here = pre ? Buffer<S>() : pack_input_weights(D, G, cols, W, colmap, check);
+    if (!finite) throw NonFiniteWeights("kernel");
     PackedGemm<S>::run_parallel(Tx * B, G, D, cols, x_direct ? in.x : k.x.data(), D, 1,
                                 pre ? pre->W.data() : W_here.data(),
                                 constant ? z0.data() : k.gates.data(), G, false, bias);
@@ -374,7 +386,8 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     for (Index j = 0; j < B * H; ++j) hd[j] = k.h[j] * k.m_h[j];
 
   std::vector<Index> offsets_here;
-  const Buffer<S> U_here = pre ? Buffer<S>() : pack_recurrent(tl, U, false, offsets_here, colmap);
+  const Buffer<S> U_here = pre ? Buffer<S>() : pack_recurrent(tl, U, false, offsets_here, colmap, check);
+  if (!finite) throw NonFiniteWeights("recurrent_kernel");
   const S* U_panels = pre ? pre->U.data() : U_here.data();
   const std::vector<Index>& offsets = pre ? pre->U_offsets : offsets_here;
 

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 #include "common.h"
@@ -62,6 +63,15 @@ struct LSTMInputs {
   // recurrent_kernel and bias then point at its copy); an inference forward multiplies its
   // panels instead of packing the weights itself.
   const LSTMPackedWeights<S>* packed = nullptr;
+  // Test kernel and recurrent_kernel for NaN and ±inf while packing them (which reads every
+  // value anyway), throwing NonFiniteWeights; weights already packed are not tested again.
+  bool check_weights = false;
+};
+
+// What lstm_forward throws when check_weights finds NaN or ±inf in a weight matrix; what()
+// names it: "kernel" or "recurrent_kernel".
+struct NonFiniteWeights : std::invalid_argument {
+  using std::invalid_argument::invalid_argument;
 };
 
 // How the H units are cut into tiles for the parallel time loop. The gate columns are

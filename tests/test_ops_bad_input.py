@@ -138,6 +138,51 @@ def test_one_nan_or_inf_anywhere_in_a_large_kernel_is_found(dtype, where):
     ops.lstm_forward(x, np.zeros((D, 4 * H), dtype), u)  # all finite: accepted
 
 
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+@pytest.mark.parametrize("batch, units", ((2, 70), (40, 13), (3, 600)),
+                         ids=("units_cut_unevenly", "batch_cut", "three_k_chunks"))
+def test_the_weights_are_tested_for_nan_while_packed_at_every_place(dtype, batch, units):
+    # kernel and recurrent_kernel are tested while the kernels pack them: panels copied whole,
+    # panels whose columns a unit tiling scatters (H = 70 in tiles of 40 and 30 units), tail
+    # panels, several K chunks (H = 600), training or not. Every column of one row, every row
+    # of one column (a stride of them at H = 600).
+    rng = np.random.default_rng(3)
+    D = 5
+    x = rng.standard_normal((batch, 2, D)).astype(dtype)
+    w = {"kernel": rng.standard_normal((D, 4 * units)).astype(dtype) * 0.1,
+         "recurrent_kernel": rng.standard_normal((units, 4 * units)).astype(dtype) * 0.1}
+    step = 1 if units < 100 else 37
+    for name, a in w.items():
+        rows, cols = a.shape
+        places = [(rows // 2, j) for j in range(0, cols, step)] + [(i, cols - 1) for i in range(0, rows, step)]
+        places += [(0, 0), (rows - 1, cols - 1)]
+        for n, (i, j) in enumerate(places):
+            bad = a.copy()
+            bad[i, j] = (np.nan, np.inf, -np.inf)[n % 3]
+            kind = "NaN" if n % 3 == 0 else "inf"
+            args = dict(w, **{name: bad})
+            raises(ValueError, lambda: ops.lstm_forward(x, args["kernel"], args["recurrent_kernel"],
+                                                        training=n % 2 == 1), f"`{name}`", kind)
+    ops.lstm_forward(x, w["kernel"], w["recurrent_kernel"])  # all finite: accepted
+
+
+def test_the_largest_finite_weights_are_accepted():
+    # The test sums x·0 over the values: 0 for any finite x, however large, never inf.
+    big = np.finfo(np.float32).max
+    k = np.full((D, 4 * H), big, np.float32)
+    k[0, ::2] = -big
+    u = np.full((H, 4 * H), -big, np.float32)
+    ops.lstm_forward(arrays()["x"], k, u)
+
+
+def test_check_finite_false_skips_the_weights_test():
+    a = arrays()
+    a["recurrent_kernel"][1, 2] = np.nan
+    out = ops.lstm_forward(a["x"], a["kernel"], a["recurrent_kernel"], check_finite=False).outputs
+    # h_0·U reaches unit 2's input gate: NaN from the second step on (the first has h = 0).
+    assert np.isfinite(out[:, 0]).all() and np.isnan(out[:, 1:, 2]).all()
+
+
 def test_check_finite_false_skips_the_scan():
     x = arrays()["x"]
     x[0, 0, 0] = np.nan

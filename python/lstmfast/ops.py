@@ -143,9 +143,13 @@ def _array(name: str, a, dtype=None, shape=None, ndim=None, check_finite=True) -
             "(pass np.ascontiguousarray(...))"
         )
     if check_finite and not all_finite(a):
-        bad = "NaN" if np.isnan(a).any() else "inf"
-        raise ValueError(f"`{name}` contains {bad} values; every value must be finite")
+        raise _non_finite(name, a)
     return a
+
+
+def _non_finite(name: str, a: np.ndarray) -> ValueError:
+    bad = "NaN" if np.isnan(a).any() else "inf"
+    return ValueError(f"`{name}` contains {bad} values; every value must be finite")
 
 
 def all_finite(a) -> bool:
@@ -274,7 +278,10 @@ def lstm_forward(
                         "weights from pack_lstm_weights() in place of `kernel`")
     else:
         weights_check = check_finite
-    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel, dt, ndim=2, check_finite=weights_check)
+    # The kernels test kernel and recurrent_kernel for NaN and inf while packing them, which
+    # reads every value anyway (the naive reference packs nothing: checked here for it).
+    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel, dt, ndim=2,
+                              check_finite=weights_check and naive)
     H = recurrent_kernel.shape[0]
     if H == 0 or recurrent_kernel.shape[1] != 4 * H:
         raise ValueError(
@@ -287,7 +294,7 @@ def lstm_forward(
                 f"`x` has {D} features but `kernel` was built for {kernel.shape[0]}: "
                 f"expected kernel of shape ({D}, {4 * H}), got {got}"
             )
-    kernel = _array("kernel", kernel, dt, shape=(D, 4 * H), check_finite=weights_check)
+    kernel = _array("kernel", kernel, dt, shape=(D, 4 * H), check_finite=weights_check and naive)
     if bias is not None:
         bias = _array("bias", bias, dt, shape=(4 * H,), check_finite=weights_check)
     if h0 is not None:
@@ -316,12 +323,17 @@ def lstm_forward(
             f"LSTM of batch={B}, timesteps={T}, features={D}, units={H} would need about "
             f"{need / 2**30:.0f} GiB of buffers; split the batch or the sequence"
         )
-    out, h, c, cache = _core_fn("lstm_forward", dt)(
-        x, kernel, recurrent_kernel, bias, h0, c0, mask, input_dropout_mask,
-        recurrent_dropout_mask, act, ract, bool(go_backwards), bool(return_sequences),
-        bool(zero_output_for_mask), bool(training) and not naive, bool(naive),
-        0 if timesteps is None else T, None if packed is None else packed._impl,
-    )
+    try:
+        out, h, c, cache = _core_fn("lstm_forward", dt)(
+            x, kernel, recurrent_kernel, bias, h0, c0, mask, input_dropout_mask,
+            recurrent_dropout_mask, act, ract, bool(go_backwards), bool(return_sequences),
+            bool(zero_output_for_mask), bool(training) and not naive, bool(naive),
+            0 if timesteps is None else T, None if packed is None else packed._impl,
+            bool(weights_check),
+        )
+    except core.NonFiniteWeightsError as e:  # names the array: "kernel" or "recurrent_kernel"
+        name = str(e)
+        raise _non_finite(name, kernel if name == "kernel" else recurrent_kernel) from None
     if training and naive:
         raise ValueError("the naive reference path does not keep a cache: use training=False")
     return LSTMForward(out, h, c, LSTMCache(cache, dt) if cache is not None else None)
