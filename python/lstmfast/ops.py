@@ -239,7 +239,8 @@ def lstm_forward(
         go_backwards: process t = T-1, ..., 0; outputs stay in processing order (Keras).
         return_sequences: outputs of every step (B, T, H), else of the last (B, H).
         training: keep a cache for :func:`lstm_backward`.
-        check_finite: reject NaN/inf in the inputs (one pass over them).
+        check_finite: reject NaN/inf in the inputs (one pass over x and the other arrays;
+            kernel and recurrent_kernel are tested while the kernel packs them).
         naive: run the slow reference implementation instead (for testing).
         timesteps: T for a 2-D, time-constant ``x``; None (default) for a 3-D ``x``.
 
