@@ -178,6 +178,11 @@ void parallel_for_tiles(Index n, F&& f) {
   }
 }
 
+// True when every flag is set (per-piece results of a parallel pass).
+inline bool all_set(const std::vector<char>& flags) {
+  return std::all_of(flags.begin(), flags.end(), [](char f) { return f != 0; });
+}
+
 // True when no value of p[0, n) is NaN or ±inf. x·0 is 0 for a finite x and NaN otherwise,
 // so the sum of x·0 over a block is 0 exactly when the block is finite: one pass at memory
 // speed without a temporary, large arrays in fixed blocks on all threads.
@@ -210,7 +215,7 @@ bool all_finite(const S* p, Index n) {
   } else {
     parallel_for_tiles(nb, check);
   }
-  return std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
+  return all_set(finite);
 }
 
 }  // namespace lstmfast

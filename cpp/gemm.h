@@ -177,7 +177,7 @@ struct PackedGemm {
       finite[t] = pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, colmap ? src : src + j0 * cs, rs,
                              cs, dst + j0 * K, colmap ? colmap + j0 : nullptr, rowmap, check);
     });
-    return std::all_of(finite.begin(), finite.end(), [](char f) { return f != 0; });
+    return all_set(finite);
   }
 
   // Packs rows [0, R) × columns [0, kc) of A (element (r, k) at A[r·ars + k·aks]) k-major:

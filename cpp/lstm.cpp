@@ -193,7 +193,7 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
     else ok[t] = PG::pack_chunk(H, kNumGates * w, k0, colmap ? U : U + c0, G, 1, panels.data() + offsets[k],
                                 colmap ? colmap + c0 : nullptr, nullptr, finite != nullptr);
   });
-  if (finite) *finite = std::all_of(ok.begin(), ok.end(), [](char f) { return f != 0; });
+  if (finite) *finite = all_set(ok);
   return panels;
 }
 

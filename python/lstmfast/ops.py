@@ -147,6 +147,14 @@ def _array(name: str, a, dtype=None, shape=None, ndim=None, check_finite=True) -
     return a
 
 
+def _recurrent_kernel(a, dtype, check_finite) -> np.ndarray:
+    """Checks a recurrent kernel: an array of shape (units, 4*units), units ≥ 1."""
+    a = _array("recurrent_kernel", a, dtype, ndim=2, check_finite=check_finite)
+    if a.shape[0] == 0 or a.shape[1] != 4 * a.shape[0]:
+        raise ValueError(f"`recurrent_kernel` must have shape (units, 4*units); got {_shape(a)}")
+    return a
+
+
 def _non_finite(name: str, a: np.ndarray) -> ValueError:
     bad = "NaN" if np.isnan(a).any() else "inf"
     return ValueError(f"`{name}` contains {bad} values; every value must be finite")
@@ -183,12 +191,8 @@ def pack_lstm_weights(kernel, recurrent_kernel, bias=None) -> PackedLSTMWeights:
     Args:
         kernel: (D, 4H); recurrent_kernel: (H, 4H); bias: (4H,) or None — float32 or float64.
     """
-    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel, ndim=2)
+    recurrent_kernel = _recurrent_kernel(recurrent_kernel, None, check_finite=True)
     dt, H = recurrent_kernel.dtype, recurrent_kernel.shape[0]
-    if H == 0 or recurrent_kernel.shape[1] != 4 * H:
-        raise ValueError(
-            f"`recurrent_kernel` must have shape (units, 4*units); got {_shape(recurrent_kernel)}"
-        )
     kernel = _array("kernel", kernel, dt, ndim=2)
     if kernel.shape[0] == 0 or kernel.shape[1] != 4 * H:
         raise ValueError(f"`kernel` must have shape (features, {4 * H}) for {H} units; got {_shape(kernel)}")
@@ -281,13 +285,8 @@ def lstm_forward(
         weights_check = check_finite
     # The kernels test kernel and recurrent_kernel for NaN and inf while packing them, which
     # reads every value anyway (the naive reference packs nothing: checked here for it).
-    recurrent_kernel = _array("recurrent_kernel", recurrent_kernel, dt, ndim=2,
-                              check_finite=weights_check and naive)
+    recurrent_kernel = _recurrent_kernel(recurrent_kernel, dt, check_finite=weights_check and naive)
     H = recurrent_kernel.shape[0]
-    if H == 0 or recurrent_kernel.shape[1] != 4 * H:
-        raise ValueError(
-            f"`recurrent_kernel` must have shape (units, 4*units); got {_shape(recurrent_kernel)}"
-        )
     if not isinstance(kernel, np.ndarray) or kernel.ndim != 2 or kernel.shape[0] != D:
         got = _shape(kernel) if isinstance(kernel, np.ndarray) else type(kernel).__name__
         if isinstance(kernel, np.ndarray) and kernel.ndim == 2 and kernel.shape[1] == 4 * H:

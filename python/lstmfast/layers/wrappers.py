@@ -7,7 +7,6 @@ is flipped back into time order before merging, and both copies get
 `zero_output_for_mask = return_sequences`, so masked steps output zeros in sequence mode.
 """
 
-
 import numpy as np
 
 from .layer import Layer, _auto_name
