@@ -171,7 +171,7 @@ inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
 // Returns the panels; offsets[k] is where tile k's start. U is in Keras's order; colmap
 // (tl.keras_columns(), or nullptr with one unit tile) maps tile order to its columns.
 // finite, when given (forward only), is set to whether every value of U is finite, tested
-// on the way.
+// on the way. A large forward U is written around the caches (PackedGemm::streams_packing).
 template <typename S>
 Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std::vector<Index>& offsets,
                          const Index* colmap, bool* finite = nullptr) {
@@ -185,13 +185,14 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
   Buffer<S> panels(offsets.back());
   // Every (unit tile, K chunk) piece on its own, all in parallel.
   const Index nk = PG::num_chunks(transposed ? G : H);
+  const bool stream = !transposed && PG::streams_packing(H, G);
   std::vector<char> ok(tl.n_unit_tiles * nk, 1);
   parallel_for_tiles(tl.n_unit_tiles * nk, [&](Index t) {
     const Index k = t / nk, k0 = t % nk * PG::kKc, u0 = tl.u0(k), w = tl.width(k);
     const Index c0 = kNumGates * u0;  // the tile's first packed column
     if (transposed) PG::pack_chunk(G, w, k0, U + u0 * G, 1, G, panels.data() + offsets[k], nullptr, colmap);
     else ok[t] = PG::pack_chunk(H, kNumGates * w, k0, colmap ? U : U + c0, G, 1, panels.data() + offsets[k],
-                                colmap ? colmap + c0 : nullptr, nullptr, finite != nullptr);
+                                colmap ? colmap + c0 : nullptr, nullptr, finite != nullptr, stream);
   });
   if (finite) *finite = all_set(ok);
   return panels;
@@ -199,13 +200,15 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std:
 
 // W (D × 4H) packed for the input projection Z = X·W + b, column tiles cols wide, its
 // columns in tile order (colmap: tile order to Keras's columns, or nullptr). finite, when
-// given, is set to whether every value of W is finite, tested on the way.
+// given, is set to whether every value of W is finite, tested on the way. A large W is
+// written around the caches (PackedGemm::streams_packing).
 template <typename S>
 Buffer<S> pack_input_weights(Index D, Index G, Index cols, const S* W, const Index* colmap,
                              bool* finite = nullptr) {
-  Buffer<S> panels(PackedGemm<S>::packed_size(D, G));
-  const bool ok = PackedGemm<S>::pack_parallel(D, G, cols, W, G, 1, panels.data(), colmap, nullptr,
-                                               finite != nullptr);
+  using PG = PackedGemm<S>;
+  Buffer<S> panels(PG::packed_size(D, G));
+  const bool ok = PG::pack_parallel(D, G, cols, W, G, 1, panels.data(), colmap, nullptr, finite != nullptr,
+                                    PG::streams_packing(D, G));
   if (finite) *finite = ok;
   return panels;
 }

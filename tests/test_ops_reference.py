@@ -96,9 +96,11 @@ def test_reference_backward_matches_numeric_gradient_of_reference_forward(option
 # --- the fast path against the reference ---------------------------------------------------------
 
 SHAPES = [(2, 6, 3, 4), (1, 9, 5, 7), (5, 8, 12, 70), (37, 6, 9, 13), (40, 5, 16, 130), (3, 5, 20, 600),
-          (33, 4, 8, 770)]
+          (33, 4, 8, 770), (2, 3, 1100, 501)]
 # B = 37, 40 cut the batch into tiles; H = 70, 130, 600 with B < 32 cut the units, and so
-# does H = 770 (from 768 on) with B = 33, in two tiles of 392 and 378 units.
+# does H = 770 (from 768 on) with B = 33, in two tiles of 392 and 378 units. Packed weights
+# from 8 MB on are written around the caches: U at H = 770, W at D = 1100 (whose 4H = 2004
+# columns end in a tail panel), in float32 and float64.
 
 
 def for_each_shape_and_dtype(test):
