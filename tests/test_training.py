@@ -333,6 +333,16 @@ def test_summary_prints_keras_parameter_counts_and_optimizer_params():
     assert "Optimizer params: 268" in text and "Total params: 401 (1.57 KB)" in text
 
 
+def test_summary_separates_thousands_as_keras_does():
+    lines = []
+    # LSTM(64) on 3 features: 4·64·(3 + 64 + 1) = 17,408 weights; Dense(1): 65.
+    m = lf.Sequential([L.Input((5, 3)), L.LSTM(64), L.Dense(1)])
+    m.summary(print_fn=lines.append)
+    text = "\n".join(lines)
+    assert "17,408" in text and "Total params: 17,473 (68.25 KB)" in text
+    assert "Trainable params: 17,473 (68.25 KB)" in text
+
+
 def test_progress_bar_and_per_epoch_lines_look_like_keras(capsys):
     x, y = _series(n=32)
     m = _model(seed=0)

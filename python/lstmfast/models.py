@@ -804,12 +804,13 @@ class Sequential:
     # ------------------------------------------------------------------ summary
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        """Print the layers, their output shapes and parameter counts (Keras's layout and counts)."""
+        """Print the layers, their output shapes and parameter counts (Keras's layout and counts,
+        thousands separated by commas as Keras prints them)."""
         print_fn = print_fn or print
         rows = []
         for layer in self._layers:
             shape = _fmt_shape(layer._output_shape) if layer._output_shape is not None else "?"
-            params = str(layer.count_params()) if layer.built else "0 (unbuilt)"
+            params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
             rows.append((f"{layer.name} ({type(layer).__name__})", shape, params))
         w = [max(31, max((len(r[0]) for r in rows), default=0) + 1), 22, 13]
         w[1] = max(w[1], max((len(r[1]) for r in rows), default=0) + 1)
@@ -834,11 +835,11 @@ class Sequential:
             if self.optimizer is not None and self.optimizer.built:
                 opt = self.optimizer.count_params()
             total = trainable + non_trainable + opt
-            lines.append(f" Total params: {total} ({_readable_size(total * itemsize)})")
-            lines.append(f" Trainable params: {trainable} ({_readable_size(trainable * itemsize)})")
-            lines.append(f" Non-trainable params: {non_trainable} ({_readable_size(non_trainable * itemsize)})")
+            lines.append(f" Total params: {total:,} ({_readable_size(total * itemsize)})")
+            lines.append(f" Trainable params: {trainable:,} ({_readable_size(trainable * itemsize)})")
+            lines.append(f" Non-trainable params: {non_trainable:,} ({_readable_size(non_trainable * itemsize)})")
             if opt:
-                lines.append(f" Optimizer params: {opt} ({_readable_size(opt * itemsize)})")
+                lines.append(f" Optimizer params: {opt:,} ({_readable_size(opt * itemsize)})")
         for text in lines:
             print_fn(text)
 
