@@ -13,9 +13,10 @@ __all__ = ["ops", "set_num_threads", "get_num_threads", "cpu_isa", "physical_cor
 
 # --- Keras-like API --------------------------------------------------------------------
 from . import activations, callbacks, config, initializers, layers, losses, metrics, models
-from . import optimizers, saving, utils
+from . import datasets, optimizers, preprocessing, saving, utils
 from .layers import Input
 from .models import Sequential, load_model
 
 __all__ += ["activations", "callbacks", "config", "initializers", "layers", "losses", "metrics",
-            "models", "optimizers", "saving", "utils", "Input", "Sequential", "load_model"]
+            "models", "optimizers", "saving", "utils", "datasets", "preprocessing", "Input",
+            "Sequential", "load_model"]

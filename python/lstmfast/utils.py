@@ -1,10 +1,13 @@
-"""Utilities named as in `keras.utils`: `set_random_seed` and `to_categorical`."""
+"""Utilities named as in `keras.utils`: `set_random_seed`, `to_categorical` and `pad_sequences`."""
 
 import random
 
 import numpy as np
 
 from . import _random
+from .data.text import pad_sequences
+
+__all__ = ["set_random_seed", "to_categorical", "pad_sequences"]
 
 
 def set_random_seed(seed):
