@@ -162,6 +162,68 @@ def test_masked_steps_output_zeros_with_zero_output_for_mask_like_keras():
         assert_predict_parity(km, lm, ids)
 
 
+def _padded_series(shape, seed=0):
+    """Float sequences whose padded steps (pre on some rows, post on others) are all zeros."""
+    x = _x(shape, seed) + 0.1
+    x[: shape[0] // 3, :2] = 0
+    x[shape[0] // 3: 2 * shape[0] // 3, -3:] = 0
+    return x
+
+
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_masking_layer_masks_padded_float_steps_like_keras(return_sequences):
+    x = _padded_series((32, 8, 3))
+    km, lm = build_pair(keras, [K.Masking(0.0), K.LSTM(5, return_sequences=return_sequences), K.Dense(2)],
+                        [L.Masking(0.0), L.LSTM(5, return_sequences=return_sequences), L.Dense(2)], (8, 3))
+    assert_predict_parity(km, lm, x)
+    # with return_sequences the mask reaches the loss: padded steps do not count
+    assert_fit_parity(km, lm, x, _x((32, 8, 2) if return_sequences else (32, 2), 1), "mse")
+
+
+def test_masking_with_another_mask_value_like_keras():
+    x = _padded_series((16, 6, 2))
+    x[x == 0] = -1.0
+    km, lm = build_pair(keras, [K.Masking(mask_value=-1.0), K.LSTM(4)], [L.Masking(mask_value=-1.0), L.LSTM(4)], (6, 2))
+    assert_predict_parity(km, lm, x)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_global_average_pooling_averages_the_unmasked_steps_like_keras(masked):
+    ids = _ids((32, 8), 20)
+    km, lm = build_pair(keras, [K.Embedding(20, 4, mask_zero=masked), K.LSTM(5, return_sequences=True),
+                                K.GlobalAveragePooling1D(), K.Dense(1, activation="sigmoid")],
+                        [L.Embedding(20, 4, mask_zero=masked), L.LSTM(5, return_sequences=True),
+                         L.GlobalAveragePooling1D(), L.Dense(1, activation="sigmoid")], (8,), int_input=True)
+    assert_predict_parity(km, lm, ids)
+    y = (np.random.default_rng(2).random((32, 1)) > 0.5).astype(np.float32)
+    assert_fit_parity(km, lm, ids, y, "binary_crossentropy", metrics=["accuracy"])
+
+
+def test_global_max_pooling_and_spatial_dropout_like_keras():
+    x = _x((32, 7, 3))
+    km, lm = build_pair(keras, [K.SpatialDropout1D(0.0), K.LSTM(6, return_sequences=True), K.GlobalMaxPooling1D(), K.Dense(2)],
+                        [L.SpatialDropout1D(0.0), L.LSTM(6, return_sequences=True), L.GlobalMaxPooling1D(), L.Dense(2)], (7, 3))
+    assert_predict_parity(km, lm, x)
+    assert_fit_parity(km, lm, x, _x((32, 2), 1), "mse")
+
+
+@pytest.mark.parametrize("layer", ["GlobalAveragePooling1D", "GlobalMaxPooling1D"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_pooling_options_like_keras(layer, data_format, keepdims):
+    x = _x((8, 5, 3))
+    km, lm = build_pair(keras, [getattr(K, layer)(data_format=data_format, keepdims=keepdims)],
+                        [getattr(L, layer)(data_format=data_format, keepdims=keepdims)], (5, 3))
+    assert lm.output_shape == km.output_shape
+    assert_predict_parity(km, lm, x)
+
+
+def test_spatial_dropout_at_inference_is_the_identity_like_keras():
+    x = _x((16, 4, 3))
+    km, lm = build_pair(keras, [K.SpatialDropout1D(0.5), K.LSTM(3)], [L.SpatialDropout1D(0.5), L.LSTM(3)], (4, 3))
+    assert_predict_parity(km, lm, x)
+
+
 # ---------------------------------------------------------------------------- wrappers
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])

@@ -244,3 +244,75 @@ def test_embedding_gradient_sums_the_rows_of_repeated_ids_like_add_at():
         ops.embedding_backward(ids[:1], rows[:1], grad2, clear_ids=ids[:1])
         assert np.all(np.delete(grad2, ids[0], axis=0) == 7.0)
         np.testing.assert_array_equal(grad2[ids[0]], rows[0])
+
+
+def _padded(b, t, d, seed=0):
+    x = np.random.default_rng(seed).normal(size=(b, t, d))
+    x[: b // 3, :2] = 0          # pre-padding
+    x[b // 3: 2 * b // 3, -3:] = 0  # post-padding
+    return x
+
+
+def test_masking_lstm_sequences_masked_average_pooling():
+    model = lf.Sequential([L.Input((8, 3)), L.Masking(), L.LSTM(4, return_sequences=True),
+                           L.GlobalAveragePooling1D(), L.Dense(2)])
+    model.compile("adam", "mse")
+    check_model_gradients(model, _padded(6, 8, 3), np.random.default_rng(1).normal(size=(6, 2)))
+
+
+def test_spatial_dropout_lstm_max_pooling_and_keepdims_average_pooling():
+    model = lf.Sequential([L.Input((7, 3)), L.Dense(4), L.SpatialDropout1D(0.4), L.LSTM(5, return_sequences=True),
+                           L.GlobalMaxPooling1D(keepdims=True), L.Flatten(), L.Dense(2)])
+    model.compile("adam", "mse")
+    x = np.random.default_rng(2).normal(size=(5, 7, 3))
+    check_model_gradients(model, x, np.random.default_rng(3).normal(size=(5, 2)))
+    model = lf.Sequential([L.Input((7, 3)), L.Dense(4), L.GlobalAveragePooling1D(data_format="channels_first"),
+                           L.Dense(1)])
+    model.compile("adam", "mse")
+    check_model_gradients(model, x, np.random.default_rng(4).normal(size=(5, 1)))
+
+
+# (layer, whether it gets a mask): GlobalMaxPooling1D takes none, as in Keras.
+INPUT_GRADIENT_CASES = [
+    ("masking", lambda: L.Masking(), False),
+    ("average", lambda: L.GlobalAveragePooling1D(), False),
+    ("average_masked", lambda: L.GlobalAveragePooling1D(), True),
+    ("average_first_keepdims", lambda: L.GlobalAveragePooling1D(data_format="channels_first", keepdims=True), False),
+    ("average_first_keepdims_masked", lambda: L.GlobalAveragePooling1D(data_format="channels_first", keepdims=True), True),
+    ("max", lambda: L.GlobalMaxPooling1D(), False),
+    ("max_first", lambda: L.GlobalMaxPooling1D(data_format="channels_first"), False),
+]
+
+
+@pytest.mark.parametrize("case", INPUT_GRADIENT_CASES, ids=[c[0] for c in INPUT_GRADIENT_CASES])
+def test_input_gradients_of_masking_and_pooling_match_finite_differences(case):
+    _, make, masked = case
+    layer = make()
+    if isinstance(layer, L.GlobalMaxPooling1D):
+        # no padding: equal maxima (a max over padded zeros) are where max is not differentiable
+        x = np.random.default_rng(5).normal(size=(4, 6, 3))
+    else:
+        x = _padded(4, 6, 3, seed=5)
+    channels_first = getattr(layer, "data_format", "") == "channels_first"
+    mask = np.any(x != 0, axis=1 if channels_first else -1) if masked else None  # (batch, steps)
+    layer._maybe_build(x.shape)
+    w = np.random.default_rng(6).normal(size=layer._forward(x, mask).shape)
+
+    def f(v):
+        return float(np.sum(w * layer._forward(v, mask)))
+
+    f(x)
+    dx = layer._backward(w)
+    assert dx.shape == x.shape
+    rng = np.random.default_rng(7)
+    for i in rng.choice(x.size, size=20, replace=False):
+        idx = np.unravel_index(i, x.shape)
+        if x[idx] == 0 and isinstance(layer, L.Masking):
+            continue  # moving a padded value off 0 unmasks its step: not differentiable there
+        v = x.copy()
+        v[idx] += EPS
+        up = f(v)
+        v[idx] -= 2 * EPS
+        down = f(v)
+        f(x)
+        assert abs((up - down) / (2 * EPS) - dx[idx]) <= 1e-6 + 1e-5 * abs(dx[idx]), idx

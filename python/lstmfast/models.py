@@ -233,11 +233,7 @@ class Sequential:
             layer._check_input_shape(shape)
             if has_mask and not layer.supports_masking:
                 _warn_mask_dropped(layer)
-                has_mask = False
-            if isinstance(layer, Embedding):
-                has_mask = layer.mask_zero
-            elif has_mask and getattr(layer, "return_sequences", True) is False:
-                has_mask = False
+            has_mask = layer._output_has_mask(has_mask)
             out = layer._output_shape
             if isinstance(out, tuple) and out and isinstance(out[0], tuple):
                 raise ValueError(

@@ -7,19 +7,25 @@ Each layer module pairs a forward pass with its backward pass (see `layer.Layer`
 
 from .activation import Activation
 from .dense import Dense
-from .dropout import Dropout
+from .dropout import Dropout, SpatialDropout1D
 from .embedding import Embedding
 from .input_layer import Input, InputLayer, KerasTensor
 from .layer import Layer, Variable
 from .lstm import LSTM
+from .masking import Masking
+from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .reshaping import Flatten, RepeatVector
 from .wrappers import Bidirectional, TimeDistributed
 
 ALL_OBJECTS = {
     cls.__name__: cls
-    for cls in (Activation, Bidirectional, Dense, Dropout, Embedding, Flatten, InputLayer, LSTM,
-                RepeatVector, TimeDistributed)
+    for cls in (Activation, Bidirectional, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
+                GlobalMaxPooling1D, InputLayer, LSTM, Masking, RepeatVector, SpatialDropout1D,
+                TimeDistributed)
 }
+# Keras's short names of the pooling layers.
+GlobalAvgPool1D, GlobalMaxPool1D = GlobalAveragePooling1D, GlobalMaxPooling1D
+ALL_OBJECTS.update(GlobalAvgPool1D=GlobalAvgPool1D, GlobalMaxPool1D=GlobalMaxPool1D)
 
 # Keras config keys that describe features lstmfast does not model and can safely drop on import.
 _IGNORED_CONFIG_KEYS = ("build_config", "compile_config", "registered_name", "module", "shared_object_id")
@@ -52,7 +58,8 @@ def get(identifier):
 
 
 __all__ = [
-    "Activation", "Bidirectional", "Dense", "Dropout", "Embedding", "Flatten", "Input", "InputLayer",
-    "KerasTensor", "LSTM", "Layer", "RepeatVector", "TimeDistributed", "Variable", "deserialize",
-    "get", "serialize",
+    "Activation", "Bidirectional", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling1D",
+    "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPooling1D", "Input", "InputLayer", "KerasTensor",
+    "LSTM", "Layer", "Masking", "RepeatVector", "SpatialDropout1D", "TimeDistributed", "Variable",
+    "deserialize", "get", "serialize",
 ]

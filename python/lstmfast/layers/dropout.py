@@ -1,6 +1,7 @@
 """Dropout: in training, zero each input element with probability `rate` and scale the rest by
 1 / (1 - rate); at inference, the identity. The keep mask comes from the layer's own seeded numpy
-Generator."""
+Generator. SpatialDropout1D drops whole channels: one keep mask per (sample, channel), shared
+by every time step."""
 
 import numpy as np
 
@@ -40,4 +41,20 @@ class Dropout(Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"rate": self.rate, "seed": self.seed, "noise_shape": self.noise_shape})
+        return config
+
+
+class SpatialDropout1D(Dropout):
+    """Keras's `SpatialDropout1D(rate, seed=None)` on (batch, steps, channels): in training a
+    dropped channel is zero at every step of its sample (noise shape (batch, 1, channels))."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        kwargs.pop("noise_shape", None)  # older Keras configs list it; this layer fixes it
+        super().__init__(rate, noise_shape=(None, 1, None), seed=seed, **kwargs)
+
+    _input_axes = ("batch", "steps", "channels")
+
+    def get_config(self):
+        config = super().get_config()
+        del config["noise_shape"]
         return config

@@ -61,6 +61,9 @@ class Embedding(Layer):
             return None
         return inputs != 0
 
+    def _output_has_mask(self, input_has_mask):
+        return self.mask_zero
+
     def _cast_input(self, x):
         return self._ids(np.asarray(x))
 

@@ -242,7 +242,17 @@ class Layer:
         self._build_input_shape = tuple(input_shape)
         self.built = True
 
+    # The axes of the input a layer takes, e.g. ("batch", "features"), when it needs one rank:
+    # checked whenever it meets an input shape (None: any rank).
+    _input_axes = None
+
     def _maybe_build(self, input_shape):
+        axes = self._input_axes
+        if axes is not None and len(input_shape) != len(axes):
+            raise ValueError(
+                f"{type(self).__name__} {self.name!r} expects {len(axes)}-D input ({', '.join(axes)}). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
         if not self.built:
             self.build(tuple(input_shape))
             self.built = True
@@ -255,6 +265,12 @@ class Layer:
 
     def compute_mask(self, inputs, mask=None):
         return mask if self.supports_masking else None
+
+    def _output_has_mask(self, input_has_mask):
+        """Whether the output carries a mask, decided when a model is built from the layer's
+        settings: the input's mask passes a layer that supports masking, except a recurrent
+        layer that returns its last output only. Layers that make or end masks override it."""
+        return input_has_mask and self.supports_masking and getattr(self, "return_sequences", True) is not False
 
     @property
     def input_shape(self):

@@ -24,18 +24,7 @@ class RepeatVector(Layer):
         self.n = _check_positive_int(n, "n", "RepeatVector")
         self.built = True
 
-    def build(self, input_shape):
-        if len(input_shape) != 2:
-            raise ValueError(
-                f"RepeatVector {self.name!r} expects 2-D input (batch, features). "
-                f"Received: input_shape={tuple(input_shape)}"
-            )
-        super().build(input_shape)
-
-    def _maybe_build(self, input_shape):
-        if self._build_input_shape is None:
-            self.build(tuple(input_shape))
-        super()._maybe_build(input_shape)
+    _input_axes = ("batch", "features")
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.n, input_shape[1])
