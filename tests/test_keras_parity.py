@@ -224,6 +224,51 @@ def test_spatial_dropout_at_inference_is_the_identity_like_keras():
     assert_predict_parity(km, lm, x)
 
 
+CONV_VARIANTS = [
+    dict(),
+    dict(padding="same", activation="relu"),
+    dict(padding="causal", dilation_rate=2),
+    dict(strides=2, padding="same", use_bias=False),
+    dict(strides=3, kernel_size=(4,)),
+    dict(data_format="channels_first", padding="same"),
+]
+
+
+@pytest.mark.parametrize("kwargs", CONV_VARIANTS, ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+def test_conv1d_matches_keras(kwargs):
+    kwargs = {"kernel_size": 3, **kwargs}
+    x = _x((32, 11, 4))
+    km, lm = build_pair(keras, [K.Dense(3), K.Conv1D(5, **kwargs), K.Flatten(), K.Dense(2)],
+                        [L.Dense(3), L.Conv1D(5, **kwargs), L.Flatten(), L.Dense(2)], (11, 4))
+    assert lm.layers[1].output_shape == km.layers[1].output.shape
+    assert_predict_parity(km, lm, x)
+    assert_fit_parity(km, lm, x, _x((32, 2), 1), "mse")
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(pool_size=3, strides=1), dict(pool_size=3, strides=2, padding="same"),
+                                    dict(pool_size=2, padding="same"), dict(data_format="channels_first")],
+                         ids=lambda k: ",".join(f"{a}={b}" for a, b in k.items()) or "default")
+def test_max_pooling1d_matches_keras(kwargs):
+    x = _x((32, 9, 4))
+    km, lm = build_pair(keras, [K.Dense(3), K.MaxPooling1D(**kwargs), K.Flatten(), K.Dense(2)],
+                        [L.Dense(3), L.MaxPooling1D(**kwargs), L.Flatten(), L.Dense(2)], (9, 4))
+    assert lm.layers[1].output_shape == km.layers[1].output.shape
+    assert_predict_parity(km, lm, x)
+    assert_fit_parity(km, lm, x, _x((32, 2), 1), "mse")
+
+
+def test_keras_cnn_lstm_sentiment_model_matches_keras():
+    # Keras's imdb_cnn_lstm example, small: Embedding → Dropout → Conv1D → MaxPooling1D → LSTM → Dense
+    ids = _ids((32, 20), 30)
+    km, lm = build_pair(keras, [K.Embedding(30, 8), K.Dropout(0.0), K.Conv1D(6, 5, padding="valid", activation="relu", strides=1),
+                                K.MaxPooling1D(pool_size=4), K.LSTM(7), K.Dense(1, activation="sigmoid")],
+                        [L.Embedding(30, 8), L.Dropout(0.0), L.Conv1D(6, 5, padding="valid", activation="relu", strides=1),
+                         L.MaxPooling1D(pool_size=4), L.LSTM(7), L.Dense(1, activation="sigmoid")], (20,), int_input=True)
+    assert_predict_parity(km, lm, ids)
+    y = (np.random.default_rng(2).random((32, 1)) > 0.5).astype(np.float32)
+    assert_fit_parity(km, lm, ids, y, "binary_crossentropy", metrics=["accuracy"])
+
+
 # ---------------------------------------------------------------------------- wrappers
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])

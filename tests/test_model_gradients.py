@@ -316,3 +316,16 @@ def test_input_gradients_of_masking_and_pooling_match_finite_differences(case):
         down = f(v)
         f(x)
         assert abs((up - down) / (2 * EPS) - dx[idx]) <= 1e-6 + 1e-5 * abs(dx[idx]), idx
+
+
+@pytest.mark.parametrize("conv", [
+    dict(kernel_size=3), dict(kernel_size=3, padding="same", strides=2, activation="tanh"),
+    dict(kernel_size=2, padding="causal", dilation_rate=3, data_format="channels_first"),
+], ids=["valid", "same_strided_tanh", "causal_dilated_channels_first"])
+def test_dense_conv1d_max_pooling_lstm(conv):
+    model = lf.Sequential([L.Input((9, 3)), L.Dense(4), L.Conv1D(5, **conv),
+                           L.MaxPooling1D(2, padding="same", data_format=conv.get("data_format")),
+                           L.LSTM(3), L.Dense(2)])
+    model.compile("adam", "mse")
+    x = np.random.default_rng(10).normal(size=(4, 9, 3))
+    check_model_gradients(model, x, np.random.default_rng(11).normal(size=(4, 2)))

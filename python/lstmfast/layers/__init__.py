@@ -6,6 +6,7 @@ Each layer module pairs a forward pass with its backward pass (see `layer.Layer`
 """
 
 from .activation import Activation
+from .convolutional import Conv1D, MaxPooling1D
 from .dense import Dense
 from .dropout import Dropout, SpatialDropout1D
 from .embedding import Embedding
@@ -19,13 +20,15 @@ from .wrappers import Bidirectional, TimeDistributed
 
 ALL_OBJECTS = {
     cls.__name__: cls
-    for cls in (Activation, Bidirectional, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-                GlobalMaxPooling1D, InputLayer, LSTM, Masking, RepeatVector, SpatialDropout1D,
+    for cls in (Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
+                GlobalMaxPooling1D, InputLayer, LSTM, Masking, MaxPooling1D, RepeatVector, SpatialDropout1D,
                 TimeDistributed)
 }
-# Keras's short names of the pooling layers.
+# Keras's other names of the same layers.
+Convolution1D, MaxPool1D = Conv1D, MaxPooling1D
 GlobalAvgPool1D, GlobalMaxPool1D = GlobalAveragePooling1D, GlobalMaxPooling1D
-ALL_OBJECTS.update(GlobalAvgPool1D=GlobalAvgPool1D, GlobalMaxPool1D=GlobalMaxPool1D)
+ALL_OBJECTS.update(Convolution1D=Conv1D, MaxPool1D=MaxPooling1D, GlobalAvgPool1D=GlobalAvgPool1D,
+                   GlobalMaxPool1D=GlobalMaxPool1D)
 
 # Keras config keys that describe features lstmfast does not model and can safely drop on import.
 _IGNORED_CONFIG_KEYS = ("build_config", "compile_config", "registered_name", "module", "shared_object_id")
@@ -58,8 +61,8 @@ def get(identifier):
 
 
 __all__ = [
-    "Activation", "Bidirectional", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling1D",
+    "Activation", "Bidirectional", "Conv1D", "Convolution1D", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling1D",
     "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPooling1D", "Input", "InputLayer", "KerasTensor",
-    "LSTM", "Layer", "Masking", "RepeatVector", "SpatialDropout1D", "TimeDistributed", "Variable",
+    "LSTM", "Layer", "Masking", "MaxPool1D", "MaxPooling1D", "RepeatVector", "SpatialDropout1D", "TimeDistributed", "Variable",
     "deserialize", "get", "serialize",
 ]

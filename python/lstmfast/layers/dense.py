@@ -62,12 +62,7 @@ class Dense(Layer):
         return y
 
     def _backward(self, dy):
-        if self.activation is activations.linear:
-            dz = dy
-        else:
-            if self._dact is None:
-                self._dact = activations.derivative(self.activation)
-            dz = self._dact(dy, self._z, self._y)
+        dz = _activation_backward(self, dy, self._z, self._y)
         x2 = self._x.reshape(-1, self._x.shape[-1])
         dz2 = dz.reshape(-1, self.units)
         if self.trainable:
@@ -82,16 +77,30 @@ class Dense(Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "units": self.units,
-            "activation": activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-            "kernel_constraint": None, "bias_constraint": None,
-        })
+        config["units"] = self.units
+        config.update(_kernel_layer_config(self))
         return config
+
+
+def _activation_backward(layer, dy, z, y):
+    """∂L/∂z = ∂L/∂y ⊙ activation'(z) for a layer y = activation(z) (Dense, Conv1D)."""
+    if layer.activation is activations.linear:
+        return dy
+    if layer._dact is None:
+        layer._dact = activations.derivative(layer.activation)
+    return layer._dact(dy, z, y)
+
+
+def _kernel_layer_config(layer):
+    """The config entries of a layer with activation, kernel and bias (Dense, Conv1D)."""
+    return {
+        "activation": activations.serialize(layer.activation),
+        "use_bias": layer.use_bias,
+        "kernel_initializer": initializers.serialize(layer.kernel_initializer),
+        "bias_initializer": initializers.serialize(layer.bias_initializer),
+        "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
+        "kernel_constraint": None, "bias_constraint": None,
+    }
 
 
 def _unsupported(**kwargs):
