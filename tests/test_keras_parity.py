@@ -269,6 +269,18 @@ def test_keras_cnn_lstm_sentiment_model_matches_keras():
     assert_fit_parity(km, lm, ids, y, "binary_crossentropy", metrics=["accuracy"])
 
 
+def test_time_distributed_cnn_lstm_forecaster_matches_keras():
+    # the CNN-LSTM of time-series tutorials: subsequences (B, n_seq, n_steps, features), a Conv1D
+    # and a MaxPooling1D applied to each, then an LSTM over the subsequences
+    x = _x((32, 3, 4, 2))
+    km, lm = build_pair(keras, [K.TimeDistributed(K.Conv1D(8, 2, activation="relu")), K.TimeDistributed(K.MaxPooling1D(2)),
+                                K.TimeDistributed(K.Flatten()), K.LSTM(6, activation="relu"), K.Dense(1)],
+                        [L.TimeDistributed(L.Conv1D(8, 2, activation="relu")), L.TimeDistributed(L.MaxPooling1D(2)),
+                         L.TimeDistributed(L.Flatten()), L.LSTM(6, activation="relu"), L.Dense(1)], (3, 4, 2))
+    assert_predict_parity(km, lm, x)
+    assert_fit_parity(km, lm, x, _x((32, 1), 1), "mse")
+
+
 # ---------------------------------------------------------------------------- wrappers
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])
