@@ -281,6 +281,15 @@ def test_time_distributed_cnn_lstm_forecaster_matches_keras():
     assert_fit_parity(km, lm, x, _x((32, 1), 1), "mse")
 
 
+def test_reshape_and_permute_match_keras():
+    x = _x((32, 12))
+    km, lm = build_pair(keras, [K.Dense(12), K.Reshape((4, -1)), K.Permute((2, 1)), K.LSTM(5), K.Dense(2)],
+                        [L.Dense(12), L.Reshape((4, -1)), L.Permute((2, 1)), L.LSTM(5), L.Dense(2)], (12,))
+    assert [l.output_shape for l in lm.layers[1:3]] == [(None, 4, 3), (None, 3, 4)]
+    assert_predict_parity(km, lm, x)
+    assert_fit_parity(km, lm, x, _x((32, 2), 1), "mse")
+
+
 # ---------------------------------------------------------------------------- wrappers
 
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave"])

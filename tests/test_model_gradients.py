@@ -329,3 +329,11 @@ def test_dense_conv1d_max_pooling_lstm(conv):
     model.compile("adam", "mse")
     x = np.random.default_rng(10).normal(size=(4, 9, 3))
     check_model_gradients(model, x, np.random.default_rng(11).normal(size=(4, 2)))
+
+
+def test_dense_reshape_permute_lstm():
+    model = lf.Sequential([L.Input((12,)), L.Dense(12, activation="tanh"), L.Reshape((-1, 4)), L.Permute((2, 1)),
+                           L.LSTM(3), L.Dense(1)])
+    model.compile("adam", "mse")
+    x = np.random.default_rng(12).normal(size=(4, 12))
+    check_model_gradients(model, x, np.random.default_rng(13).normal(size=(4, 1)))

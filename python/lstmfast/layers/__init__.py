@@ -15,14 +15,14 @@ from .layer import Layer, Variable
 from .lstm import LSTM
 from .masking import Masking
 from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
-from .reshaping import Flatten, RepeatVector
+from .reshaping import Flatten, Permute, RepeatVector, Reshape
 from .wrappers import Bidirectional, TimeDistributed
 
 ALL_OBJECTS = {
     cls.__name__: cls
     for cls in (Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-                GlobalMaxPooling1D, InputLayer, LSTM, Masking, MaxPooling1D, RepeatVector, SpatialDropout1D,
-                TimeDistributed)
+                GlobalMaxPooling1D, InputLayer, LSTM, Masking, MaxPooling1D, Permute, RepeatVector, Reshape,
+                SpatialDropout1D, TimeDistributed)
 }
 # Keras's other names of the same layers.
 Convolution1D, MaxPool1D = Conv1D, MaxPooling1D
@@ -61,8 +61,9 @@ def get(identifier):
 
 
 __all__ = [
-    "Activation", "Bidirectional", "Conv1D", "Convolution1D", "Dense", "Dropout", "Embedding", "Flatten", "GlobalAveragePooling1D",
-    "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPooling1D", "Input", "InputLayer", "KerasTensor",
-    "LSTM", "Layer", "Masking", "MaxPool1D", "MaxPooling1D", "RepeatVector", "SpatialDropout1D", "TimeDistributed", "Variable",
-    "deserialize", "get", "serialize",
+    "Activation", "Bidirectional", "Conv1D", "Convolution1D", "Dense", "Dropout", "Embedding", "Flatten",
+    "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPooling1D", "Input",
+    "InputLayer", "KerasTensor", "LSTM", "Layer", "Masking", "MaxPool1D", "MaxPooling1D", "Permute",
+    "RepeatVector", "Reshape", "SpatialDropout1D", "TimeDistributed", "Variable", "deserialize", "get",
+    "serialize",
 ]
