@@ -15,8 +15,8 @@ __all__ = ["ops", "set_num_threads", "get_num_threads", "cpu_isa", "physical_cor
 from . import activations, callbacks, config, initializers, layers, losses, metrics, models
 from . import datasets, optimizers, preprocessing, saving, utils
 from .layers import Input
-from .models import Sequential, load_model
+from .models import Model, Sequential, load_model
 
 __all__ += ["activations", "callbacks", "config", "initializers", "layers", "losses", "metrics",
             "models", "optimizers", "saving", "utils", "datasets", "preprocessing", "Input",
-            "Sequential", "load_model"]
+            "Model", "Sequential", "load_model"]

@@ -98,8 +98,8 @@ def _unwrap_single(a, arg):
     if isinstance(a, (list, tuple)) and len(a) == 1 and hasattr(a[0], "shape"):
         return a[0]
     if isinstance(a, dict):
-        raise TypeError(f"`{arg}` must be a numpy array; dict inputs need the functional API, which "
-                        "lstmfast does not provide.")
+        raise TypeError(f"`{arg}` must be a numpy array, or a list of arrays for a model with several "
+                        "inputs; inputs given by name (a dict) are not supported.")
     return a
 
 
@@ -424,49 +424,15 @@ class Sequential:
     # ------------------------------------------------------------------ data at the door
     def _prepare_x(self, x, arg="x"):
         x = _unwrap_single(x, arg)
-        if x is None:
-            raise ValueError(f"Argument `{arg}` is required.")
-        if type(x).__module__.startswith("torch"):
-            x = x.detach().cpu().numpy()
-        x = np.asarray(x)
-        if x.dtype == object:
-            raise TypeError(
-                f"`{arg}` must be a numeric array. Received an object array (ragged sequences? pad "
-                "them to one length first)."
-            )
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"`{arg}` must be numeric. Received dtype {x.dtype}.")
-        if x.ndim == 0:
-            raise ValueError(f"`{arg}` must have a batch axis. Received a scalar.")
         if not self._layers:
             raise ValueError("The Sequential model has no layers.")
-        first = self._layers[0]
-        if isinstance(first, Embedding):
-            x = first._ids(x)
-        else:
-            if not all_finite(x):
-                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
-                raise ValueError(f"`{arg}` contains NaN or infinite values (first at index {bad}); "
-                                 "every value must be finite.")
-            dtype = first.dtype
-            if x.dtype != dtype:
-                x = x.astype(dtype)
+        x = _coerce_array(x, arg)
         if not self.built:
             if self._input_layer is not None:
                 self.build()
             else:
                 self.build((None,) + x.shape[1:])
-        expected = self._input_layer.batch_shape
-        if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])):
-            hint = ""
-            if x.ndim + 1 == len(expected) and tuple(x.shape[1:]) + (1,) == tuple(
-                    e if e is not None else s for e, s in zip(expected[1:], tuple(x.shape[1:]) + (1,))):
-                hint = " Add a trailing feature axis: x[..., None]."
-            raise ValueError(
-                f'Input 0 of layer "{self._layers[0].name}" is incompatible with the layer: expected '
-                f"shape={_fmt_shape(expected)}, found shape={_fmt_shape(x.shape)}.{hint}"
-            )
-        return np.ascontiguousarray(x)
+        return _prepare_array(x, arg, self._layers[0], self._input_layer.batch_shape, self._layers[0].name)
 
     def _prepare_y(self, y, n, arg="y"):
         y = _unwrap_single(y, arg)
@@ -485,11 +451,9 @@ class Sequential:
         if not isinstance(self.loss, losses_module.SparseCategoricalCrossentropy):
             y = y.astype(self.dtype, copy=False)
         # validate the targets against the model output once, before any step
-        dummy = np.broadcast_to(np.zeros((), self.dtype), (n,) + tuple(self._output_shape[1:]))
-        if None in dummy.shape:
-            dummy = None
-        if dummy is not None:
-            self.loss._prepare(y, dummy)
+        shape = (n,) + tuple(self._output_shape[1:])
+        if None not in shape:  # an axis of unknown size (time) is checked batch by batch
+            self.loss._prepare(y, np.broadcast_to(np.zeros((), self.dtype), shape))
         return np.ascontiguousarray(y)
 
     def _prepare_sample_weight(self, sample_weight, class_weight, y, n):
@@ -887,6 +851,51 @@ class Sequential:
         return f"<Sequential name={self.name}, built={self.built}>"
 
 
+def _coerce_array(x, arg):
+    """`x` as a numeric numpy array with a batch axis, or a ValueError/TypeError saying why not."""
+    if x is None:
+        raise ValueError(f"Argument `{arg}` is required.")
+    if type(x).__module__.startswith("torch"):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.dtype == object:
+        raise TypeError(
+            f"`{arg}` must be a numeric array. Received an object array (ragged sequences? pad "
+            "them to one length first)."
+        )
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"`{arg}` must be numeric. Received dtype {x.dtype}.")
+    if x.ndim == 0:
+        raise ValueError(f"`{arg}` must have a batch axis. Received a scalar.")
+    return x
+
+
+def _prepare_array(x, arg, first, expected, name):
+    """One model input, checked and converted once: token ids for an Embedding `first` (the
+    layer that reads it), else finite values in the layer's dtype; its shape must match the
+    batch shape `expected` (None: any size) of the input called `name` in messages."""
+    x = _coerce_array(x, arg)
+    if isinstance(first, Embedding):
+        x = first._ids(x)
+    else:
+        if not all_finite(x):
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+            raise ValueError(f"`{arg}` contains NaN or infinite values (first at index {bad}); "
+                             "every value must be finite.")
+        if x.dtype != first.dtype:
+            x = x.astype(first.dtype)
+    if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])):
+        hint = ""
+        if x.ndim + 1 == len(expected) and tuple(x.shape[1:]) + (1,) == tuple(
+                e if e is not None else s for e, s in zip(expected[1:], tuple(x.shape[1:]) + (1,))):
+            hint = " Add a trailing feature axis: x[..., None]."
+        raise ValueError(
+            f'Input 0 of layer "{name}" is incompatible with the layer: expected '
+            f"shape={_fmt_shape(expected)}, found shape={_fmt_shape(x.shape)}.{hint}"
+        )
+    return np.ascontiguousarray(x)
+
+
 def _readable_size(nbytes):
     units = ["B", "KB", "MB", "GB", "TB", "PB"]
     size = float(nbytes)
@@ -909,5 +918,4 @@ def clone_model(model):
     return Sequential.from_config(model.get_config())
 
 
-Model = None  # the functional/subclassing `Model` API is not provided; use Sequential
-del Model
+from .functional import Model  # noqa: E402,F401  (the functional API; it subclasses Sequential)

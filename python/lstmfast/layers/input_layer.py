@@ -1,7 +1,8 @@
-"""`Input(shape)` and `InputLayer`: declare the input shape as the first element of a Sequential.
+"""`Input(shape)` and `InputLayer`: declare the input shape of a model.
 
-`Input` returns a small symbolic placeholder (`KerasTensor`) that `Sequential` accepts in place of
-a layer, as in Keras; lstmfast has no functional API, so it cannot be fed to a layer.
+`Input` returns a symbolic placeholder (`KerasTensor`) that `Sequential` accepts in place of a
+layer, as in Keras, and that layers can be called on to build a functional `Model`
+(`lstmfast.functional`).
 """
 
 import numpy as np
@@ -49,13 +50,21 @@ class InputLayer(Layer):
 
 
 class KerasTensor:
-    """What `Input()` returns: a shape and dtype with no data."""
+    """A shape and dtype with no data: what `Input()` returns (from its InputLayer), or a layer
+    called on a KerasTensor returns (output `index` of that call, its `_node`)."""
 
-    def __init__(self, input_layer):
+    def __init__(self, input_layer=None, shape=None, dtype=None, node=None, index=0):
         self._input_layer = input_layer
-        self.shape = input_layer.batch_shape
-        self.dtype = input_layer._input_dtype or input_layer.dtype
-        self.name = input_layer.name
+        self._node = node
+        self._index = index
+        if input_layer is not None:
+            self.shape = input_layer.batch_shape
+            self.dtype = input_layer._input_dtype or input_layer.dtype
+            self.name = input_layer.name
+        else:
+            self.shape = tuple(shape)
+            self.dtype = dtype
+            self.name = f"{node.layer.name}/output_{index}"
 
     @property
     def ndim(self):

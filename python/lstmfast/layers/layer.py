@@ -312,11 +312,11 @@ class Layer:
 
     def __call__(self, inputs, training=False, mask=None, **kwargs):
         """Run the layer on a numpy array (inference by default) and return a numpy array."""
-        if type(inputs).__name__ == "KerasTensor":
-            raise TypeError(
-                "lstmfast builds models with `Sequential`; calling a layer on a symbolic `Input` "
-                "(the functional API) is not supported. Use `Sequential([Input(shape), layer, ...])`."
-            )
+        if type(inputs).__name__ == "KerasTensor" or (
+                isinstance(inputs, (list, tuple)) and any(type(t).__name__ == "KerasTensor" for t in inputs)):
+            from ..functional import symbolic_call  # the functional API: record the call
+
+            return symbolic_call(self, inputs, dict(kwargs, **({"mask": mask} if mask is not None else {})))
         x = self._cast_input(inputs)
         self._maybe_build(x.shape)
         self._check_input_shape(x.shape)

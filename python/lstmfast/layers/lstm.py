@@ -242,6 +242,7 @@ class LSTM(Layer):
                                                         check_finite=False)
         constant_input = self._cache.constant_input
         self._cache = None
+        self._d_initial_state = (_dh0, _dc0)  # ∂L/∂h0, ∂L/∂c0, for a functional Model's initial_state
         if self.trainable:
             np.copyto(self.kernel._ensure_grad(), dk)
             np.copyto(self.recurrent_kernel._ensure_grad(), drk)

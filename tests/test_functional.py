@@ -1,0 +1,157 @@
+"""The functional API (lstmfast.Model): Keras's seq2seq encoder-decoder with return_state and
+initial_state, trained and predicting as in Keras; the inference models that share its layers;
+float64 gradients through the graph (including ∂L/∂h0, ∂L/∂c0 into the encoder); bad graphs."""
+
+import numpy as np
+import pytest
+
+from keras_reference import import_keras
+
+keras = import_keras()
+
+import lstmfast as lf  # noqa: E402
+from lstmfast import layers as L  # noqa: E402
+
+K = keras.layers
+N_IN, N_OUT, LATENT = 7, 6, 8
+
+
+def _data(n=32, te=5, td=4, seed=0):
+    rng = np.random.default_rng(seed)
+    enc = np.eye(N_IN, dtype=np.float32)[rng.integers(0, N_IN, (n, te))]
+    dec = np.eye(N_OUT, dtype=np.float32)[rng.integers(0, N_OUT, (n, td))]
+    return enc, dec, np.roll(dec, -1, axis=1)
+
+
+def _seq2seq(M, Lm, Input):
+    """Keras's lstm_seq2seq example, on either library: (training model, layers, inputs, states)."""
+    encoder_inputs = Input(shape=(None, N_IN))
+    _, state_h, state_c = Lm.LSTM(LATENT, return_state=True)(encoder_inputs)
+    decoder_inputs = Input(shape=(None, N_OUT))
+    decoder_lstm = Lm.LSTM(LATENT, return_sequences=True, return_state=True)
+    decoder_outputs, _, _ = decoder_lstm(decoder_inputs, initial_state=[state_h, state_c])
+    decoder_dense = Lm.Dense(N_OUT, activation="softmax")
+    model = M([encoder_inputs, decoder_inputs], decoder_dense(decoder_outputs))
+    return model, (decoder_lstm, decoder_dense), (encoder_inputs, decoder_inputs), [state_h, state_c]
+
+
+def _pair():
+    lf.utils.set_random_seed(0)
+    lm, lparts, lins, lstates = _seq2seq(lf.Model, L, lf.Input)
+    km, kparts, kins, kstates = _seq2seq(keras.Model, K, keras.Input)
+    assert [tuple(w.shape) for w in km.weights] == [w.shape for w in lm.weights]
+    km.set_weights(lm.get_weights())
+    return (lm, lparts, lins, lstates), (km, kparts, kins, kstates)
+
+
+def test_seq2seq_training_model_predicts_and_trains_like_keras():
+    (lm, *_), (km, *_) = _pair()
+    enc, dec, target = _data()
+    np.testing.assert_allclose(lm.predict([enc, dec], verbose=0), km.predict([enc, dec], verbose=0), atol=1e-6)
+    for m in (lm, km):
+        m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    fit = dict(batch_size=16, epochs=2, shuffle=False, verbose=0, validation_split=0.25)
+    hl = lm.fit([enc, dec], target, **fit).history
+    hk = km.fit([enc, dec], target, **fit).history
+    for key in hk:
+        np.testing.assert_allclose(hl[key], hk[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    for a, b in zip(lm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, atol=5e-5)
+
+
+def test_inference_models_share_the_trained_layers_and_return_several_outputs():
+    (lm, (dlstm, ddense), (enc_in, dec_in), states), (km, (kdlstm, kddense), (kenc_in, kdec_in), kstates) = _pair()
+    enc, dec, target = _data()
+    lm.compile("adam", "categorical_crossentropy")
+    lm.fit([enc, dec], target, epochs=1, verbose=0)
+    km.set_weights(lm.get_weights())
+
+    def inference(M, Input, lstm, dense, enc_in, dec_in, states):
+        encoder_model = M(enc_in, states)
+        h_in, c_in = Input(shape=(LATENT,)), Input(shape=(LATENT,))
+        out, h, c = lstm(dec_in, initial_state=[h_in, c_in])
+        return encoder_model, M([dec_in, h_in, c_in], [dense(out), h, c])
+
+    le, ld = inference(lf.Model, lf.Input, dlstm, ddense, enc_in, dec_in, states)
+    ke, kd = inference(keras.Model, keras.Input, kdlstm, kddense, kenc_in, kdec_in, kstates)
+    s_l, s_k = le.predict(enc, verbose=0), ke.predict(enc, verbose=0)
+    assert isinstance(s_l, list) and len(s_l) == 2
+    for a, b in zip(s_l, s_k):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    step = dec[:, :1]
+    for a, b in zip(ld.predict([step] + s_l, verbose=0), kd.predict([step] + s_k, verbose=0)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    # the inference models read the trained weights themselves, not copies
+    np.testing.assert_array_equal(ld.get_weights()[0], lm.get_weights()[3])
+
+
+def test_gradients_through_the_graph_match_finite_differences():
+    lf.config.set_floatx("float64")
+    try:
+        lf.utils.set_random_seed(1)
+        model, *_ = _seq2seq(lf.Model, L, lf.Input)
+        model.compile("adam", "categorical_crossentropy")
+        enc, dec, target = (a.astype(np.float64) for a in _data(n=5))
+        x = model._prepare_x([enc, dec])
+        model._pack()
+
+        def loss():
+            y, mask = model._forward(x, True)
+            return model.loss._loss_and_grad(target, y, None, mask)
+
+        model._backward(loss()[1])
+        analytic = model._gflat.copy()
+        rng = np.random.default_rng(0)
+        eps = 1e-6
+        for v, (a, b) in zip(model.trainable_weights, model._segments):
+            for i in rng.choice(np.arange(a, b), size=min(10, b - a), replace=False):
+                old = model._flat[i]
+                model._flat[i] = old + eps
+                up = loss()[0]
+                model._flat[i] = old - eps
+                down = loss()[0]
+                model._flat[i] = old
+                numeric = (up - down) / (2 * eps)
+                assert abs(numeric - analytic[i]) <= 1e-6 + 1e-5 * abs(analytic[i]), v.path
+        # the encoder learns only through the decoder's initial state: its gradient is not zero
+        a, b = model._segments[0]
+        assert np.abs(analytic[a:b]).max() > 0
+    finally:
+        lf.config.set_floatx("float32")
+
+
+def test_a_sequential_stack_written_functionally_matches_sequential():
+    lf.utils.set_random_seed(2)
+    inp = lf.Input(shape=(6, 3))
+    hidden = L.LSTM(5, return_sequences=True)(inp)
+    out = L.Dense(1)(L.LSTM(4)(hidden))
+    model = lf.Model(inp, out)
+    seq = lf.Sequential([lf.Input((6, 3)), L.LSTM(5, return_sequences=True), L.LSTM(4), L.Dense(1)])
+    seq.set_weights(model.get_weights())
+    x = np.random.default_rng(3).normal(size=(10, 6, 3)).astype(np.float32)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), seq.predict(x, verbose=0))
+    assert model.output_shape == (None, 1) and model.input_shape == (None, 6, 3)
+
+
+def test_bad_graphs_and_unsupported_uses_say_why():
+    a, b = lf.Input(shape=(4, 2)), lf.Input(shape=(4, 2))
+    lstm = L.LSTM(3)
+    with pytest.raises(ValueError, match="depends on .* not among the model's inputs"):
+        lf.Model(a, lstm(b))
+    shared = L.Dense(2)
+    with pytest.raises(ValueError, match="called twice in this model"):
+        lf.Model(a, shared(shared(a)))
+    with pytest.raises(TypeError, match="merge several tensors"):
+        L.Dense(2)([a, b])
+    with pytest.raises(ValueError, match=r"initial_state.*\[h0, c0\]"):
+        L.LSTM(3)(a, initial_state=[b])
+    with pytest.raises(ValueError, match=r"initial state h0 must have shape \(batch, 3\)"):
+        L.LSTM(3)(a, initial_state=[lf.Input(shape=(5,)), lf.Input(shape=(3,))])
+    two = lf.Model(a, L.LSTM(3, return_state=True)(a))
+    with pytest.raises(ValueError, match="3 outputs is not supported"):
+        two.compile("adam", "mse")
+    model = lf.Model([a, b], L.Dense(1)(L.LSTM(3)(a)))
+    with pytest.raises(ValueError, match="2 inputs; `x` must be a list of 2 arrays"):
+        model.predict(np.zeros((2, 4, 2)), verbose=0)
+    with pytest.raises(NotImplementedError, match="save_weights"):
+        model.save("never-written.keras")
