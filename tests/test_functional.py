@@ -147,6 +147,8 @@ def test_bad_graphs_and_unsupported_uses_say_why():
         L.LSTM(3)(a, initial_state=[b])
     with pytest.raises(ValueError, match=r"initial state h0 must have shape \(batch, 3\)"):
         L.LSTM(3)(a, initial_state=[lf.Input(shape=(5,)), lf.Input(shape=(3,))])
+    with pytest.raises(TypeError, match="only an LSTM's return_state"):
+        L.Bidirectional(L.LSTM(3, return_state=True))(a)
     two = lf.Model(a, L.LSTM(3, return_state=True)(a))
     with pytest.raises(ValueError, match="3 outputs is not supported"):
         two.compile("adam", "mse")
@@ -155,3 +157,29 @@ def test_bad_graphs_and_unsupported_uses_say_why():
         model.predict(np.zeros((2, 4, 2)), verbose=0)
     with pytest.raises(NotImplementedError, match="save_weights"):
         model.save("never-written.keras")
+
+
+def test_masked_embedding_graph_trains_exactly_as_the_same_sequential():
+    def layers():
+        return [L.Embedding(12, 4, mask_zero=True), L.Bidirectional(L.LSTM(5, return_sequences=True)),
+                L.LSTM(3), L.Dropout(0.0), L.Dense(1, activation="sigmoid")]
+
+    lf.utils.set_random_seed(4)
+    inp = lf.Input(shape=(7,))
+    t = inp
+    for layer in layers():
+        t = layer(t)
+    model = lf.Model(inp, t)
+    seq = lf.Sequential([lf.Input((7,))] + layers())
+    seq.set_weights(model.get_weights())
+    ids = np.random.default_rng(5).integers(1, 12, (24, 7))
+    ids[:8, :3] = 0
+    ids[8:16, -2:] = 0
+    y = (np.random.default_rng(6).random((24, 1)) > 0.5).astype(np.float32)
+    for m in (model, seq):
+        m.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    hm = model.fit(ids, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    hs = seq.fit(ids, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    assert hm == hs
+    for a, b in zip(model.get_weights(), seq.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -73,6 +73,11 @@ def symbolic_call(layer, inputs, kwargs):
     out_shape = layer.compute_output_shape(shape)
     node = _Node(layer, inbound)
     if out_shape and isinstance(out_shape[0], tuple):  # several outputs (an LSTM's return_state)
+        if not isinstance(layer, LSTM):
+            raise TypeError(
+                f"Layer {layer.name!r} ({type(layer).__name__}) returns several tensors; in a functional "
+                "model only an LSTM's return_state is supported."
+            )
         node.outputs = tuple(KerasTensor(shape=s, dtype=layer.dtype, node=node, index=i) for i, s in enumerate(out_shape))
         return list(node.outputs)
     node.outputs = (KerasTensor(shape=out_shape, dtype=layer.dtype, node=node, index=0),)
