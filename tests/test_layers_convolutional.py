@@ -1,6 +1,7 @@
 """Conv1D and MaxPooling1D: values against a direct sum, shapes, masks, saving, a Keras file and
 bad input. (Keras parity: test_keras_parity.py; gradients: test_model_gradients.py.)"""
 
+import re
 import warnings
 
 import numpy as np
@@ -106,3 +107,10 @@ def test_bad_arguments_and_inputs_say_what_was_expected():
         L.MaxPooling1D(4)(_x((2, 3, 3)))
     with pytest.raises(ValueError, match="4 steps are fewer than one window of 5"):
         lf.Sequential([L.Input((4, 3)), L.Conv1D(2, 5)])
+
+
+def test_default_layer_names_are_keras_names():
+    for layer, prefix in ((L.Conv1D(2, 3), "conv1d"), (L.MaxPooling1D(), "max_pooling1d"),
+                          (L.GlobalAveragePooling1D(), "global_average_pooling1d"),
+                          (L.SpatialDropout1D(0.1), "spatial_dropout1d"), (L.TimeDistributed(L.Dense(1)), "time_distributed")):
+        assert re.fullmatch(prefix + r"(_\d+)?", layer.name), layer.name  # conv1d, conv1d_1, ...

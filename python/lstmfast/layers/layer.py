@@ -31,8 +31,10 @@ def _auto_name(prefix):
 
 
 def _snake_case(name):
+    """Keras's default layer names: GlobalAveragePooling1D -> global_average_pooling1d."""
+    name = re.sub(r"\W+", "", name)
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _check_positive_int(value, arg, layer_name):
