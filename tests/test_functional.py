@@ -183,3 +183,12 @@ def test_masked_embedding_graph_trains_exactly_as_the_same_sequential():
     assert hm == hs
     for a, b in zip(model.get_weights(), seq.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_one_input_model_takes_an_array_a_list_holding_one_array_or_nested_lists():
+    a = lf.Input(shape=(2,))
+    model = lf.Model(a, L.Dense(1)(a))
+    x = np.array([[1.0, 2.0]], np.float32)
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(model.predict([x], verbose=0), expected)
+    np.testing.assert_array_equal(model.predict([[1.0, 2.0]], verbose=0), expected)

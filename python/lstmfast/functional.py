@@ -28,7 +28,7 @@ from .layers.input_layer import KerasTensor
 from .layers.layer import Layer, _auto_name
 from .layers.lstm import LSTM
 from .layers.reshaping import RepeatVector
-from .models import Sequential, _prepare_array
+from .models import Sequential, _prepare_array, _unwrap_single
 
 __all__ = ["Model"]
 
@@ -204,8 +204,8 @@ class Model(Sequential):
 
     # ------------------------------------------------------------------ data
     def _prepare_x(self, x, arg="x"):
-        if self._single_input or len(self.inputs) == 1:
-            arrays = [x] if not (isinstance(x, (list, tuple)) and len(x) == 1) else list(x)
+        if len(self.inputs) == 1:
+            arrays = [_unwrap_single(x, arg)]  # an array, or a list holding one array
         else:
             if not isinstance(x, (list, tuple)) or len(x) != len(self.inputs):
                 got = f"a list of {len(x)}" if isinstance(x, (list, tuple)) else type(x).__name__
