@@ -192,3 +192,39 @@ def test_a_one_input_model_takes_an_array_a_list_holding_one_array_or_nested_lis
     expected = model.predict(x, verbose=0)
     np.testing.assert_array_equal(model.predict([x], verbose=0), expected)
     np.testing.assert_array_equal(model.predict([[1.0, 2.0]], verbose=0), expected)
+
+
+def test_a_layer_shared_with_a_later_model_still_passes_gradients_back_in_the_first():
+    lf.utils.set_random_seed(7)
+    inp = lf.Input(shape=(5, 3))
+    pre, lstm, head = L.Dense(4), L.LSTM(3), L.Dense(1)
+    trained = lf.Model(inp, head(lstm(pre(inp))))
+    # a second model in which the same LSTM reads a model input (it owes no input gradient there)
+    inp2 = lf.Input(shape=(5, 4))
+    other = lf.Model(inp2, head(lstm(inp2)))
+    other.compile("adam", "mse")
+    x2 = np.random.default_rng(9).normal(size=(16, 5, 4)).astype(np.float32)
+    other.train_on_batch(x2, x2[:, 0, :1])
+    assert lstm._need_dx is False  # fed with data there: no input gradient computed
+    trained.compile("adam", "mse")
+    before = pre.get_weights()[0].copy()
+    x = np.random.default_rng(8).normal(size=(16, 5, 3)).astype(np.float32)
+    trained.fit(x, x[:, 0, :1], epochs=1, verbose=0)
+    assert lstm._need_dx is True
+    assert not np.array_equal(pre.get_weights()[0], before)  # the layer before the LSTM trained
+
+
+def test_two_models_sharing_layers_can_be_trained_in_turns():
+    lf.utils.set_random_seed(10)
+    lstm, head = L.LSTM(3), L.Dense(1)
+    a, b = lf.Input(shape=(5, 2)), lf.Input(shape=(5, 2))
+    first, second = lf.Model(a, head(lstm(a))), lf.Model(b, head(lstm(b)))
+    x = np.random.default_rng(11).normal(size=(16, 5, 2)).astype(np.float32)
+    y = x[:, -1, :1]
+    for m in (first, second):
+        m.compile("adam", "mse")
+    first.fit(x, y, epochs=1, verbose=0)
+    second.fit(x, y, epochs=1, verbose=0)  # moves the shared weights into its own buffer
+    before = lstm.get_weights()[0].copy()
+    first.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(lstm.get_weights()[0], before)  # the first model trains them again

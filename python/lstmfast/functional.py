@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .layers.input_layer import KerasTensor
-from .layers.layer import Layer, _auto_name
+from .layers.layer import Layer, _auto_name, _warn_mask_dropped
 from .layers.lstm import LSTM
 from .layers.reshaping import RepeatVector
 from .models import Sequential, _prepare_array, _unwrap_single
@@ -158,14 +158,13 @@ class Model(Sequential):
         """Which layers owe their inputs a gradient, and whether the output carries a mask."""
         has_mask = {id(t): False for t in self.inputs}
         from_weights = {id(t): False for t in self.inputs}  # does a tensor depend on any weight?
+        self._node_need_dx = {}  # per node; set on its layer at each backward (a layer may be in several models)
         for node in self._nodes:
             x = node.inputs[0]
             layer = node.layer
             if has_mask[id(x)] and not layer.supports_masking:
-                from .layers.layer import _warn_mask_dropped
-
                 _warn_mask_dropped(layer)
-            layer._need_dx = from_weights[id(x)]
+            self._node_need_dx[id(node)] = from_weights[id(x)]
             out_mask = layer._output_has_mask(has_mask[id(x)])
             depends = any(from_weights[id(t)] for t in node.inputs) or bool(layer.weights)
             for i, t in enumerate(node.outputs):
@@ -250,6 +249,7 @@ class Model(Sequential):
                 for v in layer.trainable_weights:
                     v._ensure_grad()[...] = 0
                 continue
+            layer._need_dx = self._node_need_dx[id(node)]
             if isinstance(layer, LSTM) and layer.return_state:
                 dx = layer._backward(g[0], d_h=g[1], d_c=g[2])
             else:

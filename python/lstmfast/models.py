@@ -329,6 +329,12 @@ class Sequential:
             )
         return int(sum(v.value.size for v in self._all_variables()))
 
+    def _ensure_packed(self):
+        """Pack the weights unless they still live in this model's flat buffer: another model
+        that shares layers with this one may have moved them into its own since."""
+        if not self._packed or not all(np.may_share_memory(v.value, self._flat) for v in self.trainable_weights):
+            self._pack()
+
     def _pack(self):
         """Move every trainable weight (and its gradient) into one flat buffer."""
         variables = self.trainable_weights
@@ -588,8 +594,7 @@ class Sequential:
         n = x.shape[0]
         if n == 0:
             raise ValueError("Expected at least one training sample; `x` is empty.")
-        if not self._packed:
-            self._pack()
+        self._ensure_packed()
         steps = -(-n // batch_size)
         self._ensure_metrics(y[:1], (1,) + tuple(self._output_shape[1:]))
         self.stop_training = False
@@ -730,8 +735,7 @@ class Sequential:
         x = self._prepare_x(x)
         y = self._prepare_y(y, x.shape[0])
         sw = self._prepare_sample_weight(sample_weight, class_weight, y, x.shape[0])
-        if not self._packed:
-            self._pack()
+        self._ensure_packed()
         if not hasattr(self, "_loss_total"):
             self.reset_metrics()
         self._ensure_metrics(y[:1], (1,) + tuple(self._output_shape[1:]))
