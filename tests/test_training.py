@@ -423,3 +423,15 @@ def test_numpys_blas_runs_on_one_thread_inside_fit_and_gets_its_threads_back():
         assert threads() == before
         m.train_on_batch(x, y)
         assert threads() == before
+
+
+def test_fit_with_a_time_axis_of_unknown_length_trains():
+    # Input((None, d)): the output (None, None, units) has an axis whose size comes with the data
+    m = lf.Sequential([L.Input((None, 3)), L.LSTM(4, return_sequences=True), L.Dense(2)])
+    m.compile("adam", "mse")
+    x = np.random.default_rng(0).normal(size=(8, 5, 3)).astype(np.float32)
+    history = m.fit(x, x[..., :2], epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+    assert m.predict(x[:, :7], verbose=0).shape == (8, 5, 2)
+    with pytest.raises(ValueError):
+        m.fit(x, x[..., :1], epochs=1, verbose=0)  # wrong target width, found at the first batch
