@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 from .. import activations
 from .. import initializers
 from .dense import _activation_backward, _kernel_layer_config, _unsupported
-from .layer import Layer, _check_positive_int
+from .layer import Layer, _check_data_format, _check_positive_int
 
 
 def _one_int(value, arg, layer_name):
@@ -37,16 +37,6 @@ def _one_int(value, arg, layer_name):
             )
         value = value[0]
     return int(_check_positive_int(value, arg, layer_name))
-
-
-def _data_format(value):
-    value = "channels_last" if value is None else str(value).lower()
-    if value not in ("channels_last", "channels_first"):
-        raise ValueError(
-            "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
-            f"Received: data_format={value!r}"
-        )
-    return value
 
 
 def _padding(value, allowed, layer_name):
@@ -141,7 +131,7 @@ class Conv1D(_TimeWindowLayer):
         self.strides = (_one_int(strides, "strides", "Conv1D"),)
         self.dilation_rate = (_one_int(dilation_rate, "dilation_rate", "Conv1D"),)
         self.padding = _padding(padding, ("valid", "same", "causal"), "Conv1D")
-        self.data_format = _data_format(data_format)
+        self.data_format = _check_data_format(data_format)
         if groups != 1:
             raise ValueError(f"Argument `groups` of Conv1D: only 1 is supported by lstmfast. Received: groups={groups!r}")
         self.groups = 1
@@ -223,7 +213,7 @@ class MaxPooling1D(_TimeWindowLayer):
         self.pool_size = (_one_int(pool_size, "pool_size", "MaxPooling1D"),)
         self.strides = self.pool_size if strides is None else (_one_int(strides, "strides", "MaxPooling1D"),)
         self.padding = _padding(padding, ("valid", "same"), "MaxPooling1D")
-        self.data_format = _data_format(data_format)
+        self.data_format = _check_data_format(data_format)
         self.built = True
         self._stride, self._span = self.strides[0], self.pool_size[0]
 

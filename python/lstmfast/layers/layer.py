@@ -45,6 +45,17 @@ def _check_positive_int(value, arg, layer_name):
     return int(value)
 
 
+def _check_data_format(value):
+    """Keras's `data_format` argument: None (channels_last), 'channels_last' or 'channels_first'."""
+    value = "channels_last" if value is None else str(value).lower()
+    if value not in ("channels_last", "channels_first"):
+        raise ValueError(
+            "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
+            f"Received: data_format={value!r}"
+        )
+    return value
+
+
 def _check_rate(value, arg):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise ValueError(f"Argument `{arg}` must be a float in [0, 1]. Received: {arg}={value!r}")
@@ -270,9 +281,9 @@ class Layer:
 
     def _output_has_mask(self, input_has_mask):
         """Whether the output carries a mask, decided when a model is built from the layer's
-        settings: the input's mask passes a layer that supports masking, except a recurrent
-        layer that returns its last output only. Layers that make or end masks override it."""
-        return input_has_mask and self.supports_masking and getattr(self, "return_sequences", True) is not False
+        settings: the input's mask passes a layer that supports masking. Layers that make or
+        end masks override it (Embedding, Masking, an LSTM returning its last output only)."""
+        return input_has_mask and self.supports_masking
 
     @property
     def input_shape(self):

@@ -138,6 +138,9 @@ class LSTM(Layer):
             return (out, (b, self.units), (b, self.units))
         return out
 
+    def _output_has_mask(self, input_has_mask):
+        return input_has_mask and self.return_sequences  # the last output alone carries none
+
     def compute_mask(self, inputs, mask=None):
         out = mask if self.return_sequences else None
         if self.return_state:

@@ -14,19 +14,13 @@ support masking (as in Keras: a mask reaching it is dropped with a warning):
 
 import numpy as np
 
-from .layer import Layer
+from .layer import Layer, _check_data_format
 
 
 class _GlobalPooling1D(Layer):
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        data_format = "channels_last" if data_format is None else str(data_format).lower()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(
-                "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
-                f"Received: data_format={data_format!r}"
-            )
-        self.data_format = data_format
+        self.data_format = _check_data_format(data_format)
         self.keepdims = bool(keepdims)
         self.built = True
 

@@ -154,6 +154,9 @@ class Bidirectional(Layer):
             return (shape,) + tuple(states) + tuple(states)
         return tuple(shape)
 
+    def _output_has_mask(self, input_has_mask):
+        return input_has_mask and self.return_sequences  # as its LSTMs
+
     def compute_mask(self, inputs, mask=None):
         out = mask if self.return_sequences else None
         if self.return_state:
