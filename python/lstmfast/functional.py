@@ -22,10 +22,8 @@ architecture (`save_weights` / `load_weights` work; rebuild the model in code).
 
 from __future__ import annotations
 
-import numpy as np
-
 from .layers.input_layer import KerasTensor
-from .layers.layer import Layer, _auto_name, _warn_mask_dropped
+from .layers.layer import _auto_name, _warn_mask_dropped
 from .layers.lstm import LSTM
 from .layers.reshaping import RepeatVector
 from .models import Sequential, _prepare_array, _unwrap_single
@@ -146,6 +144,8 @@ class Model(Sequential):
                 )
         self._nodes = order
         self._layers = layers
+        # the first layer reading each input (None: unused), which decides how it is converted
+        self._readers = [next((n.layer for n in order if n.inputs[0] is t), None) for t in self.inputs]
         self._input_layer = self.inputs[0]._input_layer
         for layer in layers:  # the RepeatVector → LSTM link is Sequential's (adjacent layers) only
             if isinstance(layer, RepeatVector):
@@ -212,10 +212,9 @@ class Model(Sequential):
                                  f"{len(self.inputs)} arrays. Received: {got}.")
             arrays = list(x)
         out = []
-        for i, (a, t) in enumerate(zip(arrays, self.inputs)):
-            consumers = [n.layer for n in self._nodes if n.inputs[0] is t]
-            out.append(_prepare_array(a, f"{arg}[{i}]" if len(self.inputs) > 1 else arg, consumers[0] if consumers
-                                      else Layer(), t._input_layer.batch_shape, t.name))
+        for i, (a, t, reader) in enumerate(zip(arrays, self.inputs, self._readers)):
+            out.append(_prepare_array(a, f"{arg}[{i}]" if len(self.inputs) > 1 else arg, reader, self.dtype,
+                                      t._input_layer.batch_shape, t.name))
         n = {a.shape[0] for a in out}
         if len(n) > 1:
             raise ValueError(f"All inputs must have the same number of samples. Received: {[a.shape[0] for a in out]}")
@@ -262,23 +261,13 @@ class Model(Sequential):
                     grads[id(t)] = d if id(t) not in grads else grads[id(t)] + d
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Model outputs for x in batches: an array, or a list of arrays for several outputs."""
-        if len(self.outputs) == 1:
-            out = super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
-            return [out] if not self._single_output else out
-        from .models import _check_batch_size
+        """Model outputs for x in batches: an array, or a list of arrays when the model was
+        given its outputs as a list."""
+        out = super().predict(x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+        return [out] if not self._single_output and not isinstance(out, list) else out
 
-        batch_size = _check_batch_size(batch_size)
-        x = self._prepare_x(x)
-        n = x.shape[0]
-        parts = [[] for _ in self.outputs]
-        with self._weights_held(-(-n // batch_size), callbacks):
-            for start in range(0, n, batch_size):
-                ys = self._forward(x[start:start + batch_size], False)[0]
-                for p, y in zip(parts, ys):
-                    p.append(np.array(y, copy=True))
-        return [np.concatenate(p) if p else np.empty((0,) + tuple(t.shape[1:]), self.dtype)
-                for p, t in zip(parts, self.outputs)]
+    def _output_shapes(self):
+        return [tuple(t.shape) for t in self.outputs]
 
     def __call__(self, x, training=False):
         if isinstance(x, KerasTensor) or (isinstance(x, (list, tuple)) and x and isinstance(x[0], KerasTensor)):

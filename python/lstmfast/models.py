@@ -438,7 +438,8 @@ class Sequential:
                 self.build()
             else:
                 self.build((None,) + x.shape[1:])
-        return _prepare_array(x, arg, self._layers[0], self._input_layer.batch_shape, self._layers[0].name)
+        first = self._layers[0]
+        return _prepare_array(x, arg, first, first.dtype, self._input_layer.batch_shape, first.name)
 
     def _prepare_y(self, y, n, arg="y"):
         y = _unwrap_single(y, arg)
@@ -700,7 +701,8 @@ class Sequential:
 
     @blas_single_threaded
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Model outputs for x, computed in batches of `batch_size` (default 32)."""
+        """Model outputs for x, computed in batches of `batch_size` (default 32): an array, or a
+        list of arrays for a model with several outputs."""
         verbose = _resolve_verbose(verbose)
         batch_size = _check_batch_size(batch_size)
         x = self._prepare_x(x)
@@ -711,21 +713,25 @@ class Sequential:
             cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
                                                 verbose=verbose, epochs=1, steps=nsteps)
             cbs.call("on_predict_begin", None)
-        out = None
+        outs = [np.empty((0,) + tuple(s[1:]), dtype=self.dtype) for s in self._output_shapes()] if n == 0 else None
         with self._weights_held(nsteps, callbacks):
             for step in range(nsteps):
                 sl = slice(step * batch_size, min(n, (step + 1) * batch_size))
                 yb = self._forward(x[sl], False)[0]
-                if out is None:
-                    out = np.empty((n,) + yb.shape[1:], dtype=yb.dtype)
-                out[sl] = yb
+                ys = yb if isinstance(yb, tuple) else (yb,)
+                if outs is None:
+                    outs = [np.empty((n,) + y.shape[1:], dtype=y.dtype) for y in ys]
+                for out, y in zip(outs, ys):
+                    out[sl] = y
                 if cbs is not None:
-                    cbs.call("on_predict_batch_end", step, {"outputs": yb})
+                    cbs.call("on_predict_batch_end", step, {"outputs": yb if len(ys) == 1 else list(ys)})
         if cbs is not None:
             cbs.call("on_predict_end", None)
-        if out is None:
-            out = np.empty((0,) + tuple(self._output_shape[1:]), dtype=self.dtype)
-        return out
+        return outs[0] if len(outs) == 1 else outs
+
+    def _output_shapes(self):
+        """The shape of each output (one for a Sequential)."""
+        return [self._output_shape]
 
     @blas_single_threaded
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
@@ -874,20 +880,21 @@ def _coerce_array(x, arg):
     return x
 
 
-def _prepare_array(x, arg, first, expected, name):
-    """One model input, checked and converted once: token ids for an Embedding `first` (the
-    layer that reads it), else finite values in the layer's dtype; its shape must match the
-    batch shape `expected` (None: any size) of the input called `name` in messages."""
+def _prepare_array(x, arg, reader, dtype, expected, name):
+    """One model input, checked and converted once: token ids when the layer that reads it
+    (`reader`, None when none does) is an Embedding, else finite values of `dtype`; its shape
+    must match the batch shape `expected` (None: any size) of the input called `name` in
+    messages."""
     x = _coerce_array(x, arg)
-    if isinstance(first, Embedding):
-        x = first._ids(x)
+    if isinstance(reader, Embedding):
+        x = reader._ids(x)
     else:
         if not all_finite(x):
             bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
             raise ValueError(f"`{arg}` contains NaN or infinite values (first at index {bad}); "
                              "every value must be finite.")
-        if x.dtype != first.dtype:
-            x = x.astype(first.dtype)
+        if x.dtype != dtype:
+            x = x.astype(dtype)
     if x.ndim != len(expected) or any(e is not None and e != s for e, s in zip(expected[1:], x.shape[1:])):
         hint = ""
         if x.ndim + 1 == len(expected) and tuple(x.shape[1:]) + (1,) == tuple(
