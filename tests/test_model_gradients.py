@@ -296,10 +296,10 @@ def test_input_gradients_of_masking_and_pooling_match_finite_differences(case):
     channels_first = getattr(layer, "data_format", "") == "channels_first"
     mask = np.any(x != 0, axis=1 if channels_first else -1) if masked else None  # (batch, steps)
     layer._maybe_build(x.shape)
-    w = np.random.default_rng(6).normal(size=layer._forward(x, mask).shape)
+    w = np.random.default_rng(6).normal(size=layer._forward(x, mask, True).shape)
 
     def f(v):
-        return float(np.sum(w * layer._forward(v, mask)))
+        return float(np.sum(w * layer._forward(v, mask, True)))
 
     f(x)
     dx = layer._backward(w)

@@ -87,8 +87,9 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
     def _forward(self, x, mask=None, training=False):
         axis = self._steps_axis
         y = x.max(axis=axis, keepdims=True)
-        hit = x == y  # the steps that hold the maximum
-        self._share = (hit / np.maximum(hit.sum(axis=axis, keepdims=True), 1)).astype(x.dtype, copy=False)
+        if training:  # each step's share of ∂L/∂y: [x_t = y] / #{s : x_s = y}
+            hit = x == y
+            self._share = (hit / np.maximum(hit.sum(axis=axis, keepdims=True), 1)).astype(x.dtype, copy=False)
         return y if self.keepdims else np.squeeze(y, axis)
 
     def _backward(self, dy):
