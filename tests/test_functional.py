@@ -92,29 +92,29 @@ def test_gradients_through_the_graph_match_finite_differences():
         model, *_ = _seq2seq(lf.Model, L, lf.Input)
         model.compile("adam", "categorical_crossentropy")
         enc, dec, target = (a.astype(np.float64) for a in _data(n=5))
-        x = model._prepare_x([enc, dec])
-        model._pack()
+        x = model.prepare_inputs([enc, dec])
+        params = model.flat_parameters()
 
         def loss():
-            y, mask = model._forward(x, True)
+            y, mask = model.forward(x, True)
             return model.loss._loss_and_grad(target, y, None, mask)
 
-        model._backward(loss()[1])
-        analytic = model._gflat.copy()
+        model.backward(loss()[1])
+        analytic = params.grads.copy()
         rng = np.random.default_rng(0)
         eps = 1e-6
-        for v, (a, b) in zip(model.trainable_weights, model._segments):
+        for v, (a, b) in zip(model.trainable_weights, params.segments):
             for i in rng.choice(np.arange(a, b), size=min(10, b - a), replace=False):
-                old = model._flat[i]
-                model._flat[i] = old + eps
+                old = params.values[i]
+                params.values[i] = old + eps
                 up = loss()[0]
-                model._flat[i] = old - eps
+                params.values[i] = old - eps
                 down = loss()[0]
-                model._flat[i] = old
+                params.values[i] = old
                 numeric = (up - down) / (2 * eps)
                 assert abs(numeric - analytic[i]) <= 1e-6 + 1e-5 * abs(analytic[i]), v.path
         # the encoder learns only through the decoder's initial state: its gradient is not zero
-        a, b = model._segments[0]
+        a, b = params.segments[0]
         assert np.abs(analytic[a:b]).max() > 0
     finally:
         lf.config.set_floatx("float32")
@@ -205,12 +205,12 @@ def test_a_layer_shared_with_a_later_model_still_passes_gradients_back_in_the_fi
     other.compile("adam", "mse")
     x2 = np.random.default_rng(9).normal(size=(16, 5, 4)).astype(np.float32)
     other.train_on_batch(x2, x2[:, 0, :1])
-    assert lstm._need_dx is False  # fed with data there: no input gradient computed
+    assert lstm.needs_input_gradient is False  # fed with data there: no input gradient computed
     trained.compile("adam", "mse")
     before = pre.get_weights()[0].copy()
     x = np.random.default_rng(8).normal(size=(16, 5, 3)).astype(np.float32)
     trained.fit(x, x[:, 0, :1], epochs=1, verbose=0)
-    assert lstm._need_dx is True
+    assert lstm.needs_input_gradient is True
     assert not np.array_equal(pre.get_weights()[0], before)  # the layer before the LSTM trained
 
 

@@ -42,7 +42,7 @@ def test_max_pooling_values_and_first_maximum_gets_the_gradient():
     layer = L.MaxPooling1D(2, strides=1)
     y = layer(x, training=True)
     np.testing.assert_array_equal(y[0, :, 0], [3, 3, 3, 0])
-    dx = layer._backward(np.ones_like(y))
+    dx = layer.backward(np.ones_like(y))
     # windows (1,3) (3,3) (3,0) (0,-1): the first 3 wins the tie in the second window
     np.testing.assert_array_equal(dx[0, :, 0], [0, 2, 1, 1, 0])
     same = L.MaxPooling1D(2, padding="same")

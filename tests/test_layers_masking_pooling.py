@@ -50,7 +50,7 @@ def test_spatial_dropout_drops_whole_channels_in_training_only():
     assert np.all(y == y[:, :1, :])
     assert 0.35 < (y[:, 0, :] == 0).mean() < 0.65
     dy = np.random.default_rng(0).normal(size=x.shape).astype(np.float32)
-    np.testing.assert_array_equal(layer._backward(dy), dy * y)
+    np.testing.assert_array_equal(layer.backward(dy), dy * y)
     np.testing.assert_array_equal(layer(x), x)
 
 

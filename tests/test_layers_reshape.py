@@ -14,15 +14,15 @@ def test_reshape_and_permute_values_and_their_backward():
     np.testing.assert_array_equal(r(x), x.reshape(2, 3, 4))
     assert r.compute_output_shape((None, 12)) == (None, 3, 4)
     assert r.compute_output_shape((None, None)) == (None, 3, None)
-    np.testing.assert_array_equal(r._backward(r(x)), x)
+    np.testing.assert_array_equal(r.backward(r(x)), x)
     p = L.Permute((2, 1))
     y = p(x.reshape(2, 4, 3))
     np.testing.assert_array_equal(y, x.reshape(2, 4, 3).transpose(0, 2, 1))
     assert y.flags.c_contiguous
-    np.testing.assert_array_equal(p._backward(y), x.reshape(2, 4, 3))
+    np.testing.assert_array_equal(p.backward(y), x.reshape(2, 4, 3))
     p3 = L.Permute((3, 1, 2))
     z = np.random.default_rng(0).normal(size=(2, 3, 4, 5)).astype(np.float32)
-    np.testing.assert_array_equal(p3._backward(p3(z)), z)
+    np.testing.assert_array_equal(p3.backward(p3(z)), z)
 
 
 def test_a_model_with_reshape_and_permute_saves_loads_and_trains(tmp_path):

@@ -39,7 +39,7 @@ def _float64():
 def _generators(model):
     out = []
     for layer in model.layers:
-        for sub in [layer] + layer._sublayers():
+        for sub in [layer] + layer.sublayers():
             if hasattr(sub, "_gen"):
                 out.append(sub._gen)
     return out
@@ -48,20 +48,20 @@ def _generators(model):
 def _loss(model, x, y, sw=None):
     for i, g in enumerate(_generators(model)):
         g.rng = np.random.default_rng(100 + i)
-    y_pred, mask = model._forward(x, True)
+    y_pred, mask = model.forward(x, True)
     value, grad = model.loss._loss_and_grad(y, y_pred, sw, mask)
     return value, grad
 
 
 def check_model_gradients(model, x, y, sw=None, samples=12):
-    model._pack()
+    model.flat_parameters()
     _, dy = _loss(model, x, y, sw)
-    model._backward(dy)
-    analytic = model._gflat.copy()
-    flat = model._flat
+    model.backward(dy)
+    analytic = model.flat_parameters().grads.copy()
+    flat = model.flat_parameters().values
     rng = np.random.default_rng(0)
     checked = 0
-    for v, (a, b) in zip(model.trainable_weights, model._segments):
+    for v, (a, b) in zip(model.trainable_weights, model.flat_parameters().segments):
         idx = rng.choice(np.arange(a, b), size=min(samples, b - a), replace=False)
         for i in idx:
             old = flat[i]
@@ -95,7 +95,7 @@ def test_embedding_with_mask_through_lstm_sequences_and_time_distributed_softmax
     grads = check_model_gradients(model, x, y)
     # the padding row of the embedding gets no gradient: masked steps do not read their input
     emb = model.layers[0].embeddings
-    a, b = model._segments[0]
+    a, b = model.flat_parameters().segments[0]
     np.testing.assert_array_equal(grads[a:b].reshape(emb.shape)[0], 0)
 
 
@@ -115,20 +115,20 @@ def test_layers_fed_with_data_skip_their_input_gradient_and_train_the_same():
     model = lf.Sequential([L.Input((6, 3)), L.Dropout(0.2), L.Bidirectional(L.LSTM(4, return_sequences=True)),
                            L.LSTM(3, return_sequences=True), L.TimeDistributed(L.Dense(2))])
     model.compile("adam", "mse")
-    assert [layer._need_dx for layer in model.layers] == [False, False, True, True]
+    assert [layer.needs_input_gradient for layer in model.layers] == [False, False, True, True]
     x = np.random.default_rng(8).normal(size=(5, 6, 3))
     y = np.random.default_rng(9).normal(size=(5, 6, 2))
     check_model_gradients(model, x, y)
     # The same model computing every input gradient gives the same weight gradients.
-    lean = model._gflat.copy()
+    lean = model.flat_parameters().grads.copy()
     for layer in model.layers:
-        layer._need_dx = True
-    model._pack()
-    model._backward(_loss(model, x, y)[1])
-    np.testing.assert_array_equal(model._gflat, lean)
+        layer.needs_input_gradient = True
+    model.flat_parameters().grads[...] = 0
+    model.backward(_loss(model, x, y)[1])
+    np.testing.assert_array_equal(model.flat_parameters().grads, lean)
     embedded = lf.Sequential([L.Input((5,)), L.Embedding(9, 3), L.LSTM(2)])
     embedded.build()
-    assert [layer._need_dx for layer in embedded.layers] == [False, True]
+    assert [layer.needs_input_gradient for layer in embedded.layers] == [False, True]
 
 
 def test_dense_then_lstm_variants_then_repeat_vector_encoder_decoder():
@@ -160,13 +160,13 @@ def test_stateful_lstm_and_lstm_without_bias():
 
     states = [s.copy() for s in model.layers[0].states]
     y = np.random.default_rng(9).normal(size=(4, 1))
-    orig = model.layers[0]._forward
+    orig = model.layers[0].forward
 
     def forward(x, mask=None, training=False, initial_state=None):
         model.layers[0].states = [s.copy() for s in states]
         return orig(x, mask, training, initial_state)
 
-    model.layers[0]._forward = forward
+    model.layers[0].forward = forward
     check_model_gradients(model, x, y)
 
 
@@ -296,13 +296,13 @@ def test_input_gradients_of_masking_and_pooling_match_finite_differences(case):
     channels_first = getattr(layer, "data_format", "") == "channels_first"
     mask = np.any(x != 0, axis=1 if channels_first else -1) if masked else None  # (batch, steps)
     layer._maybe_build(x.shape)
-    w = np.random.default_rng(6).normal(size=layer._forward(x, mask, True).shape)
+    w = np.random.default_rng(6).normal(size=layer.forward(x, mask, True).shape)
 
     def f(v):
-        return float(np.sum(w * layer._forward(v, mask, True)))
+        return float(np.sum(w * layer.forward(v, mask, True)))
 
     f(x)
-    dx = layer._backward(w)
+    dx = layer.backward(w)
     assert dx.shape == x.shape
     rng = np.random.default_rng(7)
     for i in rng.choice(x.size, size=20, replace=False):

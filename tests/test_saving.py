@@ -94,7 +94,7 @@ def test_saving_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     def broken(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(saving, "_npy_bytes", broken)
+    monkeypatch.setattr(saving.native, "_npy_bytes", broken)
     with pytest.raises(OSError, match="disk full"):
         m.save(path)
     monkeypatch.undo()

@@ -95,8 +95,8 @@ def test_sentiment_snippet_builds_trains_and_predicts_with_dropout_on_the_fast_p
     p = model.predict(x, verbose=0)
     assert p.shape == (64, 1) and np.all((p > 0) & (p < 1))
     # dropout is active in training (two training passes differ) and off in predict
-    a, _ = model._forward(x[:8], True)
-    b, _ = model._forward(x[:8], True)
+    a, _ = model.forward(x[:8], True)
+    b, _ = model.forward(x[:8], True)
     assert not np.array_equal(a, b)
     np.testing.assert_array_equal(model.predict(x[:8], verbose=0), model.predict(x[:8], verbose=0))
 

@@ -17,11 +17,10 @@ Gradient clipping as in Keras: `clipnorm` rescales each weight's gradient to at 
 import numpy as np
 
 from . import ops
+from .parameters import aligned_zeros
 
 
 def _zeros_like(params):
-    from .models import aligned_zeros
-
     return aligned_zeros(params.size, params.dtype)
 
 

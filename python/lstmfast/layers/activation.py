@@ -13,13 +13,13 @@ class Activation(Layer):
         self.supports_masking = True
         self.built = True
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         y = self.activation(x)
         if training:
             self._x, self._y = x, y
         return y
 
-    def _backward(self, dy):
+    def backward(self, dy):
         dx = activations.derivative(self.activation)(dy, self._x, self._y)
         self._x = self._y = None
         return dx

@@ -68,7 +68,7 @@ def _windows(xp, n_out, taps, stride, dilation):
 class _TimeWindowLayer(Layer):
     """Shared by Conv1D and MaxPooling1D: the channels_first transposes and the padding."""
 
-    _input_axes = ("batch", "steps", "channels")
+    input_axes = ("batch", "steps", "channels")
 
     def _steps(self, shape):
         return shape[1] if self.data_format == "channels_last" else shape[2]
@@ -162,7 +162,7 @@ class Conv1D(_TimeWindowLayer):
             return (input_shape[0], n, self.filters)
         return (input_shape[0], self.filters, n)
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         x = self._to_channels_last(x)
         xp, front, n_out = self._padded(x, 0)
         k, c = self.kernel_size[0], x.shape[2]
@@ -176,7 +176,7 @@ class Conv1D(_TimeWindowLayer):
             self._cache = (patches, z, y, xp.shape[1], front, x.shape[1])
         return self._from_channels_last(y)
 
-    def _backward(self, dy):
+    def backward(self, dy):
         patches, z, y, padded_len, front, length = self._cache
         self._cache = None
         dz = _activation_backward(self, self._to_channels_last(dy), z, y)
@@ -187,7 +187,7 @@ class Conv1D(_TimeWindowLayer):
             np.matmul(patches.T, dz2, out=self.kernel._ensure_grad().reshape(-1, self.filters))
             if self.use_bias:
                 np.sum(dz2, axis=0, out=self.bias._ensure_grad())
-        if not self._need_dx:
+        if not self.needs_input_gradient:
             return None
         k, c = kernel.shape[0], kernel.shape[1]
         dpatches = (dz2 @ kernel.reshape(k * c, self.filters).T).reshape(dz.shape[0], dz.shape[1], k, c)
@@ -223,7 +223,7 @@ class MaxPooling1D(_TimeWindowLayer):
             return (input_shape[0], n, input_shape[2])
         return (input_shape[0], input_shape[1], n)
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         x = self._to_channels_last(x)
         xp, front, n_out = self._padded(x, -np.inf)
         win = _windows(xp, n_out, self._span, self._stride, 1)
@@ -233,7 +233,7 @@ class MaxPooling1D(_TimeWindowLayer):
             self._cache = (first, xp.shape[1], front, x.shape[1])
         return self._from_channels_last(y)
 
-    def _backward(self, dy):
+    def backward(self, dy):
         first, padded_len, front, length = self._cache
         self._cache = None
         dy = self._to_channels_last(dy)

@@ -50,7 +50,7 @@ class Dense(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         # z = x·kernel + bias ; y = activation(z). A sequence (B, T, D) is multiplied as one
         # (B·T, D) matrix: numpy's 3-D matmul loops over B without its BLAS.
         z = (x.reshape(-1, x.shape[-1]) @ self.kernel.value).reshape(x.shape[:-1] + (self.units,))
@@ -61,7 +61,7 @@ class Dense(Layer):
             self._x, self._z, self._y = x, z, y
         return y
 
-    def _backward(self, dy):
+    def backward(self, dy):
         dz = _activation_backward(self, dy, self._z, self._y)
         x2 = self._x.reshape(-1, self._x.shape[-1])
         dz2 = dz.reshape(-1, self.units)
@@ -71,7 +71,7 @@ class Dense(Layer):
             if self.use_bias:
                 np.sum(dz2, axis=0, out=self.bias._ensure_grad())
         self._x = self._z = self._y = None
-        if not self._need_dx:
+        if not self.needs_input_gradient:
             return None
         return (dz2 @ self.kernel.value.T).reshape(dz.shape[:-1] + (self.kernel.value.shape[0],))
 

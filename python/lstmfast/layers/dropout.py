@@ -21,7 +21,7 @@ class Dropout(Layer):
         self.supports_masking = True
         self.built = True
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         if not training or self.rate == 0.0:
             self._keep = None
             return x
@@ -33,7 +33,7 @@ class Dropout(Layer):
         self._keep = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate)) if self.rate < 1 else keep.astype(x.dtype)
         return x * self._keep
 
-    def _backward(self, dy):
+    def backward(self, dy):
         if self._keep is None:
             return dy
         return dy * self._keep
@@ -52,7 +52,7 @@ class SpatialDropout1D(Dropout):
         kwargs.pop("noise_shape", None)  # older Keras configs list it; this layer fixes it
         super().__init__(rate, noise_shape=(None, 1, None), seed=seed, **kwargs)
 
-    _input_axes = ("batch", "steps", "channels")
+    input_axes = ("batch", "steps", "channels")
 
     def get_config(self):
         config = super().get_config()

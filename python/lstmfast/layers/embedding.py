@@ -61,7 +61,7 @@ class Embedding(Layer):
             return None
         return inputs != 0
 
-    def _output_has_mask(self, input_has_mask):
+    def output_has_mask(self, input_has_mask):
         return self.mask_zero
 
     def _cast_input(self, x):
@@ -86,13 +86,13 @@ class Embedding(Layer):
                 )
         return x
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         x = np.ascontiguousarray(x, dtype=np.int64)
         if training:
             self._x = x
         return ops.embedding_forward(x, self.embeddings.value)  # y[b, t] = E[ids[b, t]]
 
-    def _backward(self, dy):
+    def backward(self, dy):
         if self.trainable:
             grad = self.embeddings._ensure_grad()
             if self._touched is None:
@@ -104,7 +104,7 @@ class Embedding(Layer):
         self._x = None
         return None  # ids have no gradient
 
-    def _on_repack(self):
+    def weights_moved(self):
         self._touched = None
 
     def get_config(self):

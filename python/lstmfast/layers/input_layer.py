@@ -2,11 +2,12 @@
 
 `Input` returns a symbolic placeholder (`KerasTensor`) that `Sequential` accepts in place of a
 layer, as in Keras, and that layers can be called on to build a functional `Model`
-(`lstmfast.functional`).
+(`lstmfast.models.Functional`).
 """
 
 import numpy as np
 
+from ..graph import KerasTensor
 from .layer import Layer
 
 
@@ -45,33 +46,8 @@ class InputLayer(Layer):
         return {"batch_shape": list(self.batch_shape), "dtype": self._input_dtype or self.dtype,
                 "sparse": False, "name": self.name}
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         return x
-
-
-class KerasTensor:
-    """A shape and dtype with no data: what `Input()` returns (from its InputLayer), or a layer
-    called on a KerasTensor returns (output `index` of that call, its `_node`)."""
-
-    def __init__(self, input_layer=None, shape=None, dtype=None, node=None, index=0):
-        self._input_layer = input_layer
-        self._node = node
-        self._index = index
-        if input_layer is not None:
-            self.shape = input_layer.batch_shape
-            self.dtype = input_layer._input_dtype or input_layer.dtype
-            self.name = input_layer.name
-        else:
-            self.shape = tuple(shape)
-            self.dtype = dtype
-            self.name = f"{node.layer.name}/output_{index}"
-
-    @property
-    def ndim(self):
-        return len(self.shape)
-
-    def __repr__(self):
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,

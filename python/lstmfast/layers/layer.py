@@ -1,15 +1,38 @@
-"""The base `Layer` and its `Variable`s.
+"""The base `Layer` and its `Variable`s, and the contract every layer keeps with the models.
 
 A layer owns numpy weights, computes a forward pass on numpy arrays and, after a forward pass run
 with `training=True`, the matching backward pass:
 
-    y = layer._forward(x, mask, training)     # keeps what the backward pass needs
-    dx = layer._backward(dy)                  # writes dL/dw into each weight's `grad` buffer
+    y = layer.forward(x, mask, training)     # keeps what the backward pass needs
+    dx = layer.backward(dy)                  # writes dL/dw into each weight's `grad` buffer
 
-`Sequential` chains these; users call layers directly (`layer(x)`) only for inference. Shapes
-follow Keras: a leading batch axis, `None` for unknown sizes. Each `Variable` holds its array in
+Models chain these; users call layers directly (`layer(x)`) for inference, or on `Input` tensors
+to build a functional model (the call is then recorded as a `lstmfast.graph.Node`). Shapes follow
+Keras: a leading batch axis, `None` for unknown sizes. Each `Variable` holds its array in
 `.value`; a compiled model re-points every trainable `.value` (and `.grad`) at a slice of one flat
-buffer so the optimizer updates all parameters in one fused call.
+buffer (`lstmfast.parameters`) so the optimizer updates all parameters in one fused call.
+
+The layer contract (what a model calls; every method has a default here, override what differs):
+
+    build(input_shape)              create the weights (add_weight); Keras's
+    compute_output_shape(shape)     the output shape (a tuple of shapes for several outputs)
+    compute_mask(x, mask)           the mask of the output, or None
+    forward(x, mask, training)      the output; with training=True keep what backward needs
+    backward(dy)                    ∂L/∂x, after writing ∂L/∂w into each weight's `grad`
+    get_config() / from_config()    Keras's config dict
+    input_axes                      the axes of the input, e.g. ("batch", "features"), when the
+                                    layer needs one rank (None: any rank); checked when it is built
+    output_has_mask(input_has_mask) whether the output carries a mask, known when a model is built
+    needs_input_gradient            set by a model: False when nothing before this layer has
+                                    weights, so backward may return None instead of ∂L/∂x
+    sublayers()                     layers this one runs inside (Bidirectional, TimeDistributed)
+    hold_weights(held)              predict()/evaluate() promise that the weights stay as they
+                                    are between hold_weights(True) and hold_weights(False)
+    weights_moved()                 a model has moved the weights into its flat buffer
+    graph_inputs(inputs, kwargs)    the tensors a symbolic call reads (an LSTM: x, h0, c0)
+    graph_forward(xs, mask, train)  forward over the arrays of those tensors -> tuple of outputs
+    graph_backward(d_outputs)       backward from the gradients of each output (None: not used)
+                                    -> the gradient of each input tensor (None: not needed)
 """
 
 import re
@@ -17,6 +40,7 @@ import warnings
 
 import numpy as np
 
+from .. import graph
 from .. import initializers as initializers_module
 from ..config import floatx, standardize_dtype
 
@@ -138,7 +162,7 @@ class Layer:
         self.built = False
         self.supports_masking = False
         self._variables = []
-        self._need_dx = True
+        self.needs_input_gradient = True
         self._batch_input_shape = None
         if batch_input_shape is not None:
             self._batch_input_shape = tuple(batch_input_shape)
@@ -172,15 +196,22 @@ class Layer:
         self._variables.append(var)
         return var
 
-    def _sublayers(self):
+    def sublayers(self):
+        """The layers this layer runs inside it (their weights are part of its own)."""
         return []
 
-    def _hold_weights(self, held):
+    def hold_weights(self, held):
         """predict() and evaluate() call this with True before their first batch and with
         False after their last: in between the weights do not change, so a layer may keep
         work that depends on them (an LSTM keeps its weights packed) until the False call."""
-        for sub in self._sublayers():
-            sub._hold_weights(held)
+        for sub in self.sublayers():
+            sub.hold_weights(held)
+
+    def weights_moved(self):
+        """A model has just re-pointed this layer's variables (and their gradients) at its flat
+        buffer: drop anything that refers to the old arrays."""
+        for sub in self.sublayers():
+            sub.weights_moved()
 
     @property
     def weights(self):
@@ -193,7 +224,7 @@ class Layer:
 
     def _all_variables(self):
         out = list(self._variables)
-        for sub in self._sublayers():
+        for sub in self.sublayers():
             out.extend(sub._all_variables())
         return out
 
@@ -202,7 +233,7 @@ class Layer:
         if not self.trainable:
             return []
         out = [v for v in self._variables if v.trainable]
-        for sub in self._sublayers():
+        for sub in self.sublayers():
             out.extend(sub.trainable_weights)
         return out
 
@@ -211,7 +242,7 @@ class Layer:
         if not self.trainable:
             return self._all_variables()
         out = [v for v in self._variables if not v.trainable]
-        for sub in self._sublayers():
+        for sub in self.sublayers():
             out.extend(sub.non_trainable_weights)
         return out
 
@@ -257,10 +288,10 @@ class Layer:
 
     # The axes of the input a layer takes, e.g. ("batch", "features"), when it needs one rank:
     # checked whenever it meets an input shape (None: any rank).
-    _input_axes = None
+    input_axes = None
 
     def _maybe_build(self, input_shape):
-        axes = self._input_axes
+        axes = self.input_axes
         if axes is not None and len(input_shape) != len(axes):
             raise ValueError(
                 f"{type(self).__name__} {self.name!r} expects {len(axes)}-D input ({', '.join(axes)}). "
@@ -279,7 +310,7 @@ class Layer:
     def compute_mask(self, inputs, mask=None):
         return mask if self.supports_masking else None
 
-    def _output_has_mask(self, input_has_mask):
+    def output_has_mask(self, input_has_mask):
         """Whether the output carries a mask, decided when a model is built from the layer's
         settings: the input's mask passes a layer that supports masking. Layers that make or
         end masks override it (Embedding, Masking, an LSTM returning its last output only)."""
@@ -311,10 +342,10 @@ class Layer:
             )
 
     # ----- computation -----
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         raise NotImplementedError
 
-    def _backward(self, dy):
+    def backward(self, dy):
         raise NotImplementedError(f"Layer {type(self).__name__} cannot be trained.")
 
     def _cast_input(self, x):
@@ -324,20 +355,60 @@ class Layer:
         return x
 
     def __call__(self, inputs, training=False, mask=None, **kwargs):
-        """Run the layer on a numpy array (inference by default) and return a numpy array."""
-        if type(inputs).__name__ == "KerasTensor" or (
-                isinstance(inputs, (list, tuple)) and any(type(t).__name__ == "KerasTensor" for t in inputs)):
-            from ..functional import symbolic_call  # the functional API: record the call
-
-            return symbolic_call(self, inputs, dict(kwargs, **({"mask": mask} if mask is not None else {})))
+        """Run the layer on a numpy array (inference by default) and return a numpy array; on
+        `Input` tensors, record the call for a functional model and return its output tensor(s)."""
+        if graph.is_symbolic(inputs):
+            if mask is not None:
+                kwargs["mask"] = mask
+            return self._symbolic_call(inputs, kwargs)
         x = self._cast_input(inputs)
         self._maybe_build(x.shape)
         self._check_input_shape(x.shape)
         if mask is not None:
             mask = np.ascontiguousarray(mask, dtype=bool)
         if kwargs:
-            return self._forward(x, mask, bool(training), **kwargs)
-        return self._forward(x, mask, bool(training))
+            return self.forward(x, mask, bool(training), **kwargs)
+        return self.forward(x, mask, bool(training))
+
+    # ----- in a functional graph -----
+    def _symbolic_call(self, inputs, kwargs):
+        inbound = self.graph_inputs(inputs, dict(kwargs))
+        shape = tuple(inbound[0].shape)
+        self._maybe_build(shape)
+        self._check_input_shape(shape)
+        out_shape = self.compute_output_shape(shape)
+        if out_shape and isinstance(out_shape[0], tuple) and not self.graph_multi_output:
+            raise TypeError(
+                f"Layer {self.name!r} ({type(self).__name__}) returns several tensors; in a functional "
+                "model only an LSTM's return_state is supported."
+            )
+        return graph.Node(self, inbound).make_outputs(out_shape, self.dtype)
+
+    # Whether graph_backward takes a gradient for each of several outputs (an LSTM's states).
+    graph_multi_output = False
+
+    def graph_inputs(self, inputs, kwargs):
+        """The tensors a call `layer(inputs, **kwargs)` on KerasTensors reads: one tensor here."""
+        if not isinstance(inputs, graph.KerasTensor):
+            raise TypeError(
+                f"Layer {self.name!r} was called on {type(inputs).__name__}: lstmfast layers take one "
+                "tensor. Layers that merge several tensors (Concatenate, Add, ...) are not provided."
+            )
+        if kwargs.pop("initial_state", None) is not None:
+            raise TypeError(f"`initial_state` is an LSTM argument; layer {self.name!r} is a "
+                            f"{type(self).__name__}.")
+        if kwargs:
+            raise TypeError(f"Unsupported arguments in a symbolic call of layer {self.name!r}: {sorted(kwargs)}")
+        return [inputs]
+
+    def graph_forward(self, inputs, mask, training):
+        """forward() on the arrays of the tensors graph_inputs named; a tuple of outputs."""
+        y = self.forward(inputs[0], mask, training)
+        return y if isinstance(y, tuple) else (y,)
+
+    def graph_backward(self, d_outputs):
+        """backward() from the gradient of each output; the gradient of each input tensor."""
+        return [self.backward(d_outputs[0])]
 
     # ----- config -----
     def get_config(self):

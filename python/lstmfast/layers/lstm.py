@@ -18,12 +18,13 @@ same in distribution per gate but not the same draw. A mask (B, T) from the laye
 import numpy as np
 
 from .. import _random
+from .. import graph
 from .. import activations
 from .. import initializers
 from .. import ops
 from .dense import _unsupported
 from .layer import Layer, _check_positive_int, _check_rate
-from .reshaping import TimeSummedGradient
+from .reshaping import RepeatedSequence, TimeSummedGradient
 
 # Activations the fused kernel computes.
 _KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
@@ -55,9 +56,6 @@ def _kernel_activation_name(fn, allowed, arg):
 class LSTM(Layer):
     """Keras's `LSTM` layer: same arguments, defaults, weights (kernel, recurrent_kernel, bias) and
     outputs. `unroll` and `use_cudnn` are accepted and have no effect."""
-
-    # Set by Sequential when the layer before is a RepeatVector (see RepeatVector._feeds_lstm).
-    _after_repeat_vector = False
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
@@ -138,7 +136,7 @@ class LSTM(Layer):
             return (out, (b, self.units), (b, self.units))
         return out
 
-    def _output_has_mask(self, input_has_mask):
+    def output_has_mask(self, input_has_mask):
         return input_has_mask and self.return_sequences  # the last output alone carries none
 
     def compute_mask(self, inputs, mask=None):
@@ -167,7 +165,7 @@ class LSTM(Layer):
     reset_state = reset_states
 
     # ----- computation -----
-    def _hold_weights(self, held):
+    def hold_weights(self, held):
         self._weights_held = bool(held)
         self._packed = None
 
@@ -177,7 +175,7 @@ class LSTM(Layer):
         keep = self._gen.rng.random((n, width)) >= rate
         return keep.astype(dtype) * dtype.type(1.0 / (1.0 - rate))
 
-    def _forward(self, x, mask=None, training=False, initial_state=None):
+    def forward(self, x, mask=None, training=False, initial_state=None):
         b = x.shape[0]
         h0 = c0 = None
         if initial_state is not None:
@@ -208,9 +206,10 @@ class LSTM(Layer):
             dp = self._dropout_mask(b, x.shape[2], self.dropout, x.dtype)
             rdp = self._dropout_mask(b, self.units, self.recurrent_dropout, x.dtype)
         timesteps = None
-        if self._after_repeat_vector and x.ndim == 3 and x.strides[1] == 0:
-            # x_t is the same at every step (a RepeatVector's view): the kernel projects it once.
-            timesteps, x = x.shape[1], np.ascontiguousarray(x[:, 0, :])
+        if isinstance(x, RepeatedSequence) and x.vector is not None:
+            # x_t = v at every step (a RepeatVector's output): the kernel projects v once,
+            # z_t = v·kernel + h_{t-1}·recurrent_kernel + bias, and backward returns Σ_t ∂L/∂x_t.
+            timesteps, x = x.shape[1], x.vector
         elif not x.flags.c_contiguous:
             x = np.ascontiguousarray(x)
         weights = (self.kernel.value, self.recurrent_kernel.value, self.bias.value if self.use_bias else None)
@@ -235,17 +234,17 @@ class LSTM(Layer):
             return out, h_t, c_t
         return out
 
-    def _backward(self, dy, d_h=None, d_c=None):
+    def backward(self, dy, d_h=None, d_c=None):
         if self._cache is None:
             raise RuntimeError(f"LSTM {self.name!r}: backward called without a training forward pass.")
         if dy is not None and (dy.dtype != self.kernel.value.dtype or not dy.flags.c_contiguous):
             dy = np.ascontiguousarray(dy, dtype=self.kernel.value.dtype)
         dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c,
-                                                        input_gradient=self._need_dx,
+                                                        input_gradient=self.needs_input_gradient,
                                                         check_finite=False)
         constant_input = self._cache.constant_input
         self._cache = None
-        self._d_initial_state = (_dh0, _dc0)  # ∂L/∂h0, ∂L/∂c0, for a functional Model's initial_state
+        self._d_initial_state = (_dh0, _dc0)  # ∂L/∂h0, ∂L/∂c0, for graph_backward
         if self.trainable:
             np.copyto(self.kernel._ensure_grad(), dk)
             np.copyto(self.recurrent_kernel._ensure_grad(), drk)
@@ -255,12 +254,45 @@ class LSTM(Layer):
             return None
         return TimeSummedGradient(dx) if constant_input else dx
 
+    # ----- in a functional graph: inputs [x, h0, c0], outputs [y, h_T, c_T] with return_state -----
+    graph_multi_output = True
+
+    def graph_inputs(self, inputs, kwargs):
+        states = kwargs.pop("initial_state", None)
+        inbound = super().graph_inputs(inputs, kwargs)
+        if states is None:
+            return inbound
+        if not isinstance(states, (list, tuple)) or len(states) != 2 or not all(
+                isinstance(s, graph.KerasTensor) for s in states):
+            raise ValueError(
+                f"LSTM {self.name!r} expects `initial_state` = [h0, c0], two tensors. Received: {states!r}"
+            )
+        for s, name in zip(states, ("h0", "c0")):
+            if len(s.shape) != 2 or s.shape[1] != self.units:
+                raise ValueError(
+                    f"LSTM {self.name!r}: initial state {name} must have shape (batch, {self.units}). "
+                    f"Received: {s.shape}"
+                )
+        return inbound + list(states)
+
+    def graph_forward(self, inputs, mask, training):
+        if len(inputs) > 1:
+            y = self.forward(inputs[0], mask, training, initial_state=list(inputs[1:]))
+        else:
+            y = self.forward(inputs[0], mask, training)
+        return y if isinstance(y, tuple) else (y,)
+
+    def graph_backward(self, d_outputs):
+        if self.return_state:
+            dx = self.backward(d_outputs[0], d_h=d_outputs[1], d_c=d_outputs[2])
+        else:
+            dx = self.backward(d_outputs[0])
+        return [dx, *self._d_initial_state]
+
     def load_torch_state_dict(self, state_dict, layer=0, reverse=False):
         """Load PyTorch `nn.LSTM` weights: kernel = weight_ih_l{layer}ᵀ,
         recurrent_kernel = weight_hh_l{layer}ᵀ, bias = bias_ih + bias_hh (PyTorch's gate order
         i, f, g, o is Keras's i, f, c, o). `reverse=True` reads the `_reverse` direction."""
-        from ..saving import torch_lstm_weights
-
         weights = torch_lstm_weights(state_dict, layer=layer, reverse=reverse, use_bias=self.use_bias)
         if not self.built:
             self._maybe_build((None, None, weights[0].shape[0]))
@@ -291,3 +323,58 @@ class LSTM(Layer):
             "seed": self.seed,
         })
         return config
+
+
+# ---------------------------------------------------------------------------- PyTorch weights
+
+def _to_numpy(t):
+    if hasattr(t, "detach"):
+        t = t.detach().cpu().numpy()
+    return np.asarray(t)
+
+
+def torch_lstm_weights(state_dict, layer=0, reverse=False, use_bias=True, prefix=None):
+    """[kernel, recurrent_kernel, bias] for a Keras-layout LSTM from a PyTorch `nn.LSTM` state_dict.
+
+    kernel = weight_ih_l{layer}ᵀ (D, 4H); recurrent_kernel = weight_hh_l{layer}ᵀ (H, 4H);
+    bias = bias_ih + bias_hh (4H,). PyTorch's gate order i, f, g, o is Keras's i, f, c, o, so no
+    column permutation is needed. `prefix` selects a submodule ("encoder.lstm."); when None, the
+    single `weight_ih_l{layer}` key in the dict is found automatically.
+    """
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+    keys = list(state_dict.keys())
+    if prefix is None:
+        matches = [k for k in keys if k.endswith("weight_ih" + suffix)]
+        if len(matches) != 1:
+            raise ValueError(
+                f"Expected exactly one 'weight_ih{suffix}' entry in the state_dict (pass `prefix=` to "
+                f"choose). Found: {matches or 'none'}; keys: {keys[:8]}"
+            )
+        prefix = matches[0][: -len("weight_ih" + suffix)]
+    if any(k.startswith(prefix + "weight_hr") for k in keys):
+        raise ValueError("PyTorch LSTMs with proj_size > 0 have no Keras equivalent.")
+
+    def get(name):
+        key = prefix + name + suffix
+        if key not in state_dict:
+            raise ValueError(f"The state_dict has no {key!r} entry. Keys: {keys[:8]}")
+        return _to_numpy(state_dict[key])
+
+    w_ih, w_hh = get("weight_ih"), get("weight_hh")
+    if w_ih.ndim != 2 or w_hh.ndim != 2 or w_ih.shape[0] % 4 or w_hh.shape != (w_ih.shape[0], w_ih.shape[0] // 4):
+        raise ValueError(
+            f"Unexpected PyTorch LSTM weight shapes: weight_ih {w_ih.shape}, weight_hh {w_hh.shape} "
+            "(expected (4H, D) and (4H, H))."
+        )
+    out = [np.ascontiguousarray(w_ih.T), np.ascontiguousarray(w_hh.T)]
+    has_bias = (prefix + "bias_ih" + suffix) in state_dict
+    if use_bias:
+        if has_bias:
+            out.append(get("bias_ih") + get("bias_hh"))
+        else:
+            out.append(np.zeros(w_ih.shape[0], dtype=w_ih.dtype))
+    elif has_bias:
+        b = get("bias_ih") + get("bias_hh")
+        if np.any(b != 0):
+            raise ValueError("The PyTorch LSTM has biases but the lstmfast LSTM has use_bias=False.")
+    return out

@@ -28,18 +28,18 @@ class Masking(Layer):
             return self._keep[..., 0]
         return np.any(inputs != self.mask_value, axis=-1)
 
-    def _output_has_mask(self, input_has_mask):
+    def output_has_mask(self, input_has_mask):
         return True
 
     _seen = None  # the input of the last forward pass
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         self._seen = None
         self._keep = self.compute_mask(x)[..., None]
         self._seen = x
         return np.where(self._keep, x, x.dtype.type(0))
 
-    def _backward(self, dy):
+    def backward(self, dy):
         return np.where(self._keep, dy, dy.dtype.type(0))
 
     def get_config(self):

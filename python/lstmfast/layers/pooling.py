@@ -28,7 +28,7 @@ class _GlobalPooling1D(Layer):
     def _steps_axis(self):
         return 1 if self.data_format == "channels_last" else 2
 
-    _input_axes = ("batch", "steps", "channels")  # (batch, channels, steps) with channels_first
+    input_axes = ("batch", "steps", "channels")  # (batch, channels, steps) with channels_first
 
     def compute_output_shape(self, input_shape):
         shape = list(input_shape)
@@ -41,7 +41,7 @@ class _GlobalPooling1D(Layer):
     def compute_mask(self, inputs, mask=None):
         return None
 
-    def _output_has_mask(self, input_has_mask):
+    def output_has_mask(self, input_has_mask):
         return False
 
     def _expand(self, dy):
@@ -62,7 +62,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
         super().__init__(data_format, keepdims, **kwargs)
         self.supports_masking = True
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         axis = self._steps_axis
         self._x_shape = x.shape
         if mask is None:
@@ -75,7 +75,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
             y = np.where(m, x, x.dtype.type(0)).sum(axis=axis, keepdims=True) / count
         return y if self.keepdims else np.squeeze(y, axis)
 
-    def _backward(self, dy):
+    def backward(self, dy):
         dx = np.empty(self._x_shape, dy.dtype)
         dx[...] = self._expand(dy) * self._weight  # broadcast over the steps
         return dx
@@ -84,7 +84,7 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
 class GlobalMaxPooling1D(_GlobalPooling1D):
     """Keras's `GlobalMaxPooling1D(data_format=None, keepdims=False)`."""
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         axis = self._steps_axis
         y = x.max(axis=axis, keepdims=True)
         if training:  # each step's share of ∂L/∂y: [x_t = y] / #{s : x_s = y}
@@ -92,5 +92,5 @@ class GlobalMaxPooling1D(_GlobalPooling1D):
             self._share = (hit / np.maximum(hit.sum(axis=axis, keepdims=True), 1)).astype(x.dtype, copy=False)
         return y if self.keepdims else np.squeeze(y, axis)
 
-    def _backward(self, dy):
+    def backward(self, dy):
         return self._expand(dy) * self._share

@@ -8,14 +8,48 @@ import numpy as np
 from .layer import Layer, _check_positive_int
 
 
+class RepeatedSequence(np.ndarray):
+    """What RepeatVector returns: an ordinary (B, n, D) array, y[:, t, :] = v for every t, that
+    also carries v itself (`.vector`, (B, D)). A layer that can use the time-constant input
+    directly reads `.vector`: an LSTM projects v once instead of n times and returns Σ_t ∂L/∂x_t
+    as a `TimeSummedGradient`. A layer that passes its input on untouched passes the array (and,
+    backwards, that gradient) on too; any array derived from it (a view, a result) is a plain
+    sequence again, with `.vector` None."""
+
+    def __new__(cls, vector, n):
+        y = np.empty((vector.shape[0], n, vector.shape[1]), dtype=vector.dtype).view(cls)
+        y[...] = vector[:, None, :]
+        y.vector = vector
+        return y
+
+    def __array_finalize__(self, obj):
+        self.vector = None
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # arithmetic on it gives plain arrays
+        inputs = tuple(a.view(np.ndarray) if isinstance(a, RepeatedSequence) else a for a in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(a.view(np.ndarray) if isinstance(a, RepeatedSequence) else a
+                                  for a in kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
 class TimeSummedGradient:
     """The gradient of a time-constant input, Σ_t ∂L/∂x_t (B, D), as an LSTM fed by a
-    RepeatVector returns it; only RepeatVector's backward takes it."""
+    RepeatVector returns it; only RepeatVector's backward takes it. Gradients that meet on the
+    same RepeatedSequence add up: Σ_t (∂L/∂x_t + ∂L/∂x'_t)."""
 
     __slots__ = ("summed",)
+    __array_ufunc__ = None  # array + TimeSummedGradient comes here (__radd__), not to numpy
 
     def __init__(self, summed):
         self.summed = summed
+
+    def __add__(self, other):
+        other = other.summed if isinstance(other, TimeSummedGradient) else other.sum(axis=1)
+        return TimeSummedGradient(self.summed + other)
+
+    __radd__ = __add__
 
 
 class RepeatVector(Layer):
@@ -26,22 +60,16 @@ class RepeatVector(Layer):
         self.n = _check_positive_int(n, "n", "RepeatVector")
         self.built = True
 
-    _input_axes = ("batch", "features")
+    input_axes = ("batch", "features")
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.n, input_shape[1])
 
-    # Set by Sequential when the next layer is an LSTM, which projects a time-constant input
-    # once instead of n times: this layer then hands it a read-only view with time stride 0
-    # (no copy), and gets back the gradient already summed over time.
-    _feeds_lstm = False
+    def forward(self, x, mask=None, training=False):
+        # y[:, t, :] = x for every t, carrying x for a layer that can use it once (an LSTM)
+        return RepeatedSequence(np.ascontiguousarray(x), self.n)
 
-    def _forward(self, x, mask=None, training=False):
-        # y[:, t, :] = x for every t
-        y = np.broadcast_to(x[:, None, :], (x.shape[0], self.n, x.shape[1]))
-        return y if self._feeds_lstm else np.ascontiguousarray(y)
-
-    def _backward(self, dy):
+    def backward(self, dy):
         if isinstance(dy, TimeSummedGradient):
             return dy.summed
         return dy.sum(axis=1)
@@ -65,11 +93,11 @@ class Flatten(Layer):
         size = None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64))
         return (input_shape[0], size)
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         self._shape = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def _backward(self, dy):
+    def backward(self, dy):
         return dy.reshape(self._shape)
 
     def get_config(self):
@@ -117,11 +145,11 @@ class Reshape(Layer):
         return (f"Reshape {self.name!r}: an input of shape {tuple(rest)} per sample cannot be reshaped to "
                 f"target_shape={self.target_shape}.")
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         self._shape = x.shape
         return x.reshape((x.shape[0],) + self.compute_output_shape(x.shape)[1:])
 
-    def _backward(self, dy):
+    def backward(self, dy):
         return dy.reshape(self._shape)
 
     def get_config(self):
@@ -143,16 +171,16 @@ class Permute(Layer):
                 f"must be consecutive and start from 1. Received dims={dims}"
             )
         self.dims = dims
-        self._input_axes = ("batch",) + tuple(f"axis {i}" for i in range(1, len(dims) + 1))
+        self.input_axes = ("batch",) + tuple(f"axis {i}" for i in range(1, len(dims) + 1))
         self.built = True
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + tuple(input_shape[d] for d in self.dims)
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         return np.ascontiguousarray(x.transpose((0,) + self.dims))
 
-    def _backward(self, dy):
+    def backward(self, dy):
         return np.ascontiguousarray(dy.transpose(np.argsort((0,) + self.dims)))
 
     def get_config(self):

@@ -27,7 +27,7 @@ class TimeDistributed(Layer):
         if self._batch_input_shape is None and layer._batch_input_shape is not None:
             self._batch_input_shape = (layer._batch_input_shape[0], None) + tuple(layer._batch_input_shape[1:])
 
-    def _sublayers(self):
+    def sublayers(self):
         return [self.layer]
 
     def _inner_shape(self, input_shape):
@@ -46,15 +46,15 @@ class TimeDistributed(Layer):
         inner = self.layer.compute_output_shape(self._inner_shape(input_shape))
         return (inner[0], input_shape[1]) + tuple(inner[1:])
 
-    def _forward(self, x, mask=None, training=False):
+    def forward(self, x, mask=None, training=False):
         b, t = x.shape[:2]
-        y = self.layer._forward(x.reshape((b * t,) + x.shape[2:]), None, training)
+        y = self.layer.forward(x.reshape((b * t,) + x.shape[2:]), None, training)
         return y.reshape((b, t) + y.shape[1:])
 
-    def _backward(self, dy):
+    def backward(self, dy):
         b, t = dy.shape[:2]
-        self.layer._need_dx = self._need_dx
-        dx = self.layer._backward(dy.reshape((b * t,) + dy.shape[2:]))
+        self.layer.needs_input_gradient = self.needs_input_gradient
+        dx = self.layer.backward(dy.reshape((b * t,) + dy.shape[2:]))
         return None if dx is None else dx.reshape((b, t) + dx.shape[1:])
 
     def get_config(self):
@@ -133,7 +133,7 @@ class Bidirectional(Layer):
         self.supports_masking = True
         self._initial_weights = weights
 
-    def _sublayers(self):
+    def sublayers(self):
         return [self.forward_layer, self.backward_layer]
 
     def build(self, input_shape):
@@ -154,7 +154,7 @@ class Bidirectional(Layer):
             return (shape,) + tuple(states) + tuple(states)
         return tuple(shape)
 
-    def _output_has_mask(self, input_has_mask):
+    def output_has_mask(self, input_has_mask):
         return input_has_mask and self.return_sequences  # as its LSTMs
 
     def compute_mask(self, inputs, mask=None):
@@ -171,13 +171,13 @@ class Bidirectional(Layer):
 
     reset_state = reset_states
 
-    def _forward(self, x, mask=None, training=False, initial_state=None):
+    def forward(self, x, mask=None, training=False, initial_state=None):
         fs = bs = None
         if initial_state is not None:
             half = len(initial_state) // 2
             fs, bs = initial_state[:half], initial_state[half:]
-        y = self.forward_layer._forward(x, mask, training, initial_state=fs)
-        y_rev = self.backward_layer._forward(x, mask, training, initial_state=bs)
+        y = self.forward_layer.forward(x, mask, training, initial_state=fs)
+        y_rev = self.backward_layer.forward(x, mask, training, initial_state=bs)
         states = ()
         if self.return_state:
             states = tuple(y[1:]) + tuple(y_rev[1:])
@@ -198,7 +198,7 @@ class Bidirectional(Layer):
             return (out,) + states
         return out
 
-    def _backward(self, dy):
+    def backward(self, dy):
         h = self.forward_layer.units
         if self.merge_mode == "concat":
             dy_f, dy_b = dy[..., :h], dy[..., h:]
@@ -211,9 +211,9 @@ class Bidirectional(Layer):
             self._y = self._y_rev = None
         if self.return_sequences:
             dy_b = dy_b[:, ::-1]  # into the backward layer's processing order
-        self.forward_layer._need_dx = self.backward_layer._need_dx = self._need_dx
-        dx_f = self.forward_layer._backward(np.ascontiguousarray(dy_f))
-        dx_b = self.backward_layer._backward(np.ascontiguousarray(dy_b))
+        self.forward_layer.needs_input_gradient = self.backward_layer.needs_input_gradient = self.needs_input_gradient
+        dx_f = self.forward_layer.backward(np.ascontiguousarray(dy_f))
+        dx_b = self.backward_layer.backward(np.ascontiguousarray(dy_b))
         return None if dx_f is None else dx_f + dx_b
 
     def get_config(self):

@@ -1,0 +1,108 @@
+"""The symbolic graph under the functional API: `KerasTensor`s joined by `Node`s.
+
+    x = Input(shape=(None, 8))              # a KerasTensor with no node: a model input
+    y = LSTM(16)(x)                         # Layer.__call__ records Node(LSTM, inputs=[x]) -> y
+
+A `Node` is one call of a layer: the tensors it read (the layer's input, then an LSTM's
+`initial_state`) and the tensors it made. A functional model runs its nodes in the order that
+`topological_order` gives, forwards, and in reverse for the gradients: a tensor that several nodes
+read collects the sum of their gradients,
+
+    ∂L/∂t = Σ over the nodes n reading t of ∂L/∂(n's input t).
+
+This module knows layers only as objects with a `name` (and the methods a model calls through
+the layer contract, see `lstmfast.layers.Layer`); it imports none of them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["KerasTensor", "Node", "Inputs", "topological_order"]
+
+
+class Node:
+    """One layer call: `layer(inputs[0], initial_state=inputs[1:]) -> outputs`."""
+
+    __slots__ = ("layer", "inputs", "outputs")
+
+    def __init__(self, layer, inputs):
+        self.layer, self.inputs, self.outputs = layer, tuple(inputs), ()
+
+    def make_outputs(self, out_shape, dtype):
+        """The KerasTensor(s) this call returns for `out_shape`: one shape, or a tuple of shapes
+        for a layer returning several tensors (an LSTM's return_state)."""
+        if out_shape and isinstance(out_shape[0], tuple):
+            self.outputs = tuple(KerasTensor(shape=s, dtype=dtype, node=self, index=i)
+                                 for i, s in enumerate(out_shape))
+            return list(self.outputs)
+        self.outputs = (KerasTensor(shape=out_shape, dtype=dtype, node=self, index=0),)
+        return self.outputs[0]
+
+
+class KerasTensor:
+    """A shape and dtype with no data: what `Input()` returns (from its InputLayer), or a layer
+    called on a KerasTensor returns (output `index` of that call, its `_node`)."""
+
+    def __init__(self, input_layer=None, shape=None, dtype=None, node=None, index=0):
+        self._input_layer = input_layer
+        self._node = node
+        self._index = index
+        if input_layer is not None:
+            self.shape = input_layer.batch_shape
+            self.dtype = input_layer._input_dtype or input_layer.dtype
+            self.name = input_layer.name
+        else:
+            self.shape = tuple(shape)
+            self.dtype = dtype
+            self.name = f"{node.layer.name}/output_{index}"
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
+
+
+def is_symbolic(inputs):
+    """Whether a layer is being called on KerasTensors (building a graph) rather than on data."""
+    return isinstance(inputs, KerasTensor) or (
+        isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs))
+
+
+def topological_order(inputs, outputs):
+    """The nodes that `outputs` depend on, each after every node it reads from (depth first).
+    Raises ValueError when an output depends on a tensor that is not among `inputs`."""
+    known = {id(t) for t in inputs}
+    order, seen = [], set()
+
+    def visit(tensor):
+        if id(tensor) in known:
+            return
+        node = tensor._node
+        if node is None:
+            raise ValueError(
+                f"An output of the model depends on {tensor!r}, which is not among the model's inputs."
+            )
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        for t in node.inputs:
+            visit(t)
+        order.append(node)
+
+    for t in outputs:
+        visit(t)
+    return order
+
+
+class Inputs(tuple):
+    """The arrays of a multi-input model, sliced together along the batch axis."""
+
+    @property
+    def shape(self):
+        return (self[0].shape[0],)
+
+    def __getitem__(self, index):
+        if isinstance(index, int):
+            return tuple.__getitem__(self, index)
+        return Inputs(a[index] for a in self)

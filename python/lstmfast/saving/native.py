@@ -1,0 +1,243 @@
+"""lstmfast's own file format: one zip archive (stored, not compressed) holding
+
+    lstmfast.json        {"format": "lstmfast", "format_version": 1, "kind": "model" | "weights",
+                          "config": <Keras-style Sequential config>, "compile_config": ...,
+                          "weights": [{"path", "shape", "dtype"}, ...], "optimizer": {...}}
+    weights/00000.npy    one .npy per weight, in `model.get_weights()` order
+    optimizer/<k>.npy    the optimizer's state (moments, iteration count)
+
+It is written to a temporary file in the target directory, flushed to disk, then moved over the
+target with `os.replace`, so a crash never leaves a half-written file under the final name. On
+load, the zip's CRCs, the format name and version, and every weight's shape are checked; anything
+else gives a ValueError that names the file and what is wrong.
+"""
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from .registry import model_class
+
+FORMAT_NAME = "lstmfast"
+FORMAT_VERSION = 1
+HEADER = "lstmfast.json"
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+
+        return version("lstmfast")
+    except Exception:  # not installed as a distribution (e.g. running from a source tree)
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------- writing
+
+def _npy_bytes(array):
+    buf = io.BytesIO()
+    array = np.asarray(array)
+    if not array.flags.c_contiguous:
+        array = array.copy(order="C")
+    np.lib.format.write_array(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _atomic_write_zip(filepath, members, overwrite):
+    filepath = os.fspath(filepath)
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} already exists; pass overwrite=True to replace it.")
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(filepath) + ".", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+                for name, data in members:
+                    zf.writestr(name, data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _weights_header(model):
+    return [{"path": v.path, "shape": list(v.value.shape), "dtype": str(v.value.dtype)}
+            for v in model.weights]
+
+
+def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs):
+    """Write `model` (architecture, weights, compile settings, optimizer state) to `filepath`."""
+    if kwargs.pop("save_format", None) not in (None, "keras", "lstmfast"):
+        raise ValueError("lstmfast writes its own format only.")
+    if kwargs:
+        raise TypeError(f"Unrecognized keyword arguments passed to save: {sorted(kwargs)}")
+    if not model.built:
+        raise ValueError("The model must be built (given an input shape, or called on data) before saving.")
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "lstmfast_version": _version(),
+        "kind": "model",
+        "config": {"module": "keras", "class_name": "Sequential", "config": model.get_config()},
+        "compile_config": model.get_compile_config(),
+        "weights": _weights_header(model),
+        "optimizer": None,
+    }
+    members = [(f"weights/{i:05d}.npy", _npy_bytes(w)) for i, w in enumerate(model.get_weights())]
+    opt = model.optimizer
+    if include_optimizer and opt is not None and opt.built:
+        state = opt.get_state()
+        header["optimizer"] = {"class_name": type(opt).__name__, "keys": sorted(state)}
+        members += [(f"optimizer/{k}.npy", _npy_bytes(np.asarray(v))) for k, v in sorted(state.items())]
+    members.insert(0, (HEADER, json.dumps(header, indent=1, default=_json_default).encode()))
+    _atomic_write_zip(filepath, members, overwrite)
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Write only the weights of `model` to `filepath`."""
+    if not model.built:
+        raise ValueError("The model must be built before its weights can be saved.")
+    header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "lstmfast_version": _version(),
+              "kind": "weights", "weights": _weights_header(model)}
+    members = [(HEADER, json.dumps(header, indent=1).encode())]
+    members += [(f"weights/{i:05d}.npy", _npy_bytes(w)) for i, w in enumerate(model.get_weights())]
+    _atomic_write_zip(filepath, members, overwrite)
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    raise TypeError(f"Cannot serialise {obj!r}")
+
+
+class _Archive:
+    """Read an lstmfast archive, turning every low-level failure into a clear ValueError."""
+
+    def __init__(self, filepath):
+        self.filepath = os.fspath(filepath)
+        try:
+            self.zf = zipfile.ZipFile(self.filepath)
+            self.header = json.loads(self._read(HEADER).decode())
+        except ValueError:
+            raise
+        except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, EOFError) as e:
+            raise self._bad(f"cannot read its header ({e})") from None
+        if not isinstance(self.header, dict) or self.header.get("format") != FORMAT_NAME:
+            raise self._bad("its header does not name the lstmfast format")
+        version = self.header.get("format_version")
+        if not isinstance(version, int):
+            raise self._bad("its header has no format version")
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"{self.filepath} was written in lstmfast format version {version} (by lstmfast "
+                f"{self.header.get('lstmfast_version')}); this lstmfast reads versions up to "
+                f"{FORMAT_VERSION}. Upgrade lstmfast to load it."
+            )
+
+    def _bad(self, why):
+        return ValueError(f"{self.filepath} is not a valid lstmfast file: {why}.")
+
+    def _read(self, name):
+        try:
+            return self.zf.read(name)
+        except KeyError:
+            raise self._bad(f"member {name!r} is missing") from None
+        except (zipfile.BadZipFile, OSError, EOFError, Exception) as e:
+            raise self._bad(f"member {name!r} is corrupted ({e})") from None
+
+    def array(self, name):
+        data = self._read(name)
+        try:
+            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        except Exception as e:
+            raise self._bad(f"member {name!r} is not a valid array ({e})") from None
+
+    def weights(self):
+        specs = self.header.get("weights")
+        if not isinstance(specs, list):
+            raise self._bad("its header lists no weights")
+        out = []
+        for i, spec in enumerate(specs):
+            a = self.array(f"weights/{i:05d}.npy")
+            if list(a.shape) != list(spec.get("shape", [])) or str(a.dtype) != spec.get("dtype"):
+                raise self._bad(
+                    f"weight {i} ({spec.get('path')}) has shape {a.shape} / {a.dtype}, its header says "
+                    f"{tuple(spec.get('shape', []))} / {spec.get('dtype')}"
+                )
+            out.append(a)
+        return out
+
+    def close(self):
+        self.zf.close()
+
+
+def load_model(filepath, compile=True):
+    """Load a model from an lstmfast file: architecture, weights, compile settings, optimizer."""
+    arc = _Archive(filepath)
+    try:
+        if arc.header.get("kind") != "model":
+            raise ValueError(
+                f"{filepath} holds only weights (written by save_weights); build the model and call "
+                "`model.load_weights(path)` instead of `load_model`."
+            )
+        config = arc.header.get("config") or {}
+        try:
+            model = model_class("Sequential").from_config(config.get("config", config))
+        except (KeyError, TypeError) as e:
+            raise arc._bad(f"its architecture cannot be rebuilt ({e})") from None
+        weights = arc.weights()
+        set_weights_checked(model, weights, filepath)
+        if compile and arc.header.get("compile_config"):
+            cc = arc.header["compile_config"]
+            model.compile(optimizer=cc["optimizer"], loss=cc["loss"],
+                          metrics=[m for m in cc.get("metrics") or [] if m])
+            opt = arc.header.get("optimizer")
+            if opt:
+                state = {k: arc.array(f"optimizer/{k}.npy") for k in opt["keys"]}
+                model._ensure_optimizer()
+                try:
+                    model.optimizer.set_state(state)
+                except ValueError as e:
+                    raise arc._bad(f"its optimizer state does not fit the model ({e})") from None
+        return model
+    finally:
+        arc.close()
+
+
+def set_weights_checked(model, weights, filepath):
+    current = model.weights
+    if len(current) != len(weights):
+        raise ValueError(
+            f"{filepath} holds {len(weights)} weights, but the model has {len(current)} "
+            f"({[v.path for v in current]})."
+        )
+    for v, w in zip(current, weights):
+        if v.value.shape != w.shape:
+            raise ValueError(
+                f"{filepath}: weight for {v.path!r} has shape {w.shape}, but the model expects "
+                f"{v.value.shape}."
+            )
+    model.set_weights(weights)
+
+
+def read_weights(filepath):
+    """The weights stored in an lstmfast file (model or weights), in `get_weights()` order."""
+    arc = _Archive(filepath)
+    try:
+        return arc.weights()
+    finally:
+        arc.close()

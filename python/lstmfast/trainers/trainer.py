@@ -1,0 +1,336 @@
+"""The Trainer: Keras's compile / fit / evaluate / predict and the `*_on_batch` calls.
+
+A training step is: forward through the model (each layer keeps what its backward pass needs),
+the loss and its gradient in numpy, backward through the model (each layer writes its weight
+gradients into the flat gradient buffer, `lstmfast.parameters`), and one optimizer update of the
+flat parameter buffer. Per step the Python work is a handful of calls per layer; the arithmetic
+is in the C++ kernels and in whole-array numpy operations.
+
+The Trainer is the base of every `Model`; what it asks of the model is:
+    model.prepare_inputs(x, arg)     the inputs, checked and converted once (trainers.data)
+    model.forward(x, training)       (outputs, mask)
+    model.backward(dy)               gradients into the flat buffer
+    model.flat_parameters()          the packed weights (parameters.FlatParameters)
+    model.output_shapes()            one shape per output
+    model.weights_held(batches, cbs) a context in which the weights do not change
+"""
+
+import sys
+
+import numpy as np
+
+from .. import _random
+from .. import callbacks as callbacks_module
+from .. import losses as losses_module
+from .. import metrics as metrics_module
+from .. import optimizers as optimizers_module
+from .._threads import blas_single_threaded
+from . import data
+from .epoch_iterator import EpochIterator, InterruptGuard
+
+
+class Trainer:
+    """compile / fit / evaluate / predict over the model it is the base of."""
+
+    def __init__(self):
+        self.optimizer = None
+        self.loss = None
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self._metric_ids = []
+        self._metrics = None
+        self._compile_config = None
+        self._params = None  # the flat buffer the optimizer was built for
+        self.reset_metrics()
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+                auto_scale_loss=True):
+        """Configure training: optimizer (name or instance), loss (name or instance), metrics."""
+        if loss_weights is not None or weighted_metrics is not None:
+            raise ValueError("`loss_weights` and `weighted_metrics` need several outputs; a Sequential "
+                             "model has one. Pass `sample_weight` to `fit` instead.")
+        if steps_per_execution not in (1, None):
+            raise ValueError("Argument `steps_per_execution` is not supported by lstmfast (only 1).")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = None if loss is None else losses_module.get(loss)
+        if self.loss is not None and self.loss.reduction in (None, "none"):
+            raise ValueError("A loss used for training must reduce to a scalar; received reduction=None.")
+        if metrics is None:
+            metrics = []
+        elif isinstance(metrics, (str, metrics_module.Metric)) or callable(metrics):
+            metrics = [metrics]
+        elif isinstance(metrics, dict):
+            raise ValueError("Dict `metrics` need named outputs; a Sequential model has one output.")
+        for m in metrics:
+            if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
+                metrics_module.get(m)  # fail now on an unknown name
+        self._metric_ids = list(metrics)
+        self._metrics = None
+        self._compile_config = {
+            "optimizer": optimizers_module.serialize(self.optimizer),
+            "loss": None if self.loss is None else losses_module.serialize(self.loss),
+            "metrics": [m if isinstance(m, str) else getattr(m, "name", None) for m in metrics],
+        }
+        self.compiled = True
+        self._params = None  # the optimizer is built on the next packing
+
+    def get_compile_config(self):
+        return self._compile_config
+
+    @property
+    def metrics_names(self):
+        names = ["loss"]
+        if self._metrics is not None:
+            names += [m.name for m in self._metrics]
+        return names
+
+    def _ensure_metrics(self, y, y_pred_shape):
+        if self._metrics is None:
+            self._metrics = [metrics_module.get(m, np.shape(y), y_pred_shape) for m in self._metric_ids]
+        return self._metrics
+
+    def reset_metrics(self):
+        """Zero the running loss total and every metric's state."""
+        if self._metrics:
+            for m in self._metrics:
+                m.reset_state()
+        self._loss_total = 0.0
+        self._loss_count = 0
+
+    def _check_compiled(self, what):
+        if not self.compiled or self.loss is None:
+            raise RuntimeError(
+                f"You must call `compile()` with a `loss` before calling `{what}()`, e.g. "
+                "model.compile(optimizer='adam', loss='mse')."
+            )
+
+    def _logs(self):
+        logs = {"loss": self._loss_total / self._loss_count if self._loss_count else float("nan")}
+        if self._metrics:
+            for m in self._metrics:
+                logs[m.name] = m.result()
+        return dict(sorted(logs.items()))
+
+    def _results(self, logs, return_dict):
+        if return_dict:
+            return logs
+        values = [logs["loss"]] + [logs[m.name] for m in self._metrics]
+        return values[0] if len(values) == 1 else values
+
+    def _prepare_xy(self, x, y, sample_weight, class_weight=None, arg="x"):
+        x = self.prepare_inputs(x, arg)
+        n = x.shape[0]
+        y = data.prepare_targets(y, n, self.loss, self.dtype, self.output_shapes()[0],
+                                 "y" if arg == "x" else arg.replace("[0]", "[1]"))
+        return x, y, data.prepare_sample_weight(sample_weight, class_weight, y, n)
+
+    # ------------------------------------------------------------------ steps
+    def _train_step(self, xb, yb, swb):
+        """One optimizer step: L, ∂L/∂ŷ; backward; w ← optimizer(w, ∂L/∂w). Returns L."""
+        y_pred, mask = self.forward(xb, True)
+        loss, dy = self.loss._loss_and_grad(yb, y_pred, swb, mask)
+        if not np.isfinite(loss):
+            # A step whose loss is NaN or infinite leaves the weights as they are (Keras would
+            # write NaN into them); the loss is still reported, so TerminateOnNaN can stop fit.
+            return float(loss)
+        self.backward(dy)
+        params = self._params
+        self.optimizer.apply(params.values, params.grads)
+        if self._metrics:
+            for m in self._metrics:
+                m.update_state(yb, y_pred, swb, mask)
+        return float(loss)
+
+    def _test_step(self, xb, yb, swb):
+        """Loss and metrics of one batch, no training; adds them to the running totals."""
+        y_pred, mask = self.forward(xb, False)
+        loss = self.loss._loss_and_grad(yb, y_pred, swb, mask)[0] if mask is not None or swb is not None \
+            else self.loss(yb, y_pred)
+        self._loss_total += float(loss) * xb.shape[0]
+        self._loss_count += xb.shape[0]
+        for m in self._metrics:
+            m.update_state(yb, y_pred, swb, mask)
+
+    def _ensure_optimizer(self):
+        """Pack the weights (unless they still live in this model's buffer) and build the
+        optimizer's state for that buffer."""
+        old = self._params
+        params = self.flat_parameters()
+        if params is not old:
+            if not self.optimizer.built or old is None or old.values.size != params.values.size:
+                self.optimizer.build(params.values, params.segments)
+            else:
+                self.optimizer._segments = params.segments
+            self._params = params
+        return params
+
+    # ------------------------------------------------------------------ fit
+    @blas_single_threaded
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for `epochs` epochs and return a `History` (see Keras's `Model.fit`).
+
+        Ctrl-C stops training after the step in progress; the model keeps the weights of that
+        last finished step and `fit` returns normally.
+        """
+        self._check_compiled("fit")
+        if steps_per_epoch is not None or validation_steps is not None:
+            raise ValueError("`steps_per_epoch`/`validation_steps` apply to data generators; lstmfast "
+                             "trains on arrays, one pass over them per epoch.")
+        verbose = data.resolve_verbose(verbose)
+        batch_size = data.check_batch_size(batch_size)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"Argument `epochs` must be a non-negative integer. Received: epochs={epochs!r}")
+        if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}")
+        x, y, sw = self._prepare_xy(x, y, sample_weight, class_weight)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
+                                 f"val_sample_weight). Received: {type(validation_data).__name__}")
+            val = self._prepare_xy(validation_data[0], validation_data[1],
+                                   None if len(validation_data) == 2 else validation_data[2],
+                                   arg="validation_data[0]")
+        elif validation_split:
+            n_all = x.shape[0]
+            split = int(np.floor(n_all * (1.0 - validation_split)))
+            if split == 0 or split == n_all:
+                raise ValueError(f"`validation_split`={validation_split} leaves no training or no validation "
+                                 f"samples out of {n_all}.")
+            val = (x[split:], y[split:], None if sw is None else sw[split:])
+            x, y = x[:split], y[:split]
+            sw = None if sw is None else sw[:split]
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("Expected at least one training sample; `x` is empty.")
+        self._ensure_optimizer()
+        batches = EpochIterator(n, batch_size, shuffle, _random.global_generator())
+        self._ensure_metrics(y[:1], (1,) + tuple(self.output_shapes()[0][1:]))
+        self.stop_training = False
+        cbs = callbacks_module.CallbackList(
+            callbacks, model=self, add_history=True, add_progbar=verbose != 0,
+            verbose=verbose, epochs=epochs, steps=batches.steps, _in_fit=True)
+        want_batch_begin = cbs.wants("on_train_batch_begin")
+        want_batch_end = cbs.wants("on_train_batch_end")
+        logs = {}
+        cbs.call("on_train_begin", None)
+        with InterruptGuard() as guard:
+            for epoch in range(int(initial_epoch), int(epochs)):
+                self.reset_metrics()
+                cbs.call("on_epoch_begin", epoch, None)
+                interrupted = False
+                try:
+                    for step, index in batches.epoch():
+                        if want_batch_begin:
+                            cbs.call("on_train_batch_begin", step, None)
+                        xb = x[index]
+                        loss = self._train_step(xb, y[index], None if sw is None else sw[index])
+                        self._loss_total += loss * xb.shape[0]
+                        self._loss_count += xb.shape[0]
+                        if want_batch_end:
+                            cbs.call("on_train_batch_end", step, self._logs())
+                        if self.stop_training or guard.requested:
+                            break
+                except KeyboardInterrupt:
+                    interrupted = True
+                if interrupted or guard.requested:
+                    sys.stdout.write("\nTraining interrupted: keeping the weights of the last finished step.\n")
+                    sys.stdout.flush()
+                    break
+                logs = self._logs()
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._evaluate_arrays(*val, data.check_batch_size(validation_batch_size, batch_size))
+                    logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    logs = dict(sorted(logs.items()))
+                cbs.call("on_epoch_end", epoch, logs)
+                if self.stop_training:
+                    break
+        cbs.call("on_train_end", logs)
+        return cbs.history
+
+    # ------------------------------------------------------------------ evaluate / predict
+    def _evaluate_arrays(self, x, y, sw, batch_size, cbs=None):
+        self.reset_metrics()
+        self._ensure_metrics(y[:1], (1,) + tuple(self.output_shapes()[0][1:]))
+        want_end = cbs is not None and cbs.wants("on_test_batch_end")
+        for step, index in EpochIterator(x.shape[0], batch_size).epoch():
+            self._test_step(x[index], y[index], None if sw is None else sw[index])
+            if want_end:
+                cbs.call("on_test_batch_end", step, self._logs())
+        return self._logs()
+
+    @blas_single_threaded
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
+                 callbacks=None, return_dict=False):
+        """Loss (and metrics) on (x, y): a scalar, a list [loss, *metrics], or a dict."""
+        self._check_compiled("evaluate")
+        verbose = data.resolve_verbose(verbose)
+        batch_size = data.check_batch_size(batch_size)
+        x, y, sw = self._prepare_xy(x, y, sample_weight)
+        steps_n = -(-x.shape[0] // batch_size)
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+                                            verbose=verbose, epochs=1, steps=steps_n)
+        cbs.call("on_test_begin", None)
+        with self.weights_held(steps_n, callbacks):
+            logs = self._evaluate_arrays(x, y, sw, batch_size, cbs)
+        cbs.call("on_test_end", logs)
+        return self._results(logs, return_dict)
+
+    @blas_single_threaded
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for x, computed in batches of `batch_size` (default 32): an array, or a
+        list of arrays for a model with several outputs."""
+        verbose = data.resolve_verbose(verbose)
+        batch_size = data.check_batch_size(batch_size)
+        x = self.prepare_inputs(x)
+        n = x.shape[0]
+        batches = EpochIterator(n, batch_size)
+        cbs = None
+        if verbose or callbacks:
+            cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+                                                verbose=verbose, epochs=1, steps=batches.steps)
+            cbs.call("on_predict_begin", None)
+        outs = [np.empty((0,) + tuple(s[1:]), dtype=self.dtype) for s in self.output_shapes()] if n == 0 else None
+        with self.weights_held(batches.steps, callbacks):
+            for step, index in batches.epoch():
+                yb = self.forward(x[index], False)[0]
+                ys = yb if isinstance(yb, tuple) else (yb,)
+                if outs is None:
+                    outs = [np.empty((n,) + y.shape[1:], dtype=y.dtype) for y in ys]
+                for out, y in zip(outs, ys):
+                    out[index] = y
+                if cbs is not None:
+                    cbs.call("on_predict_batch_end", step, {"outputs": yb if len(ys) == 1 else list(ys)})
+        if cbs is not None:
+            cbs.call("on_predict_end", None)
+        return outs[0] if len(outs) == 1 else outs
+
+    @blas_single_threaded
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch; returns the loss (and metrics, accumulated since the
+        last `reset_metrics()`)."""
+        self._check_compiled("train_on_batch")
+        x, y, sw = self._prepare_xy(x, y, sample_weight, class_weight)
+        self._ensure_optimizer()
+        self._ensure_metrics(y[:1], (1,) + tuple(self.output_shapes()[0][1:]))
+        loss = self._train_step(x, y, sw)
+        self._loss_total, self._loss_count = loss * x.shape[0], x.shape[0]
+        return self._results(self._logs(), return_dict)
+
+    @blas_single_threaded
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch, without training."""
+        self._check_compiled("test_on_batch")
+        x, y, sw = self._prepare_xy(x, y, sample_weight)
+        return self._results(self._evaluate_arrays(x, y, sw, max(1, x.shape[0])), return_dict)
+
+    @blas_single_threaded
+    def predict_on_batch(self, x):
+        """Model outputs for one batch."""
+        return self.forward(self.prepare_inputs(x), False)[0]
