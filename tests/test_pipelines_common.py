@@ -87,3 +87,16 @@ def test_command_line_parses_the_common_options():
 def test_format_table_aligns_columns():
     t = format_table([("lstm", 0.5), ("naive", None)], ["model", "rmse"])
     assert t.splitlines()[2].startswith("lstm ") and t.splitlines()[3].endswith("-")
+
+
+def test_public_pipeline_functions_take_public_arguments_only():
+    import inspect
+
+    from lstmfast.pipelines import forecasting, sentiment, translation
+
+    for module in (translation, forecasting, sentiment):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                private = [p for p in inspect.signature(obj).parameters if p.startswith("_")]
+                assert not private, f"{module.__name__}.{name} takes {private}"

@@ -227,7 +227,7 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
         direct.save(os.path.join(out, DIRECT_FILE))
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
-        result["metrics"] = evaluate(out, verbose=verbose, _series=series, _models=models)
+        result["metrics"] = _evaluate(out, models, series=series, verbose=verbose)
     return result
 
 
@@ -305,25 +305,29 @@ def _holt_winters(y, test_start, origins, horizon, season):
     return np.asarray(one), paths
 
 
-def evaluate(model_dir, data=None, plot=False, verbose=1, _series=None, _models=None):
+def evaluate(model_dir, data=None, plot=False, verbose=1):
     """Score the saved model on the held-out test part beside the baselines.
 
-    Writes ``metrics.json`` (and with ``plot`` the PNGs) into ``model_dir``,
-    prints a table, returns the metrics dict.
+    ``data``: a CSV in the training format (default: the series the model was
+    trained on). Writes ``metrics.json`` (and with ``plot`` the PNGs) into
+    ``model_dir``, prints a table, returns the metrics dict.
     """
+    model, _ = load_pipeline_model(model_dir, PIPELINE)
+    models = {"model": model}
+    if os.path.exists(os.path.join(model_dir, DIRECT_FILE)):
+        from ..models import load_model
+        models["direct"] = load_model(os.path.join(model_dir, DIRECT_FILE), compile=False)
+    return _evaluate(model_dir, models, data=data, plot=plot, verbose=verbose)
+
+
+def _evaluate(model_dir, models, series=None, data=None, plot=False, verbose=1):
+    """:func:`evaluate` with the models at hand (``{"model": ..., "direct": ...}``) and,
+    after training, the series already loaded."""
     marker = read_marker(model_dir, PIPELINE)
-    if _models is None:
-        model, _ = load_pipeline_model(model_dir, PIPELINE)
-        models = {"model": model}
-        if os.path.exists(os.path.join(model_dir, DIRECT_FILE)):
-            from ..models import load_model
-            models["direct"] = load_model(os.path.join(model_dir, DIRECT_FILE), compile=False)
-    else:
-        models = _models
     cfg = ForecastConfig(**marker["config"])
     if data:
         cfg = dataclasses.replace(cfg, data=data)
-    series = _series or load_series(cfg)
+    series = series or load_series(cfg)
     prep = _Prep.from_config(marker["preprocessing"])
     values = series.values
     if values.shape[1] != len(marker["columns"]):

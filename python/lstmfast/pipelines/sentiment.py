@@ -181,8 +181,7 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
         f.write(tokenizer.to_json())
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
-        result["metrics"] = evaluate(out, verbose=verbose,
-                                     _loaded=(model, tokenizer, marker, (texts, labels), (tr, va, te)))
+        result["metrics"] = _evaluate(out, model, tokenizer, marker, texts, labels, tr, te, verbose=verbose)
     return result
 
 
@@ -210,30 +209,35 @@ def _load(model_dir):
     return model, tokenizer, marker
 
 
-def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None):
+def evaluate(model_dir, data=None, plot=False, verbose=1):
     """Accuracy on the held-out test part beside the majority class and TF-IDF baselines.
 
     With ``data`` (a ``text,label`` CSV other than the training data) every row
     of it is scored, and the TF-IDF baseline is skipped (its training data is
     the model's). Writes ``metrics.json`` into ``model_dir`` and returns it.
     """
-    if _loaded is None:
-        model, tokenizer, marker = _load(model_dir)
-        cfg = SentimentConfig(**marker["config"])
-        texts, labels, _, source = load_texts(cfg)
-        tr, va, te = split(texts, labels, cfg)
-        own_test = data and (not cfg.data or os.path.abspath(data) != os.path.abspath(cfg.data))
-        if not own_test and _fingerprint(te) != marker["split"]["test_fingerprint"]:
-            raise PipelineError(f"the data {source} has changed since training: the held-out test part "
-                                "cannot be rebuilt; pass the test data with --data")
-    else:
-        model, tokenizer, marker, (texts, labels), (tr, va, te) = _loaded
-        cfg = SentimentConfig(**marker["config"])
-        own_test = False
+    model, tokenizer, marker = _load(model_dir)
+    cfg = SentimentConfig(**marker["config"])
+    texts, labels, _, source = load_texts(cfg)
+    tr, va, te = split(texts, labels, cfg)
+    own_test = data and (not cfg.data or os.path.abspath(data) != os.path.abspath(cfg.data))
+    if not own_test and _fingerprint(te) != marker["split"]["test_fingerprint"]:
+        raise PipelineError(f"the data {source} has changed since training: the held-out test part "
+                            "cannot be rebuilt; pass the test data with --data")
+    return _evaluate(model_dir, model, tokenizer, marker, texts, labels, tr, te,
+                     own_data=data if own_test else None, plot=plot, verbose=verbose)
+
+
+def _evaluate(model_dir, model, tokenizer, marker, texts, labels, tr, te, own_data=None, plot=False,
+              verbose=1):
+    """:func:`evaluate` with the model, tokenizer, marker, data and split at hand; ``own_data``:
+    a CSV to score instead of the held-out part ``te``."""
+    cfg = SentimentConfig(**marker["config"])
+    own_test = bool(own_data)
     if own_test:
-        test_texts, test_labels, names = D.load_text_label_csv(data)
+        test_texts, test_labels, names = D.load_text_label_csv(own_data)
         if len(names) != 2:
-            raise PipelineError(f"{data}: expected two classes")
+            raise PipelineError(f"{own_data}: expected two classes")
     else:
         test_texts, test_labels = [texts[i] for i in te], labels[te]
 
@@ -244,7 +248,7 @@ def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None):
     majority = int(np.bincount(train_labels, minlength=2).argmax())
     metrics = {
         "pipeline": PIPELINE, "test_size": len(test_labels),
-        "test_data": os.path.abspath(data) if own_test else marker["data"]["source"] + " (held-out part)",
+        "test_data": os.path.abspath(own_data) if own_test else marker["data"]["source"] + " (held-out part)",
         "models": {
             ("bidirectional_lstm" if cfg.bidirectional else "lstm"): {"accuracy": acc,
                                                                       "seconds": clock.seconds},

@@ -350,8 +350,8 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     save_pipeline(out, PIPELINE, model, marker, history)
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
-        result["metrics"] = evaluate(out, verbose=verbose,
-                                     _loaded=(translator, marker, test_pairs))
+        result["metrics"] = _evaluate(out, translator, marker, test_pairs,
+                                      marker["data"]["description"] + " (held-out part)", verbose=verbose)
     return result
 
 
@@ -362,25 +362,28 @@ def _load(model_dir):
     return _Translator(model, src, tgt, marker["t_in"], marker["t_out"], reverse, marker.get("embedding", False)), marker
 
 
-def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None, examples=5):
+def evaluate(model_dir, data=None, plot=False, verbose=1, examples=5):
     """Exact match, character accuracy and BLEU on the held-out pairs (or all pairs of ``data``).
 
     Also scores the copy baseline (output = input), which shows how much of
-    the score needs no model. Writes ``metrics.json``; returns it.
+    the score needs no model. ``examples``: how many outputs to show beside
+    their references. Writes ``metrics.json``; returns it.
     """
-    if _loaded is None:
-        translator, marker = _load(model_dir)
-        cfg = TranslateConfig(**marker["config"])
-        if data and data != cfg.data:
-            pairs = D.load_ding() if data == "ding" else D.load_tab_pairs(data)
-            test_pairs, test_desc = pairs, f"all pairs of {data}"
-        else:
-            _, _, test_pairs, desc = load_pairs(cfg)
-            test_desc = desc + " (held-out part)"
+    translator, marker = _load(model_dir)
+    cfg = TranslateConfig(**marker["config"])
+    if data and data != cfg.data:
+        pairs = D.load_ding() if data == "ding" else D.load_tab_pairs(data)
+        test_pairs, test_desc = pairs, f"all pairs of {data}"
     else:
-        translator, marker, test_pairs = _loaded
-        cfg = TranslateConfig(**marker["config"])
-        test_desc = marker["data"]["description"] + " (held-out part)"
+        _, _, test_pairs, desc = load_pairs(cfg)
+        test_desc = desc + " (held-out part)"
+    return _evaluate(model_dir, translator, marker, test_pairs, test_desc, plot=plot, verbose=verbose,
+                     examples=examples)
+
+
+def _evaluate(model_dir, translator, marker, test_pairs, test_desc, plot=False, verbose=1, examples=5):
+    """:func:`evaluate` with the translator, its marker and the test pairs at hand."""
+    cfg = TranslateConfig(**marker["config"])
     sources = [s for s, _ in test_pairs]
     refs = [t.lower() if cfg.lower else t for _, t in test_pairs]
     with Stopwatch() as clock:
