@@ -32,11 +32,12 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_saved_history,
-    resolve_out, save_pipeline, seed_everything, set_threads, write_json,
+    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, option,
+    plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
 )
 
 PIPELINE = "sentiment"
+SUMMARY = "IMDB movie reviews (built in) or your CSV with text,label columns"
 TOKENIZER_FILE = "tokenizer.json"
 
 __all__ = ["SentimentConfig", "train", "evaluate", "predict", "load_texts", "split", "tfidf_baseline"]
@@ -46,33 +47,38 @@ __all__ = ["SentimentConfig", "train", "evaluate", "predict", "load_texts", "spl
 class SentimentConfig:
     """Every setting of a sentiment run (defaults: the run reported in the docs)."""
 
-    max_features: int = 20000       # vocabulary size, padding and OOV included
-    maxlen: int = 200               # words kept per review (the last ones)
-    embedding_dim: int = 128
-    units: int = 128
-    dropout: float = 0.2
-    recurrent_dropout: float = 0.2
-    bidirectional: bool = False     # the stronger variant
-    epochs: int = 6                 # upper bound; early stopping on validation accuracy
-    patience: int = 2               # the best epoch on validation is kept
-    batch_size: int = 64
-    learning_rate: float = 5e-4     # half Keras's default: steadier epochs
-    reduce_lr: float | None = 0.2   # learning rate × this after an epoch whose val_loss rose
-    clipnorm: float | None = 1.0    # clip each gradient to this L2 norm
-    test_size: int = 5000           # held-out reviews
-    val_size: int = 1000            # reviews for early stopping
-    limit: int | None = None        # use a stratified subset of this many reviews
-    source: str = "imdb"            # built-in data: imdb, rotten_tomatoes or all
-    tfidf: bool = True              # compute the TF-IDF + logistic regression baseline
-    seed: int = 0
-    threads: int | None = None
-    data: str | None = None         # own CSV with text,label columns
+    max_features: int = option(20000, "vocabulary size, padding and OOV included")
+    maxlen: int = option(200, "words kept per text, the last ones")
+    embedding_dim: int = setting(128, "width of the word embedding")
+    units: int = setting(128, "LSTM units")
+    dropout: float = setting(0.2, "dropout of the LSTM's inputs")
+    recurrent_dropout: float = setting(0.2, "dropout of the LSTM's recurrent state")
+    bidirectional: bool = option(False, "the stronger variant: a Bidirectional LSTM")
+    epochs: int = option(6, "maximum epochs; early stopping on validation accuracy may end sooner")
+    patience: int = setting(2, "epochs without improvement before stopping; the best epoch is kept")
+    batch_size: int = option(64, "texts per gradient step")
+    learning_rate: float = setting(5e-4, "Adam's learning rate (half Keras's default: steadier epochs)")
+    reduce_lr: float | None = setting(0.2, "learning rate × this after an epoch whose val_loss rose")
+    clipnorm: float | None = setting(1.0, "clip each gradient to this L2 norm")
+    test_size: int = setting(5000, "held-out reviews")
+    val_size: int = setting(1000, "reviews for early stopping")
+    limit: int | None = setting(None, "use a stratified subset of this many reviews")
+    source: str = setting("imdb", "built-in data: imdb, rotten_tomatoes or all")
+    tfidf: bool = setting(True, "compute the TF-IDF + logistic regression baseline")
+    seed: int = option(0, "seed of the split, the initial weights, dropout and shuffling", type=int)
+    threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
+    data: str | None = option(None, "CSV with a header naming 'text' and 'label' columns, two classes "
+                                    "(default: the built-in movie reviews)",
+                              every_command=True, metavar="PATH")
 
     def quick(self):
         """A run of about a minute: fewer, shorter reviews and a smaller vocabulary."""
         return dataclasses.replace(self, limit=self.limit or 6000, test_size=1000, val_size=500,
                                    maxlen=min(self.maxlen, 100), max_features=min(self.max_features, 10000),
                                    epochs=min(self.epochs, 3))
+
+
+CONFIG = SentimentConfig
 
 
 def load_texts(config):
