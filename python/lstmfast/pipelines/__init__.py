@@ -7,9 +7,9 @@
 ``PIPELINES`` maps each command name to its module. A pipeline module has
 ``PIPELINE`` (its name), ``SUMMARY`` (one line for the command's help),
 ``CONFIG`` (the dataclass of its settings, whose ``option`` fields are the
-flags of ``lstmfast <name> train``), ``train(config, out, verbose,
-evaluate_after, **settings)``, ``evaluate(model_dir, data, plot, verbose)``
-and ``predict(model_dir, ...)``.
+flags of ``lstmfast <name> train`` and whose ``quick()`` is ``--quick``),
+``train(config, out, verbose, evaluate_after, **settings)``,
+``evaluate(model_dir, data, plot, verbose)`` and ``predict(model_dir, ...)``.
 
 A trained pipeline lives in a model directory holding the network and its
 preprocessing; see :mod:`lstmfast.pipelines.common`.

@@ -61,11 +61,12 @@ def option(default, help, *, every_command=False, **flag):
     """A setting that is also a flag of the command (``max_vocab`` -> ``--max-vocab``).
 
     The flag's type comes from the field's annotation: ``bool`` is a switch
-    that turns the setting on (its default is False), ``int`` a positive integer, ``float`` and ``str`` as written; ``flag``
-    passes other argparse arguments (``choices``, ``metavar``, ``type``). A
-    default other than ``None`` is shown in the help; for ``None`` the help
-    says what it means. The flag belongs to ``train`` only unless
-    ``every_command`` (then ``evaluate`` and ``predict`` take it too).
+    that turns the setting on (its default is False), ``int`` a positive
+    integer, ``float`` and ``str`` as written; ``flag`` passes other argparse
+    arguments (``choices``, ``metavar``, ``type``). A default other than
+    ``None`` is shown in the help; for ``None`` the help says what it means.
+    The flag belongs to ``train`` only unless ``every_command`` (then
+    ``evaluate`` and ``predict`` take it too).
     """
     if default is True:
         raise ValueError(f"a switch turns its setting on, so its default must be False; got {default!r}")
@@ -106,7 +107,8 @@ def read_marker(model_dir, pipeline):
     if made_by != pipeline:
         from . import PIPELINES  # the registry imports this module, so it is read here
 
-        hint = f"; use `lstmfast {made_by} ...` with it" if isinstance(made_by, str) and made_by in PIPELINES else ""
+        known = isinstance(made_by, str) and made_by in PIPELINES
+        hint = f"; use `lstmfast {made_by} ...` with it" if known else ""
         raise PipelineError(f"{model_dir}: this model directory was made by the {made_by!r} pipeline, "
                             f"not {pipeline!r}{hint}")
     if doc.get("format_version", 0) > FORMAT_VERSION:
