@@ -87,3 +87,69 @@ def test_command_line_parses_the_common_options():
 def test_format_table_aligns_columns():
     t = format_table([("lstm", 0.5), ("naive", None)], ["model", "rmse"])
     assert t.splitlines()[2].startswith("lstm ") and t.splitlines()[3].endswith("-")
+
+
+def test_public_pipeline_functions_take_public_arguments_only():
+    import inspect
+
+    from lstmfast.pipelines import forecasting, sentiment, translation
+
+    for module in (translation, forecasting, sentiment):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                private = [p for p in inspect.signature(obj).parameters if p.startswith("_")]
+                assert not private, f"{module.__name__}.{name} takes {private}"
+
+
+def test_a_config_option_becomes_a_train_flag_with_its_type_default_and_help(monkeypatch, capsys):
+    import dataclasses
+    import types
+
+    from lstmfast import pipelines
+    from lstmfast.__main__ import _config
+    from lstmfast.pipelines.common import option, setting
+
+    @dataclasses.dataclass
+    class ToyConfig:
+        width: int = option(8, "units per layer")
+        fancy: bool = option(False, "the fancy variant")
+        mode: str = option("a", "how", choices=["a", "b"])
+        data: str | None = option(None, "input file (default: built in)", every_command=True, metavar="PATH")
+        rate: float = setting(0.5, "not on the command line")
+
+        def quick(self):
+            return dataclasses.replace(self, width=2)
+
+    toy = types.SimpleNamespace(PIPELINE="toy", SUMMARY="a toy", CONFIG=ToyConfig)
+    monkeypatch.setattr(pipelines, "PIPELINES", {"toy": toy})
+    parser = build_parser()
+    args = parser.parse_args(["toy", "train", "--quick", "--fancy", "--mode", "b", "--data", "x.csv"])
+    assert _config(args, ToyConfig) == ToyConfig(width=2, fancy=True, mode="b", data="x.csv")
+    args = parser.parse_args(["toy", "train", "--quick", "--width", "5"])
+    assert _config(args, ToyConfig) == ToyConfig(width=5)
+    assert parser.parse_args(["toy", "evaluate", "--data", "y.csv"]).data == "y.csv"
+    for bad in (["--width", "0"], ["--mode", "c"], ["--rate", "1"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["toy", "train", *bad])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["toy", "train", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--width WIDTH units per layer (default: 8)" in shown
+    assert "--data PATH input file (default: built in)" in shown and "--rate" not in shown
+
+
+def test_every_pipeline_is_a_command_with_its_config_options():
+    from lstmfast.pipelines import PIPELINES
+    from lstmfast.pipelines.common import options
+
+    parser = build_parser()
+    for name, module in PIPELINES.items():
+        assert module.PIPELINE == name
+        for field in options(module.CONFIG):
+            flag = "--" + field.name.replace("_", "-")
+            value = "1" if field.type != "bool" else None
+            argv = [name, "train", flag] + ([value] if value else [])
+            if field.metadata["flag"].get("choices"):
+                argv[-1] = field.metadata["flag"]["choices"][-1]
+            assert getattr(parser.parse_args(argv), field.name) is not None, flag

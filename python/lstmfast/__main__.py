@@ -15,20 +15,9 @@ Also ``python -m lstmfast ...``. Every subcommand takes ``--out MODEL_DIR``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
-
-PIPELINES = {
-    "translate": "English->French numbers (built in) or your source<TAB>target pairs",
-    "forecast": "weekly Mauna Loa CO2 (built in) or your CSV with a date column and value columns",
-    "sentiment": "IMDB movie reviews (built in) or your CSV with text,label columns",
-}
-
-DATA_HELP = {
-    "translate": "tab-separated source<TAB>target[<TAB>...] lines (Tatoeba/Anki format), "
-                 "or 'ding' for the Ding German-English sentences (Debian package trans-de-en)",
-    "forecast": "CSV with a header: a date column (the first, or --date-column) and numeric value columns",
-    "sentiment": "CSV with a header naming 'text' and 'label' columns (two classes)",
-}
+import typing
 
 
 def _positive_int(s):
@@ -41,53 +30,55 @@ def _positive_int(s):
     return v
 
 
+def _add_option(parser, field, annotation):
+    """The flag of one configuration field (see ``lstmfast.pipelines.common.option``)."""
+    kwargs = {"help": field.metadata["help"], **field.metadata["flag"]}
+    kinds = [t for t in typing.get_args(annotation) if t is not type(None)] or [annotation]
+    if kinds[0] is bool:  # a switch: on when given
+        parser.add_argument("--" + field.name.replace("_", "-"), action="store_true", **kwargs)
+        return
+    kwargs["default"] = None  # not given: the configuration's value (or --quick's) stays
+    if field.default is not None:
+        kwargs["help"] += f" (default: {field.default})"
+    if "type" not in kwargs and "choices" not in kwargs and kinds[0] is not str:
+        kwargs["type"] = _positive_int if kinds[0] is int else kinds[0]
+    parser.add_argument("--" + field.name.replace("_", "-"), **kwargs)
+
+
 def build_parser():
+    from .pipelines import PIPELINES, default_model_dir, forecasting
+    from .pipelines.common import options
+
     p = argparse.ArgumentParser(
         prog="lstmfast",
         description="Train and use LSTM models for translation, time-series forecasting and sentiment.",
         epilog="Example: lstmfast forecast train --quick && lstmfast forecast predict",
     )
-    sub = p.add_subparsers(dest="pipeline", metavar="{translate,forecast,sentiment}", required=True)
-    for name, help_text in PIPELINES.items():
-        pp = sub.add_parser(name, help=help_text, description=help_text)
+    sub = p.add_subparsers(dest="pipeline", metavar="{" + ",".join(PIPELINES) + "}", required=True)
+    for name, module in PIPELINES.items():
+        pp = sub.add_parser(name, help=module.SUMMARY, description=module.SUMMARY)
         actions = pp.add_subparsers(dest="action", metavar="{train,evaluate,predict}", required=True)
+        annotations = typing.get_type_hints(module.CONFIG)
         common = argparse.ArgumentParser(add_help=False)
         common.add_argument("--out", "--model", dest="out", metavar="MODEL_DIR",
-                            help=f"model directory (default: ./lstmfast-{name})")
-        common.add_argument("--threads", type=_positive_int, help="kernel threads (default: all cores)")
-        common.add_argument("--data", metavar="PATH", help=DATA_HELP[name])
+                            help=f"model directory (default: ./{default_model_dir(name)})")
+        train_only = argparse.ArgumentParser(add_help=False)
+        for field in options(module.CONFIG):
+            target = common if field.metadata["every_command"] else train_only
+            _add_option(target, field, annotations[field.name])
         common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
-        t = actions.add_parser("train", parents=[common], help="train on the data, save MODEL_DIR, evaluate")
-        t.add_argument("--epochs", type=_positive_int, help="maximum epochs (early stopping may end sooner)")
-        t.add_argument("--batch-size", type=_positive_int)
-        t.add_argument("--seed", type=int, default=0)
+        t = actions.add_parser("train", parents=[common, train_only],
+                               help="train on the data, save MODEL_DIR, evaluate")
         t.add_argument("--quick", action="store_true", help="a small run of about a minute")
         t.add_argument("--no-evaluate", action="store_true", help="skip the evaluation after training")
         t.add_argument("--plot", action="store_true", help="also draw the evaluation plots (PNG)")
-        if name in ("sentiment", "translate"):
-            t.add_argument("--bidirectional", action="store_true", help="the stronger variant: a Bidirectional LSTM")
-        if name == "translate":
-            t.add_argument("--level", choices=["word", "char"], help="token level (default: word)")
-            t.add_argument("--units", type=_positive_int, help="LSTM units (default: 128)")
-            t.add_argument("--max-tokens", type=_positive_int, help="own data: drop pairs longer than this")
-            t.add_argument("--max-pairs", type=_positive_int, help="own data: use at most this many pairs")
-            t.add_argument("--max-vocab", type=_positive_int, help="tokens kept per side (default: 10000)")
-        if name == "forecast":
-            t.add_argument("--n-steps", type=_positive_int, help="window length (default: 60)")
-            t.add_argument("--horizon", type=_positive_int, help="multi-step horizon (default: 52)")
-            t.add_argument("--test-size", type=_positive_int, help="held-out last steps (default: 104)")
-            t.add_argument("--date-column", help="name of the date column (default: the first)")
-            t.add_argument("--target", help="column to forecast (default: the first value column)")
-        if name == "sentiment":
-            t.add_argument("--maxlen", type=_positive_int, help="words kept per text (default: 200)")
-            t.add_argument("--max-features", type=_positive_int, help="vocabulary size (default: 20000)")
 
         e = actions.add_parser("evaluate", parents=[common], help="score MODEL_DIR beside the baselines")
         e.add_argument("--plot", action="store_true", help="draw PNGs into MODEL_DIR (needs matplotlib)")
 
         pr = actions.add_parser("predict", parents=[common], help="use MODEL_DIR on new input")
-        if name == "forecast":
+        if module is forecasting:  # continues the series; the others read texts
             pr.add_argument("--horizon", type=_positive_int, help="steps to forecast (default: the trained horizon)")
             pr.add_argument("--method", choices=["recursive", "direct"])
         else:
@@ -96,23 +87,19 @@ def build_parser():
     return p
 
 
-def _config(args):
-    from .pipelines import forecasting, sentiment, translation
+def _config(args, config_class):
+    """The configuration of ``train``: the defaults (or ``--quick``'s), then the flags given."""
+    from .pipelines.common import options
 
-    cls = {"translate": translation.TranslateConfig, "forecast": forecasting.ForecastConfig,
-           "sentiment": sentiment.SentimentConfig}[args.pipeline]
-    cfg = cls()
+    config = config_class()
     if args.quick:
-        cfg = cfg.quick()
-    names = {f.name for f in __import__("dataclasses").fields(cls)}
-    over = {}
-    for key in ("epochs", "batch_size", "seed", "threads", "data", "bidirectional", "level", "units",
-                "n_steps", "horizon", "test_size", "date_column", "target", "maxlen", "max_features",
-                "max_tokens", "max_pairs", "max_vocab"):
-        v = getattr(args, key, None)
-        if key in names and v not in (None, False):
-            over[key] = v
-    return __import__("dataclasses").replace(cfg, **over)
+        config = config.quick()
+    given = {}
+    for field in options(config_class):
+        value = getattr(args, field.name)
+        if value is not None and value is not False:  # not a flag left out or a switch left off
+            given[field.name] = value
+    return dataclasses.replace(config, **given)
 
 
 def _read_inputs(args):
@@ -136,13 +123,13 @@ def _read_inputs(args):
 
 
 def run(args):
-    from .pipelines import forecasting, sentiment, translation
+    from .pipelines import PIPELINES, default_model_dir, forecasting, sentiment
 
-    module = {"translate": translation, "forecast": forecasting, "sentiment": sentiment}[args.pipeline]
+    module = PIPELINES[args.pipeline]
     verbose = 0 if args.quiet else 1
-    out = args.out or f"lstmfast-{args.pipeline}"
+    out = args.out or default_model_dir(args.pipeline)
     if args.action == "train":
-        cfg = _config(args)
+        cfg = _config(args, module.CONFIG)
         with_plot = args.plot and not args.no_evaluate
         result = module.train(cfg, out=out, verbose=verbose, evaluate_after=not (args.no_evaluate or with_plot))
         if with_plot:  # evaluate once, from the saved directory, drawing the plots
@@ -156,18 +143,18 @@ def run(args):
         module.evaluate(out, data=args.data, plot=args.plot, verbose=1)
         return 0
     # predict
-    if args.pipeline == "forecast":
+    if module is forecasting:
         for label, value in forecasting.predict(out, data=args.data, horizon=args.horizon, method=args.method):
             print(f"{label},{value:.4f}")
         return 0
     if args.data:
         raise SystemExit("lstmfast: error: predict takes its input as text, --file or stdin, not --data")
     texts = _read_inputs(args)
-    if args.pipeline == "sentiment":
+    if module is sentiment:
         for text, (label, p) in zip(texts, sentiment.predict(out, texts)):
             print(f"{label}\t{p:.3f}" + (f"\t{text}" if len(texts) > 1 else ""))
     else:
-        for text in translation.predict(out, texts):
+        for text in module.predict(out, texts):
             print(text)
     return 0
 

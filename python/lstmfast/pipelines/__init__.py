@@ -4,11 +4,20 @@
 * :mod:`lstmfast.pipelines.forecasting` (command ``lstmfast forecast``)
 * :mod:`lstmfast.pipelines.sentiment` (command ``lstmfast sentiment``)
 
+``PIPELINES`` maps each command name to its module. A pipeline module has
+``PIPELINE`` (its name), ``SUMMARY`` (one line for the command's help),
+``CONFIG`` (the dataclass of its settings, whose ``option`` fields are the
+flags of ``lstmfast <name> train`` and whose ``quick()`` is ``--quick``),
+``train(config, out, verbose, evaluate_after, **settings)``,
+``evaluate(model_dir, data, plot, verbose)`` and ``predict(model_dir, ...)``.
+
 A trained pipeline lives in a model directory holding the network and its
 preprocessing; see :mod:`lstmfast.pipelines.common`.
 """
 
 from . import forecasting, sentiment, translation
-from .common import PipelineError
+from .common import PipelineError, default_model_dir
 
-__all__ = ["forecasting", "sentiment", "translation", "PipelineError"]
+PIPELINES = {module.PIPELINE: module for module in (translation, forecasting, sentiment)}
+
+__all__ = ["PIPELINES", "forecasting", "sentiment", "translation", "PipelineError", "default_model_dir"]

@@ -13,6 +13,7 @@ A model directory holds everything ``predict`` needs::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -24,22 +25,58 @@ import numpy as np
 __all__ = [
     "PipelineError", "MARKER", "MODEL_FILE", "save_pipeline", "read_marker", "load_pipeline_model",
     "seed_everything", "set_threads", "format_table", "write_json", "Stopwatch", "plot_history",
-    "resolve_out",
+    "resolve_out", "default_model_dir", "setting", "option", "options",
 ]
 
 MARKER = "pipeline.json"
 MODEL_FILE = "model.lstmfast"
 FORMAT_VERSION = 1
-PIPELINES = ("translate", "forecast", "sentiment")
 
 
 class PipelineError(ValueError):
     """A user-facing error of a pipeline (bad model directory, bad option)."""
 
 
+def default_model_dir(pipeline):
+    """The model directory a pipeline uses when none is given: ``lstmfast-<pipeline>``."""
+    return f"lstmfast-{pipeline}"
+
+
 def resolve_out(out, pipeline):
-    """The model directory to write: ``out`` or ``./lstmfast-<pipeline>``."""
-    return os.path.abspath(out or f"lstmfast-{pipeline}")
+    """The model directory to write, as an absolute path: ``out`` or the default."""
+    return os.path.abspath(out or default_model_dir(pipeline))
+
+
+# ---------------------------------------------------------------------------
+# Settings: each pipeline's configuration is a dataclass whose fields say what
+# they mean; the ``lstmfast`` command makes its flags from the fields declared
+# with ``option``.
+
+def setting(default, help):
+    """A field of a pipeline configuration, with its meaning."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+def option(default, help, *, every_command=False, **flag):
+    """A setting that is also a flag of the command (``max_vocab`` -> ``--max-vocab``).
+
+    The flag's type comes from the field's annotation: ``bool`` is a switch
+    that turns the setting on (its default is False), ``int`` a positive
+    integer, ``float`` and ``str`` as written; ``flag`` passes other argparse
+    arguments (``choices``, ``metavar``, ``type``). A default other than
+    ``None`` is shown in the help; for ``None`` the help says what it means.
+    The flag belongs to ``train`` only unless ``every_command`` (then
+    ``evaluate`` and ``predict`` take it too).
+    """
+    if default is True:
+        raise ValueError(f"a switch turns its setting on, so its default must be False; got {default!r}")
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag,
+                                                        "every_command": every_command})
+
+
+def options(config_class):
+    """The fields of ``config_class`` declared with :func:`option`, in their order."""
+    return [f for f in dataclasses.fields(config_class) if "flag" in f.metadata]
 
 
 def save_pipeline(out, pipeline, model, marker, history=None):
@@ -68,7 +105,10 @@ def read_marker(model_dir, pipeline):
         raise PipelineError(f"{path}: cannot read the pipeline marker: {e}") from None
     made_by = doc.get("pipeline")
     if made_by != pipeline:
-        hint = f"; use `lstmfast {made_by} ...` with it" if made_by in PIPELINES else ""
+        from . import PIPELINES  # the registry imports this module, so it is read here
+
+        known = isinstance(made_by, str) and made_by in PIPELINES
+        hint = f"; use `lstmfast {made_by} ...` with it" if known else ""
         raise PipelineError(f"{model_dir}: this model directory was made by the {made_by!r} pipeline, "
                             f"not {pipeline!r}{hint}")
     if doc.get("format_version", 0) > FORMAT_VERSION:

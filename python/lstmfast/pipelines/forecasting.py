@@ -38,11 +38,13 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_saved_history,
-    read_marker, resolve_out, save_pipeline, seed_everything, set_threads, write_json, _pyplot,
+    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, option,
+    plot_saved_history, read_marker, resolve_out, save_pipeline, seed_everything, set_threads, setting,
+    write_json, _pyplot,
 )
 
 PIPELINE = "forecast"
+SUMMARY = "weekly Mauna Loa CO2 (built in) or your CSV with a date column and value columns"
 DIRECT_FILE = "direct.lstmfast"
 
 __all__ = ["ForecastConfig", "train", "evaluate", "predict", "load_series", "baselines", "rmse"]
@@ -52,30 +54,35 @@ __all__ = ["ForecastConfig", "train", "evaluate", "predict", "load_series", "bas
 class ForecastConfig:
     """Every setting of a forecasting run (defaults: the run reported in the docs)."""
 
-    n_steps: int = 60            # window length the model sees
-    horizon: int = 52            # steps of the multi-step forecasts
-    season: int = 52             # season length of the seasonal-naive baseline
-    units: int = 50              # LSTM units (the seed model)
-    activation: str = "relu"     # LSTM activation (the seed model)
-    epochs: int = 100            # upper bound; early stopping on validation loss
-    patience: int = 15           # epochs without improvement before stopping
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    clipnorm: float | None = 1.0  # clip each gradient to this L2 norm (a relu LSTM can blow up)
-    test_size: int = 104         # held-out last steps
-    val_size: int = 104          # validation steps before the test part
-    relative: bool = True        # windows relative to their last value (see module doc)
-    direct: bool = True          # also train the direct multi-step model
-    holt_winters: bool = True    # Holt-Winters baseline (needs statsmodels; ~10 s)
-    seed: int = 0
-    threads: int | None = None
-    data: str | None = None      # CSV path; None = the built-in CO2 series
-    date_column: str | None = None
-    target: str | None = None
+    n_steps: int = option(60, "window length")
+    horizon: int = option(52, "multi-step horizon")
+    season: int = setting(52, "season length of the seasonal-naive baseline")
+    units: int = setting(50, "LSTM units (the seed model)")
+    activation: str = setting("relu", "LSTM activation (the seed model)")
+    epochs: int = option(100, "maximum epochs; early stopping on validation loss may end sooner")
+    patience: int = setting(15, "epochs without improvement before stopping")
+    batch_size: int = option(32, "windows per gradient step")
+    learning_rate: float = setting(1e-3, "Adam's learning rate")
+    clipnorm: float | None = setting(1.0, "clip each gradient to this L2 norm (a relu LSTM can blow up)")
+    test_size: int = option(104, "held-out last steps")
+    val_size: int = setting(104, "validation steps before the test part")
+    relative: bool = setting(True, "windows relative to their last value (see the module's doc)")
+    direct: bool = setting(True, "also train the direct multi-step model")
+    holt_winters: bool = setting(True, "Holt-Winters baseline (needs statsmodels; about 10 s)")
+    seed: int = option(0, "seed of the initial weights and the shuffling", type=int)
+    threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
+    data: str | None = option(None, "CSV with a header: a date column (the first, or --date-column) and "
+                                    "numeric value columns (default: the built-in weekly CO2 series)",
+                              every_command=True, metavar="PATH")
+    date_column: str | None = option(None, "name of the date column (default: the first)")
+    target: str | None = option(None, "column to forecast (default: the first value column)")
 
     def quick(self):
         """A run of well under a minute."""
         return dataclasses.replace(self, epochs=min(self.epochs, 15), patience=5)
+
+
+CONFIG = ForecastConfig
 
 
 def rmse(pred, truth):
@@ -227,7 +234,7 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
         direct.save(os.path.join(out, DIRECT_FILE))
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
-        result["metrics"] = evaluate(out, verbose=verbose, _series=series, _models=models)
+        result["metrics"] = _evaluate(out, models, series=series, verbose=verbose)
     return result
 
 
@@ -305,25 +312,29 @@ def _holt_winters(y, test_start, origins, horizon, season):
     return np.asarray(one), paths
 
 
-def evaluate(model_dir, data=None, plot=False, verbose=1, _series=None, _models=None):
+def evaluate(model_dir, data=None, plot=False, verbose=1):
     """Score the saved model on the held-out test part beside the baselines.
 
-    Writes ``metrics.json`` (and with ``plot`` the PNGs) into ``model_dir``,
-    prints a table, returns the metrics dict.
+    ``data``: a CSV in the training format (default: the series the model was
+    trained on). Writes ``metrics.json`` (and with ``plot`` the PNGs) into
+    ``model_dir``, prints a table, returns the metrics dict.
     """
+    model, _ = load_pipeline_model(model_dir, PIPELINE)
+    models = {"model": model}
+    if os.path.exists(os.path.join(model_dir, DIRECT_FILE)):
+        from ..models import load_model
+        models["direct"] = load_model(os.path.join(model_dir, DIRECT_FILE), compile=False)
+    return _evaluate(model_dir, models, data=data, plot=plot, verbose=verbose)
+
+
+def _evaluate(model_dir, models, series=None, data=None, plot=False, verbose=1):
+    """:func:`evaluate` with the models at hand (``{"model": ..., "direct": ...}``) and,
+    after training, the series already loaded."""
     marker = read_marker(model_dir, PIPELINE)
-    if _models is None:
-        model, _ = load_pipeline_model(model_dir, PIPELINE)
-        models = {"model": model}
-        if os.path.exists(os.path.join(model_dir, DIRECT_FILE)):
-            from ..models import load_model
-            models["direct"] = load_model(os.path.join(model_dir, DIRECT_FILE), compile=False)
-    else:
-        models = _models
     cfg = ForecastConfig(**marker["config"])
     if data:
         cfg = dataclasses.replace(cfg, data=data)
-    series = _series or load_series(cfg)
+    series = series or load_series(cfg)
     prep = _Prep.from_config(marker["preprocessing"])
     values = series.values
     if values.shape[1] != len(marker["columns"]):

@@ -32,11 +32,12 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_saved_history,
-    resolve_out, save_pipeline, seed_everything, set_threads, write_json,
+    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, option,
+    plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
 )
 
 PIPELINE = "sentiment"
+SUMMARY = "IMDB movie reviews (built in) or your CSV with text,label columns"
 TOKENIZER_FILE = "tokenizer.json"
 
 __all__ = ["SentimentConfig", "train", "evaluate", "predict", "load_texts", "split", "tfidf_baseline"]
@@ -46,33 +47,38 @@ __all__ = ["SentimentConfig", "train", "evaluate", "predict", "load_texts", "spl
 class SentimentConfig:
     """Every setting of a sentiment run (defaults: the run reported in the docs)."""
 
-    max_features: int = 20000       # vocabulary size, padding and OOV included
-    maxlen: int = 200               # words kept per review (the last ones)
-    embedding_dim: int = 128
-    units: int = 128
-    dropout: float = 0.2
-    recurrent_dropout: float = 0.2
-    bidirectional: bool = False     # the stronger variant
-    epochs: int = 6                 # upper bound; early stopping on validation accuracy
-    patience: int = 2               # the best epoch on validation is kept
-    batch_size: int = 64
-    learning_rate: float = 5e-4     # half Keras's default: steadier epochs
-    reduce_lr: float | None = 0.2   # learning rate × this after an epoch whose val_loss rose
-    clipnorm: float | None = 1.0    # clip each gradient to this L2 norm
-    test_size: int = 5000           # held-out reviews
-    val_size: int = 1000            # reviews for early stopping
-    limit: int | None = None        # use a stratified subset of this many reviews
-    source: str = "imdb"            # built-in data: imdb, rotten_tomatoes or all
-    tfidf: bool = True              # compute the TF-IDF + logistic regression baseline
-    seed: int = 0
-    threads: int | None = None
-    data: str | None = None         # own CSV with text,label columns
+    max_features: int = option(20000, "vocabulary size, padding and OOV included")
+    maxlen: int = option(200, "words kept per text, the last ones")
+    embedding_dim: int = setting(128, "width of the word embedding")
+    units: int = setting(128, "LSTM units")
+    dropout: float = setting(0.2, "dropout of the LSTM's inputs")
+    recurrent_dropout: float = setting(0.2, "dropout of the LSTM's recurrent state")
+    bidirectional: bool = option(False, "the stronger variant: a Bidirectional LSTM")
+    epochs: int = option(6, "maximum epochs; early stopping on validation accuracy may end sooner")
+    patience: int = setting(2, "epochs without improvement before stopping; the best epoch is kept")
+    batch_size: int = option(64, "texts per gradient step")
+    learning_rate: float = setting(5e-4, "Adam's learning rate (half Keras's default: steadier epochs)")
+    reduce_lr: float | None = setting(0.2, "learning rate × this after an epoch whose val_loss rose")
+    clipnorm: float | None = setting(1.0, "clip each gradient to this L2 norm")
+    test_size: int = setting(5000, "held-out reviews")
+    val_size: int = setting(1000, "reviews for early stopping")
+    limit: int | None = setting(None, "use a stratified subset of this many reviews")
+    source: str = setting("imdb", "built-in data: imdb, rotten_tomatoes or all")
+    tfidf: bool = setting(True, "compute the TF-IDF + logistic regression baseline")
+    seed: int = option(0, "seed of the split, the initial weights, dropout and shuffling", type=int)
+    threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
+    data: str | None = option(None, "CSV with a header naming 'text' and 'label' columns, two classes "
+                                    "(default: the built-in movie reviews)",
+                              every_command=True, metavar="PATH")
 
     def quick(self):
         """A run of about a minute: fewer, shorter reviews and a smaller vocabulary."""
         return dataclasses.replace(self, limit=self.limit or 6000, test_size=1000, val_size=500,
                                    maxlen=min(self.maxlen, 100), max_features=min(self.max_features, 10000),
                                    epochs=min(self.epochs, 3))
+
+
+CONFIG = SentimentConfig
 
 
 def load_texts(config):
@@ -181,8 +187,7 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
         f.write(tokenizer.to_json())
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
-        result["metrics"] = evaluate(out, verbose=verbose,
-                                     _loaded=(model, tokenizer, marker, (texts, labels), (tr, va, te)))
+        result["metrics"] = _evaluate(out, model, tokenizer, marker, texts, labels, tr, te, verbose=verbose)
     return result
 
 
@@ -210,30 +215,35 @@ def _load(model_dir):
     return model, tokenizer, marker
 
 
-def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None):
+def evaluate(model_dir, data=None, plot=False, verbose=1):
     """Accuracy on the held-out test part beside the majority class and TF-IDF baselines.
 
     With ``data`` (a ``text,label`` CSV other than the training data) every row
     of it is scored, and the TF-IDF baseline is skipped (its training data is
     the model's). Writes ``metrics.json`` into ``model_dir`` and returns it.
     """
-    if _loaded is None:
-        model, tokenizer, marker = _load(model_dir)
-        cfg = SentimentConfig(**marker["config"])
-        texts, labels, _, source = load_texts(cfg)
-        tr, va, te = split(texts, labels, cfg)
-        own_test = data and (not cfg.data or os.path.abspath(data) != os.path.abspath(cfg.data))
-        if not own_test and _fingerprint(te) != marker["split"]["test_fingerprint"]:
-            raise PipelineError(f"the data {source} has changed since training: the held-out test part "
-                                "cannot be rebuilt; pass the test data with --data")
-    else:
-        model, tokenizer, marker, (texts, labels), (tr, va, te) = _loaded
-        cfg = SentimentConfig(**marker["config"])
-        own_test = False
+    model, tokenizer, marker = _load(model_dir)
+    cfg = SentimentConfig(**marker["config"])
+    texts, labels, _, source = load_texts(cfg)
+    tr, va, te = split(texts, labels, cfg)
+    own_test = data and (not cfg.data or os.path.abspath(data) != os.path.abspath(cfg.data))
+    if not own_test and _fingerprint(te) != marker["split"]["test_fingerprint"]:
+        raise PipelineError(f"the data {source} has changed since training: the held-out test part "
+                            "cannot be rebuilt; pass the test data with --data")
+    return _evaluate(model_dir, model, tokenizer, marker, texts, labels, tr, te,
+                     own_data=data if own_test else None, plot=plot, verbose=verbose)
+
+
+def _evaluate(model_dir, model, tokenizer, marker, texts, labels, tr, te, own_data=None, plot=False,
+              verbose=1):
+    """:func:`evaluate` with the model, tokenizer, marker, data and split at hand; ``own_data``:
+    a CSV to score instead of the held-out part ``te``."""
+    cfg = SentimentConfig(**marker["config"])
+    own_test = bool(own_data)
     if own_test:
-        test_texts, test_labels, names = D.load_text_label_csv(data)
+        test_texts, test_labels, names = D.load_text_label_csv(own_data)
         if len(names) != 2:
-            raise PipelineError(f"{data}: expected two classes")
+            raise PipelineError(f"{own_data}: expected two classes")
     else:
         test_texts, test_labels = [texts[i] for i in te], labels[te]
 
@@ -244,7 +254,7 @@ def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None):
     majority = int(np.bincount(train_labels, minlength=2).argmax())
     metrics = {
         "pipeline": PIPELINE, "test_size": len(test_labels),
-        "test_data": os.path.abspath(data) if own_test else marker["data"]["source"] + " (held-out part)",
+        "test_data": os.path.abspath(own_data) if own_test else marker["data"]["source"] + " (held-out part)",
         "models": {
             ("bidirectional_lstm" if cfg.bidirectional else "lstm"): {"accuracy": acc,
                                                                       "seconds": clock.seconds},

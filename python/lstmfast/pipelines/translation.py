@@ -43,11 +43,12 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, plot_saved_history,
-    resolve_out, save_pipeline, seed_everything, set_threads, write_json,
+    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, option,
+    plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
 )
 
 PIPELINE = "translate"
+SUMMARY = "English->French numbers (built in) or your source<TAB>target pairs"
 SPACE = "\u2581"  # marks a word token that follows a space
 
 __all__ = ["TranslateConfig", "train", "evaluate", "predict", "load_pairs", "corpus_bleu",
@@ -58,34 +59,41 @@ __all__ = ["TranslateConfig", "train", "evaluate", "predict", "load_pairs", "cor
 class TranslateConfig:
     """Every setting of a translation run (defaults: the run reported in the docs)."""
 
-    level: str = "word"          # 'word' or 'char' tokens
-    units: int = 128             # LSTM units of encoder and decoder
-    bidirectional: bool = False  # stronger variant: Bidirectional encoder
-    epochs: int = 12             # upper bound; early stopping on validation loss
-    patience: int = 4
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    n_train: int = 20000         # built-in numbers: training pairs
-    n_val: int = 1000            # ... validation (early stopping)
-    n_test: int = 2000           # ... held-out test numbers
-    max_pairs: int | None = None  # own data: use at most this many pairs
-    max_tokens: int | None = None  # own data: drop pairs longer than this (either side)
-    test_fraction: float = 0.1   # own data: held-out part
-    val_fraction: float = 0.05
-    lower: bool = False          # lower-case source and target
-    reverse_source: bool = True  # feed the source tokens last-to-first (Sutskever et al., 2014)
-    max_vocab: int = 10000       # tokens kept per side (the rest map to an unknown token)
-    embedding_dim: int | None = None  # source Embedding(mask_zero) instead of one-hot; None: one-hot
-                                 # unless the source vocabulary exceeds 1,000 tokens (then 128)
-    seed: int = 0
-    threads: int | None = None
-    data: str | None = None      # None: numbers; a TSV path; or 'ding'
+    level: str = option("word", "token level", choices=["word", "char"])
+    units: int = option(128, "LSTM units of encoder and decoder")
+    bidirectional: bool = option(False, "the stronger variant: a Bidirectional LSTM encoder")
+    epochs: int = option(12, "maximum epochs; early stopping on validation loss may end sooner")
+    patience: int = setting(4, "epochs without improvement before stopping")
+    batch_size: int = option(64, "pairs per gradient step")
+    learning_rate: float = setting(2e-3, "Adam's learning rate")
+    n_train: int = setting(20000, "built-in numbers: training pairs")
+    n_val: int = setting(1000, "built-in numbers: validation pairs (early stopping)")
+    n_test: int = setting(2000, "built-in numbers: held-out test numbers")
+    max_pairs: int | None = option(None, "own data: use at most this many pairs")
+    max_tokens: int | None = option(None, "own data: drop pairs with more tokens than this on either side")
+    test_fraction: float = setting(0.1, "own data: held-out part")
+    val_fraction: float = setting(0.05, "own data: validation part")
+    lower: bool = setting(False, "lower-case source and target")
+    reverse_source: bool = setting(True, "feed the source tokens last-to-first (Sutskever et al., 2014)")
+    max_vocab: int = option(10000, "tokens kept per side; the rest map to an unknown token")
+    embedding_dim: int | None = setting(None, "source Embedding(mask_zero) of this width instead of one-hot; "
+                                              "None: one-hot unless the source vocabulary exceeds 1,000 "
+                                              "tokens (then 128)")
+    seed: int = option(0, "seed of the split, the initial weights and the shuffling", type=int)
+    threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
+    data: str | None = option(None, "tab-separated source<TAB>target[<TAB>...] lines (Tatoeba/Anki format), "
+                                    "or 'ding' for the Ding German-English sentences of the Debian package "
+                                    "trans-de-en (default: the built-in English->French numbers)",
+                              every_command=True, metavar="PATH")
 
     def quick(self):
         """A run of about a minute."""
         return dataclasses.replace(self, n_train=min(self.n_train, 4000), n_val=200, n_test=500,
                                    epochs=min(self.epochs, 12), units=min(self.units, 128),
                                    max_pairs=self.max_pairs or 5000)
+
+
+CONFIG = TranslateConfig
 
 
 # ---------------------------------------------------------------------------
@@ -350,8 +358,8 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     save_pipeline(out, PIPELINE, model, marker, history)
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
-        result["metrics"] = evaluate(out, verbose=verbose,
-                                     _loaded=(translator, marker, test_pairs))
+        result["metrics"] = _evaluate(out, translator, marker, test_pairs,
+                                      marker["data"]["description"] + " (held-out part)", verbose=verbose)
     return result
 
 
@@ -362,25 +370,28 @@ def _load(model_dir):
     return _Translator(model, src, tgt, marker["t_in"], marker["t_out"], reverse, marker.get("embedding", False)), marker
 
 
-def evaluate(model_dir, data=None, plot=False, verbose=1, _loaded=None, examples=5):
+def evaluate(model_dir, data=None, plot=False, verbose=1, examples=5):
     """Exact match, character accuracy and BLEU on the held-out pairs (or all pairs of ``data``).
 
     Also scores the copy baseline (output = input), which shows how much of
-    the score needs no model. Writes ``metrics.json``; returns it.
+    the score needs no model. ``examples``: how many outputs to show beside
+    their references. Writes ``metrics.json``; returns it.
     """
-    if _loaded is None:
-        translator, marker = _load(model_dir)
-        cfg = TranslateConfig(**marker["config"])
-        if data and data != cfg.data:
-            pairs = D.load_ding() if data == "ding" else D.load_tab_pairs(data)
-            test_pairs, test_desc = pairs, f"all pairs of {data}"
-        else:
-            _, _, test_pairs, desc = load_pairs(cfg)
-            test_desc = desc + " (held-out part)"
+    translator, marker = _load(model_dir)
+    cfg = TranslateConfig(**marker["config"])
+    if data and data != cfg.data:
+        pairs = D.load_ding() if data == "ding" else D.load_tab_pairs(data)
+        test_pairs, test_desc = pairs, f"all pairs of {data}"
     else:
-        translator, marker, test_pairs = _loaded
-        cfg = TranslateConfig(**marker["config"])
-        test_desc = marker["data"]["description"] + " (held-out part)"
+        _, _, test_pairs, desc = load_pairs(cfg)
+        test_desc = desc + " (held-out part)"
+    return _evaluate(model_dir, translator, marker, test_pairs, test_desc, plot=plot, verbose=verbose,
+                     examples=examples)
+
+
+def _evaluate(model_dir, translator, marker, test_pairs, test_desc, plot=False, verbose=1, examples=5):
+    """:func:`evaluate` with the translator, its marker and the test pairs at hand."""
+    cfg = TranslateConfig(**marker["config"])
     sources = [s for s, _ in test_pairs]
     refs = [t.lower() if cfg.lower else t for _, t in test_pairs]
     with Stopwatch() as clock:
