@@ -1,5 +1,5 @@
 """Conv1D and MaxPooling1D: values against a direct sum, shapes, masks, saving, a Keras file and
-bad input. (Keras parity: test_keras_parity.py; gradients: test_model_gradients.py.)"""
+bad input. (Keras parity: test_models_keras_parity.py; gradients: test_models_gradients.py.)"""
 
 import re
 import warnings

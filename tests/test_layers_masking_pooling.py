@@ -1,5 +1,5 @@
 """Masking, SpatialDropout1D and the global pooling layers: behaviour, saving, Keras files and
-bad input. (Keras parity: test_keras_parity.py; gradients: test_model_gradients.py.)"""
+bad input. (Keras parity: test_models_keras_parity.py; gradients: test_models_gradients.py.)"""
 
 import warnings
 

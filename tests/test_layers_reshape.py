@@ -1,5 +1,5 @@
 """Reshape and Permute: values, shapes, saving and bad input. (Keras parity:
-test_keras_parity.py; gradients: test_model_gradients.py.)"""
+test_models_keras_parity.py; gradients: test_models_gradients.py.)"""
 
 import numpy as np
 import pytest
