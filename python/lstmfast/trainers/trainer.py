@@ -120,11 +120,11 @@ class Trainer:
         values = [logs["loss"]] + [logs[m.name] for m in self._metrics]
         return values[0] if len(values) == 1 else values
 
-    def _prepare_xy(self, x, y, sample_weight, class_weight=None, arg="x"):
-        x = self.prepare_inputs(x, arg)
+    def _prepare_xy(self, x, y, sample_weight, class_weight=None, x_arg="x", y_arg="y"):
+        """Inputs, targets and per-sample weights, checked and converted once."""
+        x = self.prepare_inputs(x, x_arg)
         n = x.shape[0]
-        y = data.prepare_targets(y, n, self.loss, self.dtype, self.output_shapes()[0],
-                                 "y" if arg == "x" else arg.replace("[0]", "[1]"))
+        y = data.prepare_targets(y, n, self.loss, self.dtype, self.output_shapes()[0], y_arg)
         return x, y, data.prepare_sample_weight(sample_weight, class_weight, y, n)
 
     # ------------------------------------------------------------------ steps
@@ -196,7 +196,7 @@ class Trainer:
                                  f"val_sample_weight). Received: {type(validation_data).__name__}")
             val = self._prepare_xy(validation_data[0], validation_data[1],
                                    None if len(validation_data) == 2 else validation_data[2],
-                                   arg="validation_data[0]")
+                                   x_arg="validation_data[0]", y_arg="validation_data[1]")
         elif validation_split:
             n_all = x.shape[0]
             split = int(np.floor(n_all * (1.0 - validation_split)))
