@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "buffer.h"
 #include "common.h"
 
 namespace lstmfast {
