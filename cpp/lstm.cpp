@@ -12,12 +12,12 @@
 // (batch × unit) tiles of each step.
 #include "lstm.h"
 
+#include "activations.h"
 #include "gemm.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 
 namespace lstmfast {
 
@@ -51,119 +51,8 @@ GateTiling GateTiling::choose(Index B, Index H) {
 
 namespace {
 
-// ---------------------------------------------------------------------------------------
-// Element-wise activations, vectorised by Eigen for the instruction set this file is built
-// for. Eigen's float tanh and logistic are rational approximations; their maximum error
-// against std:: is measured by the test suite (tests/test_ops_reference.py) and README.
-// σ(z) = 1/(1 + e^{−z}). float: Eigen's vectorised logistic. double (used for gradient
-// checks): the scalar formula, because Eigen's double packet and scalar paths differ by an
-// ulp and the split between them follows buffer alignment, which would break bitwise
-// reproducibility.
-template <typename Dst, typename Src>
-inline void sigmoid(Dst&& y, const Src& z) {
-  using S = typename std::decay_t<Dst>::Scalar;
-  if constexpr (std::is_same_v<S, float>) y = z.logistic();
-  else y = z.unaryExpr([](S v) { return S(1) / (S(1) + std::exp(-v)); });
-}
-
-template <typename Dst, typename Src>
-inline void activate(Activation a, Dst&& y, const Src& z) {
-  using S = typename std::decay_t<Dst>::Scalar;
-  switch (a) {
-    case Activation::Tanh: y = z.tanh(); break;
-    case Activation::Relu: y = z.cwiseMax(S(0)); break;
-    case Activation::Sigmoid: sigmoid(y, z); break;
-    case Activation::Linear: y = z; break;
-  }
-}
-
-template <typename Dst, typename Src>
-inline void activate(RecurrentActivation a, Dst&& y, const Src& z) {
-  using S = typename std::decay_t<Dst>::Scalar;
-  if (a == RecurrentActivation::Sigmoid) {
-    sigmoid(y, z);
-  } else {  // Keras 3 hard_sigmoid: relu6(z + 3) / 6 = clip(z/6 + 1/2, 0, 1)
-    y = (z * S(1.0 / 6.0) + S(0.5)).cwiseMax(S(0)).cwiseMin(S(1));
-  }
-}
-
-// y[0, n) = a(z[0, n)) (y may be z). In float, packet by packet from wherever the row starts,
-// the last n mod PS values in one zero-padded packet: Eigen's own loop over an unaligned row
-// does its first values up to an aligned address and its last ones with the scalar tanh and
-// logistic, which at H = 50 (gate blocks of 6 packets and 2 values) cost as much as the rest.
-template <typename S, typename F>
-inline void packet_map(S* y, const S* z, Index n, F f) {
-  using namespace Eigen::internal;
-  using Packet = typename packet_traits<S>::type;
-  constexpr Index PS = packet_traits<S>::size;
-  Index j = 0;
-  for (; j + PS <= n; j += PS) pstoreu(y + j, f(ploadu<Packet>(z + j)));
-  if (j < n) {
-    alignas(64) S t[PS] = {};
-    std::copy(z + j, z + n, t);
-    pstoreu(t, f(ploadu<Packet>(t)));
-    std::copy(t, t + (n - j), y + j);
-  }
-}
-
-template <typename A, typename S>
-inline void activate_span(A a, S* y, const S* z, Index n) {
-  if constexpr (std::is_same_v<S, float>) {
-    using namespace Eigen::internal;
-    using Packet = typename packet_traits<S>::type;
-    constexpr std::uintptr_t kPacketBytes = sizeof(Packet);
-    if (n % packet_traits<S>::size == 0 && reinterpret_cast<std::uintptr_t>(y) % kPacketBytes == 0 &&
-        reinterpret_cast<std::uintptr_t>(z) % kPacketBytes == 0) {
-      // Whole packets from an aligned start: Eigen's loop has no scalar values to do (and
-      // measured a few per cent faster on long rows); the same packet functions either way.
-      activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
-      return;
-    }
-    const auto tanh = [](const Packet& p) { return scalar_tanh_op<S>().packetOp(p); };
-    const auto sigmoid = [](const Packet& p) { return scalar_logistic_op<S>().packetOp(p); };
-    if constexpr (std::is_same_v<A, Activation>) {
-      switch (a) {
-        case Activation::Tanh: packet_map(y, z, n, tanh); return;
-        case Activation::Relu: packet_map(y, z, n, [](const Packet& p) { return pmax(p, pzero(p)); }); return;
-        case Activation::Sigmoid: packet_map(y, z, n, sigmoid); return;
-        case Activation::Linear: if (y != z) std::copy(z, z + n, y); return;
-      }
-    } else {
-      if (a == RecurrentActivation::Sigmoid) {
-        packet_map(y, z, n, sigmoid);
-      } else {  // clip(z/6 + 1/2, 0, 1), as activate() computes it
-        packet_map(y, z, n, [](const Packet& p) {
-          return pmin(pmax(padd(pmul(p, pset1<Packet>(S(1.0 / 6.0))), pset1<Packet>(S(0.5))), pzero(p)),
-                      pset1<Packet>(S(1)));
-        });
-      }
-    }
-  } else {
-    activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
-  }
-}
-
-// d ⊙= φ'(z), written through y = φ(z).
-template <typename D, typename Y>
-inline void mul_derivative(Activation a, D&& d, const Y& y) {
-  using S = typename std::decay_t<D>::Scalar;
-  switch (a) {
-    case Activation::Tanh: d *= S(1) - y.square(); break;                   // 1 − tanh²
-    case Activation::Relu: d = (y > S(0)).select(d, S(0)); break;          // [z > 0]
-    case Activation::Sigmoid: d *= y * (S(1) - y); break;                  // σ(1 − σ)
-    case Activation::Linear: break;
-  }
-}
-
-template <typename D, typename Y>
-inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
-  using S = typename std::decay_t<D>::Scalar;
-  if (a == RecurrentActivation::Sigmoid) {
-    d *= y * (S(1) - y);
-  } else {  // slope 1/6 strictly inside the ramp, 0 on the clipped parts
-    d = ((y > S(0)) && (y < S(1))).select(d * S(1.0 / 6.0), S(0));
-  }
-}
+using activations::activate_span;
+using activations::mul_derivative;
 
 // Packs, for every unit tile, the recurrent weights its step GEMM multiplies.
 //   forward:  z_tile += h·U[:, tile's 4w columns]            B = (H × 4w)

@@ -21,6 +21,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "activations.h"
 #include "buffer.h"
 #include "common.h"
 
@@ -29,8 +30,7 @@ namespace lstmfast {
 // Gate order, shared with Keras: column block g·H … (g+1)·H−1 of W, U and b.
 constexpr int kGateI = 0, kGateF = 1, kGateC = 2, kGateO = 3, kNumGates = 4;
 
-enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Linear = 3 };
-enum class RecurrentActivation : int { Sigmoid = 0, HardSigmoid = 1 };
+// φ is an Activation, σ a RecurrentActivation (activations.h).
 
 struct LSTMConfig {
   Index B = 0, T = 0, D = 0, H = 0;
