@@ -33,8 +33,43 @@
 
 namespace lstmfast {
 
+// A matrix in memory: element (r, c) at data[r·rs + c·cs]. A row-major matrix with leading
+// dimension ld has rs = ld, cs = 1; its transpose the two swapped; rs = 0 repeats one row.
+template <typename T>
+struct MatrixView {
+  T* data = nullptr;
+  Index rows = 0, cols = 0, rs = 0, cs = 1;
+
+  // rows × cols, row r at data + r·ld.
+  static MatrixView row_major(T* data, Index rows, Index cols, Index ld) { return {data, rows, cols, ld, 1}; }
+  // rows × cols, the transpose of the row-major (cols × rows) matrix at data, leading dimension ld.
+  static MatrixView transposed(T* data, Index rows, Index cols, Index ld) { return {data, rows, cols, 1, ld}; }
+  // rows × cols, every row the same cols values at data (a bias added to every row).
+  static MatrixView repeated_row(T* data, Index rows, Index cols) { return {data, rows, cols, 0, 1}; }
+  // Rows [r0, r0 + n) and columns [c0, c0 + m).
+  MatrixView block(Index r0, Index c0, Index n, Index m) const { return {data + r0 * rs + c0 * cs, n, m, rs, cs}; }
+};
+
+// C = A·B [+ Y], or C += A·B [+ Y].
+enum class Accumulate : bool { No = false, Yes = true };
+// The order in which run() visits a packed B's chunks and panels (see run()).
+enum class Walk : bool { Forwards = false, Backwards = true };
+// Whether packing also tests every value it reads for NaN and ±inf.
+enum class CheckFinite : bool { No = false, Yes = true };
+// How packing writes its panels: through the caches, or around them (non-temporal stores).
+enum class Stores : bool { Cached = false, AroundCaches = true };
+
+// Reorderings applied while packing: packed column n is source column cols[n], packed row k
+// is source row rows[k]; nullptr keeps the order.
+struct Reorder {
+  const Index* cols = nullptr;
+  const Index* rows = nullptr;
+};
+
 template <typename S>
 struct PackedGemm {
+  using View = MatrixView<const S>;
+  using OutView = MatrixView<S>;
   using Packet = typename Eigen::internal::packet_traits<S>::type;
   static constexpr int PS = Eigen::internal::unpacket_traits<Packet>::size;
   static constexpr int NR = 2 * PS;  // panel width
@@ -61,12 +96,12 @@ struct PackedGemm {
 
   static Index num_chunks(Index K) { return (K + kKc - 1) / kKc; }  // K chunks of kKc rows
 
-  // Whether the packed form of a K × N matrix is written around the caches (non-temporal
-  // stores): from 8 MB on (a large layer's weights, packed at every forward) it would not
-  // stay in a core's share of L3 until its product reads it, and a plain store first reads
-  // every line it overwrites from memory. Packing a 1024 × 4096 matrix: 1.8 against 3.1 ms.
-  static bool streams_packing(Index K, Index N) {
-    return packed_size(K, N) * Index(sizeof(S)) >= kStreamPackBytes;
+  // How the packed form of a K × N matrix is written: around the caches (non-temporal
+  // stores) from 8 MB on (a large layer's weights, packed at every forward), which would not
+  // stay in a core's share of L3 until its product reads it, and which a plain store would
+  // first read line by line from memory (docs/benchmarks.md has the packing times).
+  static Stores packing_stores(Index K, Index N) {
+    return packed_size(K, N) * Index(sizeof(S)) >= kStreamPackBytes ? Stores::AroundCaches : Stores::Cached;
   }
 
   // A non-temporal store of v at d, which is aligned to a packet.
@@ -87,23 +122,27 @@ struct PackedGemm {
     }
   }
 
-  // Packed layout of B (K × N), element (k, n) at src[k·rs + n·cs]: K chunk by K chunk
-  // (kKc rows), and within a chunk panel by panel (kc rows × NR), so that the micro-kernels
-  // of one chunk read one contiguous stream. pack_chunk() writes the chunk of rows
-  // [k0, k0 + kKc) at its place in dst; chunks are independent, so the packers share them
-  // out between threads. The source is read along its contiguous direction: row by row
-  // (cs = 1), each row's NR-wide pieces going to their panels, or column by column.
-  // A column map, when given, reorders the columns on the way: packed column n is source
-  // column colmap[n] (element (k, n) at src[k·rs + colmap[n]·cs]). A row map does the same
-  // for the rows, column by column only (cs ≠ 1): element (k, n) at src[rowmap[k]·rs + n·cs];
-  // the row-by-row path, which packs every forward's weights, stays free of it.
-  // check (row-by-row path only): also test every value read for NaN and ±inf on the way,
-  // which then costs no pass of its own over the source; returns false when one is not
-  // finite (true when not asked). stream (row-by-row path only): write the panels around the
-  // caches (streams_packing).
-  static bool pack_chunk(Index K, Index N, Index k0, const S* src, Index rs, Index cs, S* dst,
-                         const Index* colmap = nullptr, const Index* rowmap = nullptr,
-                         bool check = false, bool stream = false) {
+  // Packed layout of B (K × N, the view src): K chunk by K chunk (kKc rows), and within a
+  // chunk panel by panel (kc rows × NR), so that the micro-kernels of one chunk read one
+  // contiguous stream. pack_chunk() writes the chunk of rows [k0, k0 + kKc) at its place in
+  // dst; chunks are independent, so the packers share them out between threads. The source is
+  // read along its contiguous direction: row by row (src.cs = 1), each row's NR-wide pieces
+  // going to their panels, or column by column.
+  // A column map (order.cols), when given, reorders the columns on the way: packed column n
+  // is source column order.cols[n]. A row map (order.rows) does the same for the rows, column
+  // by column only (src.cs ≠ 1); the row-by-row path, which packs every forward's weights,
+  // stays free of it.
+  // CheckFinite::Yes (row-by-row path only): also test every value read for NaN and ±inf on
+  // the way, which then costs no pass of its own over the source; returns false when one is
+  // not finite (true when not asked). Stores::AroundCaches (row-by-row path only): write the
+  // panels with non-temporal stores (packing_stores).
+  static bool pack_chunk(const View& src, Index k0, S* dst, const Reorder& order = {},
+                         CheckFinite check_finite = CheckFinite::No, Stores stores = Stores::Cached) {
+    const Index K = src.rows, N = src.cols, rs = src.rs, cs = src.cs;
+    const Index* colmap = order.cols;
+    const Index* rowmap = order.rows;
+    const bool check = check_finite == CheckFinite::Yes;
+    bool stream = stores == Stores::AroundCaches;
     const Index np = (N + NR - 1) / NR;
     const Index kc = std::min(kKc, K - k0);
     S* chunk = dst + k0 * np * NR;
@@ -125,8 +164,8 @@ struct PackedGemm {
       Packet bad = pzero(Packet());
       S bad_scalar = 0;
       // kRowBlock source rows at a time, panel by panel: each panel then receives
-      // kRowBlock·NR consecutive values at once instead of NR (1.3x faster packing of a
-      // 1024 × 4096 matrix than row by row), while the rows are still read in order.
+      // kRowBlock·NR consecutive values at once instead of NR (faster than row by row:
+      // docs/benchmarks.md), while the rows are still read in order.
       constexpr Index kRowBlock = 4;
       // Non-temporal stores need aligned addresses: every packed row is, when the chunk is.
       stream = stream && reinterpret_cast<std::uintptr_t>(chunk) % sizeof(Packet) == 0;
@@ -145,7 +184,7 @@ struct PackedGemm {
       };
       for (Index kb = 0; kb < kc; kb += kRowBlock) {
         const Index nk = std::min(kRowBlock, kc - kb);
-        const S* rows = src + (k0 + kb) * rs;  // the block's first source row
+        const S* rows = src.data + (k0 + kb) * rs;  // the block's first source row
         for (Index p = 0; p < np; ++p) {
           S* d = chunk + (p * kc + kb) * NR;
           if (start[p] >= 0) {
@@ -177,7 +216,7 @@ struct PackedGemm {
         const Index nc = std::min<Index>(NR, N - p * NR);
         auto scalar = [&](Index kb, Index ke) {  // rows [kb, ke) of the panel, one value at a time
           for (Index c = 0; c < nc; ++c) {
-            const S* s = src + col(p * NR + c) * cs;
+            const S* s = src.data + col(p * NR + c) * cs;
             for (Index k = kb; k < ke; ++k) d[k * NR + c] = s[row(k0 + k) * rs];
           }
           for (Index c = nc; c < NR; ++c)
@@ -200,7 +239,7 @@ struct PackedGemm {
               PacketBlock<Packet, PS> block;
 #pragma GCC diagnostic pop
               for (int i = 0; i < PS; ++i)
-                block.packet[i] = ploadu<Packet>(src + col(p * NR + half * PS + i) * cs + r0);
+                block.packet[i] = ploadu<Packet>(src.data + col(p * NR + half * PS + i) * cs + r0);
               ptranspose(block);
               for (int i = 0; i < PS; ++i) pstoreu(d + (k + i) * NR + half * PS, block.packet[i]);
             }
@@ -212,22 +251,22 @@ struct PackedGemm {
     return true;
   }
 
-  // Packs B for run_parallel: its column tiles (cols wide, from tile_cols), the tile of
-  // column j0 at dst + j0·K, each laid out as a whole matrix is; the (tile, K chunk) pieces in
-  // parallel. colmap (N entries), rowmap (K entries) and check, when given, as in
-  // pack_chunk; returns false when check finds a value that is not finite. stream as in
-  // pack_chunk.
-  static bool pack_parallel(Index K, Index N, Index cols, const S* src, Index rs, Index cs, S* dst,
-                            const Index* colmap = nullptr, const Index* rowmap = nullptr,
-                            bool check = false, bool stream = false) {
+  // Packs B (K × N, the view src) for run_parallel: its column tiles (cols wide, from
+  // tile_cols), the tile of column j0 at dst + j0·K, each laid out as a whole matrix is; the
+  // (tile, K chunk) pieces in parallel. order (N column and K row entries), check_finite and
+  // stores as in pack_chunk; returns false when check_finite finds a value that is not finite.
+  static bool pack_parallel(const View& src, Index cols, S* dst, const Reorder& order = {},
+                            CheckFinite check_finite = CheckFinite::No, Stores stores = Stores::Cached) {
+    const Index K = src.rows, N = src.cols;
     const Index nk = num_chunks(K), pieces = (N + cols - 1) / cols * nk;
     std::vector<char> finite(pieces, 1);
     parallel_for_tiles(pieces, [&](Index t) {
-      const Index j0 = t / nk * cols;
+      const Index j0 = t / nk * cols, n = std::min(cols, N - j0);
       // A map holds source columns, so its tile reads from src itself; without one the
       // tile's columns start at column j0.
-      finite[t] = pack_chunk(K, std::min(cols, N - j0), t % nk * kKc, colmap ? src : src + j0 * cs, rs,
-                             cs, dst + j0 * K, colmap ? colmap + j0 : nullptr, rowmap, check, stream);
+      const View tile = order.cols ? View{src.data, K, n, src.rs, src.cs} : src.block(0, j0, K, n);
+      const Reorder tile_order{order.cols ? order.cols + j0 : nullptr, order.rows};
+      finite[t] = pack_chunk(tile, t % nk * kKc, dst + j0 * K, tile_order, check_finite, stores);
     });
     return all_set(finite);
   }
@@ -371,17 +410,18 @@ struct PackedGemm {
     }
   }
 
-  // C (M × N) = A (M × K) · B [+ Y] [+ C]; B (K × N) packed whole, every chunk by
-  // pack_chunk(K, N, …). A's element
-  // (r, k) is at A[r·ars + k·aks] (row-major A: ars = lda, aks = 1; Aᵀ: swapped).
-  // Y (M × N, row stride ldy), when given, is added once: ldy = 0 adds one row (a bias) to
-  // every row. Per K chunk and chunk of at most kMc rows, the rows are packed into blocks of
-  // ≤ MR, then every panel (kept in L1) meets every block. backwards: walk a B larger than L2
-  // from its last chunk and panel to its first (a loop that multiplies the same B at every
-  // step alternates the direction); a B that stays in L2 is always walked forwards.
-  static void run(Index M, Index N, Index K, const S* A, Index ars, Index aks, const S* Bp, S* C,
-                  Index ldc, bool accumulate, const S* Y = nullptr, Index ldy = 0,
-                  bool backwards = false) {
+  // C (M × N) = A (M × K) · B [+ Y], or C += A·B [+ Y] (Accumulate::Yes); Bp is B (K × N)
+  // packed whole, every chunk by pack_chunk. C's rows are contiguous (C.cs = 1), and so
+  // are Y's (Y.rs = 0 adds one row, a bias, to every row); Y, when its data is not null, is
+  // added once. Per K chunk and chunk of at most kMc rows, the rows are packed into blocks of
+  // ≤ MR, then every panel (kept in L1) meets every block. Walk::Backwards: walk a B larger
+  // than L2 from its last chunk and panel to its first (a loop that multiplies the same B at
+  // every step alternates the direction); a B that stays in L2 is always walked forwards.
+  static void run(const View& A, const S* Bp, const OutView& C, Accumulate accumulate_c,
+                  const View& Y = {}, Walk walk = Walk::Forwards) {
+    eigen_assert(C.cs == 1 && Y.cs == 1 && A.rows == C.rows && (!Y.data || Y.cols == C.cols));
+    const Index M = A.rows, N = C.cols, K = A.cols, ars = A.rs, aks = A.cs, ldc = C.rs, ldy = Y.rs;
+    const bool accumulate = accumulate_c == Accumulate::Yes, backwards = walk == Walk::Backwards;
     constexpr Index kMc = kRows;  // rows packed at a time: one run_parallel tile
     thread_local std::vector<S> packed;
     const Index npanels = (N + NR - 1) / NR, nchunks = num_chunks(K);
@@ -399,10 +439,10 @@ struct PackedGemm {
       for (Index ci = 0; ci < nchunks; ++ci) {  // the ci-th chunk visited
         const Index k0 = (rev ? nchunks - 1 - ci : ci) * kKc, kc = std::min(kKc, K - k0);
         const bool acc = accumulate || ci > 0;
-        const S* y = ci == 0 ? Y : nullptr;  // added with the first chunk visited only
+        const S* y = ci == 0 ? Y.data : nullptr;  // added with the first chunk visited only
         for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
           const Index rows = small + (blk < nbig);
-          pack_a_tail<MR>(rows, kc, A + (m0 + i) * ars + k0 * aks, ars, aks, packed.data() + i * kc);
+          pack_a_tail<MR>(rows, kc, A.data + (m0 + i) * ars + k0 * aks, ars, aks, packed.data() + i * kc);
           i += rows;
         }
         const S* chunk = Bp + k0 * npanels * NR;
@@ -417,7 +457,7 @@ struct PackedGemm {
           else if (ci + 1 < nchunks) next = rev ? chunk - kKc * NR : panel + kc * NR;
           for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
             const Index rows = small + (blk < nbig);
-            S* c = C + (m0 + i) * ldc + j;
+            S* c = C.data + (m0 + i) * ldc + j;
             const S* yj = y ? y + (m0 + i) * ldy + j : nullptr;
             // The first block fetches the next panel while it computes.
             const S* pf = blk == 0 && stream ? next : nullptr;
@@ -432,15 +472,15 @@ struct PackedGemm {
   // The same product over fixed (kRows × cols) tiles of C in parallel, B packed by
   // pack_parallel with the same cols: A is read from L2 by one tile's panels, and tiles do
   // not depend on the thread count.
-  static void run_parallel(Index M, Index N, Index K, Index cols, const S* A, Index ars, Index aks,
-                           const S* Bp, S* C, Index ldc, bool accumulate, const S* Y = nullptr,
-                           Index ldy = 0) {
+  static void run_parallel(const View& A, const S* Bp, Index cols, const OutView& C, Accumulate accumulate,
+                           const View& Y = {}) {
+    const Index M = C.rows, N = C.cols, K = A.cols;
     const Index mt = (M + kRows - 1) / kRows, nt = (N + cols - 1) / cols;
     parallel_for_tiles(mt * nt, [&](Index t) {
       const Index r0 = (t / nt) * kRows, c0 = (t % nt) * cols;
-      run(std::min(kRows, M - r0), std::min(cols, N - c0), K, A + r0 * ars, ars, aks,
-          Bp + c0 * K, C + r0 * ldc + c0, ldc, accumulate,
-          Y ? Y + r0 * ldy + c0 : nullptr, ldy);
+      const Index m = std::min(kRows, M - r0), n = std::min(cols, N - c0);
+      run(A.block(r0, 0, m, K), Bp + c0 * K, C.block(r0, c0, m, n), accumulate,
+          Y.data ? Y.block(r0, c0, m, n) : View{}, Walk::Forwards);
     });
   }
 };

@@ -1,4 +1,7 @@
-// lstm.cpp — LSTM forward and backward through time (equations and layout in lstm.h).
+// lstm.cpp — LSTM forward and backward through time: the time loops and the equations.
+//
+// Dimensions: B batch, T time steps, D input features, H units, G = 4H gate columns;
+// s is the processing step (t = s, or T−1−s with go_backwards). Weights and equations: lstm.h.
 //
 // The fast path is shaped like the cuDNN / oneDNN RNN engines:
 //   1. one GEMM projects the inputs of all T steps at once:   Z = X·W + b      (T·B, 4H)
@@ -9,218 +12,23 @@
 // The training buffers are time-major (T, B, ·), so each step is a contiguous block; an
 // inference forward leaves x and the outputs in the caller's (B, T, ·) order instead of
 // reordering them. All buffers are allocated before the time loop. Threads own fixed
-// (batch × unit) tiles of each step.
+// (batch × unit) tiles of each step (lstm_tiling.h); a tile's four gate blocks lie side by
+// side, [i | f | c | o], each w units wide.
 #include "lstm.h"
 
-#include "gemm.h"
-
 #include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <type_traits>
+
+#include "activations.h"
+#include "gemm.h"
+#include "lstm_tiling.h"
 
 namespace lstmfast {
 
-GateTiling GateTiling::choose(Index B, Index H) {
-  GateTiling t;
-  t.B = B;
-  t.H = H;
-  // Batch tiles need no synchronisation: a thread runs its rows through all T steps alone,
-  // so with 32 rows or more the batch is cut into an even number (≥ 2) of tiles of about 32
-  // rows (32 → 16 + 16, 64 → 32 + 32, 100 → 4 × 25) and units are not split. A smaller batch
-  // gives each tile too few rows for an efficient GEMM; then the units are cut in two halves
-  // (when H > 64), which costs a barrier per step but halves the recurrent weights each
-  // thread streams through per step. So are they from H = 768 on, whatever the batch: U is
-  // then 9 MB or more (float), more than stays in L3 from one step to the next, and each
-  // step's product is bound by streaming it from memory — half of it per thread, for twice
-  // the rows, instead of all of it for each. The tiling depends on B and H only, never on
-  // the number of threads, and so do the results.
-  if (B >= 32 && H < 768) {
-    Index n = std::max<Index>(2, (B + 16) / 32);
-    n += n % 2;
-    t.batch_tile = (B + n - 1) / n;
-    t.unit_tile = H;
-  } else {
-    t.batch_tile = B;
-    t.unit_tile = H <= 64 ? H : ((H + 1) / 2 + 7) / 8 * 8;
-  }
-  t.n_batch_tiles = (B + t.batch_tile - 1) / t.batch_tile;
-  t.n_unit_tiles = (H + t.unit_tile - 1) / t.unit_tile;
-  return t;
-}
-
 namespace {
 
-// ---------------------------------------------------------------------------------------
-// Element-wise activations, vectorised by Eigen for the instruction set this file is built
-// for. Eigen's float tanh and logistic are rational approximations; their maximum error
-// against std:: is measured by the test suite (tests/test_ops_reference.py) and README.
-// σ(z) = 1/(1 + e^{−z}). float: Eigen's vectorised logistic. double (used for gradient
-// checks): the scalar formula, because Eigen's double packet and scalar paths differ by an
-// ulp and the split between them follows buffer alignment, which would break bitwise
-// reproducibility.
-template <typename Dst, typename Src>
-inline void sigmoid(Dst&& y, const Src& z) {
-  using S = typename std::decay_t<Dst>::Scalar;
-  if constexpr (std::is_same_v<S, float>) y = z.logistic();
-  else y = z.unaryExpr([](S v) { return S(1) / (S(1) + std::exp(-v)); });
-}
-
-template <typename Dst, typename Src>
-inline void activate(Activation a, Dst&& y, const Src& z) {
-  using S = typename std::decay_t<Dst>::Scalar;
-  switch (a) {
-    case Activation::Tanh: y = z.tanh(); break;
-    case Activation::Relu: y = z.cwiseMax(S(0)); break;
-    case Activation::Sigmoid: sigmoid(y, z); break;
-    case Activation::Linear: y = z; break;
-  }
-}
-
-template <typename Dst, typename Src>
-inline void activate(RecurrentActivation a, Dst&& y, const Src& z) {
-  using S = typename std::decay_t<Dst>::Scalar;
-  if (a == RecurrentActivation::Sigmoid) {
-    sigmoid(y, z);
-  } else {  // Keras 3 hard_sigmoid: relu6(z + 3) / 6 = clip(z/6 + 1/2, 0, 1)
-    y = (z * S(1.0 / 6.0) + S(0.5)).cwiseMax(S(0)).cwiseMin(S(1));
-  }
-}
-
-// y[0, n) = a(z[0, n)) (y may be z). In float, packet by packet from wherever the row starts,
-// the last n mod PS values in one zero-padded packet: Eigen's own loop over an unaligned row
-// does its first values up to an aligned address and its last ones with the scalar tanh and
-// logistic, which at H = 50 (gate blocks of 6 packets and 2 values) cost as much as the rest.
-template <typename S, typename F>
-inline void packet_map(S* y, const S* z, Index n, F f) {
-  using namespace Eigen::internal;
-  using Packet = typename packet_traits<S>::type;
-  constexpr Index PS = packet_traits<S>::size;
-  Index j = 0;
-  for (; j + PS <= n; j += PS) pstoreu(y + j, f(ploadu<Packet>(z + j)));
-  if (j < n) {
-    alignas(64) S t[PS] = {};
-    std::copy(z + j, z + n, t);
-    pstoreu(t, f(ploadu<Packet>(t)));
-    std::copy(t, t + (n - j), y + j);
-  }
-}
-
-template <typename A, typename S>
-inline void activate_span(A a, S* y, const S* z, Index n) {
-  if constexpr (std::is_same_v<S, float>) {
-    using namespace Eigen::internal;
-    using Packet = typename packet_traits<S>::type;
-    constexpr std::uintptr_t kPacketBytes = sizeof(Packet);
-    if (n % packet_traits<S>::size == 0 && reinterpret_cast<std::uintptr_t>(y) % kPacketBytes == 0 &&
-        reinterpret_cast<std::uintptr_t>(z) % kPacketBytes == 0) {
-      // Whole packets from an aligned start: Eigen's loop has no scalar values to do (and
-      // measured a few per cent faster on long rows); the same packet functions either way.
-      activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
-      return;
-    }
-    const auto tanh = [](const Packet& p) { return scalar_tanh_op<S>().packetOp(p); };
-    const auto sigmoid = [](const Packet& p) { return scalar_logistic_op<S>().packetOp(p); };
-    if constexpr (std::is_same_v<A, Activation>) {
-      switch (a) {
-        case Activation::Tanh: packet_map(y, z, n, tanh); return;
-        case Activation::Relu: packet_map(y, z, n, [](const Packet& p) { return pmax(p, pzero(p)); }); return;
-        case Activation::Sigmoid: packet_map(y, z, n, sigmoid); return;
-        case Activation::Linear: if (y != z) std::copy(z, z + n, y); return;
-      }
-    } else {
-      if (a == RecurrentActivation::Sigmoid) {
-        packet_map(y, z, n, sigmoid);
-      } else {  // clip(z/6 + 1/2, 0, 1), as activate() computes it
-        packet_map(y, z, n, [](const Packet& p) {
-          return pmin(pmax(padd(pmul(p, pset1<Packet>(S(1.0 / 6.0))), pset1<Packet>(S(0.5))), pzero(p)),
-                      pset1<Packet>(S(1)));
-        });
-      }
-    }
-  } else {
-    activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
-  }
-}
-
-// d ⊙= φ'(z), written through y = φ(z).
-template <typename D, typename Y>
-inline void mul_derivative(Activation a, D&& d, const Y& y) {
-  using S = typename std::decay_t<D>::Scalar;
-  switch (a) {
-    case Activation::Tanh: d *= S(1) - y.square(); break;                   // 1 − tanh²
-    case Activation::Relu: d = (y > S(0)).select(d, S(0)); break;          // [z > 0]
-    case Activation::Sigmoid: d *= y * (S(1) - y); break;                  // σ(1 − σ)
-    case Activation::Linear: break;
-  }
-}
-
-template <typename D, typename Y>
-inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
-  using S = typename std::decay_t<D>::Scalar;
-  if (a == RecurrentActivation::Sigmoid) {
-    d *= y * (S(1) - y);
-  } else {  // slope 1/6 strictly inside the ramp, 0 on the clipped parts
-    d = ((y > S(0)) && (y < S(1))).select(d * S(1.0 / 6.0), S(0));
-  }
-}
-
-// Packs, for every unit tile, the recurrent weights its step GEMM multiplies.
-//   forward:  z_tile += h·U[:, tile's 4w columns]            B = (H × 4w)
-//   backward: dh_tile = dz·U[tile's w rows, :]ᵀ               B = (4H × w)
-// Returns the panels; offsets[k] is where tile k's start. U is in Keras's order; colmap
-// (tl.keras_columns(), or nullptr with one unit tile) maps tile order to its columns.
-// finite, when given (forward only), is set to whether every value of U is finite, tested
-// on the way. A large forward U is written around the caches (PackedGemm::streams_packing).
-template <typename S>
-Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, bool transposed, std::vector<Index>& offsets,
-                         const Index* colmap, bool* finite = nullptr) {
-  using PG = PackedGemm<S>;
-  const Index H = tl.H, G = kNumGates * H;
-  offsets.assign(tl.n_unit_tiles + 1, 0);
-  for (Index k = 0; k < tl.n_unit_tiles; ++k) {
-    const Index w = tl.width(k);
-    offsets[k + 1] = offsets[k] + (transposed ? PG::packed_size(G, w) : PG::packed_size(H, kNumGates * w));
-  }
-  Buffer<S> panels(offsets.back());
-  // Every (unit tile, K chunk) piece on its own, all in parallel.
-  const Index nk = PG::num_chunks(transposed ? G : H);
-  const bool stream = !transposed && PG::streams_packing(H, G);
-  std::vector<char> ok(tl.n_unit_tiles * nk, 1);
-  parallel_for_tiles(tl.n_unit_tiles * nk, [&](Index t) {
-    const Index k = t / nk, k0 = t % nk * PG::kKc, u0 = tl.u0(k), w = tl.width(k);
-    const Index c0 = kNumGates * u0;  // the tile's first packed column
-    if (transposed) PG::pack_chunk(G, w, k0, U + u0 * G, 1, G, panels.data() + offsets[k], nullptr, colmap);
-    else ok[t] = PG::pack_chunk(H, kNumGates * w, k0, colmap ? U : U + c0, G, 1, panels.data() + offsets[k],
-                                colmap ? colmap + c0 : nullptr, nullptr, finite != nullptr, stream);
-  });
-  if (finite) *finite = all_set(ok);
-  return panels;
-}
-
-// W (D × 4H) packed for the input projection Z = X·W + b, column tiles cols wide, its
-// columns in tile order (colmap: tile order to Keras's columns, or nullptr). finite, when
-// given, is set to whether every value of W is finite, tested on the way. A large W is
-// written around the caches (PackedGemm::streams_packing).
-template <typename S>
-Buffer<S> pack_input_weights(Index D, Index G, Index cols, const S* W, const Index* colmap,
-                             bool* finite = nullptr) {
-  using PG = PackedGemm<S>;
-  Buffer<S> panels(PG::packed_size(D, G));
-  const bool ok = PG::pack_parallel(D, G, cols, W, G, 1, panels.data(), colmap, nullptr, finite != nullptr,
-                                    PG::streams_packing(D, G));
-  if (finite) *finite = ok;
-  return panels;
-}
-
-// b in tile order (packed column n is Keras's column colmap[n]); zeros without a bias.
-template <typename S>
-std::vector<S> tile_order_bias(Index G, const S* b, const Index* colmap) {
-  std::vector<S> bias(G, S(0));
-  if (b)
-    for (Index n = 0; n < G; ++n) bias[n] = b[colmap ? colmap[n] : n];
-  return bias;
-}
+using activations::activate_span;
+using activations::mul_derivative;
 
 // A masked step outputs zeros (instead of the previous output) when asked to, and before the
 // row's first real step.
@@ -234,55 +42,57 @@ inline Index time_index(const LSTMConfig& cfg, Index s) {
   return cfg.go_backwards ? cfg.T - 1 - s : s;
 }
 
-// Runs body(tile) for every tile of every step s = 0..T−1 (or reversed), each thread
-// owning the tiles k ≡ tid (mod threads) for the whole loop. When units are split across
-// tiles, step s needs all of step s−1 and the threads meet at a barrier; otherwise each
-// thread runs its batch rows through time on its own.
-template <typename Body>
-void time_loop(const GateTiling& tl, Index T, bool reverse, Body&& body) {
-  const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
-  const int nt = static_cast<int>(std::min<Index>(num_threads(), ntiles));
-  const bool barrier = tl.n_unit_tiles > 1 && nt > 1;
-#pragma omp parallel num_threads(nt)
-  {
-    DenormalGuard guard;
-    const int tid = omp_get_thread_num();
-    for (Index n = 0; n < T; ++n) {
-      const Index s = reverse ? T - 1 - n : n;
-      for (Index k = tid; k < ntiles; k += nt) body(s, k);
-      if (barrier) {
-#pragma omp barrier
-      }
-    }
-  }
+// Walk the packed recurrent weights backwards at odd steps (PackedGemm::run).
+inline Walk step_walk(Index s) { return s % 2 == 1 ? Walk::Backwards : Walk::Forwards; }
+
+// One LSTM cell over w units of one sample. z holds the unit tile's pre-activations
+// [z_i | z_f | z_c | z_o] and is overwritten by the gates [i | f | g | o]; c_prev, c, h are w
+// wide.
+template <typename S>
+inline void lstm_cell(Activation phi, RecurrentActivation sigma, S* z, const S* c_prev, S* c, S* h, Index w) {
+  activate_span(sigma, z, z, 2 * w);              // i = σ(z_i), f = σ(z_f) (side by side)
+  activate_span(phi, z + 2 * w, z + 2 * w, w);    // g = φ(z_c)
+  activate_span(sigma, z + 3 * w, z + 3 * w, w);  // o = σ(z_o)
+  ArrMap<S> i(z, w), f(z + w, w), g(z + 2 * w, w), o(z + 3 * w, w);
+  ArrMap<S> c_t(c, w), h_t(h, w);
+  c_t = f * CArrMap<S>(c_prev, w) + i * g;  // c_t = f ⊙ c_{t−1} + i ⊙ g
+  activate_span(phi, h, c, w);              // h_t = o ⊙ φ(c_t)
+  h_t *= o;
 }
+
+// Where the forward's rows lie. A training forward keeps every step time-major in its cache;
+// an inference forward may read Z in the caller's (B, T) order of x and write h_s straight
+// into its (B, T, H) output rows, keeping two steps of c.
+template <typename S>
+struct ForwardRows {
+  Index B = 0, H = 0, T = 0;
+  S* z = nullptr;             // Z of step s, sample b: z + s'·z_step + b·z_ld
+  Index z_step = 0, z_ld = 0;  // (s' = T−1−s when z_reversed, else s)
+  bool z_reversed = false;
+  S* h_init = nullptr;        // h_{−1} (B, H)
+  S* h = nullptr;             // h_s of sample b: h + s·h_step + b·h_ld
+  Index h_step = 0, h_ld = 0;
+  S* c = nullptr;             // c_{s−1} (B, H): c + (s mod c_slots)·B·H
+  Index c_slots = 0;
+
+  S* z_rows(Index s) const { return z + (z_reversed ? T - 1 - s : s) * z_step; }
+  S* h_rows(Index s) const { return h + s * h_step; }                       // h_s, h_ld apart
+  const S* h_prev_rows(Index s) const { return s == 0 ? h_init : h_rows(s - 1); }
+  Index h_prev_ld(Index s) const { return s == 0 ? H : h_ld; }
+  S* c_rows(Index s) const { return c + (s % c_slots) * B * H; }            // c_{s−1}, H apart
+};
 
 }  // namespace
-
-template <typename S>
-const typename LSTMPackedWeights<S>::Panels& LSTMPackedWeights<S>::panels(const GateTiling& tl,
-                                                                          Index cols) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  for (const auto& p : panels_)
-    if (p->unit_tile == tl.unit_tile && p->cols == cols) return *p;
-  auto p = std::make_unique<Panels>();
-  p->unit_tile = tl.unit_tile;
-  p->cols = cols;
-  const std::vector<Index> keras_cols = tl.identity() ? std::vector<Index>() : tl.keras_columns();
-  const Index* colmap = keras_cols.empty() ? nullptr : keras_cols.data();
-  p->W = pack_input_weights(D, kNumGates * H, cols, kernel.data(), colmap);
-  p->U = pack_recurrent(tl, recurrent_kernel.data(), false, p->U_offsets, colmap);
-  p->bias = tile_order_bias(kNumGates * H, has_bias ? bias.data() : nullptr, colmap);
-  panels_.push_back(std::move(p));
-  return *panels_.back();
-}
 
 // =======================================================================================
 // Forward
 // =======================================================================================
+// x (B, T, D) or (B, D) with constant_input; W (D, 4H), U (H, 4H), b (4H);
+// outputs (B, T, H) or (B, H); h_T, c_T (B, H). With a cache, keeps what backward needs.
 template <typename S>
 void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T, S* c_T,
                   LSTMCache<S>* cache) {
+  using PG = PackedGemm<S>;
   const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H, G = kNumGates * H;
   const GateTiling tl = GateTiling::choose(B, H);
   LSTMCache<S> scratch;
@@ -301,14 +111,12 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   const bool constant = cfg.constant_input;
   const Index Tx = constant ? 1 : T;
   if (cache) {  // Uᵀ and Wᵀ for the backward, while the weights are at hand
-    k.UT_panels = pack_recurrent(tl, U, true, k.UT_offsets, colmap);
-    k.WT_panels.reset(PackedGemm<S>::packed_size(G, D));
-    PackedGemm<S>::pack_parallel(G, D, PackedGemm<S>::tile_cols(Tx * B, D), W, 1, G,
-                                 k.WT_panels.data(), nullptr, colmap);
+    k.UT_panels = pack_recurrent_transposed(tl, U, k.UT_offsets, colmap);
+    k.WT_panels = pack_input_weights_transposed(D, G, PG::tile_cols(Tx * B, D), W, colmap);
   }
   // W, U and b in tile order: packed here, or once before for many calls (inference only;
   // the training forward packs Uᵀ and Wᵀ above and keeps nothing packed of W and U).
-  const Index cols = PackedGemm<S>::tile_cols(Tx * B, G);
+  const Index cols = PG::tile_cols(Tx * B, G);
   const auto* pre = in.packed && !cache ? &in.packed->panels(tl, cols) : nullptr;
   const std::vector<S> bias_here = pre ? std::vector<S>() : tile_order_bias(G, in.bias, colmap);
   const S* bias = pre ? pre->bias.data() : bias_here.data();
@@ -356,89 +164,90 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   {
     const Buffer<S> W_here = pre ? Buffer<S>() : pack_input_weights(D, G, cols, W, colmap, check);
     if (!finite) throw NonFiniteWeights("kernel");
-    PackedGemm<S>::run_parallel(Tx * B, G, D, cols, x_direct ? in.x : k.x.data(), D, 1,
-                                pre ? pre->W.data() : W_here.data(),
-                                constant ? z0.data() : k.gates.data(), G, false, bias);
+    const auto X = MatrixView<const S>::row_major(x_direct ? in.x : k.x.data(), Tx * B, D, D);
+    const auto Z = MatrixView<S>::row_major(constant ? z0.data() : k.gates.data(), Tx * B, G, G);
+    PG::run_parallel(X, pre ? pre->W.data() : W_here.data(), cols, Z, Accumulate::No,
+                     MatrixView<const S>::repeated_row(bias, Tx * B, G));
   }
-  // Step s's row of sample b is z_rows(s) + b·z_stride.
-  const Index z_stride = x_direct ? T * G : G;
-  auto z_rows = [&](Index s) { return k.gates.data() + (x_direct ? time_index(cfg, s) * G : s * B * G); };
 
-  // States: h[s] is h_{s−1} (h[0] = h0), likewise c; the recurrent product reads
-  // h_{s−1} ⊙ m_h, double-buffered so one step's readers never see the next step's writers.
-  // A forward without a cache or a mask writes h_s straight into its output rows, which the
-  // next step reads (T·H apart), and keeps two rows of c per sample.
+  // States: h_{s−1} and c_{s−1} for every step (h[0] = h0, c[0] = c0), which the backward
+  // reads; the recurrent product reads h_{s−1} ⊙ m_h, double-buffered so one step's readers
+  // never see the next step's writers. A forward without a cache or a mask writes h_s straight
+  // into its output rows, which the next step reads (T·H apart), and keeps two rows of c per
+  // sample.
   const bool h_direct = !cache && !k.has_mask && cfg.return_sequences;
   k.h.reset((h_direct ? 1 : T + 1) * B * H);
   k.c.reset((h_direct ? 2 : T + 1) * B * H);
-  auto h_prev_rows = [&](Index s) -> const S* {  // h_{s−1} of sample 0; h_stride(s) apart
-    return h_direct ? (s == 0 ? k.h.data() : outputs + (s - 1) * H) : k.h.data() + s * B * H;
-  };
-  auto h_stride = [&](Index s) { return h_direct && s > 0 ? T * H : H; };
-  auto h_next = [&](Index s, Index b) {  // where step s writes h_s of sample b
-    return h_direct ? outputs + (b * T + s) * H : k.h.data() + ((s + 1) * B + b) * H;
-  };
-  auto c_rows = [&](Index s) { return k.c.data() + (h_direct ? s % 2 : s) * B * H; };  // c[s]
+  ForwardRows<S> rows;
+  rows.B = B, rows.H = H, rows.T = T;
+  rows.z = k.gates.data();
+  rows.z_step = x_direct ? G : B * G;  // Z[b, t] (the caller's order of x) or Z[s, b]
+  rows.z_ld = x_direct ? T * G : G;
+  rows.z_reversed = x_direct && cfg.go_backwards;
+  rows.h_init = k.h.data();
+  rows.h = h_direct ? outputs : k.h.data() + B * H;
+  rows.h_step = h_direct ? H : B * H;
+  rows.h_ld = h_direct ? T * H : H;
+  rows.c = k.c.data();
+  rows.c_slots = h_direct ? 2 : T + 1;
   if (in.h0) std::copy(in.h0, in.h0 + B * H, k.h.data());
   else std::fill(k.h.data(), k.h.data() + B * H, S(0));
   if (in.c0) std::copy(in.c0, in.c0 + B * H, k.c.data());
   else std::fill(k.c.data(), k.c.data() + B * H, S(0));
   const bool drop_h = !k.m_h.empty();
-  std::vector<S> hd(drop_h ? 2 * B * H : 0);
+  std::vector<S> hd(drop_h ? 2 * B * H : 0);  // h_{s−1} ⊙ m_h, at (s mod 2)·B·H
   if (drop_h)
     for (Index j = 0; j < B * H; ++j) hd[j] = k.h[j] * k.m_h[j];
 
   std::vector<Index> offsets_here;
-  const Buffer<S> U_here = pre ? Buffer<S>() : pack_recurrent(tl, U, false, offsets_here, colmap, check);
+  const Buffer<S> U_here = pre ? Buffer<S>() : pack_recurrent(tl, U, offsets_here, colmap, check);
   if (!finite) throw NonFiniteWeights("recurrent_kernel");
   const S* U_panels = pre ? pre->U.data() : U_here.data();
   const std::vector<Index>& offsets = pre ? pre->U_offsets : offsets_here;
 
-  const Activation act = cfg.activation;
-  const RecurrentActivation ract = cfg.recurrent_activation;
+  const Activation phi = cfg.activation;
+  const RecurrentActivation sigma = cfg.recurrent_activation;
   time_loop(tl, T, false, [&](Index s, Index tile) {
-    const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
-    const Index bn = std::min(tl.batch_tile, B - b0);
-    const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut), c0 = kNumGates * u0;
-    S* Z = z_rows(s);
-    const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : h_prev_rows(s);
-    const Index h_ld = drop_h ? H : h_stride(s);
+    const GateTiling::Tile t = tl.tile(tile);
+    const Index w = t.w, w4 = kNumGates * t.w;
+    S* Z = rows.z_rows(s);
+    const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : rows.h_prev_rows(s);
+    const Index h_prev_ld = drop_h ? H : rows.h_prev_ld(s);
 
-    // z_t += (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks
-    // (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U); U is walked backwards at odd steps.
+    // z_t = x_t·W + b + (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks: the
+    // product adds to the projection in Z (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U).
     // Without an initial state h_{−1} = 0 and the first step's product adds nothing.
+    const auto z_t = MatrixView<S>::row_major(Z + t.b0 * rows.z_ld + t.c0, t.bn, w4, rows.z_ld);
     if (s > 0 || in.h0) {
-      PackedGemm<S>::run(bn, kNumGates * w, H, h_prev + b0 * h_ld, h_ld, 1, U_panels + offsets[ut],
-                         Z + b0 * z_stride + c0, z_stride, !constant,
-                         constant ? z0.data() + b0 * G + c0 : nullptr, G, s % 2 == 1);
+      const auto h = MatrixView<const S>::row_major(h_prev + t.b0 * h_prev_ld, t.bn, H, h_prev_ld);
+      const S* U_tile = U_panels + offsets[t.ut];
+      if (constant) {
+        const auto z0_t = MatrixView<const S>::row_major(z0.data() + t.b0 * G + t.c0, t.bn, w4, G);
+        PG::run(h, U_tile, z_t, Accumulate::No, z0_t, step_walk(s));
+      } else {
+        PG::run(h, U_tile, z_t, Accumulate::Yes, {}, step_walk(s));
+      }
     } else if (constant) {
-      for (Index b = b0; b < b0 + bn; ++b)
-        std::copy_n(z0.data() + b * G + c0, kNumGates * w, Z + b * z_stride + c0);
+      for (Index b = t.b0; b < t.b0 + t.bn; ++b)
+        std::copy_n(z0.data() + b * G + t.c0, w4, Z + b * rows.z_ld + t.c0);
     }
 
-    const S* c_prev = c_rows(s);
-    S* c_next = c_rows(s + 1);
-    for (Index b = b0; b < b0 + bn; ++b) {
-      const S* cp = c_prev + b * H + u0;
-      S* cn = c_next + b * H + u0;
-      S* hn = h_next(s, b) + u0;
+    const S* c_prev = rows.c_rows(s);
+    S* c_next = rows.c_rows(s + 1);
+    S* h_next = rows.h_rows(s);
+    for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
+      const S* cp = c_prev + b * H + t.u0;
+      S* cn = c_next + b * H + t.u0;
+      S* hn = h_next + b * rows.h_ld + t.u0;
       if (k.has_mask && !k.mask[s * B + b]) {  // masked: h_t = h_{t−1}, c_t = c_{t−1}
         std::memcpy(cn, cp, sizeof(S) * w);
-        std::memcpy(hn, h_prev_rows(s) + b * h_stride(s) + u0, sizeof(S) * w);
+        std::memcpy(hn, rows.h_prev_rows(s) + b * rows.h_prev_ld(s) + t.u0, sizeof(S) * w);
       } else {
-        S* z = Z + b * z_stride + c0;
-        activate_span(ract, z, z, 2 * w);          // i = σ(z_i), f = σ(z_f) (side by side)
-        activate_span(act, z + 2 * w, z + 2 * w, w);  // g = φ(z_c)
-        activate_span(ract, z + 3 * w, z + 3 * w, w);  // o = σ(z_o)
-        ArrMap<S> i(z, w), f(z + w, w), g(z + 2 * w, w), o(z + 3 * w, w);
-        ArrMap<S> c_new(cn, w), h_new(hn, w);
-        c_new = f * CArrMap<S>(cp, w) + i * g;  // c_t = f⊙c_{t−1} + i⊙g
-        activate_span(act, hn, cn, w);          // h_t = o⊙φ(c_t)
-        h_new *= o;
+        lstm_cell(phi, sigma, Z + b * rows.z_ld + t.c0, cp, cn, hn, w);
       }
       if (drop_h) {
-        S* hd_next = hd.data() + ((s + 1) % 2) * B * H + b * H + u0;
-        ArrMap<S>(hd_next, w) = CArrMap<S>(hn, w) * CArrMap<S>(k.m_h.data() + b * H + u0, w);
+        S* hd_next = hd.data() + ((s + 1) % 2) * B * H + b * H + t.u0;
+        ArrMap<S>(hd_next, w) = CArrMap<S>(hn, w) * CArrMap<S>(k.m_h.data() + b * H + t.u0, w);
       }
     }
   });
@@ -449,7 +258,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     else std::memcpy(dst, k.h.data() + ((s + 1) * B + b) * H, sizeof(S) * H);
   };
   if (h_direct) {  // already in place; h_T is each sample's last output row
-    for (Index b = 0; b < B; ++b) std::memcpy(h_T + b * H, h_next(T - 1, b), sizeof(S) * H);
+    for (Index b = 0; b < B; ++b) std::memcpy(h_T + b * H, rows.h_rows(T - 1) + b * rows.h_ld, sizeof(S) * H);
   } else {
     if (cfg.return_sequences) {
       parallel_for_tiles(B, [&](Index b) {
@@ -460,20 +269,25 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     }
     std::memcpy(h_T, k.h.data() + T * B * H, sizeof(S) * B * H);
   }
-  std::memcpy(c_T, c_rows(T), sizeof(S) * B * H);
+  std::memcpy(c_T, rows.c_rows(T), sizeof(S) * B * H);
 }
 
 // =======================================================================================
 // Backward through time
 // =======================================================================================
+// From the cache of one training forward: d_outputs like its outputs or nullptr; d_hT, d_cT
+// (B, H) or nullptr. Writes dx (B, T, D) or (B, D), dW (D, 4H), dU (H, 4H), db (4H),
+// dh0 and dc0 (B, H).
 template <typename S>
 void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, const S* d_cT,
                    const LSTMGrads<S>& grads) {
+  using PG = PackedGemm<S>;
+  using View = MatrixView<const S>;
   const LSTMConfig& cfg = k.cfg;
   const GateTiling& tl = k.tiling;
   const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H, G = kNumGates * H;
-  const Activation act = cfg.activation;
-  const RecurrentActivation ract = cfg.recurrent_activation;
+  const Activation phi = cfg.activation;
+  const RecurrentActivation sigma = cfg.recurrent_activation;
   const bool drop_h = !k.m_h.empty();
   auto real_step = [&](Index s, Index b) { return !k.has_mask || k.mask[s * B + b]; };
   const Buffer<S>& UT_panels = k.UT_panels;
@@ -484,32 +298,34 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   std::vector<S> pass(k.has_mask ? B * H : 0, S(0));  // dh_t passed through masked steps
   if (d_cT) std::copy(d_cT, d_cT + B * H, dc.begin());
 
+  // dh_s = dz_{s+1}·Uᵀ (⊙ m_h) over one tile's units and rows: (bn, 4H)·(4H, w), into dst
+  // (rows H apart), plus what a masked step passed on. Uᵀ is walked backwards at odd steps.
+  auto dh_through_recurrence = [&](const S* dz_next, const GateTiling::Tile& t, S* dst, Walk walk) {
+    PG::run(View::row_major(dz_next + t.b0 * G, t.bn, G, G), UT_panels.data() + offsets[t.ut],
+            MatrixView<S>::row_major(dst + t.b0 * H + t.u0, t.bn, t.w, H), Accumulate::No, {}, walk);
+    for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
+      ArrMap<S> row(dst + b * H + t.u0, t.w);
+      if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + t.u0, t.w);
+      if (k.has_mask) row += CArrMap<S>(pass.data() + b * H + t.u0, t.w);
+    }
+  };
+
   // dL/dh_s of this tile before step s is undone: the output gradient of step s, plus the
   // carry from step s+1 through z_{s+1} = … + (h_s⊙m_h)·U, plus what a masked step passed on.
-  auto gather_dh = [&](Index s, Index b0, Index bn, Index ut, Index u0, Index w) {
-    MapR<S> dh_t(dh.data() + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
+  auto gather_dh = [&](Index s, const GateTiling::Tile& t) {
     if (s == T - 1) {
-      if (d_hT) dh_t = CMapR<S>(d_hT + b0 * H + u0, bn, w, Eigen::OuterStride<>(H));
+      MapR<S> dh_t(dh.data() + t.b0 * H + t.u0, t.bn, t.w, Eigen::OuterStride<>(H));
+      if (d_hT) dh_t = CMapR<S>(d_hT + t.b0 * H + t.u0, t.bn, t.w, Eigen::OuterStride<>(H));
       else dh_t.setZero();
     } else {
-      // dh_s = dz_{s+1}·Uᵀ over this tile's units: (bn, 4H)·(4H, w); Uᵀ walked backwards
-      // at odd steps
-      PackedGemm<S>::run(bn, w, G, dZ.data() + ((s + 1) * B + b0) * G, G, 1,
-                         UT_panels.data() + offsets[ut], dh.data() + b0 * H + u0, H, false, nullptr, 0,
-                         s % 2 == 1);
-      for (Index b = b0; b < b0 + bn; ++b) {
-        ArrMap<S> row(dh.data() + b * H + u0, w);
-        if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + u0, w);
-        if (k.has_mask) row += CArrMap<S>(pass.data() + b * H + u0, w);
-      }
+      dh_through_recurrence(dZ.data() + (s + 1) * B * G, t, dh.data(), step_walk(s));
     }
     if (!d_outputs) return;
-    for (Index b = b0; b < b0 + bn; ++b) {
+    for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
       if (output_is_zero(k, s, b)) continue;  // a constant zero output
-      if (cfg.return_sequences)
-        ArrMap<S>(dh.data() + b * H + u0, w) += CArrMap<S>(d_outputs + (b * T + s) * H + u0, w);
-      else if (s == T - 1)
-        ArrMap<S>(dh.data() + b * H + u0, w) += CArrMap<S>(d_outputs + b * H + u0, w);
+      ArrMap<S> dh_b(dh.data() + b * H + t.u0, t.w);
+      if (cfg.return_sequences) dh_b += CArrMap<S>(d_outputs + (b * T + s) * H + t.u0, t.w);
+      else if (s == T - 1) dh_b += CArrMap<S>(d_outputs + b * H + t.u0, t.w);
     }
   };
 
@@ -519,73 +335,62 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
   std::vector<std::vector<S>> scratch(std::min<Index>(num_threads(), ntiles), std::vector<S>(2 * tl.unit_tile));
   time_loop(tl, T, true, [&](Index s, Index tile) {
-    const Index bt = tile / tl.n_unit_tiles, b0 = bt * tl.batch_tile;
-    const Index bn = std::min(tl.batch_tile, B - b0);
-    const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut), c0 = kNumGates * u0;
-    gather_dh(s, b0, bn, ut, u0, w);
+    const GateTiling::Tile t = tl.tile(tile);
+    const Index w = t.w, w4 = kNumGates * t.w;
+    gather_dh(s, t);
     S* tmp = scratch[omp_get_thread_num()].data();
     ArrMap<S> phi_c(tmp, w), dc_h(tmp + w, w);
 
-    for (Index b = b0; b < b0 + bn; ++b) {
-      S* dz = dZ.data() + (s * B + b) * G + c0;
-      ArrMap<S> d_h(dh.data() + b * H + u0, w), d_c(dc.data() + b * H + u0, w);
+    for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
+      S* dz = dZ.data() + (s * B + b) * G + t.c0;
+      ArrMap<S> d_h(dh.data() + b * H + t.u0, w), d_c(dc.data() + b * H + t.u0, w);
       if (!real_step(s, b)) {  // h_t = h_{t−1}, c_t = c_{t−1}: both gradients pass through
-        std::fill(dz, dz + kNumGates * w, S(0));
-        ArrMap<S>(pass.data() + b * H + u0, w) = d_h;
+        std::fill(dz, dz + w4, S(0));
+        ArrMap<S>(pass.data() + b * H + t.u0, w) = d_h;
         continue;
       }
-      if (k.has_mask) ArrMap<S>(pass.data() + b * H + u0, w).setZero();
-      const S* gate = k.gates.data() + (s * B + b) * G + c0;
+      if (k.has_mask) ArrMap<S>(pass.data() + b * H + t.u0, w).setZero();
+      const S* gate = k.gates.data() + (s * B + b) * G + t.c0;
       CArrMap<S> i(gate, w), f(gate + w, w), g(gate + 2 * w, w), o(gate + 3 * w, w);
-      CArrMap<S> c_prev(k.c.data() + (s * B + b) * H + u0, w);
+      CArrMap<S> c_prev(k.c.data() + (s * B + b) * H + t.u0, w);
       ArrMap<S> dz_i(dz, w), dz_f(dz + w, w), dz_g(dz + 2 * w, w), dz_o(dz + 3 * w, w);
 
-      activate_span(act, phi_c.data(), k.c.data() + ((s + 1) * B + b) * H + u0, w);  // φ(c_t)
-      // do: through h_t = o⊙φ(c_t)
+      activate_span(phi, phi_c.data(), k.c.data() + ((s + 1) * B + b) * H + t.u0, w);  // φ(c_t)
+      // dz_o: through h_t = o ⊙ φ(c_t):              dz_o = dh_t ⊙ φ(c_t) ⊙ σ'(z_o)
       dz_o = d_h * phi_c;
-      mul_derivative(ract, dz_o, o);
-      // dc_t: through h_t = o⊙φ(c_t), plus the carry from t+1 (already in d_c)
+      mul_derivative(sigma, dz_o, o);
+      // dc_t: through h_t = o ⊙ φ(c_t), plus the carry from t+1 (already in d_c):
+      //                                               dc_t += dh_t ⊙ o ⊙ φ'(c_t)
       dc_h = d_h * o;
-      mul_derivative(act, dc_h, phi_c);
+      mul_derivative(phi, dc_h, phi_c);
       d_c += dc_h;
-      // di, dg, df: through c_t = f⊙c_{t−1} + i⊙g
-      dz_i = d_c * g;
-      mul_derivative(ract, dz_i, i);
-      dz_g = d_c * i;
-      mul_derivative(act, dz_g, g);
-      dz_f = d_c * c_prev;
-      mul_derivative(ract, dz_f, f);
-      // dc_{t−1} = dc_t ⊙ f
+      // dz_i, dz_g, dz_f: through c_t = f ⊙ c_{t−1} + i ⊙ g:
+      dz_i = d_c * g;                     // dz_i = dc_t ⊙ g ⊙ σ'(z_i)
+      mul_derivative(sigma, dz_i, i);
+      dz_g = d_c * i;                     // dz_g = dc_t ⊙ i ⊙ φ'(z_c)
+      mul_derivative(phi, dz_g, g);
+      dz_f = d_c * c_prev;                // dz_f = dc_t ⊙ c_{t−1} ⊙ σ'(z_f)
+      mul_derivative(sigma, dz_f, f);
+      // dc_{t−1} = dc_t ⊙ f: the carry to step t−1
       d_c *= f;
-      if (grads.dbias)
-        ArrMap<S>(db_tiles.data() + bt * G + c0, kNumGates * w) += CArrMap<S>(dz, kNumGates * w);
+      if (grads.dbias) ArrMap<S>(db_tiles.data() + t.bt * G + t.c0, w4) += CArrMap<S>(dz, w4);
     }
   });
 
-  // Gradients of the initial state: dh0 = dz_0·Uᵀ ⊙ m_h (+ pass), dc0 = carried dc.
+  // Gradients of the initial state: dh0 = dz_0·Uᵀ ⊙ m_h (+ pass), dc0 = the carried dc.
   parallel_for_tiles(tl.n_batch_tiles * tl.n_unit_tiles, [&](Index tile) {
-    const Index b0 = (tile / tl.n_unit_tiles) * tl.batch_tile;
-    const Index bn = std::min(tl.batch_tile, B - b0);
-    const Index ut = tile % tl.n_unit_tiles, u0 = tl.u0(ut), w = tl.width(ut);
-    PackedGemm<S>::run(bn, w, G, dZ.data() + b0 * G, G, 1, UT_panels.data() + offsets[ut],
-                       grads.dh0 + b0 * H + u0, H, false);
-    for (Index b = b0; b < b0 + bn; ++b) {
-      ArrMap<S> row(grads.dh0 + b * H + u0, w);
-      if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + u0, w);
-      if (k.has_mask) row += CArrMap<S>(pass.data() + b * H + u0, w);
-    }
+    dh_through_recurrence(dZ.data(), tl.tile(tile), grads.dh0, Walk::Forwards);
   });
   std::copy(dc.begin(), dc.end(), grads.dc0);
 
   // Weight gradients after the loop, as large GEMMs over all T·B rows, straight into the
   // caller's arrays: dZ's columns are packed in Keras's order (through a map from tile order).
-  using PG = PackedGemm<S>;
   const std::vector<Index> tiled_cols = tl.identity() ? std::vector<Index>() : tl.tiled_columns();
   const Index* colmap = tiled_cols.empty() ? nullptr : tiled_cols.data();
   Buffer<S> dZ_panels(PG::packed_size(T * B, G));
   // dZ's panels serve dW (D rows) and dU (H rows): one tile width for both.
   const Index dz_cols = PG::tile_cols(std::min(D, H), G);
-  PG::pack_parallel(T * B, G, dz_cols, dZ.data(), G, 1, dZ_panels.data(), colmap);
+  PG::pack_parallel(View::row_major(dZ.data(), T * B, G, G), dz_cols, dZ_panels.data(), Reorder{colmap});
   // A constant input meets the sum of the steps' gradients: Σ_s dz_s (B, 4H), summed in
   // step order for every element.
   const bool constant = cfg.constant_input;
@@ -597,12 +402,12 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       acc = CArrMap<S>(dZ.data() + b * G, G);
       for (Index s = 1; s < T; ++s) acc += CArrMap<S>(dZ.data() + (s * B + b) * G, G);
     });
-    PG::pack_parallel(B, G, dz_cols, dZ_sum.data(), G, 1, dZ_sum_panels.data(), colmap);
+    PG::pack_parallel(View::row_major(dZ_sum.data(), B, G, G), dz_cols, dZ_sum_panels.data(), Reorder{colmap});
   }
   // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H); constant input: xᵀ·Σ_s dz_s, (D, B)·(B, 4H)
-  PG::run_parallel(D, G, Tx * B, dz_cols, k.x.data(), 1, D, constant ? dZ_sum_panels.data() : dZ_panels.data(),
-                   grads.dkernel, G, false);
-  // dU = (H_{prev}⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
+  PG::run_parallel(View::transposed(k.x.data(), D, Tx * B, D), constant ? dZ_sum_panels.data() : dZ_panels.data(),
+                   dz_cols, MatrixView<S>::row_major(grads.dkernel, D, G, G), Accumulate::No);
+  // dU = (H_prev⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
   const S* h_prev = k.h.data();
   Buffer<S> hd;
   if (drop_h) {
@@ -612,7 +417,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     });
     h_prev = hd.data();
   }
-  PG::run_parallel(H, G, T * B, dz_cols, h_prev, 1, H, dZ_panels.data(), grads.drecurrent_kernel, G, false);
+  PG::run_parallel(View::transposed(h_prev, H, T * B, H), dZ_panels.data(), dz_cols,
+                   MatrixView<S>::row_major(grads.drecurrent_kernel, H, G, G), Accumulate::No);
   // db: the batch tiles' sums, added in tile order.
   if (grads.dbias) {
     ArrMap<S> acc(db_tiles.data(), G);
@@ -625,8 +431,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // when D = H.
   if (!grads.dx) return;
   Buffer<S> dX(Tx * B * D);
-  PG::run_parallel(Tx * B, D, G, PG::tile_cols(Tx * B, D), constant ? dZ_sum.data() : dZ.data(), G, 1,
-                   k.WT_panels.data(), dX.data(), D, false);
+  PG::run_parallel(View::row_major(constant ? dZ_sum.data() : dZ.data(), Tx * B, G, G), k.WT_panels.data(),
+                   PG::tile_cols(Tx * B, D), MatrixView<S>::row_major(dX.data(), Tx * B, D, D), Accumulate::No);
   parallel_for_tiles(Tx, [&](Index s) {
     const Index t = constant ? 0 : time_index(cfg, s);
     for (Index b = 0; b < B; ++b) {
@@ -638,76 +444,10 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   });
 }
 
-// =======================================================================================
-// Naive reference forward
-// =======================================================================================
-template <typename S>
-void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T,
-                        S* c_T) {
-  const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H, G = kNumGates * H;
-  auto phi = [&](S z) -> S {
-    switch (cfg.activation) {
-      case Activation::Tanh: return std::tanh(z);
-      case Activation::Relu: return z > 0 ? z : S(0);
-      case Activation::Sigmoid: return S(1) / (S(1) + std::exp(-z));
-      default: return z;
-    }
-  };
-  auto sigma = [&](S z) -> S {
-    if (cfg.recurrent_activation == RecurrentActivation::Sigmoid) return S(1) / (S(1) + std::exp(-z));
-    return std::min(S(1), std::max(S(0), z / S(6) + S(0.5)));
-  };
-  std::vector<S> h(B * H, S(0)), c(B * H, S(0)), hn(H), cn(H), z(G);
-  if (in.h0) std::copy(in.h0, in.h0 + B * H, h.begin());
-  if (in.c0) std::copy(in.c0, in.c0 + B * H, c.begin());
-  for (Index b = 0; b < B; ++b) {
-    S* hb = h.data() + b * H;
-    S* cb = c.data() + b * H;
-    bool seen_real = false;
-    for (Index s = 0; s < T; ++s) {
-      const Index t = cfg.go_backwards ? T - 1 - s : s;
-      const bool real = !in.mask || in.mask[b * T + t];
-      if (real) {
-        for (Index j = 0; j < G; ++j) {  // z = (x_t⊙m_x)·W + (h_{t−1}⊙m_h)·U + b
-          S acc = in.bias ? in.bias[j] : S(0);
-          for (Index d = 0; d < D; ++d) {
-            const S x_btd = cfg.constant_input ? in.x[b * D + d] : in.x[(b * T + t) * D + d];
-            const S xd = x_btd * (in.input_dropout ? in.input_dropout[b * D + d] : S(1));
-            acc += xd * in.kernel[d * G + j];
-          }
-          for (Index u = 0; u < H; ++u) {
-            const S hu = hb[u] * (in.recurrent_dropout ? in.recurrent_dropout[b * H + u] : S(1));
-            acc += hu * in.recurrent_kernel[u * G + j];
-          }
-          z[j] = acc;
-        }
-        for (Index u = 0; u < H; ++u) {
-          const S i = sigma(z[kGateI * H + u]), f = sigma(z[kGateF * H + u]);
-          const S g = phi(z[kGateC * H + u]), o = sigma(z[kGateO * H + u]);
-          cn[u] = f * cb[u] + i * g;  // c_t = f⊙c_{t−1} + i⊙g
-          hn[u] = o * phi(cn[u]);     // h_t = o⊙φ(c_t)
-        }
-        std::copy(cn.begin(), cn.end(), cb);
-        std::copy(hn.begin(), hn.end(), hb);
-      }
-      seen_real = seen_real || real;
-      const bool zero = !real && (cfg.zero_output_for_mask || !seen_real);
-      if (cfg.return_sequences || s == T - 1) {
-        S* out = cfg.return_sequences ? outputs + (b * T + s) * H : outputs + b * H;
-        for (Index u = 0; u < H; ++u) out[u] = zero ? S(0) : hb[u];
-      }
-    }
-  }
-  std::copy(h.begin(), h.end(), h_T);
-  std::copy(c.begin(), c.end(), c_T);
-}
-
 #define LSTMFAST_INSTANTIATE(S)                                                                    \
   template void lstm_forward<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*, LSTMCache<S>*); \
   template void lstm_backward<S>(const LSTMCache<S>&, const S*, const S*, const S*,                 \
-                                 const LSTMGrads<S>&);                                              \
-  template void lstm_forward_naive<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*);      \
-  template class LSTMPackedWeights<S>;
+                                 const LSTMGrads<S>&);
 LSTMFAST_INSTANTIATE(float)
 LSTMFAST_INSTANTIATE(double)
 #undef LSTMFAST_INSTANTIATE

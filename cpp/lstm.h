@@ -21,6 +21,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "activations.h"
+#include "buffer.h"
 #include "common.h"
 
 namespace lstmfast {
@@ -28,8 +30,7 @@ namespace lstmfast {
 // Gate order, shared with Keras: column block g·H … (g+1)·H−1 of W, U and b.
 constexpr int kGateI = 0, kGateF = 1, kGateC = 2, kGateO = 3, kNumGates = 4;
 
-enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Linear = 3 };
-enum class RecurrentActivation : int { Sigmoid = 0, HardSigmoid = 1 };
+// φ is an Activation, σ a RecurrentActivation (activations.h).
 
 struct LSTMConfig {
   Index B = 0, T = 0, D = 0, H = 0;
@@ -85,6 +86,15 @@ struct GateTiling {
   Index width(Index k) const { return std::min(unit_tile, H - u0(k)); }
   // One unit tile: tile order is Keras's gate order.
   bool identity() const { return n_unit_tiles == 1; }
+  // Tile k of a step (k = batch tile · n_unit_tiles + unit tile): rows [b0, b0 + bn) and
+  // units [u0, u0 + w) of unit tile ut, whose gates are packed columns [c0, c0 + 4w).
+  struct Tile {
+    Index bt, b0, bn, ut, u0, w, c0;
+  };
+  Tile tile(Index k) const {
+    const Index bt = k / n_unit_tiles, b0 = bt * batch_tile, ut = k % n_unit_tiles;
+    return {bt, b0, std::min(batch_tile, B - b0), ut, u0(ut), width(ut), kNumGates * u0(ut)};
+  }
   // Packed column of unit j of gate g.
   Index column(int g, Index j) const {
     const Index k = j / unit_tile;
@@ -108,8 +118,8 @@ struct GateTiling {
 
 // An LSTM's weights copied and packed once, for many inference forwards: predict() runs one
 // forward per batch on the same weights, and packing W and U (16 MB each at D = H = 1024,
-// read from memory) is 5-10 % of a forward at H ≥ 512. ONNX Runtime likewise packs a model's
-// weights when it loads it. Holds the weights as they were when packed, in Keras's layout,
+// read from memory) is a noticeable part of a forward at large H (docs/benchmarks.md).
+// ONNX Runtime likewise packs a model's weights when it loads it. Holds the weights as they were when packed, in Keras's layout,
 // and, made on first use, the panels of every layout a forward has asked for: the tiling
 // (batch tiles from B = 32 up, unit tiles below) and the input projection's column-tile
 // width pick it, so a handful at most. Safe to share between threads.

@@ -1,0 +1,150 @@
+// activations.h — the LSTM's element-wise functions and their derivatives, vectorised by Eigen
+// for the instruction set the including file is built for.
+//
+//   φ (Activation):           tanh | relu = max(z, 0) | sigmoid | linear = z
+//   σ (RecurrentActivation):  sigmoid σ(z) = 1/(1 + e^{−z}) | hard_sigmoid = clip(z/6 + 1/2, 0, 1)
+//
+// Error against the exact functions (tests/test_ops_reference.py,
+// test_vectorised_activations_stay_within_their_documented_error, x in [−20, 20]):
+//   float:  tanh and sigmoid are Eigen's rational approximations (ptanh, plogistic): tanh within
+//           2.6e-7 absolute (4.4 ulp), sigmoid within 1.5e-7 absolute, measured on the AVX2
+//           build; the test allows 4e-7 and 2.5e-7 for the other builds. Both saturate exactly:
+//           tanh stays in [−1, 1], sigmoid in [0, 1].
+//   double: tanh is Eigen's, sigmoid the scalar formula 1/(1 + std::exp(−z)): both within 3 ulp.
+//   relu, linear and hard_sigmoid are exact up to the rounding of z/6 + 1/2.
+// Every function computes each element the same way wherever a buffer starts and whatever
+// its length, so results stay bitwise reproducible.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+#include "common.h"
+
+namespace lstmfast {
+
+enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Linear = 3 };
+enum class RecurrentActivation : int { Sigmoid = 0, HardSigmoid = 1 };
+
+namespace activations {
+
+// y = σ(z) over Eigen arrays. float: Eigen's vectorised logistic. double (used for gradient
+// checks): the scalar formula, because Eigen's double packet and scalar paths differ by an
+// ulp and the split between them follows buffer alignment, which would break bitwise
+// reproducibility.
+template <typename Dst, typename Src>
+inline void sigmoid(Dst&& y, const Src& z) {
+  using S = typename std::decay_t<Dst>::Scalar;
+  if constexpr (std::is_same_v<S, float>) y = z.logistic();
+  else y = z.unaryExpr([](S v) { return S(1) / (S(1) + std::exp(-v)); });
+}
+
+// y = φ(z) over Eigen arrays.
+template <typename Dst, typename Src>
+inline void activate(Activation a, Dst&& y, const Src& z) {
+  using S = typename std::decay_t<Dst>::Scalar;
+  switch (a) {
+    case Activation::Tanh: y = z.tanh(); break;
+    case Activation::Relu: y = z.cwiseMax(S(0)); break;
+    case Activation::Sigmoid: sigmoid(y, z); break;
+    case Activation::Linear: y = z; break;
+  }
+}
+
+// y = σ(z) over Eigen arrays.
+template <typename Dst, typename Src>
+inline void activate(RecurrentActivation a, Dst&& y, const Src& z) {
+  using S = typename std::decay_t<Dst>::Scalar;
+  if (a == RecurrentActivation::Sigmoid) {
+    sigmoid(y, z);
+  } else {  // Keras 3 hard_sigmoid: relu6(z + 3) / 6 = clip(z/6 + 1/2, 0, 1)
+    y = (z * S(1.0 / 6.0) + S(0.5)).cwiseMax(S(0)).cwiseMin(S(1));
+  }
+}
+
+// y[0, n) = f(z[0, n)) for a packet function f (y may be z): packet by packet from wherever
+// the row starts, the last n mod PS values in one zero-padded packet. Eigen's own loop over an
+// unaligned row does its first values up to an aligned address and its last ones with the
+// scalar tanh and logistic, which on short rows (gate blocks of a few packets and a remainder,
+// H = 50) cost as much as the rest.
+template <typename S, typename F>
+inline void packet_map(S* y, const S* z, Index n, F f) {
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<S>::type;
+  constexpr Index PS = packet_traits<S>::size;
+  Index j = 0;
+  for (; j + PS <= n; j += PS) pstoreu(y + j, f(ploadu<Packet>(z + j)));
+  if (j < n) {
+    alignas(64) S t[PS] = {};
+    std::copy(z + j, z + n, t);
+    pstoreu(t, f(ploadu<Packet>(t)));
+    std::copy(t, t + (n - j), y + j);
+  }
+}
+
+// y[0, n) = a(z[0, n)), a an Activation (φ) or a RecurrentActivation (σ); y may be z.
+template <typename A, typename S>
+inline void activate_span(A a, S* y, const S* z, Index n) {
+  if constexpr (std::is_same_v<S, float>) {
+    using namespace Eigen::internal;
+    using Packet = typename packet_traits<S>::type;
+    constexpr std::uintptr_t kPacketBytes = sizeof(Packet);
+    if (n % packet_traits<S>::size == 0 && reinterpret_cast<std::uintptr_t>(y) % kPacketBytes == 0 &&
+        reinterpret_cast<std::uintptr_t>(z) % kPacketBytes == 0) {
+      // Whole packets from an aligned start: Eigen's loop has no scalar values to do (and
+      // is a little faster on long rows); the same packet functions either way.
+      activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
+      return;
+    }
+    const auto tanh = [](const Packet& p) { return scalar_tanh_op<S>().packetOp(p); };
+    const auto sigmoid = [](const Packet& p) { return scalar_logistic_op<S>().packetOp(p); };
+    if constexpr (std::is_same_v<A, Activation>) {
+      switch (a) {
+        case Activation::Tanh: packet_map(y, z, n, tanh); return;
+        case Activation::Relu: packet_map(y, z, n, [](const Packet& p) { return pmax(p, pzero(p)); }); return;
+        case Activation::Sigmoid: packet_map(y, z, n, sigmoid); return;
+        case Activation::Linear: if (y != z) std::copy(z, z + n, y); return;
+      }
+    } else {
+      if (a == RecurrentActivation::Sigmoid) {
+        packet_map(y, z, n, sigmoid);
+      } else {  // clip(z/6 + 1/2, 0, 1), as activate() computes it
+        packet_map(y, z, n, [](const Packet& p) {
+          return pmin(pmax(padd(pmul(p, pset1<Packet>(S(1.0 / 6.0))), pset1<Packet>(S(0.5))), pzero(p)),
+                      pset1<Packet>(S(1)));
+        });
+      }
+    }
+  } else {
+    activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
+  }
+}
+
+// d ⊙= φ'(z), written through y = φ(z).
+template <typename D, typename Y>
+inline void mul_derivative(Activation a, D&& d, const Y& y) {
+  using S = typename std::decay_t<D>::Scalar;
+  switch (a) {
+    case Activation::Tanh: d *= S(1) - y.square(); break;                   // 1 − tanh²
+    case Activation::Relu: d = (y > S(0)).select(d, S(0)); break;          // [z > 0]
+    case Activation::Sigmoid: d *= y * (S(1) - y); break;                  // σ(1 − σ)
+    case Activation::Linear: break;
+  }
+}
+
+// d ⊙= σ'(z), written through y = σ(z).
+template <typename D, typename Y>
+inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
+  using S = typename std::decay_t<D>::Scalar;
+  if (a == RecurrentActivation::Sigmoid) {
+    d *= y * (S(1) - y);                                                    // σ(1 − σ)
+  } else {  // slope 1/6 strictly inside the ramp, 0 on the clipped parts
+    d = ((y > S(0)) && (y < S(1))).select(d * S(1.0 / 6.0), S(0));
+  }
+}
+
+}  // namespace activations
+}  // namespace lstmfast

@@ -1,0 +1,74 @@
+// lstm_tiling.h — how an LSTM's gate columns are cut into tiles, how its weights are packed
+// for the products of each tile, and how threads run the tiles step after step.
+//
+// Dimensions: B batch, T time steps, D input features, H units, G = 4H gate columns.
+// Packed column order ("tile order"): unit tile by unit tile, each [i | f | c | o] blocks of
+// the tile's width (GateTiling in lstm.h); with one unit tile it is Keras's order.
+#pragma once
+
+#include <vector>
+
+#include "buffer.h"
+#include "common.h"
+#include "lstm.h"
+
+namespace lstmfast {
+
+// U (H, 4H) packed for the forward's step product, per unit tile k:
+//   z_tile += h·U[:, tile's 4w columns]        packed B = (H × 4w)
+// U is in Keras's order; colmap (tl.keras_columns(), or nullptr with one unit tile) maps tile
+// order to its columns. Returns the panels; offsets[k] is where tile k's start. finite, when
+// given, is set to whether every value of U is finite, tested on the way. A large U is
+// written around the caches (PackedGemm::packing_stores).
+template <typename S>
+Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, std::vector<Index>& offsets, const Index* colmap,
+                         bool* finite = nullptr);
+
+// Uᵀ packed for the backward's step product, per unit tile k:
+//   dh_tile = dz·U[tile's w rows, :]ᵀ           packed B = (4H × w)
+// U, colmap and offsets as in pack_recurrent (the packed rows follow tile order).
+template <typename S>
+Buffer<S> pack_recurrent_transposed(const GateTiling& tl, const S* U, std::vector<Index>& offsets,
+                                    const Index* colmap);
+
+// W (D, 4H) packed for the input projection Z = X·W + b, column tiles cols wide, its columns
+// in tile order (colmap: tile order to Keras's columns, or nullptr). finite, when given, is
+// set to whether every value of W is finite, tested on the way. A large W is written around
+// the caches (PackedGemm::packing_stores).
+template <typename S>
+Buffer<S> pack_input_weights(Index D, Index G, Index cols, const S* W, const Index* colmap,
+                             bool* finite = nullptr);
+
+// Wᵀ (4H, D) packed for the backward's dX = dZ·Wᵀ, column tiles cols wide, its rows in tile
+// order (colmap as in pack_input_weights).
+template <typename S>
+Buffer<S> pack_input_weights_transposed(Index D, Index G, Index cols, const S* W, const Index* colmap);
+
+// b (4H) in tile order (packed column n is Keras's column colmap[n]); zeros without a bias.
+template <typename S>
+std::vector<S> tile_order_bias(Index G, const S* b, const Index* colmap);
+
+// Runs body(s, k) for every tile k of every step s = 0..T−1 (or T−1..0 when reverse), each
+// thread owning the tiles k ≡ tid (mod threads) for the whole loop. When units are split
+// across tiles, step s needs all of step s−1 and the threads meet at a barrier; otherwise
+// each thread runs its batch rows through time on its own.
+template <typename Body>
+void time_loop(const GateTiling& tl, Index T, bool reverse, Body&& body) {
+  const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
+  const int nt = static_cast<int>(std::min<Index>(num_threads(), ntiles));
+  const bool barrier = tl.n_unit_tiles > 1 && nt > 1;
+#pragma omp parallel num_threads(nt)
+  {
+    DenormalGuard guard;
+    const int tid = omp_get_thread_num();
+    for (Index n = 0; n < T; ++n) {
+      const Index s = reverse ? T - 1 - n : n;
+      for (Index k = tid; k < ntiles; k += nt) body(s, k);
+      if (barrier) {
+#pragma omp barrier
+      }
+    }
+  }
+}
+
+}  // namespace lstmfast
