@@ -153,3 +153,10 @@ def test_every_pipeline_is_a_command_with_its_config_options():
             if field.metadata["flag"].get("choices"):
                 argv[-1] = field.metadata["flag"]["choices"][-1]
             assert getattr(parser.parse_args(argv), field.name) is not None, flag
+
+
+def test_the_registry_maps_each_command_to_the_pipeline_module_of_that_name():
+    from lstmfast.pipelines import PIPELINES, forecasting, sentiment, translation
+
+    assert PIPELINES == {"translate": translation, "forecast": forecasting, "sentiment": sentiment}
+    assert all(module.PIPELINE == name for name, module in PIPELINES.items())

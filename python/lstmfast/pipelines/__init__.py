@@ -15,9 +15,10 @@ A trained pipeline lives in a model directory holding the network and its
 preprocessing; see :mod:`lstmfast.pipelines.common`.
 """
 
-from . import forecasting, sentiment, translation
-from .common import PipelineError, default_model_dir
+import importlib
 
-PIPELINES = {module.PIPELINE: module for module in (translation, forecasting, sentiment)}
+from .common import PIPELINE_MODULES, PipelineError, default_model_dir
+
+PIPELINES = {name: importlib.import_module(f"{__name__}.{module}") for name, module in PIPELINE_MODULES.items()}
 
 __all__ = ["PIPELINES", "forecasting", "sentiment", "translation", "PipelineError", "default_model_dir"]

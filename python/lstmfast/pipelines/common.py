@@ -37,6 +37,11 @@ class PipelineError(ValueError):
     """A user-facing error of a pipeline (bad model directory, bad option)."""
 
 
+# The pipelines: command name -> module of lstmfast.pipelines (the registry PIPELINES is made
+# from this list; a pipeline module imports this one, so the list lives here).
+PIPELINE_MODULES = {"translate": "translation", "forecast": "forecasting", "sentiment": "sentiment"}
+
+
 def default_model_dir(pipeline):
     """The model directory a pipeline uses when none is given: ``lstmfast-<pipeline>``."""
     return f"lstmfast-{pipeline}"
@@ -105,9 +110,7 @@ def read_marker(model_dir, pipeline):
         raise PipelineError(f"{path}: cannot read the pipeline marker: {e}") from None
     made_by = doc.get("pipeline")
     if made_by != pipeline:
-        from . import PIPELINES  # the registry imports this module, so it is read here
-
-        known = isinstance(made_by, str) and made_by in PIPELINES
+        known = isinstance(made_by, str) and made_by in PIPELINE_MODULES
         hint = f"; use `lstmfast {made_by} ...` with it" if known else ""
         raise PipelineError(f"{model_dir}: this model directory was made by the {made_by!r} pipeline, "
                             f"not {pipeline!r}{hint}")
