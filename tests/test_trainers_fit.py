@@ -370,10 +370,9 @@ def test_clone_keeps_the_architecture_with_new_weights():
 
 @pytest.mark.parametrize("between", (None, "dropout_0", "dropout_0.3"))
 def test_an_lstm_after_repeat_vector_trains_like_one_fed_the_repeated_input(between, monkeypatch):
-    # The LSTM fed RepeatVector's output projects the time-constant input once and hands
-    # RepeatVector Σ_t dx_t, also through a layer that passes the sequence on untouched (Dropout
-    # at rate 0); the model must train exactly as if the repeated input were data (a Reshape in
-    # between makes a new array: the plain path).
+    # The LSTM after a RepeatVector projects the time-constant input once and hands
+    # RepeatVector Σ_t dx_t; the model must train exactly as if the repeated input were data.
+    # Any layer in between (Dropout, even at rate 0; a linear Activation) receives a plain array.
     rng = np.random.default_rng(3)
     x = rng.standard_normal((24, 5)).astype(np.float32)
     y = rng.standard_normal((24, 4, 3)).astype(np.float32)
@@ -383,7 +382,7 @@ def test_an_lstm_after_repeat_vector_trains_like_one_fed_the_repeated_input(betw
     a = lf.Sequential([L.Input((5,)), L.Dense(6), L.RepeatVector(4), *mid,
                        L.LSTM(7, return_sequences=True), L.Dense(3)])
     b = lf.Sequential([L.Input((5,)), L.Dense(6), L.RepeatVector(4), *([L.Dropout(rate, seed=1)] if mid else []),
-                       L.Reshape((4, 6)), L.LSTM(7, return_sequences=True), L.Dense(3)])
+                       L.Activation("linear"), L.LSTM(7, return_sequences=True), L.Dense(3)])
     b.set_weights(a.get_weights())
     calls = []
     forward = lf.ops.lstm_forward
@@ -392,7 +391,7 @@ def test_an_lstm_after_repeat_vector_trains_like_one_fed_the_repeated_input(betw
     for m in (a, b):
         m.compile(optimizer="adam", loss="mse")
         m.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    assert calls[:6] == ([None] * 6 if rate else [4] * 6) and calls[6:] == [None] * 6
+    assert calls[:6] == ([4] * 6 if rate is None else [None] * 6) and calls[6:] == [None] * 6
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_allclose(wa, wb, rtol=2e-5, atol=2e-6)
     np.testing.assert_allclose(a.predict(x, verbose=0), b.predict(x, verbose=0), rtol=1e-4, atol=1e-5)

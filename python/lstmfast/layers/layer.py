@@ -23,6 +23,8 @@ The layer contract (what a model calls; every method has a default here, overrid
     input_axes                      the axes of the input, e.g. ("batch", "features"), when the
                                     layer needs one rank (None: any rank); checked when it is built
     output_has_mask(input_has_mask) whether the output carries a mask, known when a model is built
+    receive(x)                      the input as forward takes it (see RepeatedSequence); models
+                                    call layer.forward(layer.receive(x), ...)
     needs_input_gradient            set by a model: False when nothing before this layer has
                                     weights, so backward may return None instead of ∂L/∂x
     sublayers()                     layers this one runs inside (Bidirectional, TimeDistributed)
@@ -90,6 +92,40 @@ def _check_rate(value, arg):
 
 def _fmt_shape(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+class RepeatedSequence(np.ndarray):
+    """What RepeatVector returns: y[:, t, :] = v for every t, as a read-only (B, n, D) view of
+    v (time stride 0, no copy) that also carries v itself (`.vector`, (B, D)). A layer whose
+    `receive` keeps it (an LSTM) projects v once instead of n times and returns Σ_t ∂L/∂x_t as
+    a `TimeSummedGradient`; every other layer receives a plain contiguous copy."""
+
+    @classmethod
+    def of(cls, vector, n):
+        y = np.broadcast_to(vector[:, None, :], (vector.shape[0], n, vector.shape[1])).view(cls)
+        y.vector = vector
+        return y
+
+    def __array_finalize__(self, obj):
+        self.vector = None  # a view or a result derived from it is a plain sequence
+
+
+class TimeSummedGradient:
+    """The gradient of a time-constant input, Σ_t ∂L/∂x_t (B, D), as an LSTM fed a
+    RepeatedSequence returns it; only RepeatVector's backward takes it. Gradients that meet on
+    the same sequence add up: Σ_t (∂L/∂x_t + ∂L/∂x'_t)."""
+
+    __slots__ = ("summed",)
+    __array_ufunc__ = None  # array + TimeSummedGradient comes here (__radd__), not to numpy
+
+    def __init__(self, summed):
+        self.summed = summed
+
+    def __add__(self, other):
+        other = other.summed if isinstance(other, TimeSummedGradient) else other.sum(axis=1)
+        return TimeSummedGradient(self.summed + other)
+
+    __radd__ = __add__
 
 
 class Variable:
@@ -342,6 +378,11 @@ class Layer:
             )
 
     # ----- computation -----
+    def receive(self, x):
+        """The input as `forward` takes it: a RepeatedSequence becomes a plain contiguous array
+        here; a layer that reads its vector overrides this (LSTM)."""
+        return np.ascontiguousarray(x) if type(x) is RepeatedSequence else x
+
     def forward(self, x, mask=None, training=False):
         raise NotImplementedError
 
@@ -403,7 +444,7 @@ class Layer:
 
     def graph_forward(self, inputs, mask, training):
         """forward() on the arrays of the tensors graph_inputs named; a tuple of outputs."""
-        y = self.forward(inputs[0], mask, training)
+        y = self.forward(self.receive(inputs[0]), mask, training)
         return y if isinstance(y, tuple) else (y,)
 
     def graph_backward(self, d_outputs):

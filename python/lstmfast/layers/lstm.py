@@ -18,13 +18,12 @@ same in distribution per gate but not the same draw. A mask (B, T) from the laye
 import numpy as np
 
 from .. import _random
-from .. import graph
 from .. import activations
+from .. import graph
 from .. import initializers
 from .. import ops
 from .dense import _unsupported
-from .layer import Layer, _check_positive_int, _check_rate
-from .reshaping import RepeatedSequence, TimeSummedGradient
+from .layer import Layer, RepeatedSequence, TimeSummedGradient, _check_positive_int, _check_rate
 
 # Activations the fused kernel computes.
 _KERNEL_ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
@@ -281,6 +280,9 @@ class LSTM(Layer):
         else:
             y = self.forward(inputs[0], mask, training)
         return y if isinstance(y, tuple) else (y,)
+
+    def receive(self, x):
+        return x  # a RepeatedSequence stays one: forward projects its vector once
 
     def graph_backward(self, d_outputs):
         if self.return_state:

@@ -5,51 +5,7 @@ backward undoes its forward's rearrangement of ∂L/∂y (a sum over the repeats
 
 import numpy as np
 
-from .layer import Layer, _check_positive_int
-
-
-class RepeatedSequence(np.ndarray):
-    """What RepeatVector returns: an ordinary (B, n, D) array, y[:, t, :] = v for every t, that
-    also carries v itself (`.vector`, (B, D)). A layer that can use the time-constant input
-    directly reads `.vector`: an LSTM projects v once instead of n times and returns Σ_t ∂L/∂x_t
-    as a `TimeSummedGradient`. A layer that passes its input on untouched passes the array (and,
-    backwards, that gradient) on too; any array derived from it (a view, a result) is a plain
-    sequence again, with `.vector` None."""
-
-    def __new__(cls, vector, n):
-        y = np.empty((vector.shape[0], n, vector.shape[1]), dtype=vector.dtype).view(cls)
-        y[...] = vector[:, None, :]
-        y.vector = vector
-        return y
-
-    def __array_finalize__(self, obj):
-        self.vector = None
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        # arithmetic on it gives plain arrays
-        inputs = tuple(a.view(np.ndarray) if isinstance(a, RepeatedSequence) else a for a in inputs)
-        if "out" in kwargs:
-            kwargs["out"] = tuple(a.view(np.ndarray) if isinstance(a, RepeatedSequence) else a
-                                  for a in kwargs["out"])
-        return getattr(ufunc, method)(*inputs, **kwargs)
-
-
-class TimeSummedGradient:
-    """The gradient of a time-constant input, Σ_t ∂L/∂x_t (B, D), as an LSTM fed by a
-    RepeatVector returns it; only RepeatVector's backward takes it. Gradients that meet on the
-    same RepeatedSequence add up: Σ_t (∂L/∂x_t + ∂L/∂x'_t)."""
-
-    __slots__ = ("summed",)
-    __array_ufunc__ = None  # array + TimeSummedGradient comes here (__radd__), not to numpy
-
-    def __init__(self, summed):
-        self.summed = summed
-
-    def __add__(self, other):
-        other = other.summed if isinstance(other, TimeSummedGradient) else other.sum(axis=1)
-        return TimeSummedGradient(self.summed + other)
-
-    __radd__ = __add__
+from .layer import Layer, RepeatedSequence, TimeSummedGradient, _check_positive_int
 
 
 class RepeatVector(Layer):
@@ -66,8 +22,9 @@ class RepeatVector(Layer):
         return (input_shape[0], self.n, input_shape[1])
 
     def forward(self, x, mask=None, training=False):
-        # y[:, t, :] = x for every t, carrying x for a layer that can use it once (an LSTM)
-        return RepeatedSequence(np.ascontiguousarray(x), self.n)
+        # y[:, t, :] = x for every t: a view, no copy; a layer that does not read the vector
+        # itself (Layer.receive) gets it as a plain array
+        return RepeatedSequence.of(np.ascontiguousarray(x), self.n)
 
     def backward(self, dy):
         if isinstance(dy, TimeSummedGradient):

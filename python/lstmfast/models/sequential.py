@@ -156,7 +156,7 @@ class Sequential(Model):
         """y = layer_n(… layer_1(x)), each layer's mask handed to the next; returns (y, mask)."""
         mask = None
         for layer in self._layers:
-            y = layer.forward(x, mask, training)
+            y = layer.forward(layer.receive(x), mask, training)
             if mask is not None or layer.supports_masking:
                 mask = layer.compute_mask(x, mask) if layer.supports_masking else None
             x = y
