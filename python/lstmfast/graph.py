@@ -70,8 +70,12 @@ def is_symbolic(inputs):
 
 
 def topological_order(inputs, outputs):
-    """The nodes that `outputs` depend on, each after every node it reads from (depth first).
-    Raises ValueError when an output depends on a tensor that is not among `inputs`."""
+    """The nodes that `outputs` depend on, each after every node it reads from, in Keras's
+    order: by depth (a node's depth is one more than that of the deepest node reading its
+    outputs; the output nodes are at depth 0), deepest first, and within one depth in the order
+    a depth-first walk from the outputs first meets them. So a model lists its layers, and
+    their weights, in the order Keras does. Raises ValueError when an output depends on a
+    tensor that is not among `inputs`."""
     known = {id(t) for t in inputs}
     order, seen = [], set()
 
@@ -92,7 +96,14 @@ def topological_order(inputs, outputs):
 
     for t in outputs:
         visit(t)
-    return order
+    depth = {}
+    for node in reversed(order):  # consumers before the nodes they read from
+        d = depth.setdefault(id(node), 0)
+        for t in node.inputs:
+            if t._node is not None and id(t) not in known:
+                depth[id(t._node)] = max(depth.get(id(t._node), 0), d + 1)
+    first_seen = {id(node): i for i, node in enumerate(order)}
+    return sorted(order, key=lambda node: (-depth[id(node)], first_seen[id(node)]))
 
 
 class Inputs(tuple):

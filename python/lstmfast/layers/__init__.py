@@ -14,21 +14,58 @@ from .input_layer import Input, InputLayer, KerasTensor
 from .layer import Layer, Variable
 from .lstm import LSTM
 from .masking import Masking
+from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .reshaping import Flatten, Permute, RepeatVector, Reshape
 from .wrappers import Bidirectional, TimeDistributed
 
 ALL_OBJECTS = {
     cls.__name__: cls
-    for cls in (Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-                GlobalMaxPooling1D, InputLayer, LSTM, Masking, MaxPooling1D, Permute, RepeatVector, Reshape,
-                SpatialDropout1D, TimeDistributed)
+    for cls in (Activation, Add, Average, Bidirectional, Concatenate, Conv1D, Dense, Dot, Dropout, Embedding,
+                Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, InputLayer, LSTM, Masking, Maximum,
+                MaxPooling1D, Minimum, Multiply, Permute, RepeatVector, Reshape, SpatialDropout1D, Subtract,
+                TimeDistributed)
 }
 # Keras's other names of the same layers.
 Convolution1D, MaxPool1D = Conv1D, MaxPooling1D
 GlobalAvgPool1D, GlobalMaxPool1D = GlobalAveragePooling1D, GlobalMaxPooling1D
 ALL_OBJECTS.update(Convolution1D=Conv1D, MaxPool1D=MaxPooling1D, GlobalAvgPool1D=GlobalAvgPool1D,
                    GlobalMaxPool1D=GlobalMaxPool1D)
+
+
+
+# Keras's functional forms of the merge layers: add([a, b]) is Add()([a, b]).
+def add(inputs, **kwargs):
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs, **kwargs):
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs, **kwargs):
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs, **kwargs):
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs, **kwargs):
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs, **kwargs):
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs, axis=-1, **kwargs):
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs, axes=-1, normalize=False, **kwargs):
+    return Dot(axes=axes, normalize=normalize, **kwargs)(inputs)
+
 
 # Keras config keys that describe features lstmfast does not model and can safely drop on import.
 _IGNORED_CONFIG_KEYS = ("build_config", "compile_config", "registered_name", "module", "shared_object_id")
@@ -61,7 +98,8 @@ def get(identifier):
 
 
 __all__ = [
-    "Activation", "Bidirectional", "Conv1D", "Convolution1D", "Dense", "Dropout", "Embedding", "Flatten",
+    "Activation", "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
+    "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract", "Bidirectional", "Conv1D", "Convolution1D", "Dense", "Dropout", "Embedding", "Flatten",
     "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPooling1D", "Input",
     "InputLayer", "KerasTensor", "LSTM", "Layer", "Masking", "MaxPool1D", "MaxPooling1D", "Permute",
     "RepeatVector", "Reshape", "SpatialDropout1D", "TimeDistributed", "Variable", "deserialize", "get",

@@ -31,8 +31,11 @@ The layer contract (what a model calls; every method has a default here, overrid
     hold_weights(held)              predict()/evaluate() promise that the weights stay as they
                                     are between hold_weights(True) and hold_weights(False)
     weights_moved()                 a model has moved the weights into its flat buffer
-    graph_inputs(inputs, kwargs)    the tensors a symbolic call reads (an LSTM: x, h0, c0)
-    graph_forward(xs, mask, train)  forward over the arrays of those tensors -> tuple of outputs
+    graph_inputs(inputs, kwargs)    the tensors a symbolic call reads (an LSTM: x, h0, c0; a
+                                    merge layer: its list)
+    graph_forward(xs, masks, train) forward over the arrays of those tensors -> tuple of outputs
+    graph_compute_mask(xs, masks),  compute_mask / output_has_mask over those tensors
+    graph_output_has_mask(flags)
     graph_backward(d_outputs)       backward from the gradients of each output (None: not used)
                                     -> the gradient of each input tensor (None: not needed)
 """
@@ -414,7 +417,7 @@ class Layer:
     # ----- in a functional graph -----
     def _symbolic_call(self, inputs, kwargs):
         inbound = self.graph_inputs(inputs, dict(kwargs))
-        shape = tuple(inbound[0].shape)
+        shape = self._graph_input_shape(inbound)
         self._maybe_build(shape)
         self._check_input_shape(shape)
         out_shape = self.compute_output_shape(shape)
@@ -432,8 +435,8 @@ class Layer:
         """The tensors a call `layer(inputs, **kwargs)` on KerasTensors reads: one tensor here."""
         if not isinstance(inputs, graph.KerasTensor):
             raise TypeError(
-                f"Layer {self.name!r} was called on {type(inputs).__name__}: lstmfast layers take one "
-                "tensor. Layers that merge several tensors (Concatenate, Add, ...) are not provided."
+                f"Layer {self.name!r} was called on {type(inputs).__name__}: it takes one tensor; to merge "
+                "several tensors, use a merge layer (Concatenate, Add, Multiply, Dot, ...)."
             )
         if kwargs.pop("initial_state", None) is not None:
             raise TypeError(f"`initial_state` is an LSTM argument; layer {self.name!r} is a "
@@ -442,10 +445,23 @@ class Layer:
             raise TypeError(f"Unsupported arguments in a symbolic call of layer {self.name!r}: {sorted(kwargs)}")
         return [inputs]
 
-    def graph_forward(self, inputs, mask, training):
-        """forward() on the arrays of the tensors graph_inputs named; a tuple of outputs."""
-        y = self.forward(self.receive(inputs[0]), mask, training)
+    def _graph_input_shape(self, inbound):
+        """The input shape that build and compute_output_shape see for a symbolic call."""
+        return tuple(inbound[0].shape)
+
+    def graph_forward(self, inputs, masks, training):
+        """forward() on the arrays of the tensors graph_inputs named (`masks`: each one's mask);
+        a tuple of outputs."""
+        y = self.forward(self.receive(inputs[0]), masks[0], training)
         return y if isinstance(y, tuple) else (y,)
+
+    def graph_compute_mask(self, inputs, masks):
+        """compute_mask() in a graph: the mask of each output (a list for several)."""
+        return self.compute_mask(inputs[0], masks[0]) if self.supports_masking else None
+
+    def graph_output_has_mask(self, input_has_masks):
+        """output_has_mask() in a graph, from whether each input tensor carries a mask."""
+        return self.output_has_mask(input_has_masks[0])
 
     def graph_backward(self, d_outputs):
         """backward() from the gradient of each output; the gradient of each input tensor."""

@@ -274,11 +274,11 @@ class LSTM(Layer):
                 )
         return inbound + list(states)
 
-    def graph_forward(self, inputs, mask, training):
+    def graph_forward(self, inputs, masks, training):
         if len(inputs) > 1:
-            y = self.forward(inputs[0], mask, training, initial_state=list(inputs[1:]))
+            y = self.forward(inputs[0], masks[0], training, initial_state=list(inputs[1:]))
         else:
-            y = self.forward(inputs[0], mask, training)
+            y = self.forward(inputs[0], masks[0], training)
         return y if isinstance(y, tuple) else (y,)
 
     def receive(self, x):

@@ -14,10 +14,10 @@ pass runs the nodes in that order (`layer.graph_forward`); the backward pass run
 and an LSTM given an initial state passes ∂L/∂h₀ and ∂L/∂c₀ back to the tensors it came from.
 
 Supported: graphs of the layers in `lstmfast.layers`, each taking one tensor (plus an LSTM's
-`initial_state`), several inputs, several outputs for `predict`, one output for training, the
-same layer in several models (the inference models of a seq2seq). Not supported: layers that
-merge tensors (Concatenate, Add, …), one layer called twice in the same model, saving the
-architecture (`save_weights` / `load_weights` work; rebuild the model in code).
+`initial_state`) or, for the merge layers (Concatenate, Add, Dot, …), a list; several inputs,
+several outputs for `predict`, one output for training, the same layer in several models (the
+inference models of a seq2seq). Not supported: one layer called twice in the same model, saving
+the architecture (`save_weights` / `load_weights` work; rebuild the model in code).
 """
 
 from __future__ import annotations
@@ -74,10 +74,11 @@ class Functional(Model):
         for node in self._nodes:
             x = node.inputs[0]
             layer = node.layer
-            if has_mask[id(x)] and not layer.supports_masking:
+            in_masks = [has_mask[id(t)] for t in node.inputs]
+            if any(in_masks) and not layer.supports_masking:
                 _warn_mask_dropped(layer)
             self._node_need_dx[id(node)] = from_weights[id(x)]
-            out_mask = layer.output_has_mask(has_mask[id(x)])
+            out_mask = layer.graph_output_has_mask(in_masks)
             depends = any(from_weights[id(t)] for t in node.inputs) or bool(layer.weights)
             for i, t in enumerate(node.outputs):
                 has_mask[id(t)] = out_mask if i == 0 else False
@@ -134,9 +135,9 @@ class Functional(Model):
         for node in self._nodes:
             layer = node.layer
             xs = [values[id(t)][0] for t in node.inputs]
-            mask = values[id(node.inputs[0])][1]
-            ys = layer.graph_forward(xs, mask, training)
-            out_mask = layer.compute_mask(xs[0], mask) if layer.supports_masking else None
+            masks = [values[id(t)][1] for t in node.inputs]
+            ys = layer.graph_forward(xs, masks, training)
+            out_mask = layer.graph_compute_mask(xs, masks)
             masks = out_mask if isinstance(out_mask, list) else [out_mask] + [None] * (len(ys) - 1)
             for t, v, m in zip(node.outputs, ys, masks):
                 values[id(t)] = (v, m)
