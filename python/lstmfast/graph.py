@@ -20,12 +20,14 @@ __all__ = ["KerasTensor", "Node", "Inputs", "topological_order"]
 
 
 class Node:
-    """One layer call: `layer(inputs[0], initial_state=inputs[1:]) -> outputs`."""
+    """One layer call: `layer(inputs, **options) -> outputs` (an LSTM's inputs: x, then its
+    initial_state; a merge layer's: its list)."""
 
-    __slots__ = ("layer", "inputs", "outputs")
+    __slots__ = ("layer", "inputs", "outputs", "options")
 
-    def __init__(self, layer, inputs):
+    def __init__(self, layer, inputs, options=None):
         self.layer, self.inputs, self.outputs = layer, tuple(inputs), ()
+        self.options = options or {}
 
     def make_outputs(self, out_shape, dtype):
         """The KerasTensor(s) this call returns for `out_shape`: one shape, or a tuple of shapes

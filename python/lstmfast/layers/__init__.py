@@ -6,6 +6,7 @@ Each layer module pairs a forward pass with its backward pass (see `layer.Layer`
 """
 
 from .activation import Activation
+from .attention import AdditiveAttention, Attention
 from .convolutional import Conv1D, MaxPooling1D
 from .dense import Dense
 from .dropout import Dropout, SpatialDropout1D
@@ -21,7 +22,7 @@ from .wrappers import Bidirectional, TimeDistributed
 
 ALL_OBJECTS = {
     cls.__name__: cls
-    for cls in (Activation, Add, Average, Bidirectional, Concatenate, Conv1D, Dense, Dot, Dropout, Embedding,
+    for cls in (Activation, AdditiveAttention, Attention, Add, Average, Bidirectional, Concatenate, Conv1D, Dense, Dot, Dropout, Embedding,
                 Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, InputLayer, LSTM, Masking, Maximum,
                 MaxPooling1D, Minimum, Multiply, Permute, RepeatVector, Reshape, SpatialDropout1D, Subtract,
                 TimeDistributed)
@@ -98,7 +99,7 @@ def get(identifier):
 
 
 __all__ = [
-    "Activation", "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
+    "Activation", "AdditiveAttention", "Attention", "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
     "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract", "Bidirectional", "Conv1D", "Convolution1D", "Dense", "Dropout", "Embedding", "Flatten",
     "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPooling1D", "Input",
     "InputLayer", "KerasTensor", "LSTM", "Layer", "Masking", "MaxPool1D", "MaxPooling1D", "Permute",

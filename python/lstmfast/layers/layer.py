@@ -36,6 +36,8 @@ The layer contract (what a model calls; every method has a default here, overrid
     graph_forward(xs, masks, train) forward over the arrays of those tensors -> tuple of outputs
     graph_compute_mask(xs, masks),  compute_mask / output_has_mask over those tensors
     graph_output_has_mask(flags)
+    graph_options(kwargs)           per-call options a node keeps (Attention's
+                                    return_attention_scores, use_causal_mask)
     graph_backward(d_outputs)       backward from the gradients of each output (None: not used)
                                     -> the gradient of each input tensor (None: not needed)
 """
@@ -226,7 +228,7 @@ class Layer:
         """Create, initialise and track a weight; returns its `Variable`."""
         dtype = standardize_dtype(dtype or self.dtype)
         init = initializers_module.get(initializer)
-        value = np.ascontiguousarray(np.asarray(init(tuple(shape), dtype=dtype), dtype=dtype))
+        value = np.array(init(tuple(shape), dtype=dtype), dtype=dtype, order="C")  # 0-d stays 0-d
         if value.shape != tuple(shape):
             raise ValueError(
                 f"Initializer of weight {name!r} returned shape {value.shape}, expected {tuple(shape)}."
@@ -416,17 +418,25 @@ class Layer:
 
     # ----- in a functional graph -----
     def _symbolic_call(self, inputs, kwargs):
-        inbound = self.graph_inputs(inputs, dict(kwargs))
+        kwargs = dict(kwargs)
+        options = self.graph_options(kwargs)
+        inbound = self.graph_inputs(inputs, kwargs)
         shape = self._graph_input_shape(inbound)
         self._maybe_build(shape)
         self._check_input_shape(shape)
-        out_shape = self.compute_output_shape(shape)
+        out_shape = self.compute_output_shape(shape, **options)
         if out_shape and isinstance(out_shape[0], tuple) and not self.graph_multi_output:
             raise TypeError(
                 f"Layer {self.name!r} ({type(self).__name__}) returns several tensors; in a functional "
                 "model only an LSTM's return_state is supported."
             )
-        return graph.Node(self, inbound).make_outputs(out_shape, self.dtype)
+        return graph.Node(self, inbound, options).make_outputs(out_shape, self.dtype)
+
+    def graph_options(self, kwargs):
+        """The options of one call (taken out of `kwargs`) that its node keeps and hands to
+        graph_forward, graph_compute_mask and compute_output_shape (Attention's
+        return_attention_scores); none here."""
+        return {}
 
     # Whether graph_backward takes a gradient for each of several outputs (an LSTM's states).
     graph_multi_output = False
@@ -455,7 +465,7 @@ class Layer:
         y = self.forward(self.receive(inputs[0]), masks[0], training)
         return y if isinstance(y, tuple) else (y,)
 
-    def graph_compute_mask(self, inputs, masks):
+    def graph_compute_mask(self, inputs, masks, **options):
         """compute_mask() in a graph: the mask of each output (a list for several)."""
         return self.compute_mask(inputs[0], masks[0]) if self.supports_masking else None
 

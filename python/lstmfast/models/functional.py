@@ -136,8 +136,8 @@ class Functional(Model):
             layer = node.layer
             xs = [values[id(t)][0] for t in node.inputs]
             masks = [values[id(t)][1] for t in node.inputs]
-            ys = layer.graph_forward(xs, masks, training)
-            out_mask = layer.graph_compute_mask(xs, masks)
+            ys = layer.graph_forward(xs, masks, training, **node.options)
+            out_mask = layer.graph_compute_mask(xs, masks, **node.options)
             masks = out_mask if isinstance(out_mask, list) else [out_mask] + [None] * (len(ys) - 1)
             for t, v, m in zip(node.outputs, ys, masks):
                 values[id(t)] = (v, m)
