@@ -1,0 +1,139 @@
+"""Times one training step of a Luong-attention encoder-decoder: lstmfast against the same model
+hand-written in PyTorch and written in Keras 3 (torch backend), in turns in one process.
+
+    python bench/bench_attention.py              # B=64, T_enc=T_dec=20, H=256, 60 one-hot symbols
+    python bench/bench_attention.py --quick      # fewer rounds
+    python bench/bench_attention.py --json out.json
+
+The model: encoder LSTM(H, return_sequences, return_state) over one-hot source rows; decoder
+LSTM(H, return_sequences) over one-hot target rows, started from the encoder's (h, c);
+Attention()([decoder, encoder]) (dot scores); Concatenate([decoder, context]); Dense(V, softmax);
+categorical crossentropy; Adam. PyTorch: nn.LSTM twice, torch.bmm for the scores and the
+context, nn.Linear, cross_entropy on the logits, torch.optim.Adam. Every framework runs float32
+on the same number of threads (--threads, default 2); medians over --rounds rounds of --steps
+steps each, warm-up steps excluded, the frameworks taking turns so that a slow spell of the
+machine hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from machine import cpu_model
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+def data(b, t, v, seed=0):
+    rng = np.random.default_rng(seed)
+    eye = np.eye(v, dtype=np.float32)
+    enc, dec = eye[rng.integers(0, v, (b, t))], eye[rng.integers(0, v, (b, t))]
+    return enc, dec, np.roll(dec, -1, axis=1)
+
+
+def luong(M, Input, v, h):
+    enc_in, dec_in = Input(shape=(None, v)), Input(shape=(None, v))
+    enc_seq, sh, sc = M.LSTM(h, return_sequences=True, return_state=True)(enc_in)
+    dec_seq = M.LSTM(h, return_sequences=True)(dec_in, initial_state=[sh, sc])
+    context = M.Attention()([dec_seq, enc_seq])
+    out = M.Dense(v, activation="softmax")(M.Concatenate()([dec_seq, context]))
+    return [enc_in, dec_in], out
+
+
+def keras_like_step(module, v, h, batch):
+    """A train_on_batch closure for lstmfast or Keras."""
+    enc, dec, target = batch
+    inputs, out = luong(module.layers, module.Input, v, h)
+    model = module.Model(inputs, out)
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return lambda: model.train_on_batch([enc, dec], target)
+
+
+def torch_step(torch, v, h, batch):
+    nn = torch.nn
+    enc, dec, target = (torch.from_numpy(a) for a in batch)
+    labels = target.argmax(-1)
+
+    class Luong(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.LSTM(v, h, batch_first=True)
+            self.decoder = nn.LSTM(v, h, batch_first=True)
+            self.out = nn.Linear(2 * h, v)
+
+        def forward(self, src, tgt):
+            enc_seq, state = self.encoder(src)
+            dec_seq, _ = self.decoder(tgt, state)
+            weights = torch.softmax(torch.bmm(dec_seq, enc_seq.transpose(1, 2)), dim=-1)
+            context = torch.bmm(weights, enc_seq)
+            return self.out(torch.cat([dec_seq, context], dim=-1))
+
+    model = Luong()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+
+    def step():
+        opt.zero_grad()
+        logits = model(enc, dec)
+        loss = nn.functional.cross_entropy(logits.reshape(-1, v), labels.reshape(-1))
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+    return step
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--steps-len", type=int, default=20, help="T_enc = T_dec")
+    p.add_argument("--units", type=int, default=256)
+    p.add_argument("--vocab", type=int, default=60)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    p.add_argument("--quick", action="store_true", help="2 rounds of 5 steps")
+    p.add_argument("--json", metavar="PATH")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.steps = 2, 5
+    import torch
+    import keras
+    import lstmfast
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    lstmfast.set_num_threads(args.threads)
+    batch = data(args.batch, args.steps_len, args.vocab)
+    steps = {"lstmfast": keras_like_step(lstmfast, args.vocab, args.units, batch),
+             "pytorch": torch_step(torch, args.vocab, args.units, batch),
+             "keras": keras_like_step(keras, args.vocab, args.units, batch)}
+    times = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            for _ in range(2):
+                step()  # warm-up
+            for _ in range(args.steps):
+                t0 = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t0)
+    med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+    print(f"Luong attention encoder-decoder, one training step: B={args.batch}, T_enc=T_dec={args.steps_len}, "
+          f"H={args.units}, V={args.vocab}, {args.threads} threads, {cpu_model()}")
+    for name, ms in med.items():
+        print(f"  {name:9s} {ms:8.2f} ms")
+    print(f"  lstmfast / pytorch {med['lstmfast'] / med['pytorch']:.2f}   "
+          f"lstmfast / keras {med['lstmfast'] / med['keras']:.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "median_ms": med, "cpu": cpu_model()}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
