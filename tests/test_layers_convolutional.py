@@ -97,8 +97,8 @@ def test_bad_arguments_and_inputs_say_what_was_expected():
         L.Conv1D(0, 3)
     with pytest.raises(ValueError, match="groups.*only 1.*2"):
         L.Conv1D(4, 3, groups=2)
-    with pytest.raises(ValueError, match="kernel_regularizer"):
-        L.Conv1D(4, 3, kernel_regularizer="l2")
+    with pytest.raises(ValueError, match="regularizer identifier: 'l3'"):
+        L.Conv1D(4, 3, kernel_regularizer="l3")
     with pytest.raises(ValueError, match=r"Conv1D .* expects 3-D input .*\(4, 3\)"):
         L.Conv1D(2, 3)(_x((4, 3)))
     with pytest.raises(ValueError, match="4 steps are fewer than one window of 5 steps.*padding='same'"):

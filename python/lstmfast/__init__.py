@@ -12,11 +12,12 @@ __version__ = "0.1.0"
 __all__ = ["ops", "set_num_threads", "get_num_threads", "cpu_isa", "physical_cores", "__version__"]
 
 # --- Keras-like API --------------------------------------------------------------------
-from . import activations, callbacks, config, initializers, layers, losses, metrics, models
+from . import activations, callbacks, config, constraints, initializers, layers, losses, metrics, models
+from . import regularizers
 from . import datasets, optimizers, preprocessing, saving, utils
 from .layers import Input
 from .models import Model, Sequential, load_model
 
-__all__ += ["activations", "callbacks", "config", "initializers", "layers", "losses", "metrics",
+__all__ += ["activations", "callbacks", "config", "constraints", "regularizers", "initializers", "layers", "losses", "metrics",
             "models", "optimizers", "saving", "utils", "datasets", "preprocessing", "Input",
             "Model", "Sequential", "load_model"]

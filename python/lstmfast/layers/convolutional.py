@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import activations
 from .. import initializers
-from .dense import _activation_backward, _kernel_layer_config, _unsupported
+from .dense import _activation_backward, _kernel_layer_config, _set_weight_options
 from .layer import Layer, _check_data_format, _check_positive_int
 
 
@@ -119,13 +119,12 @@ class Conv1D(_TimeWindowLayer):
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
-        _unsupported(kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                     activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                     bias_constraint=bias_constraint)
         for k in ("lora_rank", "lora_alpha"):
             if kwargs.pop(k, None) is not None:
                 raise ValueError(f"Argument `{k}` of Conv1D is not supported by lstmfast.")
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        _set_weight_options(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.filters = int(_check_positive_int(filters, "filters", "Conv1D"))
         self.kernel_size = (_one_int(kernel_size, "kernel_size", "Conv1D"),)
         self.strides = (_one_int(strides, "strides", "Conv1D"),)
@@ -150,9 +149,10 @@ class Conv1D(_TimeWindowLayer):
                 f"Conv1D {self.name!r} needs a known number of channels. Received: input_shape={tuple(input_shape)}"
             )
         self.kernel = self.add_weight((self.kernel_size[0], int(channels), self.filters), self.kernel_initializer,
-                                      "kernel")
+                                      "kernel", regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias")
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._dact = None
         super().build(input_shape)
 

@@ -7,7 +7,9 @@ Shapes: x (..., D) -> y (..., units); kernel (D, units); bias (units,). Works on
 import numpy as np
 
 from .. import activations
+from .. import constraints
 from .. import initializers
+from .. import regularizers
 from .layer import Layer, _check_positive_int
 
 
@@ -18,13 +20,12 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
-        _unsupported(kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                     activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                     bias_constraint=bias_constraint)
         for k in ("lora_rank", "lora_alpha", "quantization_config"):
             if kwargs.pop(k, None) is not None:
                 raise ValueError(f"Argument `{k}` of Dense is not supported by lstmfast.")
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        _set_weight_options(self, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                            kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
         self.units = _check_positive_int(units, "units", "Dense")
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
@@ -41,9 +42,11 @@ class Dense(Layer):
                 f"features). Received: input_shape={tuple(input_shape)}"
             )
         d = int(input_shape[-1])
-        self.kernel = self.add_weight((d, self.units), self.kernel_initializer, "kernel")
+        self.kernel = self.add_weight((d, self.units), self.kernel_initializer, "kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias")
+            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias",
+                                        regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self._dact = None
         super().build(input_shape)
 
@@ -98,15 +101,20 @@ def _kernel_layer_config(layer):
         "use_bias": layer.use_bias,
         "kernel_initializer": initializers.serialize(layer.kernel_initializer),
         "bias_initializer": initializers.serialize(layer.bias_initializer),
-        "kernel_regularizer": None, "bias_regularizer": None, "activity_regularizer": None,
-        "kernel_constraint": None, "bias_constraint": None,
+        **_weight_options_config(layer, "kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                                 "kernel_constraint", "bias_constraint"),
     }
 
 
-def _unsupported(**kwargs):
-    """Regularizers and constraints are not implemented: accept None, refuse anything else."""
-    for key, value in kwargs.items():
-        if value is not None:
-            raise ValueError(
-                f"Argument `{key}` is not supported by lstmfast (only None). Received: {key}={value!r}"
-            )
+def _set_weight_options(layer, **options):
+    """The layer's regularizers (`*_regularizer`) and constraints (`*_constraint`), resolved from
+    names, configs or instances, as attributes of the same names."""
+    for key, value in options.items():
+        module = regularizers if key.endswith("_regularizer") else constraints
+        setattr(layer, key, module.get(value))
+
+
+def _weight_options_config(layer, *keys):
+    """Keras's config entries of the layer's regularizers and constraints."""
+    return {key: (regularizers if key.endswith("_regularizer") else constraints).serialize(getattr(layer, key))
+            for key in keys}

@@ -10,7 +10,7 @@ previous step touched.
 import numpy as np
 
 from .. import initializers, ops
-from .dense import _unsupported
+from .dense import _set_weight_options, _weight_options_config
 from .layer import Layer, _check_positive_int
 
 
@@ -21,15 +21,14 @@ class Embedding(Layer):
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
                  weights=None, input_length=None, **kwargs):
-        _unsupported(embeddings_regularizer=embeddings_regularizer,
-                     embeddings_constraint=embeddings_constraint,
-                     activity_regularizer=kwargs.pop("activity_regularizer", None))
         for k in ("lora_rank", "lora_alpha", "quantization_config"):
             if kwargs.pop(k, None) is not None:
                 raise ValueError(f"Argument `{k}` of Embedding is not supported by lstmfast.")
         if input_length is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = (_check_positive_int(input_length, "input_length", "Embedding"),)
         super().__init__(**kwargs)
+        _set_weight_options(self, embeddings_regularizer=embeddings_regularizer,
+                            embeddings_constraint=embeddings_constraint)
         self.input_dim = _check_positive_int(input_dim, "input_dim", "Embedding")
         self.output_dim = _check_positive_int(output_dim, "output_dim", "Embedding")
         self.input_length = input_length
@@ -47,8 +46,8 @@ class Embedding(Layer):
     def build(self, input_shape=None):
         if self.embeddings is None:
             self.embeddings = self.add_weight(
-                (self.input_dim, self.output_dim), self.embeddings_initializer, "embeddings"
-            )
+                (self.input_dim, self.output_dim), self.embeddings_initializer, "embeddings",
+                regularizer=self.embeddings_regularizer, constraint=self.embeddings_constraint)
         self.built = True
         if input_shape is not None:
             super().build(input_shape)
@@ -95,12 +94,12 @@ class Embedding(Layer):
     def backward(self, dy):
         if self.trainable:
             grad = self.embeddings._ensure_grad()
-            if self._touched is None:
-                grad[...] = 0
+            if self._touched is None or self.embeddings.regularizer is not None:
+                grad[...] = 0  # a regularizer's gradient reaches every row: clear them all
             # dE[ids[n]] += dy[n], after zeroing the rows the previous step wrote
             ops.embedding_backward(self._x, np.ascontiguousarray(dy, dtype=grad.dtype), grad,
                                    clear_ids=self._touched)
-            self._touched = self._x
+            self._touched = self._x if self.embeddings.regularizer is None else None
         self._x = None
         return None  # ids have no gradient
 
@@ -113,7 +112,7 @@ class Embedding(Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "embeddings_initializer": initializers.serialize(self.embeddings_initializer),
-            "embeddings_regularizer": None, "activity_regularizer": None, "embeddings_constraint": None,
+            **_weight_options_config(self, "embeddings_regularizer", "activity_regularizer", "embeddings_constraint"),
             "mask_zero": self.mask_zero,
         })
         return config

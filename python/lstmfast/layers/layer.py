@@ -47,8 +47,10 @@ import warnings
 
 import numpy as np
 
+from .. import constraints as constraints_module
 from .. import graph
 from .. import initializers as initializers_module
+from .. import regularizers as regularizers_module
 from ..config import floatx, standardize_dtype
 
 _NAME_COUNTS = {}
@@ -134,16 +136,20 @@ class TimeSummedGradient:
 
 
 class Variable:
-    """A named weight: `value` is its numpy array, `grad` the buffer its gradient is written to."""
+    """A named weight: `value` is its numpy array, `grad` the buffer its gradient is written to;
+    an optional `regularizer` (its penalty joins the loss) and `constraint` (applied after each
+    optimizer step)."""
 
-    __slots__ = ("value", "grad", "name", "path", "trainable")
+    __slots__ = ("value", "grad", "name", "path", "trainable", "regularizer", "constraint")
 
-    def __init__(self, value, name, path, trainable=True):
+    def __init__(self, value, name, path, trainable=True, regularizer=None, constraint=None):
         self.value = value
         self.grad = None
         self.name = name
         self.path = path
         self.trainable = trainable
+        self.regularizer = regularizer
+        self.constraint = constraint
 
     @property
     def shape(self):
@@ -189,6 +195,8 @@ class Layer:
         batch_input_shape = kwargs.pop("batch_input_shape", None)
         batch_size = kwargs.pop("batch_size", None)
         kwargs.pop("autocast", None)
+        # R(y) / batch size of this layer's output joins the loss (Keras 3)
+        self.activity_regularizer = regularizers_module.get(kwargs.pop("activity_regularizer", None))
         if kwargs:
             raise TypeError(
                 f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
@@ -224,7 +232,8 @@ class Layer:
         return self.dtype
 
     # ----- weights -----
-    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True, dtype=None):
+    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True, dtype=None,
+                   regularizer=None, constraint=None):
         """Create, initialise and track a weight; returns its `Variable`."""
         dtype = standardize_dtype(dtype or self.dtype)
         init = initializers_module.get(initializer)
@@ -233,7 +242,8 @@ class Layer:
             raise ValueError(
                 f"Initializer of weight {name!r} returned shape {value.shape}, expected {tuple(shape)}."
             )
-        var = Variable(value, name or f"variable_{len(self._variables)}", f"{self.name}/{name}", trainable)
+        var = Variable(value, name or f"variable_{len(self._variables)}", f"{self.name}/{name}", trainable,
+                       regularizers_module.get(regularizer), constraints_module.get(constraint))
         self._variables.append(var)
         return var
 

@@ -22,7 +22,7 @@ from .. import activations
 from .. import graph
 from .. import initializers
 from .. import ops
-from .dense import _unsupported
+from .dense import _set_weight_options, _weight_options_config
 from .layer import Layer, RepeatedSequence, TimeSummedGradient, _check_positive_int, _check_rate
 
 # Activations the fused kernel computes.
@@ -64,13 +64,12 @@ class LSTM(Layer):
                  dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, unroll=False,
                  use_cudnn="auto", zero_output_for_mask=False, **kwargs):
-        _unsupported(kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
-                     bias_regularizer=bias_regularizer, activity_regularizer=activity_regularizer,
-                     kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
-                     bias_constraint=bias_constraint)
         kwargs.pop("implementation", None)
         kwargs.pop("time_major", None)
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        _set_weight_options(self, kernel_regularizer=kernel_regularizer, recurrent_regularizer=recurrent_regularizer,
+                            bias_regularizer=bias_regularizer, kernel_constraint=kernel_constraint,
+                            recurrent_constraint=recurrent_constraint, bias_constraint=bias_constraint)
         self.units = _check_positive_int(units, "units", "LSTM")
         self.activation = activations.get(activation)
         self.recurrent_activation = activations.get(recurrent_activation)
@@ -119,11 +118,15 @@ class LSTM(Layer):
                 f"number of features. Received: input_shape={tuple(input_shape)}"
             )
         d, h = int(input_shape[-1]), self.units
-        self.kernel = self.add_weight((d, 4 * h), self.kernel_initializer, "kernel")
-        self.recurrent_kernel = self.add_weight((h, 4 * h), self.recurrent_initializer, "recurrent_kernel")
+        self.kernel = self.add_weight((d, 4 * h), self.kernel_initializer, "kernel",
+                                      regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.recurrent_kernel = self.add_weight((h, 4 * h), self.recurrent_initializer, "recurrent_kernel",
+                                                regularizer=self.recurrent_regularizer,
+                                                constraint=self.recurrent_constraint)
         if self.use_bias:
             init = _UnitForgetBias(self.bias_initializer, h) if self.unit_forget_bias else self.bias_initializer
-            self.bias = self.add_weight((4 * h,), init, "bias")
+            self.bias = self.add_weight((4 * h,), init, "bias", regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
         if self.stateful and input_shape[0] is not None:
             self._create_states(int(input_shape[0]))
         super().build(input_shape)
@@ -317,9 +320,9 @@ class LSTM(Layer):
             "recurrent_initializer": initializers.serialize(self.recurrent_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "unit_forget_bias": self.unit_forget_bias,
-            "kernel_regularizer": None, "recurrent_regularizer": None, "bias_regularizer": None,
-            "activity_regularizer": None, "kernel_constraint": None, "recurrent_constraint": None,
-            "bias_constraint": None,
+            **_weight_options_config(self, "kernel_regularizer", "recurrent_regularizer", "bias_regularizer",
+                                     "activity_regularizer", "kernel_constraint", "recurrent_constraint",
+                                     "bias_constraint"),
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,

@@ -26,7 +26,7 @@ from .. import graph
 from ..graph import KerasTensor
 from ..layers.layer import _auto_name, _warn_mask_dropped
 from ..trainers import data
-from .model import Model
+from .model import Model, activity_gradient
 
 __all__ = ["Functional"]
 
@@ -132,6 +132,7 @@ class Functional(Model):
     def forward(self, x, training):
         """Every node in order: its layer's outputs (and their masks) from its input tensors'."""
         values = {id(t): (a, None) for t, a in zip(self.inputs, x)}
+        self._activity = []
         for node in self._nodes:
             layer = node.layer
             xs = [values[id(t)][0] for t in node.inputs]
@@ -141,6 +142,8 @@ class Functional(Model):
             masks = out_mask if isinstance(out_mask, list) else [out_mask] + [None] * (len(ys) - 1)
             for t, v, m in zip(node.outputs, ys, masks):
                 values[id(t)] = (v, m)
+            if layer.activity_regularizer is not None:
+                self._activity.append((layer, tuple(ys) if len(ys) > 1 else ys[0]))
         if len(self.outputs) == 1:
             return values[id(self.outputs[0])]
         return tuple(values[id(t)][0] for t in self.outputs), None
@@ -148,9 +151,14 @@ class Functional(Model):
     def backward(self, dy):
         """Every node in reverse: ∂L/∂(its inputs) from ∂L/∂(its outputs), summed per tensor."""
         grads = {id(self.outputs[0]): dy}
+        activity = dict((id(layer), y) for layer, y in self._activity) if self._activity else None
         for node in reversed(self._nodes):
             layer = node.layer
             g = [grads.pop(id(t), None) for t in node.outputs]
+            if activity is not None and id(layer) in activity:
+                extra = activity_gradient(layer, activity[id(layer)])
+                extra = extra if isinstance(extra, tuple) else (extra,)
+                g = [e if d is None else d + e for d, e in zip(g, extra)]
             if all(v is None for v in g):  # nothing downstream of this node reaches the loss
                 for v in layer.trainable_weights:
                     v._ensure_grad()[...] = 0

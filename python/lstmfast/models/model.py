@@ -35,6 +35,7 @@ class Model(Trainer):
         self.trainable = trainable
         self.built = False
         self._flat_params = None
+        self._activity = []  # (layer, output) of the last forward, for activity regularizers
         super().__init__()
 
     # ------------------------------------------------------------------ weights
@@ -124,6 +125,19 @@ class Model(Trainer):
                 layer.weights_moved()
         return self._flat_params
 
+    def regularization_loss(self):
+        """Σ R(w) over the trainable weights that have a regularizer, plus Σ R(y) / batch size
+        over the outputs of the last forward pass of the layers that have an activity
+        regularizer: what Keras adds to the loss."""
+        total = 0.0
+        for v in self.trainable_weights:
+            if v.regularizer is not None:
+                total += v.regularizer(v.value)
+        for layer, y in self._activity:
+            for out in (y if isinstance(y, tuple) else (y,)):
+                total += layer.activity_regularizer(out) / out.shape[0]
+        return total
+
     def _layers_changed(self):
         self.built = False
         self._flat_params = None
@@ -173,3 +187,10 @@ class Model(Trainer):
     def load_weights(self, filepath, skip_mismatch=False):
         """Load weights saved by `save_weights`/`save`, or from a Keras `.weights.h5`/`.keras`/`.h5`."""
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
+
+
+def activity_gradient(layer, y):
+    """∂(R(y) / batch size)/∂y of a layer's activity regularizer (a tuple for several outputs)."""
+    if isinstance(y, tuple):
+        return tuple(layer.activity_regularizer.gradient(o) / o.dtype.type(o.shape[0]) for o in y)
+    return layer.activity_regularizer.gradient(y) / y.dtype.type(y.shape[0])

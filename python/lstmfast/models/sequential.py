@@ -5,7 +5,7 @@ from ..layers import serialize as serialize_layer, deserialize as deserialize_la
 from ..layers.layer import _auto_name, _warn_mask_dropped
 from ..saving.registry import register_model_class
 from ..trainers import data
-from .model import Model
+from .model import Model, activity_gradient
 
 
 @register_model_class
@@ -155,16 +155,22 @@ class Sequential(Model):
     def forward(self, x, training):
         """y = layer_n(… layer_1(x)), each layer's mask handed to the next; returns (y, mask)."""
         mask = None
+        self._activity = []
         for layer in self._layers:
             y = layer.forward(layer.receive(x), mask, training)
             if mask is not None or layer.supports_masking:
                 mask = layer.compute_mask(x, mask) if layer.supports_masking else None
+            if layer.activity_regularizer is not None:
+                self._activity.append((layer, y))
             x = y
         return x, mask
 
     def backward(self, dy):
         """∂L/∂x of each layer from the last to the first; stops where no gradient is owed."""
+        outputs = dict((id(layer), y) for layer, y in self._activity) if self._activity else None
         for layer in reversed(self._layers):
+            if outputs is not None and id(layer) in outputs:
+                dy = dy + activity_gradient(layer, outputs[id(layer)])
             dy = layer.backward(dy)
             if dy is None:
                 break

@@ -42,6 +42,8 @@ class Trainer:
         self._metrics = None
         self._compile_config = None
         self._params = None  # the flat buffer the optimizer was built for
+        self._regularized = False  # any weight or activity regularizer: the loss gets its penalties
+        self._weight_regularized = self._constrained = []
         self.reset_metrics()
 
     # ------------------------------------------------------------------ compile
@@ -132,13 +134,19 @@ class Trainer:
         """One optimizer step: L, ∂L/∂ŷ; backward; w ← optimizer(w, ∂L/∂w). Returns L."""
         y_pred, mask = self.forward(xb, True)
         loss, dy = self.loss._loss_and_grad(yb, y_pred, swb, mask)
+        if self._regularized:
+            loss = loss + self.regularization_loss()  # L + Σ R(w) + Σ R(y)/B, as Keras reports it
         if not np.isfinite(loss):
             # A step whose loss is NaN or infinite leaves the weights as they are (Keras would
             # write NaN into them); the loss is still reported, so TerminateOnNaN can stop fit.
             return float(loss)
         self.backward(dy)
+        for v in self._weight_regularized:
+            v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w
         params = self._params
         self.optimizer.apply(params.values, params.grads)
+        for v in self._constrained:
+            v.value[...] = v.constraint(v.value)  # w ← constraint(w), after the step (Keras)
         if self._metrics:
             for m in self._metrics:
                 m.update_state(yb, y_pred, swb, mask)
@@ -149,16 +157,28 @@ class Trainer:
         y_pred, mask = self.forward(xb, False)
         loss = self.loss._loss_and_grad(yb, y_pred, swb, mask)[0] if mask is not None or swb is not None \
             else self.loss(yb, y_pred)
+        if self._regularized:
+            loss = float(loss) + self.regularization_loss()
         self._loss_total += float(loss) * xb.shape[0]
         self._loss_count += xb.shape[0]
         for m in self._metrics:
             m.update_state(yb, y_pred, swb, mask)
+
+    def _find_regularized(self):
+        """The trainable weights with a regularizer and with a constraint; whether the loss gets
+        penalties (those weights', or a layer's activity regularizer)."""
+        weights = self.trainable_weights
+        self._weight_regularized = [v for v in weights if v.regularizer is not None]
+        self._constrained = [v for v in weights if v.constraint is not None]
+        self._regularized = bool(self._weight_regularized) or any(
+            layer.activity_regularizer is not None for layer in self.layers)
 
     def _ensure_optimizer(self):
         """Pack the weights (unless they still live in this model's buffer) and build the
         optimizer's state for that buffer."""
         old = self._params
         params = self.flat_parameters()
+        self._find_regularized()
         if params is not old:
             if not self.optimizer.built or old is None or old.values.size != params.values.size:
                 self.optimizer.build(params.values, params.segments)
@@ -257,6 +277,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluate / predict
     def _evaluate_arrays(self, x, y, sw, batch_size, cbs=None):
         self.reset_metrics()
+        self._find_regularized()
         self._ensure_metrics(y[:1], (1,) + tuple(self.output_shapes()[0][1:]))
         want_end = cbs is not None and cbs.wants("on_test_batch_end")
         for step, index in EpochIterator(x.shape[0], batch_size).epoch():
