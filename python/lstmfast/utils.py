@@ -1,4 +1,5 @@
-"""Utilities named as in `keras.utils`: `set_random_seed`, `to_categorical` and `pad_sequences`."""
+"""Utilities named as in `keras.utils`: `set_random_seed`, `to_categorical`, `pad_sequences`,
+`PyDataset` and `timeseries_dataset_from_array`."""
 
 import random
 
@@ -6,8 +7,10 @@ import numpy as np
 
 from . import _random
 from .data.text import pad_sequences
+from .trainers.data_sources import PyDataset
 
-__all__ = ["set_random_seed", "to_categorical", "pad_sequences"]
+__all__ = ["set_random_seed", "to_categorical", "pad_sequences", "PyDataset", "TimeseriesDataset",
+           "timeseries_dataset_from_array"]
 
 
 def set_random_seed(seed):
@@ -49,3 +52,63 @@ def to_categorical(x, num_classes=None):
     out = np.zeros(x.shape + (num_classes,), dtype=np.float32)
     np.put_along_axis(out, x[..., None], 1.0, axis=-1)
     return out
+
+
+class TimeseriesDataset(PyDataset):
+    """What `timeseries_dataset_from_array` returns: a `PyDataset` whose batch i holds windows
+    `data[p : p + sequence_length·sampling_rate : sampling_rate]` for its start positions p (and
+    `targets[p]` beside each), cut out when the batch is read, not stored."""
+
+    def __init__(self, data, targets, sequence_length, sequence_stride=1, sampling_rate=1, batch_size=128,
+                 shuffle=False, seed=None, start_index=None, end_index=None):
+        super().__init__(max_queue_size=2)
+        for name, value in (("sequence_length", sequence_length), ("sequence_stride", sequence_stride),
+                            ("sampling_rate", sampling_rate)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+                raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size <= 0):
+            raise ValueError(f"`batch_size` must be a positive integer or None. Received: batch_size={batch_size!r}")
+        start = 0 if start_index is None else int(start_index)
+        end = len(data) if end_index is None else int(end_index)
+        if not 0 <= start < end <= len(data):
+            raise ValueError(f"`start_index` and `end_index` must satisfy 0 <= start_index < end_index <= "
+                             f"len(data) = {len(data)}. Received: start_index={start_index}, end_index={end_index}")
+        if targets is not None and len(targets) != len(data):
+            raise ValueError(f"Expected data and targets to have the same number of time steps. Received: "
+                             f"len(data)={len(data)}, len(targets)={len(targets)}")
+        n = end - start - (sequence_length - 1) * sampling_rate
+        if targets is not None:
+            n = min(n, len(targets))
+        if n <= 0:
+            raise ValueError(f"{end - start} time steps cannot hold one window of sequence_length={sequence_length} "
+                             f"at sampling_rate={sampling_rate}.")
+        positions = np.arange(0, n, sequence_stride)
+        if shuffle:
+            np.random.RandomState(np.random.randint(1_000_000) if seed is None else seed).shuffle(positions)
+        self.data, self.targets, self.start = data, targets, start
+        self.offsets = np.arange(0, sequence_length * sampling_rate, sampling_rate)
+        self.positions = positions
+        self.batch_size = len(positions) if batch_size is None else int(batch_size)
+
+    def __len__(self):
+        return -(-len(self.positions) // self.batch_size)
+
+    def __getitem__(self, index):
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        index %= len(self)
+        p = self.positions[index * self.batch_size:(index + 1) * self.batch_size] + self.start
+        x = np.asarray(self.data)[p[:, None] + self.offsets]  # windows (b, sequence_length, …)
+        if self.targets is None:
+            return x
+        return x, np.asarray(self.targets)[p]
+
+
+def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1, sampling_rate=1,
+                                  batch_size=128, shuffle=False, seed=None, start_index=None, end_index=None):
+    """Keras's `timeseries_dataset_from_array`: sliding windows over `data` (time first) as batches
+    of (windows, targets), `targets[i]` going with the window that starts at step i (None: windows
+    only). Returns a `TimeseriesDataset` that `fit`, `evaluate` and `predict` take as they are."""
+    return TimeseriesDataset(data, targets, sequence_length, sequence_stride, sampling_rate, batch_size,
+                             shuffle, seed, start_index, end_index)

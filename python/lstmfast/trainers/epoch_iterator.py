@@ -10,7 +10,7 @@ shuffling). The last batch holds the remainder: steps = ⌈n / batch_size⌉.
 import signal
 import threading
 
-__all__ = ["EpochIterator", "InterruptGuard"]
+__all__ = ["ArrayBatches", "EpochIterator", "InterruptGuard", "SourceBatches"]
 
 
 class EpochIterator:
@@ -31,6 +31,46 @@ class EpochIterator:
                 yield step, slice(step * b, min(self.n, (step + 1) * b))
             else:
                 yield step, order[step * b:(step + 1) * b]
+
+
+class ArrayBatches:
+    """Batches (x, y, sample_weight) of arrays checked at the door, sliced per step."""
+
+    def __init__(self, x, y=None, sw=None, batch_size=32, shuffle=False, rng=None):
+        self.x, self.y, self.sw = x, y, sw
+        self._it = EpochIterator(x.shape[0], batch_size, shuffle, rng)
+        self.steps = self._it.steps
+
+    def epoch(self):
+        y, sw = self.y, self.sw
+        for step, index in self._it.epoch():
+            yield step, self.x[index], None if y is None else y[index], None if sw is None else sw[index]
+
+    def close(self):
+        pass
+
+
+class SourceBatches:
+    """Batches read from a generator, iterable or PyDataset (`data_sources.BatchSource`), each
+    checked and converted by `prepare(batch) -> (x, y, sample_weight)` as it arrives."""
+
+    def __init__(self, source, steps, prepare):
+        from .data_sources import BatchSource
+
+        self._source = BatchSource(source, steps)
+        self._prepare = prepare
+        self.steps = self._source.steps
+
+    @property
+    def exhausted(self):
+        return self._source.exhausted
+
+    def epoch(self):
+        for step, batch in self._source.epoch():
+            yield (step, *self._prepare(batch))
+
+    def close(self):
+        self._source.close()
 
 
 class InterruptGuard:

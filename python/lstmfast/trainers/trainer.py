@@ -16,6 +16,7 @@ The Trainer is the base of every `Model`; what it asks of the model is:
 """
 
 import sys
+import warnings
 
 import numpy as np
 
@@ -26,7 +27,8 @@ from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .._threads import blas_single_threaded
 from . import data
-from .epoch_iterator import EpochIterator, InterruptGuard
+from .data_sources import is_batch_source, unpack_batch, unpack_targets
+from .epoch_iterator import ArrayBatches, InterruptGuard, SourceBatches
 
 
 class Trainer:
@@ -123,10 +125,12 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def _prepare_xy(self, x, y, sample_weight, class_weight=None, x_arg="x", y_arg="y"):
-        """Inputs, targets and per-sample weights, checked and converted once."""
+        """Inputs, targets and per-sample weights, checked and converted once (and the metrics
+        made for those targets)."""
         x = self.prepare_inputs(x, x_arg)
         n = x.shape[0]
         y = data.prepare_targets(y, n, self.loss, self.dtype, self.output_shapes()[0], y_arg)
+        self._ensure_metrics(y[:1], (1,) + tuple(self.output_shapes()[0][1:]))
         return x, y, data.prepare_sample_weight(sample_weight, class_weight, y, n)
 
     # ------------------------------------------------------------------ steps
@@ -187,51 +191,80 @@ class Trainer:
             self._params = params
         return params
 
+    # ------------------------------------------------------------------ batches
+    def _batches(self, x, y, sample_weight, batch_size, steps, what, class_weight=None, shuffle=False,
+                 x_arg="x", y_arg="y"):
+        """ArrayBatches over arrays checked once, or SourceBatches over a generator, iterable or
+        PyDataset (each batch checked as it arrives)."""
+        if is_batch_source(x):
+            if y is not None or sample_weight is not None:
+                raise ValueError(f"`{y_arg}` and `sample_weight` must not be given when `{x_arg}` is a "
+                                 "generator or dataset: it yields (x, y) or (x, y, sample_weight) batches.")
+            return SourceBatches(x, steps, lambda b: self._prepare_xy(*unpack_targets(b, what), class_weight))
+        if steps is not None:
+            raise ValueError("`steps_per_epoch`/`validation_steps`/`steps` apply to generators and datasets; "
+                             "with arrays, an epoch is one pass over them.")
+        x, y, sw = self._prepare_xy(x, y, sample_weight, class_weight, x_arg, y_arg)
+        return ArrayBatches(x, y, sw, batch_size, shuffle, _random.global_generator() if shuffle else None)
+
     # ------------------------------------------------------------------ fit
     @blas_single_threaded
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
-        """Train for `epochs` epochs and return a `History` (see Keras's `Model.fit`).
+        """Train for `epochs` epochs and return a `History` (see Keras's `Model.fit`). `x` is
+        arrays (with `y`), or a generator, iterable or `PyDataset` of (x, y) batches
+        (`trainers.data_sources`).
 
         Ctrl-C stops training after the step in progress; the model keeps the weights of that
         last finished step and `fit` returns normally.
         """
         self._check_compiled("fit")
-        if steps_per_epoch is not None or validation_steps is not None:
-            raise ValueError("`steps_per_epoch`/`validation_steps` apply to data generators; lstmfast "
-                             "trains on arrays, one pass over them per epoch.")
         verbose = data.resolve_verbose(verbose)
         batch_size = data.check_batch_size(batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"Argument `epochs` must be a non-negative integer. Received: epochs={epochs!r}")
         if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
             raise ValueError(f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}")
-        x, y, sw = self._prepare_xy(x, y, sample_weight, class_weight)
+        if is_batch_source(x):
+            if validation_split:
+                raise ValueError("`validation_split` needs arrays; with a generator or dataset, pass "
+                                 "`validation_data`.")
+            batches = self._batches(x, y, sample_weight, batch_size, steps_per_epoch, "fit", class_weight)
+        else:
+            if steps_per_epoch is not None:
+                raise ValueError("`steps_per_epoch` applies to generators and datasets; with arrays, an "
+                                 "epoch is one pass over them.")
+            x, y, sw = self._prepare_xy(x, y, sample_weight, class_weight)
+            if validation_split and validation_data is None:
+                n_all = x.shape[0]
+                split = int(np.floor(n_all * (1.0 - validation_split)))
+                if split == 0 or split == n_all:
+                    raise ValueError(f"`validation_split`={validation_split} leaves no training or no validation "
+                                     f"samples out of {n_all}.")
+                validation_data = (x[split:], y[split:]) + (() if sw is None else (sw[split:],))
+                x, y = x[:split], y[:split]
+                sw = None if sw is None else sw[:split]
+            if x.shape[0] == 0:
+                raise ValueError("Expected at least one training sample; `x` is empty.")
+            batches = ArrayBatches(x, y, sw, batch_size, shuffle, _random.global_generator())
         val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            val_batch_size = data.check_batch_size(validation_batch_size, batch_size)
+            if is_batch_source(validation_data):
+                val = self._batches(validation_data, None, None, val_batch_size, validation_steps, "validation",
+                                    x_arg="validation_data")
+            elif not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
-                                 f"val_sample_weight). Received: {type(validation_data).__name__}")
-            val = self._prepare_xy(validation_data[0], validation_data[1],
-                                   None if len(validation_data) == 2 else validation_data[2],
-                                   x_arg="validation_data[0]", y_arg="validation_data[1]")
-        elif validation_split:
-            n_all = x.shape[0]
-            split = int(np.floor(n_all * (1.0 - validation_split)))
-            if split == 0 or split == n_all:
-                raise ValueError(f"`validation_split`={validation_split} leaves no training or no validation "
-                                 f"samples out of {n_all}.")
-            val = (x[split:], y[split:], None if sw is None else sw[split:])
-            x, y = x[:split], y[:split]
-            sw = None if sw is None else sw[:split]
-        n = x.shape[0]
-        if n == 0:
-            raise ValueError("Expected at least one training sample; `x` is empty.")
+                                 f"val_sample_weight), or a generator or dataset. Received: "
+                                 f"{type(validation_data).__name__}")
+            else:
+                val = self._batches(validation_data[0], validation_data[1],
+                                    None if len(validation_data) == 2 else validation_data[2], val_batch_size,
+                                    validation_steps, "validation", x_arg="validation_data[0]",
+                                    y_arg="validation_data[1]")
         self._ensure_optimizer()
-        batches = EpochIterator(n, batch_size, shuffle, _random.global_generator())
-        self._ensure_metrics(y[:1], (1,) + tuple(self.output_shapes()[0][1:]))
         self.stop_training = False
         cbs = callbacks_module.CallbackList(
             callbacks, model=self, add_history=True, add_progbar=verbose != 0,
@@ -240,96 +273,136 @@ class Trainer:
         want_batch_end = cbs.wants("on_train_batch_end")
         logs = {}
         cbs.call("on_train_begin", None)
-        with InterruptGuard() as guard:
-            for epoch in range(int(initial_epoch), int(epochs)):
-                self.reset_metrics()
-                cbs.call("on_epoch_begin", epoch, None)
-                interrupted = False
-                try:
-                    for step, index in batches.epoch():
-                        if want_batch_begin:
-                            cbs.call("on_train_batch_begin", step, None)
-                        xb = x[index]
-                        loss = self._train_step(xb, y[index], None if sw is None else sw[index])
-                        self._loss_total += loss * xb.shape[0]
-                        self._loss_count += xb.shape[0]
-                        if want_batch_end:
-                            cbs.call("on_train_batch_end", step, self._logs())
-                        if self.stop_training or guard.requested:
-                            break
-                except KeyboardInterrupt:
-                    interrupted = True
-                if interrupted or guard.requested:
-                    sys.stdout.write("\nTraining interrupted: keeping the weights of the last finished step.\n")
-                    sys.stdout.flush()
-                    break
-                logs = self._logs()
-                if val is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self._evaluate_arrays(*val, data.check_batch_size(validation_batch_size, batch_size))
-                    logs.update({"val_" + k: v for k, v in val_logs.items()})
-                    logs = dict(sorted(logs.items()))
-                cbs.call("on_epoch_end", epoch, logs)
-                if self.stop_training:
-                    break
+        try:
+            with InterruptGuard() as guard:
+                for epoch in range(int(initial_epoch), int(epochs)):
+                    self.reset_metrics()
+                    cbs.call("on_epoch_begin", epoch, None)
+                    interrupted, seen = False, 0
+                    try:
+                        for step, xb, yb, swb in batches.epoch():
+                            if want_batch_begin:
+                                cbs.call("on_train_batch_begin", step, None)
+                            loss = self._train_step(xb, yb, swb)
+                            self._loss_total += loss * xb.shape[0]
+                            self._loss_count += xb.shape[0]
+                            seen += 1
+                            if want_batch_end:
+                                cbs.call("on_train_batch_end", step, self._logs())
+                            if self.stop_training or guard.requested:
+                                break
+                    except KeyboardInterrupt:
+                        interrupted = True
+                    if interrupted or guard.requested:
+                        sys.stdout.write("\nTraining interrupted: keeping the weights of the last finished step.\n")
+                        sys.stdout.flush()
+                        break
+                    if seen == 0:
+                        warnings.warn("Your input ran out of data; interrupting training. Make sure that your "
+                                      "dataset or generator can generate at least `steps_per_epoch * epochs` "
+                                      "batches.", stacklevel=3)
+                        break
+                    logs = self._logs()
+                    if val is not None and (epoch + 1) % validation_freq == 0:
+                        val_logs = self._evaluate_batches(val)
+                        logs.update({"val_" + k: v for k, v in val_logs.items()})
+                        logs = dict(sorted(logs.items()))
+                    cbs.call("on_epoch_end", epoch, logs)
+                    if self.stop_training:
+                        break
+        finally:
+            batches.close()
+            if val is not None:
+                val.close()
         cbs.call("on_train_end", logs)
         return cbs.history
 
     # ------------------------------------------------------------------ evaluate / predict
-    def _evaluate_arrays(self, x, y, sw, batch_size, cbs=None):
+    def _evaluate_batches(self, batches, cbs=None):
         self.reset_metrics()
         self._find_regularized()
-        self._ensure_metrics(y[:1], (1,) + tuple(self.output_shapes()[0][1:]))
         want_end = cbs is not None and cbs.wants("on_test_batch_end")
-        for step, index in EpochIterator(x.shape[0], batch_size).epoch():
-            self._test_step(x[index], y[index], None if sw is None else sw[index])
+        for step, xb, yb, swb in batches.epoch():
+            self._test_step(xb, yb, swb)
             if want_end:
                 cbs.call("on_test_batch_end", step, self._logs())
+        if not self._loss_count:
+            raise ValueError("There is no data to evaluate on: `x` holds no sample, or the generator or dataset "
+                             "yielded no batch.")
         return self._logs()
+
+    def _evaluate_arrays(self, x, y, sw, batch_size, cbs=None):
+        return self._evaluate_batches(ArrayBatches(x, y, sw, batch_size), cbs)
 
     @blas_single_threaded
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
-        """Loss (and metrics) on (x, y): a scalar, a list [loss, *metrics], or a dict."""
+        """Loss (and metrics) on (x, y), or on the batches of a generator, iterable or
+        `PyDataset`: a scalar, a list [loss, *metrics], or a dict."""
         self._check_compiled("evaluate")
         verbose = data.resolve_verbose(verbose)
         batch_size = data.check_batch_size(batch_size)
-        x, y, sw = self._prepare_xy(x, y, sample_weight)
-        steps_n = -(-x.shape[0] // batch_size)
+        batches = self._batches(x, y, sample_weight, batch_size, steps, "evaluate")
         cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
-                                            verbose=verbose, epochs=1, steps=steps_n)
+                                            verbose=verbose, epochs=1, steps=batches.steps)
         cbs.call("on_test_begin", None)
-        with self.weights_held(steps_n, callbacks):
-            logs = self._evaluate_arrays(x, y, sw, batch_size, cbs)
+        try:
+            with self.weights_held(batches.steps or 2, callbacks):
+                logs = self._evaluate_batches(batches, cbs)
+        finally:
+            batches.close()
         cbs.call("on_test_end", logs)
         return self._results(logs, return_dict)
 
     @blas_single_threaded
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x, computed in batches of `batch_size` (default 32): an array, or a
-        list of arrays for a model with several outputs."""
+        list of arrays for a model with several outputs. `x` may be a generator, iterable or
+        `PyDataset` of batches (x, or tuples whose first item is x)."""
         verbose = data.resolve_verbose(verbose)
         batch_size = data.check_batch_size(batch_size)
-        x = self.prepare_inputs(x)
-        n = x.shape[0]
-        batches = EpochIterator(n, batch_size)
+        if is_batch_source(x):
+            batches = SourceBatches(x, steps, lambda b: (self.prepare_inputs(unpack_batch(b, "predict")[0]),
+                                                         None, None))
+            n = None
+        else:
+            if steps is not None:
+                raise ValueError("`steps` applies to generators and datasets; with arrays, predict makes one "
+                                 "pass over them.")
+            x = self.prepare_inputs(x)
+            n = x.shape[0]
+            batches = ArrayBatches(x, batch_size=batch_size)
         cbs = None
         if verbose or callbacks:
             cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
                                                 verbose=verbose, epochs=1, steps=batches.steps)
             cbs.call("on_predict_begin", None)
-        outs = [np.empty((0,) + tuple(s[1:]), dtype=self.dtype) for s in self.output_shapes()] if n == 0 else None
-        with self.weights_held(batches.steps, callbacks):
-            for step, index in batches.epoch():
-                yb = self.forward(x[index], False)[0]
-                ys = yb if isinstance(yb, tuple) else (yb,)
-                if outs is None:
-                    outs = [np.empty((n,) + y.shape[1:], dtype=y.dtype) for y in ys]
-                for out, y in zip(outs, ys):
-                    out[index] = y
-                if cbs is not None:
-                    cbs.call("on_predict_batch_end", step, {"outputs": yb if len(ys) == 1 else list(ys)})
+        outs, pieces, start = None, [], 0
+        try:
+            with self.weights_held(batches.steps or 2, callbacks):
+                for step, xb, _, _ in batches.epoch():
+                    yb = self.forward(xb, False)[0]
+                    ys = yb if isinstance(yb, tuple) else (yb,)
+                    if n is None:
+                        pieces.append([np.array(y) for y in ys])
+                    else:
+                        if outs is None:
+                            outs = [np.empty((n,) + y.shape[1:], dtype=y.dtype) for y in ys]
+                        for out, y in zip(outs, ys):
+                            out[start:start + y.shape[0]] = y
+                        start += ys[0].shape[0]
+                    if cbs is not None:
+                        cbs.call("on_predict_batch_end", step, {"outputs": yb if len(ys) == 1 else list(ys)})
+        finally:
+            batches.close()
         if cbs is not None:
             cbs.call("on_predict_end", None)
+        if n is None:
+            if not pieces:
+                raise ValueError("There was no data to predict on: the generator or dataset yielded no batch.")
+            outs = [np.concatenate(parts) for parts in zip(*pieces)]
+        elif outs is None:
+            outs = [np.empty((0,) + tuple(s[1:]), dtype=self.dtype) for s in self.output_shapes()]
         return outs[0] if len(outs) == 1 else outs
 
     @blas_single_threaded
@@ -339,7 +412,6 @@ class Trainer:
         self._check_compiled("train_on_batch")
         x, y, sw = self._prepare_xy(x, y, sample_weight, class_weight)
         self._ensure_optimizer()
-        self._ensure_metrics(y[:1], (1,) + tuple(self.output_shapes()[0][1:]))
         loss = self._train_step(x, y, sw)
         self._loss_total, self._loss_count = loss * x.shape[0], x.shape[0]
         return self._results(self._logs(), return_dict)
