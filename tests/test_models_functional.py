@@ -138,9 +138,6 @@ def test_bad_graphs_and_unsupported_uses_say_why():
     lstm = L.LSTM(3)
     with pytest.raises(ValueError, match="depends on .* not among the model's inputs"):
         lf.Model(a, lstm(b))
-    shared = L.Dense(2)
-    with pytest.raises(ValueError, match="called twice in this model"):
-        lf.Model(a, shared(shared(a)))
     with pytest.raises(TypeError, match="merge several tensors"):
         L.Dense(2)([a, b])
     with pytest.raises(ValueError, match=r"initial_state.*\[h0, c0\]"):

@@ -131,6 +131,12 @@ class LSTM(Layer):
             self._create_states(int(input_shape[0]))
         super().build(input_shape)
 
+    def _check_input_shape(self, shape):
+        # any number of steps, as in Keras: only the rank and the features are fixed once built
+        expected = self._build_input_shape
+        if expected is not None and (len(shape) != 3 or shape[-1] != expected[-1]):
+            super()._check_input_shape(shape)
+
     def compute_output_shape(self, input_shape):
         b, t = input_shape[0], input_shape[1]
         out = (b, t, self.units) if self.return_sequences else (b, self.units)

@@ -16,8 +16,10 @@ and an LSTM given an initial state passes ∂L/∂h₀ and ∂L/∂c₀ back to 
 Supported: graphs of the layers in `lstmfast.layers`, each taking one tensor (plus an LSTM's
 `initial_state`) or, for the merge layers (Concatenate, Add, Dot, …), a list; several inputs,
 several outputs for `predict`, one output for training, the same layer in several models (the
-inference models of a seq2seq). Not supported: one layer called twice in the same model, saving
-the architecture (`save_weights` / `load_weights` work; rebuild the model in code).
+inference models of a seq2seq), one layer called at several nodes (a shared Embedding, a siamese
+LSTM: each call's state is kept for its backward, and the weight gradients add up over the calls).
+Not supported: saving the architecture (`save_weights` / `load_weights` work; rebuild the model in
+code).
 """
 
 from __future__ import annotations
@@ -52,15 +54,17 @@ class Functional(Model):
             if t._node is not None:
                 raise ValueError(f"Model inputs must come from `Input(...)`; {t!r} is a layer's output.")
         order = graph.topological_order(self.inputs, self.outputs)
-        layers = [n.layer for n in order]
-        for layer in layers:
-            if sum(l is layer for l in layers) > 1:
-                raise ValueError(
-                    f"Layer {layer.name!r} is called twice in this model; an lstmfast layer keeps one call's "
-                    "values for its backward pass. Use a second layer (and copy its weights if they are shared)."
-                )
+        layers, calls = [], {}
+        for node in order:
+            if id(node.layer) not in calls:
+                layers.append(node.layer)
+            calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
         self._nodes = order
-        self._layers = layers
+        self._layers = layers  # each once, as Keras lists them
+        # Layers called at several nodes: their per-call state is kept per node, their weight
+        # gradients add up over the calls (∂L/∂w = Σ over the calls of that call's ∂L/∂w).
+        self._shared = [layer for layer in layers if calls[id(layer)] > 1]
+        self._states = {}
         # the first layer reading each input (None: unused), which decides how it is converted
         self._readers = [next((n.layer for n in order if n.inputs[0] is t), None) for t in self.inputs]
         self._input_layer = self.inputs[0]._input_layer
@@ -133,11 +137,14 @@ class Functional(Model):
         """Every node in order: its layer's outputs (and their masks) from its input tensors'."""
         values = {id(t): (a, None) for t, a in zip(self.inputs, x)}
         self._activity = []
+        keep = training and self._shared
         for node in self._nodes:
             layer = node.layer
             xs = [values[id(t)][0] for t in node.inputs]
             masks = [values[id(t)][1] for t in node.inputs]
             ys = layer.graph_forward(xs, masks, training, **node.options)
+            if keep and any(layer is s for s in self._shared):
+                self._states[id(node)] = dict(vars(layer))  # what this call's backward needs
             out_mask = layer.graph_compute_mask(xs, masks, **node.options)
             masks = out_mask if isinstance(out_mask, list) else [out_mask] + [None] * (len(ys) - 1)
             for t, v, m in zip(node.outputs, ys, masks):
@@ -152,6 +159,11 @@ class Functional(Model):
         """Every node in reverse: ∂L/∂(its inputs) from ∂L/∂(its outputs), summed per tensor."""
         grads = {id(self.outputs[0]): dy}
         activity = dict((id(layer), y) for layer, y in self._activity) if self._activity else None
+        shared = {id(layer) for layer in self._shared}
+        latest = {id(layer): dict(vars(layer)) for layer in self._shared}  # the state after the last call
+        for layer in self._shared:
+            for v in layer.trainable_weights:
+                v._ensure_grad()[...] = 0
         for node in reversed(self._nodes):
             layer = node.layer
             g = [grads.pop(id(t), None) for t in node.outputs]
@@ -160,13 +172,24 @@ class Functional(Model):
                 extra = extra if isinstance(extra, tuple) else (extra,)
                 g = [e if d is None else d + e for d, e in zip(g, extra)]
             if all(v is None for v in g):  # nothing downstream of this node reaches the loss
-                for v in layer.trainable_weights:
-                    v._ensure_grad()[...] = 0
+                if id(layer) not in shared:
+                    for v in layer.trainable_weights:
+                        v._ensure_grad()[...] = 0
                 continue
             layer.needs_input_gradient = self._node_need_dx[id(node)]
-            for t, d in zip(node.inputs, layer.graph_backward(g)):
+            if id(layer) in shared:
+                vars(layer).update(self._states[id(node)])
+                before = [v.grad.copy() for v in layer.trainable_weights]
+            inbound = layer.graph_backward(g)
+            if id(layer) in shared:
+                for v, b in zip(layer.trainable_weights, before):
+                    v.grad += b  # ∂L/∂w summed over the calls
+            for t, d in zip(node.inputs, inbound):
                 if d is not None:
                     grads[id(t)] = d if id(t) not in grads else grads[id(t)] + d
+        for layer in self._shared:
+            vars(layer).update(latest[id(layer)])
+            layer.weights_moved()  # its gradient buffers were summed behind its back
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x in batches: an array, or a list of arrays when the model was

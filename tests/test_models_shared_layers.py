@@ -1,0 +1,102 @@
+"""One layer called at several nodes of a graph (a shared Embedding, a siamese LSTM, a Dense
+applied twice): predictions and two epochs of fit as in Keras (torch backend, same weights),
+gradients summed over the calls (float64 finite differences), the layer listed once."""
+
+import numpy as np
+import pytest
+
+from keras_reference import import_keras
+
+keras = import_keras()
+
+import lstmfast as lf  # noqa: E402
+from lstmfast import layers as L  # noqa: E402
+
+K = keras.layers
+
+
+def _siamese(M, Input):
+    """Two token sequences through one masked Embedding and one LSTM, compared by |a − b| and a ⊙ b."""
+    a, b = Input(shape=(6,)), Input(shape=(6,))
+    emb = M.Embedding(12, 4, mask_zero=True)
+    lstm = M.LSTM(5, return_sequences=True)
+    pool = M.LSTM(3)
+    ea, eb = pool(lstm(emb(a))), pool(lstm(emb(b)))
+    merged = M.Concatenate()([M.Subtract()([ea, eb]), M.Multiply()([ea, eb])])
+    dense = M.Dense(4, activation="tanh")
+    return [a, b], M.Dense(1, activation="sigmoid")(dense(merged))
+
+
+def _twice(M, Input):
+    """A Dense applied to its own output, and a shared LSTM over two different lengths."""
+    a, b = Input(shape=(5, 3)), Input(shape=(7, 3))
+    lstm, dense = M.LSTM(3), M.Dense(3, activation="tanh")
+    return [a, b], M.Dense(1)(M.Add()([dense(dense(lstm(a))), lstm(b)]))
+
+
+@pytest.mark.parametrize("graph", [_siamese, _twice], ids=["siamese", "twice"])
+def test_a_shared_layer_predicts_and_trains_like_keras(graph):
+    lf.utils.set_random_seed(0)
+    lin, lout = graph(L, lf.Input)
+    kin, kout = graph(K, keras.Input)
+    lm, km = lf.Model(lin, lout), keras.Model(kin, kout)
+    assert [tuple(w.shape) for w in km.weights] == [w.shape for w in lm.weights]
+    km.set_weights(lm.get_weights())
+    rng = np.random.default_rng(1)
+    if graph is _siamese:
+        xs = [rng.integers(1, 12, (24, 6)), rng.integers(1, 12, (24, 6))]
+        xs[0][:6, -2:] = 0
+        xs[1][4:12, -3:] = 0
+        y = rng.integers(0, 2, (24, 1)).astype(np.float32)
+        loss = "binary_crossentropy"
+    else:
+        xs = [rng.standard_normal((24, 5, 3)).astype(np.float32), rng.standard_normal((24, 7, 3)).astype(np.float32)]
+        y = rng.standard_normal((24, 1)).astype(np.float32)
+        loss = "mse"
+    np.testing.assert_allclose(lm.predict(xs, verbose=0), km.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
+    for m in (lm, km):
+        m.compile(optimizer="adam", loss=loss)
+    fit = dict(batch_size=8, epochs=2, shuffle=False, verbose=0)
+    hl, hk = lm.fit(xs, y, **fit).history, km.fit(xs, y, **fit).history
+    np.testing.assert_allclose(hl["loss"], hk["loss"], rtol=1e-4, atol=1e-6)
+    for a, b in zip(lm.get_weights(), km.get_weights()):
+        np.testing.assert_allclose(a, b, atol=5e-5)
+
+
+@pytest.mark.parametrize("graph", [_siamese, _twice], ids=["siamese", "twice"])
+def test_gradients_of_a_shared_layer_sum_over_its_calls_float64(graph):
+    lf.config.set_floatx("float64")
+    try:
+        lf.utils.set_random_seed(2)
+        lin, lout = graph(L, lf.Input)
+        model = lf.Model(lin, lout)
+        model.compile("adam", "mse")
+        rng = np.random.default_rng(3)
+        if graph is _siamese:
+            xs = [rng.integers(1, 12, (4, 6)), rng.integers(1, 12, (4, 6))]
+            xs[0][:2, -2:] = 0
+        else:
+            xs = [rng.standard_normal((4, 5, 3)), rng.standard_normal((4, 7, 3))]
+        x = model.prepare_inputs(xs)
+        y = rng.standard_normal((4, 1))
+        params = model.flat_parameters()
+
+        def loss():
+            y_pred, mask = model.forward(x, True)
+            return model.loss._loss_and_grad(y, y_pred, None, mask)
+
+        for _ in range(2):  # twice: the second backward must not keep anything of the first
+            model.backward(loss()[1])
+        analytic = params.grads.copy()
+        for a, b in params.segments:
+            for i in rng.choice(np.arange(a, b), size=min(8, b - a), replace=False):
+                old = params.values[i]
+                params.values[i] = old + 1e-6
+                up = loss()[0]
+                params.values[i] = old - 1e-6
+                down = loss()[0]
+                params.values[i] = old
+                assert abs((up - down) / 2e-6 - analytic[i]) <= 1e-6 + 1e-5 * abs(analytic[i])
+        assert len(model.layers) == len({id(layer) for layer in model.layers})
+    finally:
+        lf.config.set_floatx("float32")
