@@ -23,11 +23,14 @@ class Node:
     """One layer call: `layer(inputs, **options) -> outputs` (an LSTM's inputs: x, then its
     initial_state; a merge layer's: its list)."""
 
-    __slots__ = ("layer", "inputs", "outputs", "options")
+    __slots__ = ("layer", "inputs", "outputs", "options", "call")
 
-    def __init__(self, layer, inputs, options=None):
+    def __init__(self, layer, inputs, options=None, call=None):
         self.layer, self.inputs, self.outputs = layer, tuple(inputs), ()
         self.options = options or {}
+        # how the layer was called, for saving the graph: (args, kwargs) holding KerasTensors
+        self.call = call
+        layer._inbound_nodes.append(self)
 
     def make_outputs(self, out_shape, dtype):
         """The KerasTensor(s) this call returns for `out_shape`: one shape, or a tuple of shapes
@@ -106,6 +109,14 @@ def topological_order(inputs, outputs):
                 depth[id(t._node)] = max(depth.get(id(t._node), 0), d + 1)
     first_seen = {id(node): i for i, node in enumerate(order)}
     return sorted(order, key=lambda node: (-depth[id(node)], first_seen[id(node)]))
+
+
+def history(tensor):
+    """Keras's `keras_history` of a tensor: [layer name, node index, output index]."""
+    if tensor._node is None:
+        return [tensor._input_layer.name, 0, 0]
+    layer = tensor._node.layer
+    return [layer.name, layer._inbound_nodes.index(tensor._node), tensor._index]
 
 
 class Inputs(tuple):

@@ -39,6 +39,7 @@ class InputLayer(Layer):
         super().__init__(name=name, **kwargs)
         self.batch_shape = batch_shape
         self.built = True
+        self._tensor = KerasTensor(self)
         self._build_input_shape = batch_shape
         self._output_shape = batch_shape
 
@@ -49,10 +50,15 @@ class InputLayer(Layer):
     def forward(self, x, mask=None, training=False):
         return x
 
+    @property
+    def output(self):
+        """The model input this layer stands for (what `Input(...)` returned)."""
+        return self._tensor
+
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
           tensor=None, optional=False):
     """Declare a model input of `shape` (without the batch axis), e.g. `Input(shape=(30, 1))`."""
     layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
                        batch_shape=batch_shape, name=name)
-    return KerasTensor(layer)
+    return layer.output

@@ -220,6 +220,7 @@ class Layer:
             self._batch_input_shape = (batch_size,) + tuple(None if d is None else int(d) for d in shape)
         self._build_input_shape = None
         self._output_shape = None
+        self._inbound_nodes = []  # the graph.Nodes of its calls on KerasTensors
 
     # ----- dtype -----
     @property
@@ -367,6 +368,35 @@ class Layer:
         end masks override it (Embedding, Masking, an LSTM returning its last output only)."""
         return input_has_mask and self.supports_masking
 
+    def _only_node(self, what):
+        if not self._inbound_nodes:
+            raise AttributeError(f"Layer {self.name!r} has never been called and thus has no defined {what}.")
+        if len(self._inbound_nodes) > 1:
+            raise AttributeError(f"Layer {self.name!r} has multiple inbound nodes, hence the notion of \"layer "
+                                 f"{what}\" is ill-defined. Use `get_{what}_at(node_index)` instead.")
+        return self._inbound_nodes[0]
+
+    @property
+    def input(self):
+        """The tensor(s) the layer was called on (Keras's `layer.input`; one call only)."""
+        node = self._only_node("input")
+        return node.inputs[0] if len(node.inputs) == 1 or not isinstance(node.call[0], (list, tuple)) \
+            else list(node.inputs)
+
+    @property
+    def output(self):
+        """The tensor(s) the layer returned (Keras's `layer.output`; one call only)."""
+        outputs = self._only_node("output").outputs
+        return outputs[0] if len(outputs) == 1 else list(outputs)
+
+    def get_input_at(self, node_index):
+        node = self._inbound_nodes[node_index]
+        return node.inputs[0] if len(node.inputs) == 1 else list(node.inputs)
+
+    def get_output_at(self, node_index):
+        outputs = self._inbound_nodes[node_index].outputs
+        return outputs[0] if len(outputs) == 1 else list(outputs)
+
     @property
     def input_shape(self):
         if self._build_input_shape is None:
@@ -440,7 +470,7 @@ class Layer:
                 f"Layer {self.name!r} ({type(self).__name__}) returns several tensors; in a functional "
                 "model only an LSTM's return_state is supported."
             )
-        return graph.Node(self, inbound, options).make_outputs(out_shape, self.dtype)
+        return graph.Node(self, inbound, options, call=(inputs, kwargs)).make_outputs(out_shape, self.dtype)
 
     def graph_options(self, kwargs):
         """The options of one call (taken out of `kwargs`) that its node keeps and hands to

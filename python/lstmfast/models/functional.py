@@ -65,10 +65,38 @@ class Functional(Model):
         # gradients add up over the calls (∂L/∂w = Σ over the calls of that call's ∂L/∂w).
         self._shared = [layer for layer in layers if calls[id(layer)] > 1]
         self._states = {}
+        # as Keras lists them: the InputLayers (in the order of the inputs), then the others
+        self._listed = list(dict.fromkeys(t._input_layer for t in self.inputs)) + layers
         # the first layer reading each input (None: unused), which decides how it is converted
         self._readers = [next((n.layer for n in order if n.inputs[0] is t), None) for t in self.inputs]
         self._input_layer = self.inputs[0]._input_layer
         self._build_graph()
+
+    @property
+    def layers(self):
+        """Every layer, the InputLayers included, in Keras's order."""
+        return list(self._listed)
+
+    @property
+    def input(self):
+        return self.inputs[0] if self._single_input else list(self.inputs)
+
+    @property
+    def output(self):
+        return self.outputs[0] if self._single_output else list(self.outputs)
+
+    def get_layer(self, name=None, index=None):
+        """A layer by `name` or `index` (in `layers`, InputLayers included)."""
+        layers = self._listed
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(layers)} layers.")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in layers]}.")
 
     def _build_graph(self):
         """Which layers owe their inputs a gradient, and whether the output carries a mask."""
