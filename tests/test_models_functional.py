@@ -152,8 +152,6 @@ def test_bad_graphs_and_unsupported_uses_say_why():
     model = lf.Model([a, b], L.Dense(1)(L.LSTM(3)(a)))
     with pytest.raises(ValueError, match="2 inputs; `x` must be a list of 2 arrays"):
         model.predict(np.zeros((2, 4, 2)), verbose=0)
-    with pytest.raises(NotImplementedError, match="save_weights"):
-        model.save("never-written.keras")
 
 
 def test_masked_embedding_graph_trains_exactly_as_the_same_sequential():

@@ -212,12 +212,14 @@ def test_keras_weights_file_loads_into_the_same_lstmfast_architecture(keras, tmp
     np.testing.assert_allclose(m.predict(x, verbose=0), km.predict(x, verbose=0), atol=1e-6)
 
 
-def test_keras_functional_models_are_refused_with_a_reason(keras, tmp_path):
+def test_keras_functional_models_load_and_predict_as_keras(keras, tmp_path):
     inp = keras.Input((3,))
     out = keras.layers.Dense(2)(keras.layers.Dense(2)(inp))
-    keras.Model(inp, out).save(tmp_path / "f.keras")
-    with pytest.raises(ValueError, match="Sequential models only"):
-        lf.load_model(tmp_path / "f.keras")
+    km = keras.Model(inp, out)
+    km.save(tmp_path / "f.keras")
+    x = np.random.default_rng(0).random((4, 3)).astype(np.float32)
+    np.testing.assert_allclose(lf.load_model(tmp_path / "f.keras").predict(x, verbose=0),
+                               km.predict(x, verbose=0), rtol=1e-6, atol=1e-7)
 
 
 # ---------------------------------------------------------------------------- PyTorch

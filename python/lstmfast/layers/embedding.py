@@ -52,6 +52,12 @@ class Embedding(Layer):
         if input_shape is not None:
             super().build(input_shape)
 
+    def _check_input_shape(self, shape):
+        # ids of any length once built, as in Keras: only the rank is fixed
+        expected = self._build_input_shape
+        if expected is not None and len(shape) != len(expected):
+            super()._check_input_shape(shape)
+
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 

@@ -458,6 +458,7 @@ class Layer:
 
     # ----- in a functional graph -----
     def _symbolic_call(self, inputs, kwargs):
+        call = (inputs, dict(kwargs))  # as made, for saving the graph
         kwargs = dict(kwargs)
         options = self.graph_options(kwargs)
         inbound = self.graph_inputs(inputs, kwargs)
@@ -470,7 +471,7 @@ class Layer:
                 f"Layer {self.name!r} ({type(self).__name__}) returns several tensors; in a functional "
                 "model only an LSTM's return_state is supported."
             )
-        return graph.Node(self, inbound, options, call=(inputs, kwargs)).make_outputs(out_shape, self.dtype)
+        return graph.Node(self, inbound, options, call=call).make_outputs(out_shape, self.dtype)
 
     def graph_options(self, kwargs):
         """The options of one call (taken out of `kwargs`) that its node keeps and hands to

@@ -15,5 +15,5 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
 
 def clone_model(model):
-    """A new model with the same architecture and freshly initialised weights."""
-    return Sequential.from_config(model.get_config())
+    """A new model with the same architecture (new layers) and freshly initialised weights."""
+    return type(model).from_config(model.get_config())

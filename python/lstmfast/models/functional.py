@@ -17,16 +17,18 @@ Supported: graphs of the layers in `lstmfast.layers`, each taking one tensor (pl
 `initial_state`) or, for the merge layers (Concatenate, Add, Dot, …), a list; several inputs,
 several outputs for `predict`, one output for training, the same layer in several models (the
 inference models of a seq2seq), one layer called at several nodes (a shared Embedding, a siamese
-LSTM: each call's state is kept for its backward, and the weight gradients add up over the calls).
-Not supported: saving the architecture (`save_weights` / `load_weights` work; rebuild the model in
-code).
+LSTM: each call's state is kept for its backward, and the weight gradients add up over the calls),
+the architecture saved and loaded as Keras 3's config (`get_config`, `from_config`, `save`,
+`load_model`, `clone_model`).
 """
 
 from __future__ import annotations
 
 from .. import graph
 from ..graph import KerasTensor
+from ..layers import InputLayer, deserialize as deserialize_layer, serialize as serialize_layer
 from ..layers.layer import _auto_name, _warn_mask_dropped
+from ..saving.registry import register_model_class
 from ..trainers import data
 from .model import Model, activity_gradient
 
@@ -41,6 +43,7 @@ def _as_list(value, what):
     return items
 
 
+@register_model_class
 class Functional(Model):
     """A model defined by its input and output tensors; see the module text."""
 
@@ -231,15 +234,89 @@ class Functional(Model):
         y = self.forward(self.prepare_inputs(x), bool(training))[0]
         return list(y) if isinstance(y, tuple) else y
 
-    # ------------------------------------------------------------------ saving
-    def get_config(self):
-        raise NotImplementedError(
-            "Saving the architecture of a functional Model is not supported by lstmfast: use "
-            "save_weights()/load_weights() and build the model again in code."
-        )
+    # ------------------------------------------------------------------ config
+    def _history(self, tensor):
+        """[layer name, node index, output index] of a tensor, node indices counted over this
+        model's calls of the layer (Keras's `keras_history`)."""
+        if tensor._node is None:
+            return [tensor._input_layer.name, 0, 0]
+        mine = [n for n in tensor._node.layer._inbound_nodes if id(n) in self._node_ids]
+        return [tensor._node.layer.name, mine.index(tensor._node), tensor._index]
 
-    def save(self, filepath, overwrite=True, zipped=None, **kwargs):
-        self.get_config()
+    def _encode(self, value):
+        if isinstance(value, KerasTensor):
+            return {"class_name": "__keras_tensor__",
+                    "config": {"shape": list(value.shape), "dtype": value.dtype, "keras_history": self._history(value)}}
+        if isinstance(value, (list, tuple)):
+            return [self._encode(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self._encode(v) for k, v in value.items()}
+        return value
+
+    def get_config(self):
+        """Keras 3's functional config: every layer with the calls ("inbound_nodes") that make
+        this model, and the input and output layers."""
+        self._node_ids = {id(n) for n in self._nodes}
+        layers = []
+        for layer in self._listed:
+            entry = serialize_layer(layer)
+            entry["name"] = layer.name
+            entry["inbound_nodes"] = [
+                {"args": [self._encode(node.call[0])], "kwargs": self._encode(node.call[1])}
+                for node in layer._inbound_nodes if id(node) in self._node_ids]
+            layers.append(entry)
+        ins = [self._history(t) for t in self.inputs]
+        outs = [self._history(t) for t in self.outputs]
+        return {"name": self.name, "trainable": self.trainable, "layers": layers,
+                "input_layers": ins[0] if self._single_input else ins,
+                "output_layers": outs[0] if self._single_output else outs}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """The model a `get_config()` (lstmfast's or Keras 3's) describes, with new layers."""
+        tensors, pending = {}, []
+        for entry in config["layers"]:
+            layer = deserialize_layer(entry)
+            if isinstance(layer, InputLayer):
+                tensors[(layer.name, 0, 0)] = layer.output
+            for i, node in enumerate(entry.get("inbound_nodes") or []):
+                pending.append((layer, i, node))
+
+        def decode(value):
+            if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+                key = tuple(value["config"]["keras_history"])
+                if key not in tensors:
+                    raise KeyError(key)
+                return tensors[key]
+            if isinstance(value, list):
+                return [decode(v) for v in value]
+            if isinstance(value, dict):
+                return {k: decode(v) for k, v in value.items()}
+            return value
+
+        while pending:  # a call can be made once every tensor it reads exists
+            waiting = []
+            for layer, i, node in pending:
+                try:
+                    args, kwargs = decode(node.get("args") or []), decode(node.get("kwargs") or {})
+                except KeyError:
+                    waiting.append((layer, i, node))
+                    continue
+                out = layer(*args, **kwargs)
+                for k, t in enumerate(out if isinstance(out, list) else [out]):
+                    tensors[(layer.name, i, k)] = t
+            if len(waiting) == len(pending):
+                raise ValueError("The functional config cannot be rebuilt: the calls of layers "
+                                 f"{sorted({l.name for l, _, _ in waiting})} read tensors no layer makes.")
+            pending = waiting
+
+        def ends(spec):
+            if spec and isinstance(spec[0], (list, tuple)):
+                return [tensors[tuple(s)] for s in spec]
+            return tensors[tuple(spec)]
+
+        return cls(ends(config["input_layers"]), ends(config["output_layers"]), name=config.get("name"),
+                   trainable=config.get("trainable", True))
 
     def __repr__(self):
         return f"<Model name={self.name}, inputs={len(self.inputs)}, outputs={len(self.outputs)}>"

@@ -71,18 +71,27 @@ def _clean_layer_config(layer_config, keras_version="3"):
 def _model_from_keras_config(model_config, source, keras_version="3"):
     if isinstance(model_config, (bytes, str)):
         model_config = json.loads(model_config)
-    if model_config.get("class_name") != "Sequential":
+    kind = model_config.get("class_name")
+    if kind not in ("Sequential", "Functional", "Model"):
         raise ValueError(
-            f"{source} holds a Keras {model_config.get('class_name')!r} model; lstmfast imports "
-            "Sequential models only."
+            f"{source} holds a Keras {kind!r} model; lstmfast imports Sequential and functional models "
+            "(a subclassed Model has no config to rebuild it from)."
         )
     config = dict(model_config["config"])
     if isinstance(config.get("dtype"), dict):
         config["dtype"] = (config["dtype"].get("config") or {}).get("name")
     layers = [_clean_layer_config(l, keras_version) for l in config["layers"]]
+    if kind != "Sequential":
+        if not keras_version.startswith("3"):
+            raise ValueError(f"{source}: functional models are imported from Keras 3 files; this one was "
+                             f"written by Keras {keras_version}.")
+        for cleaned, original in zip(layers, config["layers"]):  # the graph: who calls whom
+            cleaned["name"] = original.get("name", (original.get("config") or {}).get("name"))
+            cleaned["inbound_nodes"] = original.get("inbound_nodes") or []
     try:
-        return model_class("Sequential").from_config({**config, "layers": layers})
-    except (TypeError, ValueError) as e:
+        return model_class("Sequential" if kind == "Sequential" else "Functional").from_config(
+            {**config, "layers": layers})
+    except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"{source}: cannot rebuild the Keras model in lstmfast: {e}") from None
 
 

@@ -88,7 +88,7 @@ def save_model(model, filepath, overwrite=True, include_optimizer=True, **kwargs
         "format_version": FORMAT_VERSION,
         "lstmfast_version": _version(),
         "kind": "model",
-        "config": {"module": "keras", "class_name": "Sequential", "config": model.get_config()},
+        "config": {"module": "keras", "class_name": type(model).__name__, "config": model.get_config()},
         "compile_config": model.get_compile_config(),
         "weights": _weights_header(model),
         "optimizer": None,
@@ -196,7 +196,7 @@ def load_model(filepath, compile=True):
             )
         config = arc.header.get("config") or {}
         try:
-            model = model_class("Sequential").from_config(config.get("config", config))
+            model = model_class(config.get("class_name", "Sequential")).from_config(config.get("config", config))
         except (KeyError, TypeError) as e:
             raise arc._bad(f"its architecture cannot be rebuilt ({e})") from None
         weights = arc.weights()
