@@ -433,9 +433,50 @@ _FUNCTIONS = {
 }
 
 
+class FunctionLoss(Loss):
+    """A loss written as a numpy function `fn(y_true, y_pred)` that returns one value per sample
+    (the shape of y_pred without its last axis), as Keras's loss functions do. Its gradient is
+    taken by central differences in float64, one last-axis entry at a time for every sample at
+    once (each sample's value depends on its own row only):
+
+        ∂l_b/∂ŷ_bj ≈ (fn(ŷ + h·e_j)_b − fn(ŷ − h·e_j)_b) / 2h,   h = 1e-6 · max(1, |ŷ_bj|)
+
+    2·K calls of `fn` per step for K outputs per row. A loss that needs exact or cheaper gradients
+    subclasses `Loss` and writes `_values_and_local`."""
+
+    def __init__(self, fn, reduction="sum_over_batch_size", name=None):
+        super().__init__(name or getattr(fn, "__name__", "custom_loss"), reduction)
+        self.fn = fn
+
+    def _values(self, y_true, y_pred):
+        values = np.asarray(self.fn(y_true, y_pred), dtype=np.float64)
+        if values.shape != y_pred.shape[:-1]:
+            raise ValueError(
+                f"Loss function {self.name!r} must return one value per sample, shaped {y_pred.shape[:-1]} "
+                f"(y_pred's shape without its last axis). It returned shape {values.shape}."
+            )
+        return values
+
+    def _values_and_local(self, y_true, y_pred):
+        t, p = y_true.astype(np.float64), y_pred.astype(np.float64)
+        values = self._values(t, p)
+        local = np.empty(p.shape, dtype=np.float64)
+        for j in range(p.shape[-1]):
+            h = 1e-6 * np.maximum(1.0, np.abs(p[..., j]))
+            up, down = p.copy(), p.copy()
+            up[..., j] += h
+            down[..., j] -= h
+            local[..., j] = (self._values(t, up) - self._values(t, down)) / (2 * h)
+        return values.astype(y_pred.dtype), local.astype(y_pred.dtype)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}
+
+
 def get(identifier):
     """Return a `Loss` for a name ("mse", "binary_crossentropy", ...), a config dict, a class, a
-    built-in loss function or a `Loss` instance."""
+    built-in loss function, a `Loss` instance, or a numpy function of (y_true, y_pred) returning
+    per-sample values (`FunctionLoss`)."""
     if isinstance(identifier, Loss):
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Loss):
@@ -458,9 +499,12 @@ def get(identifier):
         return loss
     if callable(identifier) and identifier in _FUNCTIONS:
         return _FUNCTIONS[identifier]()
+    if callable(identifier) and not isinstance(identifier, type):
+        return FunctionLoss(identifier)
     raise ValueError(
-        f"Could not interpret loss identifier: {identifier!r}. lstmfast trains with its built-in "
-        f"losses (it needs their gradients): {sorted(k for k in ALL_OBJECTS if k.islower())}."
+        f"Could not interpret loss identifier: {identifier!r}. Expected one of "
+        f"{sorted(k for k in ALL_OBJECTS if k.islower())}, a lstmfast.losses.Loss, or a function of "
+        "(y_true, y_pred) returning per-sample values."
     )
 
 

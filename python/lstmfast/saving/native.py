@@ -16,6 +16,7 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
 
 import numpy as np
@@ -203,8 +204,13 @@ def load_model(filepath, compile=True):
         set_weights_checked(model, weights, filepath)
         if compile and arc.header.get("compile_config"):
             cc = arc.header["compile_config"]
-            model.compile(optimizer=cc["optimizer"], loss=cc["loss"],
-                          metrics=[m for m in cc.get("metrics") or [] if m])
+            try:
+                model.compile(optimizer=cc["optimizer"], loss=cc["loss"],
+                              metrics=[m for m in cc.get("metrics") or [] if m])
+            except ValueError as e:  # a loss written as the user's own function is not in the file
+                warnings.warn(f"{filepath}: the model is loaded uncompiled, its compile settings cannot be "
+                              f"restored ({e}); call compile() again.", stacklevel=3)
+                return model
             opt = arc.header.get("optimizer")
             if opt:
                 state = {k: arc.array(f"optimizer/{k}.npy") for k in opt["keys"]}
