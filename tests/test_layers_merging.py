@@ -159,3 +159,26 @@ def test_bad_merges_say_what_was_expected():
         L.Dot(axes=1)([a, b])
     with pytest.raises(ValueError, match="list of inputs"):
         lf.Sequential([L.Input((4,)), L.Add()]).build()
+
+
+@pytest.mark.parametrize("merge", ["add", "multiply", "maximum", "average"])
+def test_inputs_of_different_ranks_broadcast_and_train_like_keras(merge):
+    def graph(M, Input):
+        a, b = Input(shape=(4,)), Input(shape=(3, 4))
+        merged = MERGES[merge](M)([M.Dense(4)(a), M.LSTM(4, return_sequences=True)(b)])
+        return [a, b], M.Dense(1)(M.Flatten()(merged))
+
+    lf.utils.set_random_seed(7)
+    lin, lout = graph(L, lf.Input)
+    kin, kout = graph(K, keras.Input)
+    lm, km = lf.Model(lin, lout), keras.Model(kin, kout)
+    km.set_weights(lm.get_weights())
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((16, 4)).astype(np.float32), rng.standard_normal((16, 3, 4)).astype(np.float32)]
+    y = rng.standard_normal((16, 1)).astype(np.float32)
+    np.testing.assert_allclose(lm.predict(xs, verbose=0), km.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
+    for m in (lm, km):
+        m.compile(optimizer="adam", loss="mse")
+    hl = lm.fit(xs, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    hk = km.fit(xs, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    np.testing.assert_allclose(hl["loss"], hk["loss"], rtol=1e-4, atol=1e-6)

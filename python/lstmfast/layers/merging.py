@@ -131,11 +131,15 @@ class Merge(Layer):
         return self.forward(xs, masks, bool(training))
 
     def forward(self, xs, masks=None, training=False):
+        self._given_shapes = [x.shape for x in xs]
         xs = _same_rank(xs)
         if masks is None or all(m is None for m in masks):
             masks = None
-        y = self._merge(xs, masks)
-        return y
+        return self._merge(xs, masks)
+
+    def backward(self, dy):
+        """∂L/∂x_k of each input, in the shape it was given (lower ranks included)."""
+        return [d.reshape(s) for d, s in zip(self._merge_backward(dy), self._given_shapes)]
 
     def compute_mask(self, inputs, mask=None):
         if mask is None or any(m is None for m in mask):
@@ -196,7 +200,7 @@ class Add(Merge):
             y = y + x  # y = Σ_k x_k
         return y
 
-    def backward(self, dy):
+    def _merge_backward(self, dy):
         return [self._sum_to(dy, s) for s in self._shapes_in]  # ∂L/∂x_k = dy
 
 
@@ -209,7 +213,7 @@ class Subtract(Merge):
         self._shapes_in = [x.shape for x in xs]
         return xs[0] - xs[1]  # y = x_0 − x_1
 
-    def backward(self, dy):
+    def _merge_backward(self, dy):
         return [self._sum_to(dy, self._shapes_in[0]), self._sum_to(-dy, self._shapes_in[1])]
 
 
@@ -223,7 +227,7 @@ class Average(Merge):
             y = y + x
         return y / len(xs)  # y = (1/K) Σ_k x_k
 
-    def backward(self, dy):
+    def _merge_backward(self, dy):
         d = dy / len(self._shapes_in)  # ∂L/∂x_k = dy / K
         return [self._sum_to(d, s) for s in self._shapes_in]
 
@@ -252,7 +256,7 @@ class Multiply(Merge):
             y = np.where(self._out_mask, y, y.dtype.type(0))
         return y
 
-    def backward(self, dy):
+    def _merge_backward(self, dy):
         if self._out_mask is not None:
             dy = np.where(self._out_mask, dy, dy.dtype.type(0))
         out = []
@@ -293,7 +297,7 @@ class _Extremum(Merge):
         self._src = src
         return np.ascontiguousarray(y)
 
-    def backward(self, dy):
+    def _merge_backward(self, dy):
         out = [self._sum_to(np.where(self._src == k, dy, dy.dtype.type(0)), s)
                for k, s in enumerate(self._shapes_in)]  # ∂L/∂x_k = dy where x_k is the extremum
         self._src = None
