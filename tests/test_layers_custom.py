@@ -4,6 +4,7 @@ docs/architecture.md) builds, trains, saves its config and has exact gradients."
 import numpy as np
 
 import lstmfast as lf
+from gradcheck import assert_model_gradients
 from lstmfast import layers as L
 
 
@@ -43,24 +44,7 @@ def test_a_custom_layer_trains_inside_a_model_and_its_gradient_matches_finite_di
         rng = np.random.default_rng(1)
         x, y = rng.normal(size=(8, 6, 3)), rng.normal(size=(8, 1))
         model.layers[1].w.assign(rng.uniform(0.5, 1.5, 5))
-        params = model.flat_parameters()
-
-        def loss():
-            y_pred, mask = model.forward(model.prepare_inputs(x), True)
-            return model.loss._loss_and_grad(y, y_pred, None, mask)
-
-        model.backward(loss()[1])
-        analytic = params.grads.copy()
-        for i in range(params.values.size):
-            if not any(a <= i < b for a, b in params.segments):
-                continue
-            old = params.values[i]
-            params.values[i] = old + 1e-6
-            up = loss()[0]
-            params.values[i] = old - 1e-6
-            down = loss()[0]
-            params.values[i] = old
-            assert abs((up - down) / 2e-6 - analytic[i]) <= 1e-6 + 1e-5 * abs(analytic[i])
+        assert_model_gradients(model, model.prepare_inputs(x), y, samples=None)
         first = model.evaluate(x, y, verbose=0)
         model.fit(x, y, epochs=20, batch_size=8, verbose=0)
         assert model.evaluate(x, y, verbose=0) < first

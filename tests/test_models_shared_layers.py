@@ -5,6 +5,7 @@ gradients summed over the calls (float64 finite differences), the layer listed o
 import numpy as np
 import pytest
 
+from gradcheck import assert_model_gradients
 from keras_reference import import_keras
 
 keras = import_keras()
@@ -79,24 +80,8 @@ def test_gradients_of_a_shared_layer_sum_over_its_calls_float64(graph):
             xs = [rng.standard_normal((4, 5, 3)), rng.standard_normal((4, 7, 3))]
         x = model.prepare_inputs(xs)
         y = rng.standard_normal((4, 1))
-        params = model.flat_parameters()
-
-        def loss():
-            y_pred, mask = model.forward(x, True)
-            return model.loss._loss_and_grad(y, y_pred, None, mask)
-
-        for _ in range(2):  # twice: the second backward must not keep anything of the first
-            model.backward(loss()[1])
-        analytic = params.grads.copy()
-        for a, b in params.segments:
-            for i in rng.choice(np.arange(a, b), size=min(8, b - a), replace=False):
-                old = params.values[i]
-                params.values[i] = old + 1e-6
-                up = loss()[0]
-                params.values[i] = old - 1e-6
-                down = loss()[0]
-                params.values[i] = old
-                assert abs((up - down) / 2e-6 - analytic[i]) <= 1e-6 + 1e-5 * abs(analytic[i])
+        # two passes in a row: the second backward must keep nothing of the first
+        assert_model_gradients(model, x, y, rng, samples=8, backward_passes=2)
         assert len(model.layers) == len({id(layer) for layer in model.layers})
     finally:
         lf.config.set_floatx("float32")

@@ -111,14 +111,6 @@ def topological_order(inputs, outputs):
     return sorted(order, key=lambda node: (-depth[id(node)], first_seen[id(node)]))
 
 
-def history(tensor):
-    """Keras's `keras_history` of a tensor: [layer name, node index, output index]."""
-    if tensor._node is None:
-        return [tensor._input_layer.name, 0, 0]
-    layer = tensor._node.layer
-    return [layer.name, layer._inbound_nodes.index(tensor._node), tensor._index]
-
-
 class Inputs(tuple):
     """The arrays of a multi-input model, sliced together along the batch axis."""
 
