@@ -85,3 +85,21 @@ def test_gradients_of_a_shared_layer_sum_over_its_calls_float64(graph):
         assert len(model.layers) == len({id(layer) for layer in model.layers})
     finally:
         lf.config.set_floatx("float32")
+
+
+def test_a_layer_shared_between_data_and_a_weighted_branch_passes_gradients_back_through_the_second():
+    # The shared Dense owes no input gradient at its call on data, and one at its call on the
+    # output of another Dense: each call must get its own answer.
+    lf.config.set_floatx("float64")
+    try:
+        lf.utils.set_random_seed(4)
+        a, b = lf.Input(shape=(3,)), lf.Input(shape=(5,))
+        shared = L.Dense(3, activation="tanh")
+        out = L.Dense(1)(L.Add()([shared(a), shared(L.Dense(3)(b))]))
+        model = lf.Model([a, b], out)
+        model.compile("adam", "mse")
+        rng = np.random.default_rng(5)
+        x = model.prepare_inputs([rng.standard_normal((6, 3)), rng.standard_normal((6, 5))])
+        assert_model_gradients(model, x, rng.standard_normal((6, 1)), rng, samples=None, backward_passes=2)
+    finally:
+        lf.config.set_floatx("float32")

@@ -207,10 +207,10 @@ class Functional(Model):
                     for v in layer.trainable_weights:
                         v._ensure_grad()[...] = 0
                 continue
-            layer.needs_input_gradient = self._node_need_dx[id(node)]
             if id(layer) in shared:
                 vars(layer).update(self._states[id(node)])
                 before = [v.grad.copy() for v in layer.trainable_weights]
+            layer.needs_input_gradient = self._node_need_dx[id(node)]
             inbound = layer.graph_backward(g)
             if id(layer) in shared:
                 for v, b in zip(layer.trainable_weights, before):
