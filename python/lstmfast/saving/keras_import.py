@@ -80,6 +80,15 @@ def _model_from_keras_config(model_config, source, keras_version="3"):
     config = dict(model_config["config"])
     if isinstance(config.get("dtype"), dict):
         config["dtype"] = (config["dtype"].get("config") or {}).get("name")
+    if kind != "Sequential":
+        # Keras records the operations that carry masks between layers (NotEqual of a masked
+        # Embedding, and so on) as nodes of the graph and hands their results to layers as `mask`;
+        # lstmfast's graph passes each layer's mask itself, so both are left out.
+        config["layers"] = [l for l in config["layers"] if not str(l.get("module", "")).startswith("keras.src.ops")]
+        for entry in config["layers"]:
+            entry["inbound_nodes"] = [dict(node, kwargs={k: v for k, v in (node.get("kwargs") or {}).items()
+                                                         if k != "mask"})
+                                      for node in entry.get("inbound_nodes") or []]
     layers = [_clean_layer_config(l, keras_version) for l in config["layers"]]
     if kind != "Sequential":
         if not keras_version.startswith("3"):
