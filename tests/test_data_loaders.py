@@ -134,3 +134,32 @@ def test_series_csv_needs_value_columns_and_increasing_dates(tmp_path):
     p = write(tmp_path, "header.csv", "date,v\n")
     with pytest.raises(DataError, match="no data rows"):
         load_series_csv(p)
+
+
+def test_the_shipped_tatoeba_pairs_load_and_split_by_english_sentence():
+    from lstmfast.data import load_tatoeba, train_val_test_split
+
+    pairs = load_tatoeba()
+    english = [src for src, _ in pairs]
+    assert len(pairs) == 76037 and len(set(english)) == 49197
+    assert pairs[0] == ("Go.", "Va !") and all(src and tgt for src, tgt in pairs)
+    assert max(len(src.split()) for src in english) <= 9
+    train, val, test = train_val_test_split(len(pairs), test_size=0.1, val_size=0.1, seed=0, groups=english)
+    parts = [{english[i] for i in part} for part in (train, val, test)]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert len(train) + len(val) + len(test) == len(pairs)
+    assert load_tatoeba(max_pairs=10) == pairs[:10]
+
+
+def test_a_gzip_compressed_pair_file_reads_as_the_plain_one_and_a_damaged_one_says_so(tmp_path):
+    import gzip
+
+    from lstmfast.data import DataError, load_tab_pairs
+
+    text = "Hello.\tBonjour.\nThanks!\tMerci !\n"
+    (tmp_path / "p.tsv").write_text(text, encoding="utf-8")
+    (tmp_path / "p.tsv.gz").write_bytes(gzip.compress(text.encode()))
+    assert load_tab_pairs(tmp_path / "p.tsv.gz") == load_tab_pairs(tmp_path / "p.tsv")
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(text.encode())[:-12])
+    with pytest.raises(DataError, match="gzip-compressed file is damaged"):
+        load_tab_pairs(tmp_path / "bad.gz")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import os
+import zlib
 
 __all__ = ["DataError", "read_text", "read_lines", "read_csv"]
 
@@ -28,8 +30,12 @@ class DataError(ValueError):
         super().__init__(where + message)
 
 
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def read_text(path, encoding="utf-8"):
-    """Return the whole file decoded; a byte-order mark is dropped.
+    """Return the whole file decoded (gunzipped first when it is gzip-compressed); a
+    byte-order mark is dropped.
 
     Raises DataError for a missing or empty file, an unknown encoding name,
     or bytes that are not valid in ``encoding`` (naming the line).
@@ -46,6 +52,11 @@ def read_text(path, encoding="utf-8"):
         raise DataError("no such file", path) from None
     except IsADirectoryError:
         raise DataError("is a directory, expected a file", path) from None
+    if raw.startswith(_GZIP_MAGIC):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"the gzip-compressed file is damaged ({e})", path) from None
     if not raw.strip():
         raise DataError("the file is empty", path)
     try:

