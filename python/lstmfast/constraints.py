@@ -12,6 +12,8 @@ import inspect
 
 import numpy as np
 
+from . import _registry
+
 __all__ = ["Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "get", "serialize", "deserialize"]
 
 _EPSILON = 1e-7
@@ -83,18 +85,11 @@ ALL_OBJECTS = {"Constraint": Constraint, "MaxNorm": MaxNorm, "NonNeg": NonNeg, "
 
 
 def serialize(constraint):
-    if constraint is None:
-        return None
-    return {"module": "keras.constraints", "class_name": type(constraint).__name__,
-            "config": constraint.get_config(), "registered_name": None}
+    return _registry.serialize(constraint, "keras.constraints")
 
 
 def deserialize(config):
-    name = config.get("class_name")
-    cls = ALL_OBJECTS.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown constraint {name!r}. lstmfast provides: {sorted(set(ALL_OBJECTS))}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return _registry.from_config(config, ALL_OBJECTS, "constraint")
 
 
 def get(identifier):
@@ -105,11 +100,7 @@ def get(identifier):
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, str):
-        cls = ALL_OBJECTS.get(identifier)
-        if cls is None:
-            raise ValueError(f"Could not interpret constraint identifier: {identifier!r}. "
-                             f"lstmfast provides: {sorted(set(ALL_OBJECTS))}.")
-        return cls()
+        return _registry.from_name(identifier, ALL_OBJECTS, "constraint")
     if inspect.isclass(identifier) and issubclass(identifier, Constraint):
         return identifier()
     if callable(identifier):

@@ -13,6 +13,8 @@ import inspect
 
 import numpy as np
 
+from . import _registry
+
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "get", "serialize", "deserialize"]
 
 
@@ -91,18 +93,11 @@ ALL_OBJECTS = {"Regularizer": Regularizer, "L1": L1, "L2": L2, "L1L2": L1L2,
 
 
 def serialize(regularizer):
-    if regularizer is None:
-        return None
-    return {"module": "keras.regularizers", "class_name": type(regularizer).__name__,
-            "config": regularizer.get_config(), "registered_name": None}
+    return _registry.serialize(regularizer, "keras.regularizers")
 
 
 def deserialize(config):
-    name = config.get("class_name")
-    cls = ALL_OBJECTS.get(name)
-    if cls is None:
-        raise ValueError(f"Unknown regularizer {name!r}. lstmfast provides: {sorted(set(ALL_OBJECTS))}.")
-    return cls.from_config(dict(config.get("config") or {}))
+    return _registry.from_config(config, ALL_OBJECTS, "regularizer")
 
 
 def get(identifier):
@@ -112,11 +107,7 @@ def get(identifier):
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, str):
-        cls = ALL_OBJECTS.get(identifier)
-        if cls is None:
-            raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}. "
-                             f"lstmfast provides: {sorted(set(ALL_OBJECTS))}.")
-        return cls()
+        return _registry.from_name(identifier, ALL_OBJECTS, "regularizer")
     if inspect.isclass(identifier) and issubclass(identifier, Regularizer):
         return identifier()
     if isinstance(identifier, Regularizer):

@@ -95,7 +95,7 @@ class BatchSource:
             self._kind, n = "pydataset", len(source)
             self.steps = n if steps is None else int(steps)
             depth = max(1, int(getattr(source, "max_queue_size", 10) or 1))
-        elif isinstance(source, types.GeneratorType) or hasattr(source, "__next__") and iter(source) is source:
+        elif isinstance(source, types.GeneratorType) or (hasattr(source, "__next__") and iter(source) is source):
             self._kind, self.steps, depth = "iterator", None if steps is None else int(steps), 2
         else:
             self._kind, depth = "iterable", 2

@@ -61,10 +61,6 @@ class SourceBatches:
         self._prepare = prepare
         self.steps = self._source.steps
 
-    @property
-    def exhausted(self):
-        return self._source.exhausted
-
     def epoch(self):
         for step, batch in self._source.epoch():
             yield (step, *self._prepare(batch))
