@@ -41,3 +41,23 @@ def build_pair(keras, keras_layers, lf_layers, input_shape, int_input=False):
     assert [tuple(w.shape) for w in km.weights] == [w.shape for w in lm.weights]
     km.set_weights(lm.get_weights())
     return km, lm
+
+
+def assert_trains_like_keras(lf_model, keras_model, x, y, loss="mse", metrics=None, batch_size=8, epochs=2,
+                             weights=True, predict_rtol=1e-5, predict_atol=1e-6):
+    """The same weights give the same predictions; compiled alike (Adam), `epochs` epochs of
+    `fit` give the same history (every key, 1e-4 relative) and, with `weights`, the same weights
+    (5e-5 absolute)."""
+    import numpy as np
+
+    np.testing.assert_allclose(lf_model.predict(x, verbose=0), keras_model.predict(x, verbose=0),
+                               rtol=predict_rtol, atol=predict_atol)
+    for m in (lf_model, keras_model):
+        m.compile(optimizer="adam", loss=loss, metrics=metrics)
+    fit = dict(batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0)
+    hl, hk = lf_model.fit(x, y, **fit).history, keras_model.fit(x, y, **fit).history
+    for key in hk:
+        np.testing.assert_allclose(hl[key], hk[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    if weights:
+        for a, b in zip(lf_model.get_weights(), keras_model.get_weights()):
+            np.testing.assert_allclose(a, b, atol=5e-5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gradcheck import assert_model_gradients
-from keras_reference import import_keras
+from keras_reference import assert_trains_like_keras, import_keras
 
 keras = import_keras()
 
@@ -61,14 +61,7 @@ def test_a_merge_predicts_and_trains_like_keras(merge):
     lm, km = _pair(merge, n_inputs)
     xs, y = _data(n_inputs)
     assert lm.output_shape == tuple(km.output_shape)
-    np.testing.assert_allclose(lm.predict(xs, verbose=0), km.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
-    for m in (lm, km):
-        m.compile(optimizer="adam", loss="mse")
-    fit = dict(batch_size=8, epochs=2, shuffle=False, verbose=0)
-    hl, hk = lm.fit(xs, y, **fit).history, km.fit(xs, y, **fit).history
-    np.testing.assert_allclose(hl["loss"], hk["loss"], rtol=1e-4, atol=1e-6)
-    for a, b in zip(lm.get_weights(), km.get_weights()):
-        np.testing.assert_allclose(a, b, atol=5e-5)
+    assert_trains_like_keras(lm, km, xs, y)
 
 
 def _masked_graph(M, Input, merge):
@@ -159,9 +152,4 @@ def test_inputs_of_different_ranks_broadcast_and_train_like_keras(merge):
     rng = np.random.default_rng(8)
     xs = [rng.standard_normal((16, 4)).astype(np.float32), rng.standard_normal((16, 3, 4)).astype(np.float32)]
     y = rng.standard_normal((16, 1)).astype(np.float32)
-    np.testing.assert_allclose(lm.predict(xs, verbose=0), km.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
-    for m in (lm, km):
-        m.compile(optimizer="adam", loss="mse")
-    hl = lm.fit(xs, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
-    hk = km.fit(xs, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
-    np.testing.assert_allclose(hl["loss"], hk["loss"], rtol=1e-4, atol=1e-6)
+    assert_trains_like_keras(lm, km, xs, y, weights=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gradcheck import assert_model_gradients
-from keras_reference import import_keras
+from keras_reference import assert_trains_like_keras, import_keras
 
 keras = import_keras()
 
@@ -54,14 +54,7 @@ def test_a_shared_layer_predicts_and_trains_like_keras(graph):
         xs = [rng.standard_normal((24, 5, 3)).astype(np.float32), rng.standard_normal((24, 7, 3)).astype(np.float32)]
         y = rng.standard_normal((24, 1)).astype(np.float32)
         loss = "mse"
-    np.testing.assert_allclose(lm.predict(xs, verbose=0), km.predict(xs, verbose=0), rtol=1e-5, atol=1e-6)
-    for m in (lm, km):
-        m.compile(optimizer="adam", loss=loss)
-    fit = dict(batch_size=8, epochs=2, shuffle=False, verbose=0)
-    hl, hk = lm.fit(xs, y, **fit).history, km.fit(xs, y, **fit).history
-    np.testing.assert_allclose(hl["loss"], hk["loss"], rtol=1e-4, atol=1e-6)
-    for a, b in zip(lm.get_weights(), km.get_weights()):
-        np.testing.assert_allclose(a, b, atol=5e-5)
+    assert_trains_like_keras(lm, km, xs, y, loss=loss)
 
 
 @pytest.mark.parametrize("graph", [_siamese, _twice], ids=["siamese", "twice"])
