@@ -4,6 +4,7 @@ hand-written in PyTorch and written in Keras 3 (torch backend), in turns in one 
     python bench/bench_attention.py              # B=64, T_enc=T_dec=20, H=256, 60 one-hot symbols
     python bench/bench_attention.py --quick      # fewer rounds
     python bench/bench_attention.py --json out.json
+    python bench/bench_attention.py --profile    # also: how much of each step the LSTMs take
 
 The model: encoder LSTM(H, return_sequences, return_state) over one-hot source rows; decoder
 LSTM(H, return_sequences) over one-hot target rows, started from the encoder's (h, c);
@@ -88,6 +89,52 @@ def torch_step(torch, v, h, batch):
     return step
 
 
+def with_numpy_dense(step):
+    """The step with lstmfast's Dense products computed by numpy (as before ops.matmul existed)."""
+    import numpy
+    from lstmfast.layers import dense
+
+    def numpy_product(a, b, bias=None, out=None, transpose_a=False, transpose_b=False):
+        a, b = (a.T if transpose_a else a), (b.T if transpose_b else b)
+        out = numpy.matmul(a, b, out=out)
+        if bias is not None:
+            out += bias
+        return out
+
+    def run():
+        own, dense.product = dense.product, numpy_product
+        try:
+            return step()
+        finally:
+            dense.product = own
+    return run
+
+
+def lstm_share(name, step, torch, steps=20):
+    """(ms per step, ms per step inside the LSTM kernels) over `steps` steps of one framework:
+    lstmfast's lstm_forward/lstm_backward calls (cProfile), PyTorch's LSTM operators (its profiler)."""
+    if name == "lstmfast":
+        import cProfile
+        import pstats
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(steps):
+            step()
+        prof.disable()
+        stats = pstats.Stats(prof).stats
+        total = max(v[3] for v in stats.values())  # the outermost call's cumulative time
+        lstm = sum(v[2] for (_, _, fn), v in stats.items() if "lstm_forward_f" in fn or "lstm_backward_f" in fn)
+        return total / steps * 1e3, lstm / steps * 1e3
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    lstm = sum(e.self_cpu_time_total for e in events if "rnn" in e.key.lower() or "lstm" in e.key.lower())
+    return total / steps / 1e3, lstm / steps / 1e3
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=64)
@@ -99,6 +146,10 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=10, help="timed steps per round")
     p.add_argument("--quick", action="store_true", help="2 rounds of 5 steps")
     p.add_argument("--json", metavar="PATH")
+    p.add_argument("--numpy-dense", action="store_true",
+                   help="also time lstmfast with Dense's products on numpy's BLAS (one thread) instead of its own")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile lstmfast and PyTorch: the time inside their LSTM kernels")
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.steps = 2, 5
@@ -113,6 +164,8 @@ def main(argv=None) -> int:
     steps = {"lstmfast": keras_like_step(lstmfast, args.vocab, args.units, batch),
              "pytorch": torch_step(torch, args.vocab, args.units, batch),
              "keras": keras_like_step(keras, args.vocab, args.units, batch)}
+    if args.numpy_dense:
+        steps["lstmfast-numpy-dense"] = with_numpy_dense(keras_like_step(lstmfast, args.vocab, args.units, batch))
     times = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
@@ -126,9 +179,13 @@ def main(argv=None) -> int:
     print(f"Luong attention encoder-decoder, one training step: B={args.batch}, T_enc=T_dec={args.steps_len}, "
           f"H={args.units}, V={args.vocab}, {args.threads} threads, {cpu_model()}")
     for name, ms in med.items():
-        print(f"  {name:9s} {ms:8.2f} ms")
+        print(f"  {name:20s} {ms:8.2f} ms")
     print(f"  lstmfast / pytorch {med['lstmfast'] / med['pytorch']:.2f}   "
           f"lstmfast / keras {med['lstmfast'] / med['keras']:.2f}")
+    if args.profile:
+        for name in ("lstmfast", "pytorch"):
+            total, lstm = lstm_share(name, steps[name], torch)
+            print(f"  {name:9s} profiled {total:6.2f} ms a step, LSTM kernels {lstm:6.2f} ms ({lstm / total:.0%})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "median_ms": med, "cpu": cpu_model()}, f, indent=1)

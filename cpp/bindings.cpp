@@ -12,6 +12,7 @@
 #include "adam.h"
 #include "embedding.h"
 #include "lstm.h"
+#include "matmul.h"
 
 namespace py = pybind11;
 using namespace lstmfast;
@@ -234,6 +235,27 @@ void embedding_bwd(const Ids& ids, const Arr<S>& d_out, Arr<S>& grad, const std:
   embedding_backward(i, N, d, E, g, c, nc);
 }
 
+// out (M × N) = op(a) · op(b) [+ bias] [+ out]; op transposes where asked. All C-contiguous.
+template <typename S>
+void matmul_out(const Arr<S>& a, const Arr<S>& b, const std::optional<Arr<S>>& bias, Arr<S>& out,
+                bool transpose_a, bool transpose_b, bool accumulate) {
+  if (a.ndim() != 2 || b.ndim() != 2 || out.ndim() != 2) throw std::invalid_argument("matmul takes 2-D arrays");
+  const Index ar = a.shape(0), ac = a.shape(1), br = b.shape(0), bc = b.shape(1);
+  const Index M = transpose_a ? ac : ar, K = transpose_a ? ar : ac;
+  const Index Kb = transpose_b ? bc : br, N = transpose_b ? br : bc;
+  if (K != Kb)
+    throw std::invalid_argument("matmul: inner sizes differ (" + std::to_string(K) + " and " + std::to_string(Kb) + ")");
+  expect_shape("out", out, {M, N});
+  if (bias) expect_shape("bias", *bias, {N});
+  using V = MatrixView<const S>;
+  const V A = transpose_a ? V::transposed(a.data(), M, K, ac) : V::row_major(a.data(), M, K, ac);
+  const V B = transpose_b ? V::transposed(b.data(), K, N, bc) : V::row_major(b.data(), K, N, bc);
+  const MatrixView<S> C = MatrixView<S>::row_major(out.mutable_data(), M, N, N);
+  const S* pb = opt_ptr(bias);
+  py::gil_scoped_release release;
+  matmul(A, B, pb, C, accumulate ? Accumulate::Yes : Accumulate::No);
+}
+
 template <typename S>
 void register_dtype(py::module_& m, const char* suffix) {
   const std::string sfx(suffix);
@@ -288,6 +310,9 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("table").noconvert());
   m.def(("embedding_backward_" + sfx).c_str(), &embedding_bwd<S>, py::arg("ids").noconvert(),
         py::arg("d_out").noconvert(), py::arg("grad").noconvert(), py::arg("clear_ids").noconvert());
+  m.def(("matmul_" + sfx).c_str(), &matmul_out<S>, py::arg("a").noconvert(), py::arg("b").noconvert(),
+        py::arg("bias").noconvert(), py::arg("out").noconvert(), py::arg("transpose_a"),
+        py::arg("transpose_b"), py::arg("accumulate"));
 }
 
 }  // namespace

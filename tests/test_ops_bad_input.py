@@ -323,3 +323,21 @@ def test_adam_update_refuses_a_step_below_one_and_read_only_buffers():
     ro = np.zeros(10, np.float32)
     ro.flags.writeable = False
     raises(ValueError, lambda: adam(param=ro), "`param`", "writeable")
+
+
+# --- matmul ----------------------------------------------------------------------------------------
+
+def test_matmul_refuses_what_it_cannot_multiply_with_both_shapes():
+    a, b = np.zeros((3, 4), np.float32), np.zeros((5, 2), np.float32)
+    raises(ValueError, lambda: ops.matmul(a, b), "3 x 4", "5 x 2", "inner sizes")
+    raises(TypeError, lambda: ops.matmul(a, b.astype(np.float64)), "`b`", "float32", "float64")
+    raises(ValueError, lambda: ops.matmul(np.zeros(4, np.float32), b), "`a`", "2-D", "1-D")
+    raises(ValueError, lambda: ops.matmul(a, np.zeros((4, 2), np.float32), bias=np.zeros(3, np.float32)),
+           "`bias`", "(2,)", "(3,)")
+    raises(ValueError, lambda: ops.matmul(a, np.zeros((4, 2), np.float32), out=np.zeros((2, 3), np.float32)),
+           "`out`", "(3, 2)", "(2, 3)")
+    raises(ValueError, lambda: ops.matmul(a, np.zeros((4, 2), np.float32), accumulate=True), "`out`")
+    raises(ValueError, lambda: ops.matmul(np.zeros((8, 4), np.float32)[::2], np.zeros((4, 2), np.float32)),
+           "`a`", "C-contiguous")
+    sq = np.zeros((3, 3), np.float32)
+    raises(ValueError, lambda: ops.matmul(sq, sq, out=sq), "overlap")

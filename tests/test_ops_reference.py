@@ -403,6 +403,48 @@ def test_results_are_bitwise_identical_for_one_or_two_threads(dtype, restore_thr
             assert np.array_equal(one, again), f"B={B}: {name} differs between two runs on 1 thread"
 
 
+# --- matmul (Dense's products) ------------------------------------------------------------------
+
+# Sizes around the kernel's blocks: one value, a row, tails of panels and row blocks, K above
+# one K chunk (256), two row tiles, and N wide enough for two column tiles.
+MATMUL_SIZES = [(1, 1, 1), (1, 7, 33), (7, 3, 5), (100, 33, 257), (64, 1000, 17), (250, 40, 600)]
+
+
+@pytest.mark.parametrize("m,k,n", MATMUL_SIZES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
+def test_matmul_matches_numpy_for_every_transpose_bias_and_accumulate(m, k, n, dtype):
+    rng = np.random.default_rng(m * 7 + n)
+    a, b = rng.standard_normal((m, k)), rng.standard_normal((k, n))
+    bias, start = rng.standard_normal(n), rng.standard_normal((m, n))
+    want = a @ b  # float64
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    scale = np.sqrt(k) * (1 + np.abs(want).max())
+    cast = lambda x: np.ascontiguousarray(x, dtype)  # noqa: E731
+    for ta, tb in itertools.product((False, True), repeat=2):
+        ua, ub = cast(a.T if ta else a), cast(b.T if tb else b)
+        got = ops.matmul(ua, ub, transpose_a=ta, transpose_b=tb)
+        assert got.dtype == dtype and got.shape == (m, n)
+        assert np.abs(got - want).max() <= tol * scale, (ta, tb)
+        got = ops.matmul(ua, ub, bias=cast(bias), transpose_a=ta, transpose_b=tb)
+        assert np.abs(got - (want + bias)).max() <= tol * scale, (ta, tb, "bias")
+        out = start.astype(dtype)  # a copy: start stays as it was
+        assert ops.matmul(ua, ub, out=out, accumulate=True, transpose_a=ta, transpose_b=tb) is out
+        assert np.abs(out - (start + want)).max() <= tol * scale, (ta, tb, "accumulate")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
+def test_matmul_gives_the_same_bits_for_one_or_two_threads(dtype, restore_threads):
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((300, 700)).astype(dtype), rng.standard_normal((700, 90)).astype(dtype)
+    runs = []
+    for n in (1, 2, 1):
+        lstmfast.set_num_threads(n)
+        runs.append((ops.matmul(a, b), ops.matmul(a.T.copy(), b, transpose_a=True)))
+    for run in runs[1:]:
+        for x, y in zip(runs[0], run):
+            assert np.array_equal(x, y)
+
+
 # --- the vectorised activations ----------------------------------------------------------------
 
 def activation_probe(xs, dtype, probe, naive=False):

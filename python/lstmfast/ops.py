@@ -36,6 +36,7 @@ __all__ = [
     "adam_update",
     "embedding_forward",
     "embedding_backward",
+    "matmul",
 ]
 
 # Names as Keras spells them -> codes of cpp/lstm.h.
@@ -434,3 +435,34 @@ def embedding_backward(ids, d_out, grad, *, clear_ids=None) -> None:
     if clear_ids is not None:
         clear_ids = _ids("clear_ids", clear_ids, V)
     _core_fn("embedding_backward", grad.dtype)(ids, d_out, grad, clear_ids)
+
+
+def matmul(a, b, *, bias=None, out=None, transpose_a=False, transpose_b=False, accumulate=False) -> np.ndarray:
+    """``out = op(a)·op(b) [+ bias] [+ out]`` on the kernels' threads (op(x) is x, or xᵀ where
+    ``transpose_a`` / ``transpose_b`` say), 2-D C-contiguous float32 or float64 arrays.
+
+    Dense's forward ``x·kernel + bias`` and backward ``xᵀ·∂z`` and ``∂z·kernelᵀ`` are calls of it.
+    ``out`` (optional; M × N, not overlapping ``a`` or ``b``) receives the result, added to its
+    contents with ``accumulate=True``. The order of every sum depends on the sizes only, so the
+    result is the same for every thread count. Values are not checked for NaN.
+    """
+    a = _array("a", a, ndim=2, check_finite=False)
+    b = _array("b", b, a.dtype, ndim=2, check_finite=False)
+    m, k = a.shape[::-1] if transpose_a else a.shape
+    kb, n = b.shape[::-1] if transpose_b else b.shape
+    if k != kb:
+        raise ValueError(f"matmul: op(a) is {m} x {k} and op(b) is {kb} x {n}; the inner sizes must agree")
+    if bias is not None:
+        bias = _array("bias", bias, a.dtype, shape=(n,), check_finite=False)
+    if out is None:
+        if accumulate:
+            raise ValueError("matmul: `accumulate=True` adds to `out`, which must then be given")
+        out = np.empty((m, n), a.dtype)
+    else:
+        out = _array("out", out, a.dtype, shape=(m, n), check_finite=False)
+        if not out.flags.writeable:
+            raise ValueError("`out` must be writeable")
+        if np.may_share_memory(out, a) or np.may_share_memory(out, b):
+            raise ValueError("`out` must not overlap `a` or `b`")
+    _core_fn("matmul", a.dtype)(a, b, bias, out, bool(transpose_a), bool(transpose_b), bool(accumulate))
+    return out

@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import activations
 from .. import initializers
-from .dense import _activation_backward, _kernel_layer_config, _set_weight_options
+from .dense import _activation_backward, _kernel_layer_config, _set_weight_options, product
 from .layer import Layer, _check_data_format, _check_positive_int
 
 
@@ -168,9 +168,9 @@ class Conv1D(_TimeWindowLayer):
         k, c = self.kernel_size[0], x.shape[2]
         # P: one row per (b, t), the k·C values of its window; z = P · kernel + bias
         patches = _windows(xp, n_out, k, self._stride, self.dilation_rate[0]).reshape(-1, k * c)
-        z = (patches @ self.kernel.value.reshape(k * c, self.filters)).reshape(x.shape[0], n_out, self.filters)
-        if self.use_bias:
-            z += self.bias.value
+        bias = self.bias.value if self.use_bias else None
+        z = product(patches, self.kernel.value.reshape(k * c, self.filters), bias).reshape(
+            x.shape[0], n_out, self.filters)
         y = z if self.activation is activations.linear else self.activation(z)
         if training:
             self._cache = (patches, z, y, xp.shape[1], front, x.shape[1])
@@ -184,13 +184,14 @@ class Conv1D(_TimeWindowLayer):
         kernel = self.kernel.value
         if self.trainable:
             # ∂L/∂kernel = Pᵀ · ∂L/∂z ; ∂L/∂bias = Σ ∂L/∂z over batch and time
-            np.matmul(patches.T, dz2, out=self.kernel._ensure_grad().reshape(-1, self.filters))
+            product(patches, dz2, out=self.kernel._ensure_grad().reshape(-1, self.filters), transpose_a=True)
             if self.use_bias:
                 np.sum(dz2, axis=0, out=self.bias._ensure_grad())
         if not self.needs_input_gradient:
             return None
         k, c = kernel.shape[0], kernel.shape[1]
-        dpatches = (dz2 @ kernel.reshape(k * c, self.filters).T).reshape(dz.shape[0], dz.shape[1], k, c)
+        dpatches = product(dz2, kernel.reshape(k * c, self.filters), transpose_b=True).reshape(
+            dz.shape[0], dz.shape[1], k, c)
         dx = self._scatter_windows(dpatches, padded_len, front, length, k, self.dilation_rate[0])
         return self._from_channels_last(dx)
 

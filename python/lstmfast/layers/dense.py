@@ -7,6 +7,7 @@ Shapes: x (..., D) -> y (..., units); kernel (D, units); bias (units,). Works on
 import numpy as np
 
 from .. import activations
+from .. import ops
 from .. import constraints
 from .. import initializers
 from .. import regularizers
@@ -55,10 +56,9 @@ class Dense(Layer):
 
     def forward(self, x, mask=None, training=False):
         # z = x·kernel + bias ; y = activation(z). A sequence (B, T, D) is multiplied as one
-        # (B·T, D) matrix: numpy's 3-D matmul loops over B without its BLAS.
-        z = (x.reshape(-1, x.shape[-1]) @ self.kernel.value).reshape(x.shape[:-1] + (self.units,))
-        if self.use_bias:
-            z += self.bias.value
+        # (B·T, D) matrix.
+        bias = self.bias.value if self.use_bias else None
+        z = product(x.reshape(-1, x.shape[-1]), self.kernel.value, bias).reshape(x.shape[:-1] + (self.units,))
         y = z if self.activation is activations.linear else self.activation(z)
         if training:
             self._x, self._z, self._y = x, z, y
@@ -70,19 +70,35 @@ class Dense(Layer):
         dz2 = dz.reshape(-1, self.units)
         if self.trainable:
             # dL/dkernel = xᵀ·dz ; dL/dbias = Σ dz over all leading axes
-            np.matmul(x2.T, dz2, out=self.kernel._ensure_grad())
+            product(x2, dz2, out=self.kernel._ensure_grad(), transpose_a=True)
             if self.use_bias:
                 np.sum(dz2, axis=0, out=self.bias._ensure_grad())
         self._x = self._z = self._y = None
         if not self.needs_input_gradient:
             return None
-        return (dz2 @ self.kernel.value.T).reshape(dz.shape[:-1] + (self.kernel.value.shape[0],))
+        return product(dz2, self.kernel.value, transpose_b=True).reshape(dz.shape[:-1] + (self.kernel.value.shape[0],))
 
     def get_config(self):
         config = super().get_config()
         config["units"] = self.units
         config.update(_kernel_layer_config(self))
         return config
+
+
+def product(a, b, bias=None, out=None, transpose_a=False, transpose_b=False):
+    """op(a)·op(b) [+ bias] of 2-D arrays, written to `out` when given: on the kernels' threads
+    (ops.matmul) for float32 and float64 of one dtype, with numpy otherwise."""
+    if a.dtype == b.dtype and a.dtype in (np.float32, np.float64) and (bias is None or bias.dtype == a.dtype):
+        return ops.matmul(np.ascontiguousarray(a), np.ascontiguousarray(b), bias=bias, out=out,
+                          transpose_a=transpose_a, transpose_b=transpose_b)
+    a, b = (a.T if transpose_a else a), (b.T if transpose_b else b)
+    if out is None:
+        out = a @ b
+    else:
+        np.matmul(a, b, out=out)
+    if bias is not None:
+        out += bias
+    return out
 
 
 def _activation_backward(layer, dy, z, y):

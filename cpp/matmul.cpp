@@ -1,0 +1,34 @@
+// matmul.cpp — C = A·B [+ bias] [+ C] on fixed tiles (see matmul.h).
+#include "matmul.h"
+
+#include "buffer.h"
+
+namespace lstmfast {
+
+template <typename S>
+void matmul(const MatrixView<const S>& A, const MatrixView<const S>& B, const S* bias,
+            const MatrixView<S>& C, Accumulate accumulate) {
+  using PG = PackedGemm<S>;
+  const Index M = A.rows, K = A.cols, N = B.cols;
+  eigen_assert(B.rows == K && C.rows == M && C.cols == N && C.cs == 1);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // an empty sum: C = bias [+ C], or 0
+    for (Index r = 0; r < M; ++r)
+      for (Index j = 0; j < N; ++j)
+        C.data[r * C.rs + j] = (accumulate == Accumulate::Yes ? C.data[r * C.rs + j] : S(0)) + (bias ? bias[j] : S(0));
+    return;
+  }
+  const Index cols = PG::tile_cols(M, N);
+  Buffer<S> panels(PG::packed_size(K, N));
+  PG::pack_parallel(B, cols, panels.data(), Reorder{}, CheckFinite::No, PG::packing_stores(K, N));
+  // The bias is a row added to every row of C: a view with row stride 0.
+  const MatrixView<const S> Y = bias ? MatrixView<const S>::repeated_row(bias, M, N) : MatrixView<const S>{};
+  PG::run_parallel(A, panels.data(), cols, C, accumulate, Y);
+}
+
+template void matmul<float>(const MatrixView<const float>&, const MatrixView<const float>&, const float*,
+                            const MatrixView<float>&, Accumulate);
+template void matmul<double>(const MatrixView<const double>&, const MatrixView<const double>&, const double*,
+                             const MatrixView<double>&, Accumulate);
+
+}  // namespace lstmfast
