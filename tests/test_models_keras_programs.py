@@ -1,7 +1,8 @@
 """Keras programs from the Keras documentation's examples, written as Keras writes them and run
 with only their imports changed (`from lstmfast import ...`), against Keras itself where they
-train: a bidirectional-LSTM IMDB classifier, a character-level text generator, and a model that
-merges text and numeric features with Concatenate."""
+train: a bidirectional-LSTM IMDB classifier, a character-level text generator, a model that
+merges text and numeric features with Concatenate, and a forecaster fed windows by
+timeseries_dataset_from_array with EarlyStopping and ModelCheckpoint."""
 
 import numpy as np
 import pytest
@@ -109,3 +110,61 @@ def test_the_character_level_text_generator_learns_and_samples():
         sentence = sentence[1:] + next_char
         generated += next_char
     assert len(generated) == 40 and set(generated) <= set(chars)
+
+
+def test_the_timeseries_forecaster_fed_by_timeseries_dataset_from_array_trains_like_keras(tmp_path):
+    # keras-io examples/timeseries/timeseries_weather_forecasting.py, on the weekly CO2 series
+    # shipped with lstmfast: normalised features, windows cut by timeseries_dataset_from_array, an
+    # LSTM(32) -> Dense(1) model, EarlyStopping and ModelCheckpoint(save_best_only) on val_loss.
+    # Keras 3 builds its windows with tf.data, absent here: it is fed the same batches through a
+    # keras.utils.PyDataset.
+    frame = lstmfast.data.load_co2()
+    values = np.asarray(frame.values, dtype=np.float32)[:, :1]
+    features = np.concatenate([values, np.sin(np.arange(len(values)) * 2 * np.pi / 52.18)[:, None]], axis=1)
+    train_split = int(0.7 * len(features))
+    mean, std = features[:train_split].mean(axis=0), features[:train_split].std(axis=0)
+    features = ((features - mean) / std).astype(np.float32)
+    past, future, step, sequence_length, batch_size = 24, 4, 2, 12, 64
+    start = past + future
+    x_train, y_train = features[:train_split], features[start:train_split + start, :1]
+    x_val, y_val = features[train_split:-start], features[train_split + start:, :1]
+    dataset_train = lstmfast.utils.timeseries_dataset_from_array(
+        x_train, y_train, sequence_length=sequence_length, sampling_rate=step, batch_size=batch_size)
+    dataset_val = lstmfast.preprocessing.timeseries_dataset_from_array(
+        x_val, y_val, sequence_length=sequence_length, sampling_rate=step, batch_size=batch_size)
+
+    def build(keras, path):
+        inputs = keras.layers.Input(shape=(sequence_length, features.shape[1]))
+        lstm_out = keras.layers.LSTM(32)(inputs)
+        outputs = keras.layers.Dense(1)(lstm_out)
+        model = keras.Model(inputs=inputs, outputs=outputs)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.001), loss="mse")
+        es_callback = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=0, patience=5)
+        modelckpt_callback = keras.callbacks.ModelCheckpoint(
+            monitor="val_loss", filepath=str(path), verbose=0, save_weights_only=True, save_best_only=True)
+        return model, [es_callback, modelckpt_callback]
+
+    class Windows(keras_module.utils.PyDataset):
+        def __init__(self, source):
+            super().__init__()
+            self.source = source
+
+        def __len__(self):
+            return len(self.source)
+
+        def __getitem__(self, i):
+            return self.source[i]
+
+    lstmfast.utils.set_random_seed(0)
+    lm, lcb = build(lstmfast, tmp_path / "lstmfast.weights.h5")
+    km, kcb = build(keras_module, tmp_path / "keras.weights.h5")
+    km.set_weights(lm.get_weights())
+    fit = dict(epochs=3, shuffle=False, verbose=0)  # each shuffles the batch order with its own generator
+    hl = lm.fit(dataset_train, validation_data=dataset_val, callbacks=lcb, **fit).history
+    hk = km.fit(Windows(dataset_train), validation_data=Windows(dataset_val), callbacks=kcb, **fit).history
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(hl[key], hk[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    best = lstmfast.models.clone_model(lm)
+    best.load_weights(tmp_path / "lstmfast.weights.h5")
+    best.compile(optimizer="adam", loss="mse")
+    np.testing.assert_allclose(best.evaluate(dataset_val, verbose=0), min(hl["val_loss"]), rtol=1e-5)

@@ -76,13 +76,38 @@ def test_a_source_of_the_same_batches_trains_bit_for_bit_as_the_arrays(kind):
         h = m.fit(_batches(x, y), epochs=3, verbose=0).history
     else:
         ds = Batches(x, y)
-        h = m.fit(ds, epochs=3, verbose=0).history
+        h = m.fit(ds, epochs=3, shuffle=False, verbose=0).history
         assert ds.epochs_ended >= 3
     assert h == h_ref
     for a, b in zip(m.get_weights(), ref.get_weights()):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(m.predict(Batches(x, y), verbose=0), ref.predict(x, batch_size=8, verbose=0))
     assert m.evaluate(_batches(x, y), verbose=0) == ref.evaluate(x, y, batch_size=8, verbose=0)
+
+
+def test_fit_visits_a_pydatasets_batches_in_a_new_order_every_epoch_unless_shuffle_is_false():
+    # Keras's PyDatasetAdapter shuffles the batch order when fit's shuffle is true (its default).
+    x, y = _data()
+
+    class Logged(Batches):
+        def __init__(self, *a):
+            super().__init__(*a)
+            self.seen = []
+
+        def __getitem__(self, i):
+            self.seen.append(i)
+            return super().__getitem__(i)
+
+    lf.utils.set_random_seed(4)
+    ds = Logged(x, y)
+    _model().fit(ds, epochs=4, verbose=0)
+    n = len(ds)
+    epochs = [ds.seen[k * n:(k + 1) * n] for k in range(4)]
+    assert all(sorted(e) == list(range(n)) for e in epochs)
+    assert len({tuple(e) for e in epochs}) > 1
+    ds = Logged(x, y)
+    _model().fit(ds, epochs=2, shuffle=False, verbose=0)
+    assert ds.seen[:2 * n] == list(range(n)) * 2
 
 
 def test_validation_from_a_generator_with_validation_steps_and_no_thread_left_behind():

@@ -7,8 +7,9 @@
                                         else an epoch ends when it runs out
     an iterable (a list of batches, a   iterated afresh every epoch
     tf.data.Dataset, a torch DataLoader)
-    a `PyDataset` (`__len__` and        batch i is `dataset[i]`; `on_epoch_end()` after each epoch
-    `__getitem__`), as Keras has it
+    a `PyDataset` (`__len__` and        batch i is `dataset[i]`; `on_epoch_end()` after each epoch;
+    `__getitem__`), as Keras has it     `fit(shuffle=True)` (the default) visits the batches in a
+                                        new random order every epoch, as Keras does
 
 A background thread reads the next batches while the model trains on the current one (the C++
 kernels release the interpreter, so reading from disk overlaps with them): `max_queue_size`
@@ -85,9 +86,11 @@ def unpack_targets(batch, what):
 class BatchSource:
     """Reads batches from `source` in a background thread; `epoch()` yields one epoch's batches.
 
-    `steps`: batches per epoch (None: until the source ends an epoch or runs out)."""
+    `steps`: batches per epoch (None: until the source ends an epoch or runs out). `rng` (a numpy
+    Generator, used by the reader thread alone): a PyDataset's batches are read in a new random
+    order every epoch; None: in order."""
 
-    def __init__(self, source, steps=None):
+    def __init__(self, source, steps=None, rng=None):
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
             raise ValueError(f"The number of steps must be a positive integer. Received: {steps!r}")
         self.source = source
@@ -102,6 +105,7 @@ class BatchSource:
             size = len(source) if hasattr(source, "__len__") else None
             self.steps = int(steps) if steps is not None else size
         self._steps_given = steps is not None
+        self._rng = rng if self._kind == "pydataset" else None
         self._queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = None
@@ -126,8 +130,10 @@ class BatchSource:
             else:
                 while not self._stop.is_set():
                     if self._kind == "pydataset":
-                        for i in range(len(self.source)):
-                            if not self._put(self.source[i]):
+                        n = len(self.source)
+                        order = self._rng.permutation(n) if self._rng is not None else range(n)
+                        for i in order:
+                            if not self._put(self.source[int(i)]):
                                 return
                         self.source.on_epoch_end()
                     else:

@@ -52,12 +52,13 @@ class ArrayBatches:
 
 class SourceBatches:
     """Batches read from a generator, iterable or PyDataset (`data_sources.BatchSource`), each
-    checked and converted by `prepare(batch) -> (x, y, sample_weight)` as it arrives."""
+    checked and converted by `prepare(batch) -> (x, y, sample_weight)` as it arrives; `rng` as in
+    BatchSource (a PyDataset's batch order shuffled every epoch)."""
 
-    def __init__(self, source, steps, prepare):
+    def __init__(self, source, steps, prepare, rng=None):
         from .data_sources import BatchSource
 
-        self._source = BatchSource(source, steps)
+        self._source = BatchSource(source, steps, rng)
         self._prepare = prepare
         self.steps = self._source.steps
 

@@ -200,7 +200,10 @@ class Trainer:
             if y is not None or sample_weight is not None:
                 raise ValueError(f"`{y_arg}` and `sample_weight` must not be given when `{x_arg}` is a "
                                  "generator or dataset: it yields (x, y) or (x, y, sample_weight) batches.")
-            return SourceBatches(x, steps, lambda b: self._prepare_xy(*unpack_targets(b, what), class_weight))
+            # A PyDataset's batch order is shuffled (Keras's PyDatasetAdapter does the same) from a
+            # generator of its own, drawn here: the reader thread then never shares one.
+            rng = np.random.default_rng(_random.global_generator().integers(2**63)) if shuffle else None
+            return SourceBatches(x, steps, lambda b: self._prepare_xy(*unpack_targets(b, what), class_weight), rng)
         if steps is not None:
             raise ValueError("`steps_per_epoch`/`validation_steps`/`steps` apply to generators and datasets; "
                              "with arrays, an epoch is one pass over them.")
@@ -231,7 +234,8 @@ class Trainer:
             if validation_split:
                 raise ValueError("`validation_split` needs arrays; with a generator or dataset, pass "
                                  "`validation_data`.")
-            batches = self._batches(x, y, sample_weight, batch_size, steps_per_epoch, "fit", class_weight)
+            batches = self._batches(x, y, sample_weight, batch_size, steps_per_epoch, "fit", class_weight,
+                                    shuffle=bool(shuffle))
         else:
             if steps_per_epoch is not None:
                 raise ValueError("`steps_per_epoch` applies to generators and datasets; with arrays, an "
