@@ -125,8 +125,10 @@ def test_bad_graphs_and_unsupported_uses_say_why():
         L.LSTM(3)(a, initial_state=[b])
     with pytest.raises(ValueError, match=r"initial state h0 must have shape \(batch, 3\)"):
         L.LSTM(3)(a, initial_state=[lf.Input(shape=(5,)), lf.Input(shape=(3,))])
-    with pytest.raises(TypeError, match="only an LSTM's return_state"):
-        L.Bidirectional(L.LSTM(3, return_state=True))(a)
+    with pytest.raises(ValueError, match=r"initial_state.*four tensors"):
+        L.Bidirectional(L.LSTM(3, return_state=True))(a, initial_state=[b, b])
+    with pytest.raises(ValueError, match=r"each initial state must have shape \(batch, 3\)"):
+        L.Bidirectional(L.LSTM(3))(a, initial_state=[lf.Input(shape=(5,))] * 4)
     two = lf.Model(a, L.LSTM(3, return_state=True)(a))
     with pytest.raises(ValueError, match="3 outputs is not supported"):
         two.compile("adam", "mse")

@@ -74,18 +74,20 @@ def is_symbolic(inputs):
         isinstance(inputs, (list, tuple)) and any(isinstance(t, KerasTensor) for t in inputs))
 
 
-def topological_order(inputs, outputs):
+def topological_order(inputs, outputs, with_inputs=False):
     """The nodes that `outputs` depend on, each after every node it reads from, in Keras's
     order: by depth (a node's depth is one more than that of the deepest node reading its
     outputs; the output nodes are at depth 0), deepest first, and within one depth in the order
-    a depth-first walk from the outputs first meets them. So a model lists its layers, and
-    their weights, in the order Keras does. Raises ValueError when an output depends on a
-    tensor that is not among `inputs`."""
+    a depth-first walk from the outputs first enters them. So a model lists its layers, and
+    their weights, in the order Keras does. `with_inputs`: the model's input tensors too, each
+    ordered as Keras orders its InputLayer (an input read by no node last, at depth 0). Raises
+    ValueError when an output depends on a tensor that is not among `inputs`."""
     known = {id(t) for t in inputs}
-    order, seen = [], set()
+    order, seen, entered = [], set(), {}
 
     def visit(tensor):
         if id(tensor) in known:
+            entered.setdefault(id(tensor), len(entered))
             return
         node = tensor._node
         if node is None:
@@ -95,6 +97,7 @@ def topological_order(inputs, outputs):
         if id(node) in seen:
             return
         seen.add(id(node))
+        entered.setdefault(id(node), len(entered))
         for t in node.inputs:
             visit(t)
         order.append(node)
@@ -105,10 +108,11 @@ def topological_order(inputs, outputs):
     for node in reversed(order):  # consumers before the nodes they read from
         d = depth.setdefault(id(node), 0)
         for t in node.inputs:
-            if t._node is not None and id(t) not in known:
-                depth[id(t._node)] = max(depth.get(id(t._node), 0), d + 1)
-    first_seen = {id(node): i for i, node in enumerate(order)}
-    return sorted(order, key=lambda node: (-depth[id(node)], first_seen[id(node)]))
+            key = id(t) if id(t) in known else id(t._node)
+            depth[key] = max(depth.get(key, 0), d + 1)
+    items = order + (list(inputs) if with_inputs else [])
+    rank = lambda item: (-depth.get(id(item), 0), entered.get(id(item), -1))  # noqa: E731
+    return sorted(items, key=rank)
 
 
 class Inputs(tuple):

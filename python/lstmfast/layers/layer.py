@@ -469,7 +469,7 @@ class Layer:
         if out_shape and isinstance(out_shape[0], tuple) and not self.graph_multi_output:
             raise TypeError(
                 f"Layer {self.name!r} ({type(self).__name__}) returns several tensors; in a functional "
-                "model only an LSTM's return_state is supported."
+                "model only the states of an LSTM or Bidirectional (return_state) are supported."
             )
         return graph.Node(self, inbound, options, call=call).make_outputs(out_shape, self.dtype)
 

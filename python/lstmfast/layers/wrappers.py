@@ -9,6 +9,7 @@ is flipped back into time order before merging, and both copies get
 
 import numpy as np
 
+from .. import graph
 from .layer import Layer, _auto_name
 
 
@@ -198,7 +199,15 @@ class Bidirectional(Layer):
             return (out,) + states
         return out
 
-    def backward(self, dy):
+    def backward(self, dy, d_states=None):
+        """∂L/∂x from ∂L/∂out and, with return_state, the gradients of the four final states
+        [h_fwd, c_fwd, h_bwd, c_bwd] (None: not used)."""
+        d_fh, d_fc, d_bh, d_bc = d_states if d_states is not None else (None,) * 4
+        self.forward_layer.needs_input_gradient = self.backward_layer.needs_input_gradient = self.needs_input_gradient
+        if dy is None:  # only the states reach the loss
+            dx_f = self.forward_layer.backward(None, d_h=d_fh, d_c=d_fc)
+            dx_b = self.backward_layer.backward(None, d_h=d_bh, d_c=d_bc)
+            return None if dx_f is None else dx_f + dx_b
         h = self.forward_layer.units
         if self.merge_mode == "concat":
             dy_f, dy_b = dy[..., :h], dy[..., h:]
@@ -211,10 +220,39 @@ class Bidirectional(Layer):
             self._y = self._y_rev = None
         if self.return_sequences:
             dy_b = dy_b[:, ::-1]  # into the backward layer's processing order
-        self.forward_layer.needs_input_gradient = self.backward_layer.needs_input_gradient = self.needs_input_gradient
-        dx_f = self.forward_layer.backward(np.ascontiguousarray(dy_f))
-        dx_b = self.backward_layer.backward(np.ascontiguousarray(dy_b))
+        dx_f = self.forward_layer.backward(np.ascontiguousarray(dy_f), d_h=d_fh, d_c=d_fc)
+        dx_b = self.backward_layer.backward(np.ascontiguousarray(dy_b), d_h=d_bh, d_c=d_bc)
         return None if dx_f is None else dx_f + dx_b
+
+    # ----- in a functional graph: inputs [x, h0_fwd, c0_fwd, h0_bwd, c0_bwd], outputs
+    # [y, h_fwd, c_fwd, h_bwd, c_bwd] with return_state -----
+    graph_multi_output = True
+
+    def graph_inputs(self, inputs, kwargs):
+        states = kwargs.pop("initial_state", None)
+        inbound = super().graph_inputs(inputs, kwargs)
+        if states is None:
+            return inbound
+        units = self.forward_layer.units
+        if not isinstance(states, (list, tuple)) or len(states) != 4 or not all(
+                isinstance(s, graph.KerasTensor) for s in states):
+            raise ValueError(
+                f"Bidirectional {self.name!r} expects `initial_state` = [h0_forward, c0_forward, h0_backward, "
+                f"c0_backward], four tensors. Received: {states!r}"
+            )
+        for s in states:
+            if len(s.shape) != 2 or s.shape[1] != units:
+                raise ValueError(f"Bidirectional {self.name!r}: each initial state must have shape (batch, "
+                                 f"{units}). Received: {s.shape}")
+        return inbound + list(states)
+
+    def graph_forward(self, inputs, masks, training):
+        y = self.forward(inputs[0], masks[0], training, initial_state=list(inputs[1:]) or None)
+        return y if isinstance(y, tuple) else (y,)
+
+    def graph_backward(self, d_outputs):
+        dx = self.backward(d_outputs[0], d_outputs[1:] if self.return_state else None)
+        return [dx, *self.forward_layer._d_initial_state, *self.backward_layer._d_initial_state]
 
     def get_config(self):
         config = super().get_config()

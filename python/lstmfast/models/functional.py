@@ -68,8 +68,10 @@ class Functional(Model):
         # gradients add up over the calls (∂L/∂w = Σ over the calls of that call's ∂L/∂w).
         self._shared = [layer for layer in layers if calls[id(layer)] > 1]
         self._states = {}
-        # as Keras lists them: the InputLayers (in the order of the inputs), then the others
-        self._listed = list(dict.fromkeys(t._input_layer for t in self.inputs)) + layers
+        # as Keras lists them: the InputLayers among the others, by depth
+        self._listed = list(dict.fromkeys(
+            item.layer if isinstance(item, graph.Node) else item._input_layer
+            for item in graph.topological_order(self.inputs, self.outputs, with_inputs=True)))
         # the first layer reading each input (None: unused), which decides how it is converted
         self._readers = [next((n.layer for n in order if n.inputs[0] is t), None) for t in self.inputs]
         self._input_layer = self.inputs[0]._input_layer
