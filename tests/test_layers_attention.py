@@ -156,7 +156,7 @@ def test_a_bidirectional_encoder_returning_its_states_feeds_an_attention_decoder
     lin, lout = _bidirectional_translator(L, lf.Input)
     kin, kout = _bidirectional_translator(K, keras.Input)
     lm, km = lf.Model(lin, lout), keras.Model(kin, kout)
-    assert [l.name for l in lm.layers] == [l.name for l in km.layers]  # InputLayers where Keras lists them
+    assert [type(l).__name__ for l in lm.layers] == [type(l).__name__ for l in km.layers]  # Inputs as Keras
     assert [tuple(w.shape) for w in km.weights] == [w.shape for w in lm.weights]
     km.set_weights(lm.get_weights())
     # Padded sources; whole targets: Keras 3 drops the mask of an LSTM called with `initial_state`
