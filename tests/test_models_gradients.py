@@ -337,3 +337,80 @@ def test_dense_reshape_permute_lstm():
     model.compile("adam", "mse")
     x = np.random.default_rng(12).normal(size=(4, 12))
     check_model_gradients(model, x, np.random.default_rng(13).normal(size=(4, 1)))
+
+
+# --- a softmax output and a crossentropy loss: the gradient past the softmax in one step -----------
+
+def _output_gradients(model, x, y, sw, fused):
+    """The weight gradients of one backward pass, the loss's ∂L/∂z handed to the softmax layer
+    (fused) or ∂L/∂ŷ taken through the softmax Jacobian."""
+    from lstmfast.trainers.trainer import _loss_and_output_gradient
+
+    params = model.flat_parameters()  # the buffer that backward writes the gradients into
+    y_pred, mask = model.forward(x, True)
+    if fused:
+        loss, dy, layer = _loss_and_output_gradient(model, y, y_pred, sw, mask)
+        assert layer is not None
+        layer._gradient_is_for_logits = True
+    else:
+        loss, dy = model.loss._loss_and_grad(y, y_pred, sw, mask)
+    model.backward(dy)
+    return loss, params.grads.copy()
+
+
+@pytest.mark.parametrize("loss", ["sparse_categorical_crossentropy", "categorical_crossentropy",
+                                  losses.CategoricalCrossentropy(label_smoothing=0.2)],
+                         ids=["sparse", "categorical", "smoothed"])
+@pytest.mark.parametrize("wrap", [False, True], ids=["dense", "time_distributed"])
+def test_a_crossentropy_past_a_softmax_output_gives_the_chained_gradient(loss, wrap):
+    rng = np.random.default_rng(5)
+    dense = L.Dense(7, activation="softmax")
+    model = lf.Sequential([lf.Input((6,), dtype="int32"), L.Embedding(9, 4, mask_zero=True),
+                           L.LSTM(5, return_sequences=True), L.TimeDistributed(dense) if wrap else dense])
+    model.compile("adam", loss)
+    ids = rng.integers(1, 9, (8, 6))
+    ids[:3, -2:] = 0  # padded steps: masked out of the loss
+    labels = rng.integers(0, 7, (8, 6))
+    labels[0, :] = 3
+    y = labels if loss == "sparse_categorical_crossentropy" else np.eye(7)[labels]
+    x = model.prepare_inputs(ids)
+    sw = rng.uniform(0.5, 2.0, 8)
+    loss_a, a = _output_gradients(model, x, y, sw, fused=False)
+    loss_b, b = _output_gradients(model, x, y, sw, fused=True)
+    assert loss_a == pytest.approx(loss_b, rel=1e-12)
+    np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-12)
+    assert np.abs(a).max() > 0
+
+
+@pytest.mark.parametrize("loss", [losses.SparseCategoricalCrossentropy(), losses.CategoricalCrossentropy(),
+                                  losses.CategoricalCrossentropy(label_smoothing=0.1)],
+                         ids=["sparse", "categorical", "smoothed"])
+def test_clipped_probabilities_give_the_same_logit_gradient_as_the_chain(loss):
+    # rows sure of themselves: q_y above 1 − ε or below ε, where Keras's clip makes ∂L/∂q zero
+    from lstmfast.activations import _softmax_grad, softmax
+
+    z = np.array([[40.0, 0, 0, 0], [0, 40.0, 0, 0], [0.5, -1, 2, 0.1], [-30, 3, 1, 0]])
+    p = softmax(z)
+    labels = np.array([0, 2, 2, 0])
+    y = labels if isinstance(loss, losses.SparseCategoricalCrossentropy) else np.eye(4)[labels]
+    loss_a, dp = loss._loss_and_grad(y, p)
+    loss_b, dz = loss._loss_and_grad(y, p, softmax_logits=True)
+    assert loss_a == pytest.approx(loss_b, rel=1e-12)
+    np.testing.assert_allclose(dz, _softmax_grad(dp, z, p), rtol=1e-9, atol=1e-15)
+    if not getattr(loss, "label_smoothing", 0):
+        assert not dz[0].any() and not dz[1].any() and not dz[3].any() and dz[2].any()
+
+
+def test_the_softmax_output_takes_the_loss_gradient_only_where_nothing_else_reads_it():
+    x = lf.Input((3,))
+    hidden = L.Dense(4)(x)
+    out = L.Dense(5, activation="softmax")
+    probs = out(hidden)
+    assert lf.Model(x, probs)._softmax_output_layer() is out
+    assert lf.Model(x, [probs, L.Dense(1)(probs)])._softmax_output_layer() is None  # two outputs
+    assert lf.Model(x, L.Dense(5, activation="softmax", activity_regularizer="l2")(hidden))._softmax_output_layer() is None
+    assert lf.Model(x, L.Dense(5, activation="tanh")(hidden))._softmax_output_layer() is None
+    model = lf.Sequential([lf.Input((3,)), L.Dense(4, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy")
+    model.fit(np.ones((4, 3)), np.eye(4), verbose=0)
+    assert "_gradient_is_for_logits" not in vars(model.layers[-1])  # handed over and used up

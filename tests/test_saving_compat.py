@@ -14,8 +14,8 @@ EXPECTED = np.load(DATA / "v0.1-expected.npz")
 SAME_KERNELS = str(EXPECTED["isa"]) == lf.cpu_isa() and int(EXPECTED["threads"]) == lf.get_num_threads()
 
 
-def _same(actual, expected):
-    if SAME_KERNELS:
+def _same(actual, expected, exact=True):
+    if SAME_KERNELS and exact:
         np.testing.assert_array_equal(actual, expected)
     else:
         np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-6)
@@ -30,8 +30,11 @@ def test_a_model_saved_by_version_0_1_predicts_and_trains_on_as_it_did(name, key
     # model draws dropout masks, which depend on the random state of the process: not compared)
     loss = model.train_on_batch(x, y)
     assert np.all(np.isfinite(loss))
+    # (the translation model's softmax + crossentropy gradient is now taken in one step, q − onehot,
+    # which rounds differently from 0.1's chain through the softmax: close, not the same bits)
     if name != "seq2seq":
-        _same(np.concatenate([w.ravel() for w in model.get_weights()]), EXPECTED["after" + key])
+        _same(np.concatenate([w.ravel() for w in model.get_weights()]), EXPECTED["after" + key],
+              exact=name != "translation")
 
 
 def test_a_model_saved_by_version_0_1_holds_its_architecture_and_compile_settings():

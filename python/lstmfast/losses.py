@@ -138,6 +138,30 @@ def _scce(labels, y_pred, from_logits, eps):
     return values, _through_normalization(dq, q, s)
 
 
+def _cce_softmax(y_true, y_pred, eps):
+    """_cce's values, and the gradient with respect to the logits z of y_pred = softmax(z).
+
+    With q = p/Σp clipped to [ε, 1 − ε] (inside_j: q_j not clipped), the chain through the
+    normalization and the softmax Jacobian collapses: ∂L/∂z_i = q_i·Σ_k t_k·inside_k − t_i·inside_i
+    (q − t where nothing is clipped): no Jacobian product over the classes."""
+    logq, qc, q, s, inside = _normalized_log(y_pred, eps)
+    kept = y_true * inside
+    return -np.sum(y_true * logq, axis=-1), q * np.sum(kept, axis=-1, keepdims=True) - kept
+
+
+def _scce_softmax(labels, y_pred, eps):
+    """_scce's values and ∂L/∂z for y_pred = softmax(z): inside_y·(q − onehot(y)) (see _cce_softmax)."""
+    onehot_idx = labels[..., None]
+    s = np.sum(y_pred, axis=-1, keepdims=True)
+    q = y_pred / s
+    qy = np.take_along_axis(q, onehot_idx, axis=-1)
+    values = -np.log(np.clip(qy, eps, 1 - eps))[..., 0]
+    inside = ((qy >= eps) & (qy <= 1 - eps)).astype(q.dtype)
+    local = q * inside
+    np.put_along_axis(local, onehot_idx, (qy - 1) * inside, axis=-1)
+    return values, local
+
+
 def _sparse_labels(y_true, y_pred, loss_name):
     y_true = np.asarray(y_true)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
@@ -213,6 +237,8 @@ class Loss:
         self.dtype = dtype
 
     # subclasses: return (values, local) for float arrays y_true, y_pred
+    fuses_softmax = False  # see CategoricalCrossentropy
+
     def _values_and_local(self, y_true, y_pred):
         raise NotImplementedError
 
@@ -276,9 +302,15 @@ class Loss:
         w = self._weights(values.shape, sample_weight, None, values.dtype)
         return self._reduce(values, w)[0]
 
-    def _loss_and_grad(self, y_true, y_pred, sample_weight=None, mask=None):
-        """Scalar loss and dLoss/dy_pred for a model output `y_pred` (float array)."""
-        values, local = self._values_and_local(self._prepare(y_true, y_pred), y_pred)
+    def _loss_and_grad(self, y_true, y_pred, sample_weight=None, mask=None, softmax_logits=False):
+        """Scalar loss and dLoss/dy_pred for a model output `y_pred` (float array). With
+        `softmax_logits` (only where `fuses_softmax`), the gradient is dLoss/dz instead, for
+        y_pred = softmax(z): the output layer then skips its softmax backward."""
+        prepared = self._prepare(y_true, y_pred)
+        if softmax_logits:
+            values, local = self._values_and_logit_local(prepared, y_pred)
+        else:
+            values, local = self._values_and_local(prepared, y_pred)
         w = self._weights(values.shape, sample_weight, mask, values.dtype)
         loss, g = self._reduce(values, w)
         grad = local * g[..., None].astype(local.dtype, copy=False)
@@ -381,6 +413,14 @@ class CategoricalCrossentropy(Loss):
     def _values_and_local(self, y_true, y_pred):
         return _cce(y_true, y_pred, self.from_logits, _config.epsilon())
 
+    @property
+    def fuses_softmax(self):
+        """Whether _loss_and_grad can give ∂L/∂z past a softmax output (probabilities in)."""
+        return not self.from_logits
+
+    def _values_and_logit_local(self, y_true, y_pred):
+        return _cce_softmax(y_true, y_pred, _config.epsilon())
+
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
@@ -402,6 +442,13 @@ class SparseCategoricalCrossentropy(Loss):
 
     def _values_and_local(self, labels, y_pred):
         return _scce(labels, y_pred, self.from_logits, _config.epsilon())
+
+    @property
+    def fuses_softmax(self):
+        return not self.from_logits
+
+    def _values_and_logit_local(self, labels, y_pred):
+        return _scce_softmax(labels, y_pred, _config.epsilon())
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": None}

@@ -102,12 +102,27 @@ def product(a, b, bias=None, out=None, transpose_a=False, transpose_b=False):
 
 
 def _activation_backward(layer, dy, z, y):
-    """∂L/∂z = ∂L/∂y ⊙ activation'(z) for a layer y = activation(z) (Dense, Conv1D)."""
+    """∂L/∂z = ∂L/∂y ⊙ activation'(z) for a layer y = activation(z) (Dense, Conv1D). A softmax
+    layer told by its model that dy is already ∂L/∂z (a crossentropy loss takes the gradient
+    past the softmax itself: `Loss._loss_and_grad(softmax_logits=True)`) passes it on."""
     if layer.activation is activations.linear:
+        return dy
+    if layer.__dict__.pop("_gradient_is_for_logits", False):
         return dy
     if layer._dact is None:
         layer._dact = activations.derivative(layer.activation)
     return layer._dact(dy, z, y)
+
+
+def softmax_output(layer):
+    """The layer inside `layer` (itself, or what a TimeDistributed wraps) that makes a softmax
+    output through _activation_backward and takes ∂L/∂z from the loss, or None."""
+    inner = getattr(layer, "layer", None) if type(layer).__name__ == "TimeDistributed" else layer
+    if getattr(inner, "activation", None) is not activations.softmax or not hasattr(inner, "kernel"):
+        return None
+    if layer.activity_regularizer is not None or inner.activity_regularizer is not None:
+        return None  # R(y) adds its own ∂R/∂y to the output's gradient
+    return inner
 
 
 def _kernel_layer_config(layer):

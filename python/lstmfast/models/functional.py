@@ -27,6 +27,7 @@ from __future__ import annotations
 from .. import graph
 from ..graph import KerasTensor
 from ..layers import InputLayer, deserialize as deserialize_layer, serialize as serialize_layer
+from ..layers.dense import softmax_output
 from ..layers.layer import _auto_name, _warn_mask_dropped
 from ..saving.registry import register_model_class
 from ..trainers import data
@@ -187,6 +188,16 @@ class Functional(Model):
         if len(self.outputs) == 1:
             return values[id(self.outputs[0])]
         return tuple(values[id(t)][0] for t in self.outputs), None
+
+    def _softmax_output_layer(self):
+        """The layer making the one output by a softmax, that takes ∂L/∂z from the loss
+        (dense.softmax_output), when no other node reads that output and the layer is not shared."""
+        out = self.outputs[0]
+        if len(self.outputs) != 1 or out._node is None or out._node.layer in self._shared:
+            return None
+        if len(out._node.outputs) != 1 or any(t is out for n in self._nodes for t in n.inputs):
+            return None
+        return softmax_output(out._node.layer)
 
     def backward(self, dy):
         """Every node in reverse: ∂L/∂(its inputs) from ∂L/∂(its outputs), summed per tensor."""

@@ -109,6 +109,11 @@ class Model(Trainer):
             )
         return int(sum(v.value.size for v in self.weights))
 
+    def _softmax_output_layer(self):
+        """The layer whose softmax makes the output and that takes ∂L/∂z from a crossentropy
+        loss instead of ∂L/∂y (Sequential and Functional find it), or None."""
+        return None
+
     def flat_parameters(self):
         """The trainable weights in one flat buffer (`lstmfast.parameters.FlatParameters`),
         packed now unless they still live in this model's buffer: another model that shares

@@ -2,6 +2,7 @@
 
 from ..layers import InputLayer, KerasTensor, Layer
 from ..layers import serialize as serialize_layer, deserialize as deserialize_layer
+from ..layers.dense import softmax_output
 from ..layers.layer import _auto_name, _warn_mask_dropped
 from ..saving.registry import register_model_class
 from ..trainers import data
@@ -164,6 +165,10 @@ class Sequential(Model):
                 self._activity.append((layer, y))
             x = y
         return x, mask
+
+    def _softmax_output_layer(self):
+        """The layer making a softmax output that takes ∂L/∂z from the loss (dense.softmax_output)."""
+        return softmax_output(self._layers[-1]) if self._layers else None
 
     def backward(self, dy):
         """∂L/∂x of each layer from the last to the first; stops where no gradient is owed."""

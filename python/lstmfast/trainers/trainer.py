@@ -137,14 +137,21 @@ class Trainer:
     def _train_step(self, xb, yb, swb):
         """One optimizer step: L, ∂L/∂ŷ; backward; w ← optimizer(w, ∂L/∂w). Returns L."""
         y_pred, mask = self.forward(xb, True)
-        loss, dy = self.loss._loss_and_grad(yb, y_pred, swb, mask)
+        loss, dy, logits_layer = _loss_and_output_gradient(self, yb, y_pred, swb, mask)
         if self._regularized:
             loss = loss + self.regularization_loss()  # L + Σ R(w) + Σ R(y)/B, as Keras reports it
         if not np.isfinite(loss):
             # A step whose loss is NaN or infinite leaves the weights as they are (Keras would
             # write NaN into them); the loss is still reported, so TerminateOnNaN can stop fit.
             return float(loss)
-        self.backward(dy)
+        if logits_layer is None:
+            self.backward(dy)
+        else:
+            logits_layer._gradient_is_for_logits = True  # dy is ∂L/∂z: its softmax backward is skipped
+            try:
+                self.backward(dy)
+            finally:
+                logits_layer.__dict__.pop("_gradient_is_for_logits", None)
         for v in self._weight_regularized:
             v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w
         params = self._params
@@ -431,3 +438,13 @@ class Trainer:
     def predict_on_batch(self, x):
         """Model outputs for one batch."""
         return self.forward(self.prepare_inputs(x), False)[0]
+
+
+def _loss_and_output_gradient(model, y, y_pred, sample_weight, mask):
+    """(L, ∂L/∂ŷ, None), or, where the output is a softmax made by one layer and the loss is a
+    crossentropy on probabilities, (L, ∂L/∂z, that layer): the gradient past the softmax in one
+    step (q − onehot where nothing is clipped) instead of through its Jacobian."""
+    layer = model._softmax_output_layer() if getattr(model.loss, "fuses_softmax", False) else None
+    loss, dy = model.loss._loss_and_grad(y, y_pred, sample_weight, mask, softmax_logits=layer is not None)
+    return loss, dy, layer
+
