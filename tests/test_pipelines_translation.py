@@ -1,28 +1,55 @@
-"""The translation pipeline end to end on a slice of the number phrases: it beats the copy baseline."""
+"""The translation pipeline end to end: the attention network with subword units and the classic
+repeat network on slices of the number phrases and of Tatoeba; beam search against greedy on a
+decoder whose best sentence greedy misses; BLEU against several references as sacrebleu scores it."""
 
 import json
 import os
+import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("num2words")
+pytest.importorskip("sentencepiece")
 
 from lstmfast.__main__ import main  # noqa: E402
 from lstmfast.pipelines import translation  # noqa: E402
+from lstmfast.pipelines.seq2seq import beam_decode, greedy_decode  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("models") / "translate")
-    return translation.train(out=out, verbose=0, n_train=2000, n_val=100, n_test=200, units=64,
-                             epochs=10, patience=10, batch_size=32, seed=0, threads=1)
+    return translation.train(out=out, verbose=0, data="numbers", network="repeat", n_train=2000, n_val=100,
+                             n_test=200, units=64, epochs=10, patience=10, batch_size=32, seed=0, threads=1)
 
 
-def test_training_beats_the_copy_baseline_on_unseen_numbers(trained):
+@pytest.fixture(scope="module")
+def attention(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("models") / "attention")
+    return translation.train(out=out, verbose=0, data="numbers", n_train=3000, n_val=100, n_test=200, units=64,
+                             embedding_dim=32, max_vocab=200, epochs=15, patience=15, learning_rate=3e-3,
+                             batch_size=32, beam=3, seed=0, threads=1)
+
+
+def test_the_repeat_network_beats_the_copy_baseline_on_unseen_numbers(trained):
     m = trained["metrics"]["models"]
     assert trained["metrics"]["test_pairs"] == 200
     assert m["lstm_seq2seq"]["char_accuracy"] > m["copy_source"]["char_accuracy"] + 0.15
     assert m["lstm_seq2seq"]["bleu"] > m["copy_source"]["bleu"]
+
+
+def test_the_attention_network_translates_unseen_numbers_greedy_and_by_beam(attention):
+    m = attention["metrics"]["models"]
+    assert set(m) == {"attention_greedy", "attention_beam3", "copy_source"}
+    for name in ("attention_greedy", "attention_beam3"):
+        assert m[name]["bleu"] > 90 and m[name]["chrf"] > 90 > 20 > m["copy_source"]["chrf"]
+        assert m[name]["exact_match"] > 0.9
+    with open(os.path.join(attention["model_dir"], "pipeline.json")) as f:
+        marker = json.load(f)
+    assert marker["config"]["network"] == "attention" and marker["source_vocab"]["level"] == "subword"
+    out = translation.predict(attention["model_dir"], ["twenty-one thousand and five", "seven hundred"], beam=2)
+    assert len(out) == 2 and "mille" in out[0] and "cent" in out[1]
 
 
 def test_model_directory_keeps_both_vocabularies(trained):
@@ -38,10 +65,10 @@ def test_predict_translates_to_french_words(trained):
     assert "mille" in out[0]
 
 
-def test_command_line_predict_reads_stdin(trained, capsys, monkeypatch):
+def test_command_line_predict_reads_stdin_and_takes_a_beam(attention, capsys, monkeypatch):
     import io
     monkeypatch.setattr("sys.stdin", io.StringIO("three hundred\n\nforty\n"))
-    assert main(["translate", "predict", "--out", trained["model_dir"]]) == 0
+    assert main(["translate", "predict", "--out", attention["model_dir"], "--beam", "2"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == 2
 
 
@@ -50,7 +77,62 @@ def test_own_tab_separated_pairs_train_at_character_level(tmp_path):
                                                  "bee", "ant", "elk", "yak", "emu", "pig", "rat", "eel"] * 4]
     p = tmp_path / "pairs.txt"
     p.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    r = translation.train(out=str(tmp_path / "m"), verbose=0, data=str(p), level="char", units=16,
-                          epochs=2, seed=0, threads=1)
-    assert r["metrics"]["test_pairs"] >= 1
-    assert set(r["metrics"]["models"]) == {"lstm_seq2seq", "copy_source"}
+    for network in ("repeat", "attention"):
+        r = translation.train(out=str(tmp_path / network), verbose=0, data=str(p), level="char", network=network,
+                              units=16, epochs=2, seed=0, threads=1)
+        assert r["metrics"]["test_pairs"] >= 1
+        assert "copy_source" in r["metrics"]["models"] and len(r["metrics"]["models"]) >= 2
+
+
+def test_tatoeba_holds_out_english_sentences_with_all_their_translations():
+    cfg = translation.TranslateConfig(max_pairs=6000, n_test=300, n_val=100)
+    train, val, test, _ = translation.load_pairs(cfg)
+    sources = [{s for s, _ in part} for part in (train, val, test)]
+    assert len(sources[2]) == 300 and len(sources[1]) == 100
+    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
+    assert len(train) + len(val) + len(test) == 6000
+
+
+class _Scripted:
+    """Encoder and decoder models of a toy language: from <begin> (id 1), token 2 has p = 0.6 and
+    token 3 p = 0.4; after 2 every next token is a coin toss between 4 and 5 (p = 0.5 each) for
+    two steps, after 3 the end (id 0) is certain. Greedy reads 2 4 4 … (p = 0.6·0.5·0.5·…); the
+    best sentence is 3 <end> (p = 0.4)."""
+
+    vocab = 6
+
+    def predict_on_batch(self, inputs):
+        if not isinstance(inputs, list):  # the encoder: memory, h, c
+            n = len(inputs)
+            return np.zeros((n, 1, 1)), np.zeros((n, 1)), np.zeros((n, 1))
+        token, memory, h, c = inputs
+        last, steps = token[:, -1], h[:, 0]
+        p = np.zeros((len(last), 1, self.vocab))
+        for i, (t, k) in enumerate(zip(last, steps)):
+            if t == 1:
+                p[i, 0, 2], p[i, 0, 3] = 0.6, 0.4
+            elif t == 3 or k >= 3:
+                p[i, 0, 0] = 1.0
+            else:
+                p[i, 0, 4] = p[i, 0, 5] = 0.5
+        return p, h + 1, c
+
+
+def test_beam_search_finds_the_sentence_greedy_decoding_misses():
+    model, source = _Scripted(), np.ones((2, 3), np.int32)
+    greedy = greedy_decode(model, model, source, bos=1, eos=0, max_len=6)
+    assert list(greedy[0][:4]) == [2, 4, 4, 0]
+    best = beam_decode(model, model, source, bos=1, eos=0, max_len=6, beam=3)
+    assert list(best[0][:2]) == [3, 0] and list(best[1][:2]) == [3, 0]
+
+
+def test_bleu_against_several_references_matches_sacrebleu(monkeypatch):
+    sacrebleu = pytest.importorskip("sacrebleu")
+    hyps = ["Il fait beau aujourd'hui.", "Je suis content de te voir.", "C'est un chat noir."]
+    refs = [["Il fait beau aujourd'hui !", "Aujourd'hui, il fait beau."], ["Je suis ravi de te voir."],
+            ["C'est un chat noir.", "Voici un chat noir.", "C'est un chaton noir."]]
+    want = sacrebleu.corpus_bleu(hyps, translation._reference_streams(refs)).score
+    assert translation.corpus_bleu(hyps, refs) == pytest.approx(want)
+    monkeypatch.setitem(sys.modules, "sacrebleu", None)  # lstmfast's own formula
+    assert translation.corpus_bleu(hyps, refs) == pytest.approx(want, rel=1e-9)
+    assert translation.exact_match(hyps, refs) == pytest.approx(1 / 3)

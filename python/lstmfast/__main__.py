@@ -139,8 +139,9 @@ def run(args):
     if args.threads:
         from .pipelines.common import set_threads
         set_threads(args.threads)
+    beam = {"beam": args.beam} if getattr(args, "beam", None) else {}  # translate's --beam
     if args.action == "evaluate":
-        module.evaluate(out, data=args.data, plot=args.plot, verbose=1)
+        module.evaluate(out, data=args.data, plot=args.plot, verbose=1, **beam)
         return 0
     # predict
     if module is forecasting:
@@ -154,7 +155,7 @@ def run(args):
         for text, (label, p) in zip(texts, sentiment.predict(out, texts)):
             print(f"{label}\t{p:.3f}" + (f"\t{text}" if len(texts) > 1 else ""))
     else:
-        for text in module.predict(out, texts):
+        for text in module.predict(out, texts, **beam):
             print(text)
     return 0
 
