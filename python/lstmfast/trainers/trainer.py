@@ -144,14 +144,7 @@ class Trainer:
             # A step whose loss is NaN or infinite leaves the weights as they are (Keras would
             # write NaN into them); the loss is still reported, so TerminateOnNaN can stop fit.
             return float(loss)
-        if logits_layer is None:
-            self.backward(dy)
-        else:
-            logits_layer._gradient_is_for_logits = True  # dy is ∂L/∂z: its softmax backward is skipped
-            try:
-                self.backward(dy)
-            finally:
-                logits_layer.__dict__.pop("_gradient_is_for_logits", None)
+        _backward(self, dy, logits_layer)
         for v in self._weight_regularized:
             v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w
         params = self._params
@@ -175,21 +168,12 @@ class Trainer:
         for m in self._metrics:
             m.update_state(yb, y_pred, swb, mask)
 
-    def _find_regularized(self):
-        """The trainable weights with a regularizer and with a constraint; whether the loss gets
-        penalties (those weights', or a layer's activity regularizer)."""
-        weights = self.trainable_weights
-        self._weight_regularized = [v for v in weights if v.regularizer is not None]
-        self._constrained = [v for v in weights if v.constraint is not None]
-        self._regularized = bool(self._weight_regularized) or any(
-            layer.activity_regularizer is not None for layer in self.layers)
-
     def _ensure_optimizer(self):
         """Pack the weights (unless they still live in this model's buffer) and build the
         optimizer's state for that buffer."""
         old = self._params
         params = self.flat_parameters()
-        self._find_regularized()
+        _find_regularized(self)
         if params is not old:
             if not self.optimizer.built or old is None or old.values.size != params.values.size:
                 self.optimizer.build(params.values, params.segments)
@@ -331,7 +315,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluate / predict
     def _evaluate_batches(self, batches, cbs=None):
         self.reset_metrics()
-        self._find_regularized()
+        _find_regularized(self)
         want_end = cbs is not None and cbs.wants("on_test_batch_end")
         for step, xb, yb, swb in batches.epoch():
             self._test_step(xb, yb, swb)
@@ -448,3 +432,24 @@ def _loss_and_output_gradient(model, y, y_pred, sample_weight, mask):
     loss, dy = model.loss._loss_and_grad(y, y_pred, sample_weight, mask, softmax_logits=layer is not None)
     return loss, dy, layer
 
+
+def _backward(model, dy, logits_layer=None):
+    """model.backward(dy); with `logits_layer`, dy is ∂L/∂z of that softmax layer, which then
+    skips its softmax backward (layers.dense._activation_backward)."""
+    if logits_layer is None:
+        return model.backward(dy)
+    logits_layer._gradient_is_for_logits = True
+    try:
+        return model.backward(dy)
+    finally:
+        logits_layer.__dict__.pop("_gradient_is_for_logits", None)
+
+
+def _find_regularized(model):
+    """Set on `model` the trainable weights with a regularizer and with a constraint; whether the loss gets
+    penalties (those weights', or a layer's activity regularizer)."""
+    weights = model.trainable_weights
+    model._weight_regularized = [v for v in weights if v.regularizer is not None]
+    model._constrained = [v for v in weights if v.constraint is not None]
+    model._regularized = bool(model._weight_regularized) or any(
+        layer.activity_regularizer is not None for layer in model.layers)
