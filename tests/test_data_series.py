@@ -90,3 +90,59 @@ def test_random_split_keeps_duplicates_in_one_part():
 def test_check_disjoint_reports_shared_items():
     with pytest.raises(ValueError, match="train and test share 1"):
         check_disjoint(train=np.array([1, 2]), test=np.array([2, 3]))
+
+
+# --- what a series' dates say --------------------------------------------------------------------
+
+def test_the_frequency_and_its_seasons_come_from_the_dates():
+    from lstmfast.data import infer_frequency
+
+    days = [str(np.datetime64("2020-01-01") + k) for k in range(30)]
+    weeks = [str(np.datetime64("2020-01-04") + 7 * k) for k in range(30)]
+    months = [f"2020-{m:02d}-01" for m in range(1, 13)]
+    hours = [str(np.datetime64("2020-01-01T00:00") + np.timedelta64(k, "h")) for k in range(30)]
+    assert infer_frequency(days).seasons == (7, 364, 365)
+    assert infer_frequency(weeks).seasons == (52,) and infer_frequency(weeks).horizon == 52
+    assert infer_frequency(months).name == "monthly" and infer_frequency(months).season == 12
+    assert infer_frequency(hours).seasons == (24, 168)
+    assert infer_frequency(["a", "b", "c"]).name == "unknown"
+    days_with_a_gap = days[:10] + days[11:]  # one missing day leaves the median spacing alone
+    assert infer_frequency(days_with_a_gap).name == "daily"
+
+
+def test_calendar_features_place_each_day_in_its_week_and_year():
+    from lstmfast.data import calendar_features, future_dates, infer_frequency
+
+    days = ["2024-01-01", "2024-01-02", "2024-01-07", "2024-12-31"]  # a Monday, Tuesday, Sunday
+    names, v = calendar_features(days, infer_frequency(["2024-01-01", "2024-01-02"]))
+    assert names == ["weekday_sin", "weekday_cos", "day_of_year_sin", "day_of_year_cos"]
+    weekday = np.round(np.arctan2(v[:, 0], v[:, 1]) / (2 * np.pi) * 7) % 7
+    np.testing.assert_array_equal(weekday, [0, 1, 6, 1])  # Monday is 0; 2024-12-31 a Tuesday
+    assert v[3, 2] < 0 < v[3, 3]  # the year's last day sits just before its first
+    weekly = infer_frequency(["2001-12-22", "2001-12-29"])
+    assert future_dates(["2001-12-22", "2001-12-29"], weekly, 2) == ["2002-01-05", "2002-01-12"]
+    monthly = infer_frequency(["2020-11-01", "2020-12-01"])
+    assert future_dates(["2020-11-01", "2020-12-01"], monthly, 2) == ["2021-01-01", "2021-02-01"]
+
+
+def test_a_column_of_names_arrives_one_hot_encoded(tmp_path):
+    from lstmfast.data import DataError, load_series_csv, load_us_births
+
+    p = tmp_path / "s.csv"
+    p.write_text("date,sales,day\n2024-01-01,3,Mon\n2024-01-02,,Tue\n2024-01-03,5,Mon\n")
+    s = load_series_csv(p)
+    assert s.columns == ["sales", "day=Mon", "day=Tue"] and s.target == "sales"
+    np.testing.assert_array_equal(s.values, [[3, 1, 0], [4, 0, 1], [5, 1, 0]])
+    assert s.categories == {"day": ["Mon", "Tue"]}
+    again = load_series_csv(p, categories={"day": ["Mon", "Tue", "Wed"]})  # a model's layout
+    assert again.columns == ["sales", "day=Mon", "day=Tue", "day=Wed"]
+    with pytest.raises(DataError, match="'Tue', a category the model does not know"):
+        load_series_csv(p, categories={"day": ["Mon"]})
+    with pytest.raises(DataError, match="target 'day' holds no numbers"):
+        load_series_csv(p, target="day")
+    p.write_text("date,sales\n2024-01-01,3\n2024-01-02,oops\n")
+    with pytest.raises(DataError, match="line 3: column 'sales' holds 'oops'"):
+        load_series_csv(p)
+    births = load_us_births()
+    assert len(births) == 7305 and births.dates[0] == "1969-01-01" and births.values[0, 0] == 8486
+    assert births.columns[0] == "births" and len(births.columns) == 8

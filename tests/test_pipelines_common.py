@@ -117,6 +117,7 @@ def test_a_config_option_becomes_a_train_flag_with_its_type_default_and_help(mon
         mode: str = option("a", "how", choices=["a", "b"])
         data: str | None = option(None, "input file (default: built in)", every_command=True, metavar="PATH")
         rate: float = setting(0.5, "not on the command line")
+        scored: int = option(3, "evaluate only", commands=("evaluate",))
 
         def quick(self):
             return dataclasses.replace(self, width=2)
@@ -129,6 +130,10 @@ def test_a_config_option_becomes_a_train_flag_with_its_type_default_and_help(mon
     args = parser.parse_args(["toy", "train", "--quick", "--width", "5"])
     assert _config(args, ToyConfig) == ToyConfig(width=5)
     assert parser.parse_args(["toy", "evaluate", "--data", "y.csv"]).data == "y.csv"
+    assert parser.parse_args(["toy", "evaluate", "--scored", "4"]).scored == 4
+    for command in ("train", "predict"):  # each command takes only its own settings
+        with pytest.raises(SystemExit):
+            parser.parse_args(["toy", command, "--scored", "4"])
     for bad in (["--width", "0"], ["--mode", "c"], ["--rate", "1"]):
         with pytest.raises(SystemExit):
             parser.parse_args(["toy", "train", *bad])

@@ -76,3 +76,47 @@ def test_a_sentiment_model_directory_is_refused(trained, tmp_path):
     from lstmfast.pipelines import sentiment
     with pytest.raises(PipelineError, match="made by the 'forecast' pipeline"):
         sentiment.predict(trained["model_dir"], ["fine"])
+
+
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory):
+    """Three years of the built-in US daily births, as a user's CSV with a weekday column."""
+    from lstmfast.data import load_us_births
+
+    s = load_us_births()
+    path = tmp_path_factory.mktemp("data") / "births.csv"
+    names = [c.split("=")[1] for c in s.columns[1:]]
+    with open(path, "w") as f:
+        f.write("date,births,weekday\n")
+        for d, row in zip(s.dates[-1100:], s.values[-1100:]):
+            f.write(f"{d},{row[0]:.0f},{names[int(np.argmax(row[1:]))]}\n")
+    return str(path)
+
+
+def test_a_daily_series_gets_its_seasons_window_and_calendar_from_its_dates(daily, tmp_path):
+    r = forecasting.train(out=str(tmp_path / "m"), verbose=0, data=daily, columns="births", epochs=3,
+                          test_size=120, holt_winters=False, seed=0, threads=1)
+    m = r["metrics"]
+    assert m["frequency"] == "daily" and m["seasons"] == [7, 364, 365] and m["horizon"] == 56
+    assert {"seasonal_naive_7", "seasonal_naive_364", "seasonal_naive_365"} <= set(m["models"])
+    assert m["models"]["lstm"]["rmse_56_step"] is not None  # recursive: the calendar of the days ahead is known
+    assert m["beats_baselines"]["against"] == ["naive", "seasonal_naive_7", "seasonal_naive_364", "seasonal_naive_365"]
+    with open(os.path.join(r["model_dir"], "pipeline.json")) as f:
+        marker = json.load(f)
+    assert marker["features"] == ["births", "weekday_sin", "weekday_cos", "day_of_year_sin", "day_of_year_cos"]
+    assert marker["preprocessing"]["relative"] == [True, False, False, False, False]
+    assert marker["preprocessing"]["n_steps"] == 28
+    out = forecasting.predict(r["model_dir"], horizon=3)
+    assert [d for d, _ in out] == ["1989-01-01", "1989-01-02", "1989-01-03"]
+
+
+def test_a_weekday_column_is_one_hot_and_only_the_direct_model_forecasts_past_the_data(daily, tmp_path):
+    r = forecasting.train(out=str(tmp_path / "m"), verbose=0, data=daily, epochs=2, horizon=7, test_size=60,
+                          holt_winters=False, seed=0, threads=1)
+    with open(os.path.join(r["model_dir"], "pipeline.json")) as f:
+        marker = json.load(f)
+    assert marker["categories"] == {"weekday": ["Fri", "Mon", "Sat", "Sun", "Thu", "Tue", "Wed"]}
+    assert r["metrics"]["models"]["lstm"]["rmse_7_step"] is None  # the weekday column is unknown ahead
+    assert len(forecasting.predict(r["model_dir"])) == 7  # direct
+    with pytest.raises(PipelineError, match="recursive forecasts need a single value column"):
+        forecasting.predict(r["model_dir"], method="recursive")

@@ -45,8 +45,33 @@ def test_predict_gives_a_label_and_its_probability(trained):
 def test_evaluate_on_own_csv_scores_every_row(trained, tmp_path):
     p = tmp_path / "mine.csv"
     p.write_text("text,label\n\"Loved it, great fun\",pos\n\"Awful and dull\",neg\n", encoding="utf-8")
+    with open(os.path.join(trained["model_dir"], "metrics.json")) as f:
+        before = json.load(f)
     m = sentiment.evaluate(trained["model_dir"], data=str(p), verbose=0)
-    assert m["test_size"] == 2 and "tfidf_logreg" not in m["models"]
+    assert m["test_size"] == 2 and "tfidf_logreg" in m["models"]  # trained on the model's training part
+    assert os.path.basename(m["metrics_file"]) == "metrics-mine.json"
+    with open(os.path.join(trained["model_dir"], "metrics.json")) as f:
+        assert json.load(f) == before  # the training run's scores stay
+
+
+def test_command_line_predict_reads_the_text_column_of_a_csv_and_errors_exit_with_2(trained, capsys, tmp_path,
+                                                                                   monkeypatch):
+    import io
+
+    p = tmp_path / "reviews.csv"
+    p.write_text('id,text\n1,"A wonderful, moving film."\n2,"Dull, dreadful, far too long."\n', encoding="utf-8")
+    assert main(["sentiment", "predict", "--out", trained["model_dir"], "--file", str(p)]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2
+    (tmp_path / "bad.csv").write_text("id,review\n1,x\n", encoding="utf-8")
+    assert main(["sentiment", "predict", "--out", trained["model_dir"], "--file", str(tmp_path / "bad.csv")]) == 2
+    assert "'text'" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n\n"))
+    assert main(["sentiment", "predict", "--out", trained["model_dir"]]) == 2
+    assert "no input on stdin" in capsys.readouterr().err
+    assert main(["sentiment", "evaluate", "--out", trained["model_dir"], "-q"]) == 0
+    assert capsys.readouterr().out == ""  # -q: nothing printed
+    with pytest.raises(SystemExit):  # predict takes its input as text, not --data
+        main(["sentiment", "predict", "--out", trained["model_dir"], "--data", str(p)])
 
 
 def test_command_line_predict_reads_text_arguments(trained, capsys):

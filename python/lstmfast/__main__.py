@@ -62,22 +62,23 @@ def build_parser():
         common = argparse.ArgumentParser(add_help=False)
         common.add_argument("--out", "--model", dest="out", metavar="MODEL_DIR",
                             help=f"model directory (default: ./{default_model_dir(name)})")
-        train_only = argparse.ArgumentParser(add_help=False)
-        for field in options(module.CONFIG):
-            target = common if field.metadata["every_command"] else train_only
-            _add_option(target, field, annotations[field.name])
         common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+        # each command lists the settings it takes (common.option's `commands`)
+        own = {command: argparse.ArgumentParser(add_help=False) for command in ("train", "evaluate", "predict")}
+        for field in options(module.CONFIG):
+            for command in field.metadata["commands"]:
+                _add_option(own[command], field, annotations[field.name])
 
-        t = actions.add_parser("train", parents=[common, train_only],
+        t = actions.add_parser("train", parents=[common, own["train"]],
                                help="train on the data, save MODEL_DIR, evaluate")
         t.add_argument("--quick", action="store_true", help="a small run of about a minute")
         t.add_argument("--no-evaluate", action="store_true", help="skip the evaluation after training")
         t.add_argument("--plot", action="store_true", help="also draw the evaluation plots (PNG)")
 
-        e = actions.add_parser("evaluate", parents=[common], help="score MODEL_DIR beside the baselines")
+        e = actions.add_parser("evaluate", parents=[common, own["evaluate"]], help="score MODEL_DIR beside the baselines")
         e.add_argument("--plot", action="store_true", help="draw PNGs into MODEL_DIR (needs matplotlib)")
 
-        pr = actions.add_parser("predict", parents=[common], help="use MODEL_DIR on new input")
+        pr = actions.add_parser("predict", parents=[common, own["predict"]], help="use MODEL_DIR on new input")
         if module is forecasting:  # continues the series; the others read texts
             pr.add_argument("--horizon", type=_positive_int, help="steps to forecast (default: the trained horizon)")
             pr.add_argument("--method", choices=["recursive", "direct"])
@@ -96,7 +97,7 @@ def _config(args, config_class):
         config = config.quick()
     given = {}
     for field in options(config_class):
-        value = getattr(args, field.name)
+        value = getattr(args, field.name, None)  # None: not a flag of this command
         if value is not None and value is not False:  # not a flag left out or a switch left off
             given[field.name] = value
     return dataclasses.replace(config, **given)
@@ -107,19 +108,32 @@ def _read_inputs(args):
         from .data import DataError
         from .data._io import read_lines
 
-        lines = [line for _, line in read_lines(args.file)]
-        texts = [line for line in lines if line.strip()]
+        if args.file.lower().endswith(".csv"):
+            texts = _csv_texts(args.file)
+        else:
+            texts = [line for _, line in read_lines(args.file) if line.strip()]
         if not texts:
             raise DataError("no input lines", args.file)
         return texts
     if args.text and args.text != ["-"]:
         return args.text
+    from .pipelines.common import PipelineError
+
     if sys.stdin.isatty():
-        raise SystemExit("lstmfast: error: give the text as an argument, with --file PATH, or on stdin")
+        raise PipelineError("give the text as an argument, with --file PATH, or on stdin")
     texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
-        raise SystemExit("lstmfast: error: no input on stdin")
+        raise PipelineError("no input on stdin")
     return texts
+
+
+def _csv_texts(path):
+    """The `text` column of a CSV file (the format sentiment trains on), one input per row."""
+    from .data._io import read_csv
+
+    header, rows = read_csv(path, required=["text"])
+    k = header.index("text")
+    return [cells[k] for _, cells in rows if cells[k].strip()]
 
 
 def run(args):
@@ -141,15 +155,13 @@ def run(args):
         set_threads(args.threads)
     beam = {"beam": args.beam} if getattr(args, "beam", None) else {}  # translate's --beam
     if args.action == "evaluate":
-        module.evaluate(out, data=args.data, plot=args.plot, verbose=1, **beam)
+        module.evaluate(out, data=args.data, plot=args.plot, verbose=verbose, **beam)
         return 0
     # predict
     if module is forecasting:
         for label, value in forecasting.predict(out, data=args.data, horizon=args.horizon, method=args.method):
             print(f"{label},{value:.4f}")
         return 0
-    if args.data:
-        raise SystemExit("lstmfast: error: predict takes its input as text, --file or stdin, not --data")
     texts = _read_inputs(args)
     if module is sentiment:
         for text, (label, p) in zip(texts, sentiment.predict(out, texts)):

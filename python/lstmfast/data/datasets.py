@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+US_BIRTHS_CSV = os.path.join(HERE, "us-births-daily.csv.gz")
 CO2_CSV = os.path.join(HERE, "co2_weekly.csv")
 DING_PATH = "/usr/share/trans/de-en"
 TATOEBA_ENG_FRA = os.path.join(os.path.dirname(__file__), "tatoeba-eng-fra.tsv.gz")
@@ -150,6 +151,9 @@ class Series:
     n_filled: int = 0
     source: str = ""
     notes: list = field(default_factory=list)
+    # a categorical column of the file -> its categories; its values are the one-hot columns
+    # "name=category" in that order
+    categories: dict = field(default_factory=dict)
 
     @property
     def target_index(self):
@@ -159,19 +163,22 @@ class Series:
         return len(self.dates)
 
 
-def load_series_csv(path, date_column=None, columns=None, target=None, encoding="utf-8"):
-    """Read a CSV with a date column and one or more numeric value columns.
+def load_series_csv(path, date_column=None, columns=None, target=None, encoding="utf-8", categories=None):
+    """Read a CSV with a date column and one or more value columns.
 
     Args:
         path: the CSV file; the first row names the columns.
         date_column: name of the date column (default: the first column).
         columns: value columns to use (default: all the others).
-        target: the column to forecast (default: the first value column).
+        target: the column to forecast (default: the first numeric value column).
+        categories: ``{column: [categories]}`` of categorical columns, to encode them as
+            another file was (a model's training data); default: their sorted values here.
 
-    Empty cells (or ``NA``, ``nan``) are missing values, filled by linear
-    interpolation in time; any other non-numeric cell is an error naming the
-    line and column. Dates are kept as strings and must be increasing when
-    they are ISO dates.
+    Empty cells (or ``NA``, ``nan``) are missing values, filled by linear interpolation in
+    time. A column without a single number (a weekday name, a holiday flag spelt out) is
+    categorical: it becomes one 0/1 column per category, ``name=category``. A numeric column
+    with a cell that is not a number is an error naming the line and column. Dates are kept as
+    strings and must be increasing when they are ISO dates.
     """
     header, rows = read_csv(path, encoding=encoding)
     if len(header) < 2:
@@ -186,26 +193,51 @@ def load_series_csv(path, date_column=None, columns=None, target=None, encoding=
     for c in columns:
         if c not in header:
             raise DataError(f"no value column {c!r}; the header has {', '.join(header)}", path, 1)
-    target = target or columns[0]
+    di = header.index(date_column)
+    dates = [cells[di].strip() for _, cells in rows]
+    raw = {c: [cells[header.index(c)].strip() for _, cells in rows] for c in columns}
+    given = dict(categories or {})
+    kinds = {c: "categorical" if c in given or (
+        c not in given and all(_number(v) is None for v in raw[c] if v.lower() not in _MISSING)
+        and any(v.lower() not in _MISSING for v in raw[c])) else "numeric" for c in columns}
+    numeric = [c for c in columns if kinds[c] == "numeric"]
+    if not numeric:
+        raise DataError(f"no numeric value column among {', '.join(columns)}", path, 1)
+    target = target or numeric[0]
     if target not in columns:
         raise DataError(f"the target {target!r} is not among the value columns {columns}", path, 1)
-    di = header.index(date_column)
-    ci = [header.index(c) for c in columns]
-    dates, values = [], np.empty((len(rows), len(columns)), dtype=np.float64)
-    for r, (line, cells) in enumerate(rows):
-        dates.append(cells[di].strip())
-        for j, (c, k) in enumerate(zip(columns, ci)):
-            cell = cells[k].strip()
-            if cell.lower() in _MISSING:
-                values[r, j] = math.nan
-                continue
-            try:
-                v = float(cell)
-            except ValueError:
-                raise DataError(f"column {c!r} holds {cell!r}, which is not a number", path, line) from None
-            if not math.isfinite(v):
-                raise DataError(f"column {c!r} holds {cell!r}, which is not a finite number", path, line)
-            values[r, j] = v
+    if kinds[target] != "numeric":
+        raise DataError(f"the target {target!r} holds no numbers (values like {raw[target][0]!r})", path, 1)
+    out_columns, blocks, cats = [], [], {}
+    for c in columns:
+        if kinds[c] == "numeric":
+            col = np.empty(len(rows))
+            for r, ((line, _), cell) in enumerate(zip(rows, raw[c])):
+                if cell.lower() in _MISSING:
+                    col[r] = math.nan
+                    continue
+                v = _number(cell)
+                if v is None:
+                    raise DataError(f"column {c!r} holds {cell!r}, which is not a number", path, line)
+                if not math.isfinite(v):
+                    raise DataError(f"column {c!r} holds {cell!r}, which is not a finite number", path, line)
+                col[r] = v
+            out_columns.append(c)
+            blocks.append(col[:, None])
+        else:  # one 0/1 column per category; a missing cell is all zeros
+            cats[c] = list(given.get(c) or sorted({v for v in raw[c] if v.lower() not in _MISSING}))
+            index = {v: k for k, v in enumerate(cats[c])}
+            onehot = np.zeros((len(rows), len(cats[c])))
+            for r, ((line, _), cell) in enumerate(zip(rows, raw[c])):
+                if cell.lower() in _MISSING:
+                    continue
+                if cell not in index:
+                    raise DataError(f"column {c!r} holds {cell!r}, a category the model does not know "
+                                    f"(it knows {', '.join(cats[c])})", path, line)
+                onehot[r, index[cell]] = 1.0
+            out_columns += [f"{c}={v}" for v in cats[c]]
+            blocks.append(onehot)
+    values = np.concatenate(blocks, axis=1)
     try:
         parsed = np.array(dates, dtype="datetime64")
     except ValueError:
@@ -218,10 +250,28 @@ def load_series_csv(path, date_column=None, columns=None, target=None, encoding=
     try:
         values, n_filled = interpolate_missing(values)
     except ValueError:
-        empty = [c for j, c in enumerate(columns) if not np.isfinite(values[:, j]).any()]
+        empty = [c for j, c in enumerate(out_columns) if not np.isfinite(values[:, j]).any()]
         raise DataError(f"column {empty[0]!r} has no values", path) from None
     notes = [f"{n_filled} missing values filled by linear interpolation"] if n_filled else []
-    return Series(dates, values, columns, target, n_filled, os.fspath(path), notes)
+    if cats:
+        notes.append("one-hot encoded: " + ", ".join(f"{c} ({len(v)} categories)" for c, v in cats.items()))
+    return Series(dates, values, out_columns, target, n_filled, os.fspath(path), notes, cats)
+
+
+def _number(cell):
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def load_us_births():
+    """Daily births in the United States, 1969-01-01 to 1988-12-31 (7,305 days), with the
+    weekday's name as a second, categorical column (shipped; US National Center for Health
+    Statistics, public domain, as in the Births table of the R package mosaicData)."""
+    s = load_series_csv(US_BIRTHS_CSV)
+    s.source = "US daily births 1969-1988 (NCHS, public domain)"
+    return s
 
 
 def load_co2():

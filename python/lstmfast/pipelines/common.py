@@ -62,7 +62,7 @@ def setting(default, help):
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-def option(default, help, *, every_command=False, **flag):
+def option(default, help, *, every_command=False, commands=None, **flag):
     """A setting that is also a flag of the command (``max_vocab`` -> ``--max-vocab``).
 
     The flag's type comes from the field's annotation: ``bool`` is a switch
@@ -70,13 +70,15 @@ def option(default, help, *, every_command=False, **flag):
     integer, ``float`` and ``str`` as written; ``flag`` passes other argparse
     arguments (``choices``, ``metavar``, ``type``). A default other than
     ``None`` is shown in the help; for ``None`` the help says what it means.
-    The flag belongs to ``train`` only unless ``every_command`` (then
-    ``evaluate`` and ``predict`` take it too).
+    The flag belongs to ``train`` only, unless ``every_command`` (then
+    ``evaluate`` and ``predict`` take it too) or ``commands`` names the
+    commands that take it.
     """
     if default is True:
         raise ValueError(f"a switch turns its setting on, so its default must be False; got {default!r}")
-    return dataclasses.field(default=default, metadata={"help": help, "flag": flag,
-                                                        "every_command": every_command})
+    if commands is None:
+        commands = ("train", "evaluate", "predict") if every_command else ("train",)
+    return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "commands": tuple(commands)})
 
 
 def options(config_class):

@@ -1,4 +1,4 @@
-"""Time-series forecasting: the weekly Mauna Loa CO2 series (or your CSV) with an LSTM.
+"""Time-series forecasting: the weekly Mauna Loa CO2 series, US daily births, or your CSV, with an LSTM.
 
 The model is the classic one: ``LSTM(50, activation='relu') -> Dense(1)`` on
 windows of ``n_steps`` past values. Two forecasts of a horizon ``h``:
@@ -15,16 +15,23 @@ and multiplied by a gain that gives the training targets unit spread. Working
 relative to the last value lets the network follow the rising trend beyond
 the range it saw in training.
 
-Evaluation on the held-out last ``test_size`` steps (104 weeks by default):
+The dates set the defaults (``lstmfast.data.calendar``): their frequency gives the seasons
+(daily: 7, 364 and 365 days; weekly: 52; monthly: 12; hourly: 24 and 168), the horizon, the
+window and the held-out part, and calendar features (day of week, day of year, month, as sine
+and cosine pairs) join the inputs; a categorical column (a weekday name) arrives one-hot
+encoded. Only the value columns are taken relative to their last value; calendar and one-hot
+columns stay as they are.
 
-* one-step: each test week predicted from the actual weeks before it;
-* ``h``-step: from every origin in the test period with ``h`` weeks left, a
+Evaluation on the held-out last ``test_size`` steps (104 weeks, or a year of days):
+
+* one-step: each test step predicted from the actual steps before it;
+* ``h``-step: from every origin in the test period with ``h`` steps left, a
   path of ``h`` forecasts; the RMSE pools all of them (rolling origin).
 
-Baselines in the same run: naive (the last value), seasonal naive (the value
-one season, 52 steps, earlier) and, when statsmodels is installed,
-Holt-Winters (additive trend and season) with parameters fitted on the
-training part.
+Baselines in the same run: naive (the last value), seasonal naive for each
+season of the frequency (the value one season earlier) and, when
+statsmodels is installed, Holt-Winters (additive trend and season, the main
+season) with parameters fitted on the training part.
 """
 
 from __future__ import annotations
@@ -52,11 +59,14 @@ __all__ = ["ForecastConfig", "train", "evaluate", "predict", "load_series", "bas
 
 @dataclass
 class ForecastConfig:
-    """Every setting of a forecasting run (defaults: the run reported in the docs)."""
+    """Every setting of a forecasting run (defaults: the run reported in the docs). The settings
+    left at None are chosen from the frequency of the dates (:meth:`resolved`)."""
 
-    n_steps: int = option(60, "window length")
-    horizon: int = option(52, "multi-step horizon")
-    season: int = setting(52, "season length of the seasonal-naive baseline")
+    n_steps: int | None = option(None, "window length (default: 60 steps for weekly data, 28 for daily, "
+                                       "168 for hourly, 36 for monthly)")
+    horizon: int | None = option(None, "multi-step horizon (default: weekly 52, daily 56, hourly 48, monthly 24)")
+    season: int | None = option(None, "season length in steps (default: from the dates: daily 7 (also 364 and 365 "
+                                      "for the baselines), weekly 52, monthly 12, hourly 24 (and 168))")
     units: int = setting(50, "LSTM units (the seed model)")
     activation: str = setting("relu", "LSTM activation (the seed model)")
     epochs: int = option(100, "maximum epochs; early stopping on validation loss may end sooner")
@@ -64,22 +74,38 @@ class ForecastConfig:
     batch_size: int = option(32, "windows per gradient step")
     learning_rate: float = setting(1e-3, "Adam's learning rate")
     clipnorm: float | None = setting(1.0, "clip each gradient to this L2 norm (a relu LSTM can blow up)")
-    test_size: int = option(104, "held-out last steps")
-    val_size: int = setting(104, "validation steps before the test part")
-    relative: bool = setting(True, "windows relative to their last value (see the module's doc)")
+    test_size: int | None = option(None, "held-out last steps (default: 104 weekly, 365 daily, 336 hourly, "
+                                         "36 monthly)")
+    val_size: int | None = setting(None, "validation steps before the test part (default: as test_size)")
+    relative: bool = setting(True, "value windows relative to their last value (see the module's doc)")
+    calendar: bool | None = setting(None, "calendar features from the dates (default: for daily, hourly and "
+                                          "monthly data)")
     direct: bool = setting(True, "also train the direct multi-step model")
     holt_winters: bool = setting(True, "Holt-Winters baseline (needs statsmodels; about 10 s)")
     seed: int = option(0, "seed of the initial weights and the shuffling", type=int)
     threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
-    data: str | None = option(None, "CSV with a header: a date column (the first, or --date-column) and "
-                                    "numeric value columns (default: the built-in weekly CO2 series)",
+    data: str | None = option(None, "CSV with a header: a date column (the first, or --date-column) and value "
+                                    "columns, or 'births' for the built-in US daily births 1969-1988 "
+                                    "(default: the built-in weekly CO2 series)",
                               every_command=True, metavar="PATH")
     date_column: str | None = option(None, "name of the date column (default: the first)")
-    target: str | None = option(None, "column to forecast (default: the first value column)")
+    columns: str | None = option(None, "value columns to use, comma-separated (default: all but the date)")
+    target: str | None = option(None, "column to forecast (default: the first numeric value column)")
 
     def quick(self):
         """A run of well under a minute."""
         return dataclasses.replace(self, epochs=min(self.epochs, 15), patience=5)
+
+    def resolved(self, frequency):
+        """The settings with their None defaults chosen for a series of `frequency`."""
+        name = frequency.name
+        season = self.season or frequency.season or 52
+        horizon = self.horizon or (frequency.horizon if name != "unknown" else 52)
+        test = self.test_size or {"daily": 365, "hourly": 336, "monthly": 36, "quarterly": 12}.get(name, 104)
+        calendar = self.calendar if self.calendar is not None else name in ("daily", "hourly", "monthly", "quarterly")
+        return dataclasses.replace(
+            self, season=season, horizon=horizon, test_size=test, val_size=self.val_size or test, calendar=calendar,
+            n_steps=self.n_steps or {"daily": 28, "hourly": 168, "monthly": 36, "quarterly": 12}.get(name, 60))
 
 
 CONFIG = ForecastConfig
@@ -90,20 +116,45 @@ def rmse(pred, truth):
     return float(np.sqrt(np.mean((pred - truth) ** 2)))
 
 
-def load_series(config):
+def load_series(config, categories=None):
+    """The configured series, categorical columns one-hot encoded (as `categories` says, when
+    given: a trained model's layout)."""
+    if config.data == "births":
+        return D.load_us_births()
     if config.data:
-        return D.load_series_csv(config.data, date_column=config.date_column, target=config.target)
+        columns = [c.strip() for c in config.columns.split(",") if c.strip()] if config.columns else None
+        return D.load_series_csv(config.data, date_column=config.date_column, columns=columns, target=config.target,
+                                 categories=categories)
     return D.load_co2()
+
+
+def _features(series, config):
+    """(values (N, F), column names, F booleans: taken relative to the window's last value):
+    the series' columns, then its calendar features when `config.calendar`."""
+    values, names = series.values, list(series.columns)
+    relative = [config.relative and "=" not in c for c in names]  # one-hot columns stay absolute
+    if config.calendar:
+        cal_names, cal = D.calendar_features(series.dates, D.infer_frequency(series.dates))
+        values, names, relative = np.concatenate([values, cal], axis=1), names + cal_names, relative + [False] * len(cal_names)
+    return values, names, relative
 
 
 # ---------------------------------------------------------------------------
 # Preprocessing: standardise, then windows relative to their last value.
 
 class _Prep:
-    """Maps the raw series to model inputs and model outputs back to values."""
+    """Maps the raw series to model inputs and model outputs back to values. `relative`: one
+    boolean per feature (True: taken relative to the window's last value), or one for all."""
 
     def __init__(self, scaler, target_index, n_steps, relative, gain=1.0):
         self.scaler, self.t, self.n_steps, self.relative, self.gain = scaler, target_index, n_steps, relative, gain
+        mask = np.asarray(relative, bool)
+        self._mask = mask if mask.ndim else None  # None: one flag for every feature
+
+    def _relative(self, j=None):
+        if self._mask is None:
+            return bool(self.relative)
+        return self._mask if j is None else bool(self._mask[j])
 
     @classmethod
     def fit(cls, values_train, target_index, n_steps, relative, horizon):
@@ -116,8 +167,11 @@ class _Prep:
     def inputs(self, windows):
         """(W, n_steps, F) raw windows -> model inputs."""
         z = self.scaler.transform(windows)
-        if self.relative:
+        rel = self._relative()
+        if rel is True:
             z = z - z[:, -1:, :]
+        elif rel is not False:
+            z = z - z[:, -1:, :] * rel  # x − x_last for the value columns only
         return (z * self.gain).astype(np.float32)
 
     def windows(self, values, horizon):
@@ -127,7 +181,7 @@ class _Prep:
 
     def _anchor(self, X):
         # z-value of the target at the window's last step (0 when not relative)
-        if not self.relative:
+        if not self._relative(self.t):
             return np.zeros((len(X), 1))
         return self.scaler.transform(X[:, -1, :])[:, self.t:self.t + 1]
 
@@ -141,8 +195,9 @@ class _Prep:
         return self.scaler.inverse_transform(z, column=self.t)
 
     def get_config(self):
+        relative = self.relative if self._mask is None else [bool(r) for r in self._mask]
         return {"scaler": self.scaler.get_config(), "target_index": self.t, "n_steps": self.n_steps,
-                "relative": self.relative, "gain": self.gain}
+                "relative": relative, "gain": self.gain}
 
     @classmethod
     def from_config(cls, c):
@@ -186,7 +241,11 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     seed_everything(config.seed)
     set_threads(config.threads)
     series = load_series(config)
-    values = series.values
+    frequency = D.infer_frequency(series.dates)
+    seasons = list(frequency.seasons) if config.season is None and frequency.seasons else None
+    config = config.resolved(frequency)
+    seasons = seasons or [config.season]
+    values, features, relative = _features(series, config)
     n = len(values)
     tr, va, te = D.chronological_split(n, config.test_size, config.val_size)
     if tr.stop < config.n_steps + config.horizon + 1:
@@ -194,10 +253,11 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
                             f"{config.n_steps} steps and a horizon of {config.horizon}")
     for note in series.notes:
         log(verbose, f"data: {note}")
-    log(verbose, f"data: {series.source or config.data}: {n} steps, {len(series.columns)} feature(s); "
-                 f"train {tr.stop}, validation {va.stop - va.start}, test {te.stop - te.start} (held out)")
+    log(verbose, f"data: {series.source or config.data}: {n} steps ({frequency.name}), {len(features)} feature(s) "
+                 f"({', '.join(features)}); train {tr.stop}, validation {va.stop - va.start}, test {te.stop - te.start} "
+                 f"(held out); seasons {', '.join(map(str, seasons))}; window {config.n_steps}, horizon {config.horizon}")
 
-    prep = _Prep.fit(values[tr], series.target_index, config.n_steps, config.relative, 1)
+    prep = _Prep.fit(values[tr], series.target_index, config.n_steps, relative, 1)
     # Validation windows end inside the validation part; their inputs may reach back into training.
     X, y = prep.windows(values[tr], 1)
     val_from = max(va.start - config.n_steps, 0)
@@ -223,7 +283,8 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     marker = {
         "config": dataclasses.asdict(config),
         "preprocessing": prep.get_config(),
-        "columns": series.columns, "target": series.target,
+        "columns": series.columns, "target": series.target, "features": features,
+        "categories": series.categories, "frequency": frequency.name, "seasons": seasons,
         "data": {"source": series.source or os.path.abspath(config.data), "n": n,
                  "last_date": series.dates[-1], "n_filled": series.n_filled},
         "split": {"train": [tr.start, tr.stop], "val": [va.start, va.stop], "test": [te.start, te.stop]},
@@ -248,15 +309,26 @@ def _one_step(model, prep, values, targets_at):
     return prep.outputs(X, model.predict(prep.inputs(X), verbose=0))[:, 0]
 
 
-def _recursive(model, prep, values, origins, horizon):
-    """Paths of ``horizon`` forecasts from each origin (forecast starts at values[origin])."""
-    X = values[np.asarray(origins)[:, None] - prep.n_steps + np.arange(prep.n_steps)[None, :]].copy()
+def _recursive(model, prep, values, origins, horizon, known=None):
+    """Paths of ``horizon`` forecasts from each origin (forecast starts at values[origin]). Each
+    forecast is appended to the window as the next step's target; the next step's other
+    features come from `known` (rows indexed as `values`, reaching at least horizon steps past
+    the last origin: the calendar, known in advance), needed when there are any."""
+    origins = np.asarray(origins)
+    X = values[origins[:, None] - prep.n_steps + np.arange(prep.n_steps)[None, :]].copy()
     paths = np.empty((len(origins), horizon))
     for k in range(horizon):
         nxt = prep.outputs(X, model.predict(prep.inputs(X), verbose=0))[:, 0]
         paths[:, k] = nxt
-        X = np.concatenate([X[:, 1:], nxt[:, None, None]], axis=1)
+        row = known[origins + k].copy() if known is not None else np.empty((len(origins), 1))
+        row[:, prep.t] = nxt
+        X = np.concatenate([X[:, 1:], row[:, None, :]], axis=1)
     return paths
+
+
+def _recursive_ok(marker_or_series_columns):
+    """Whether the recursive forecast can run: one value column (beside calendar features)."""
+    return len(marker_or_series_columns) == 1
 
 
 def _direct(model, prep, values, origins):
@@ -267,21 +339,25 @@ def _direct(model, prep, values, origins):
 def baselines(y, test_start, horizon, season=52, holt_winters=True):
     """Naive, seasonal-naive and Holt-Winters forecasts on the test part of ``y`` (1-D).
 
-    Returns ``{name: (one_step, paths)}``: ``one_step`` predicts each test
+    ``season``: one season length or a list (a seasonal naive for each; Holt-Winters takes the
+    first). Returns ``{name: (one_step, paths)}``: ``one_step`` predicts each test
     step from the steps before it; ``paths`` has one row of ``horizon``
     forecasts per origin ``test_start .. len(y) - horizon``.
     """
+    seasons = [int(s) for s in (season if isinstance(season, (list, tuple)) else [season])]
+    seasons = [s for s in seasons if 1 < s < test_start] or [min(seasons[0], test_start - 1)]
     n = len(y)
     origins = np.arange(test_start, n - horizon + 1)
     steps = np.arange(horizon)
     out = {
         "naive": (y[test_start - 1:n - 1], np.repeat(y[origins - 1][:, None], horizon, axis=1)),
     }
-    # seasonal naive: the value one season earlier, repeating the last observed season
-    sn_idx = origins[:, None] + steps[None, :] - season * (1 + steps[None, :] // season)
-    out[f"seasonal_naive_{season}"] = (y[test_start - season:n - season], y[sn_idx])
+    for season in seasons:
+        # seasonal naive: the value one season earlier, repeating the last observed season
+        sn_idx = origins[:, None] + steps[None, :] - season * (1 + steps[None, :] // season)
+        out[f"seasonal_naive_{season}"] = (y[test_start - season:n - season], y[sn_idx])
     if holt_winters:
-        hw = _holt_winters(y, test_start, origins, horizon, season)
+        hw = _holt_winters(y, test_start, origins, horizon, seasons[0])
         if hw is not None:
             out["holt_winters"] = hw
     return out
@@ -312,6 +388,25 @@ def _holt_winters(y, test_start, origins, horizon, season):
     return np.asarray(one), paths
 
 
+def _config_of(marker, data=None):
+    """The (resolved) configuration a model directory was trained with; `data` in place of its data."""
+    known = {f.name for f in dataclasses.fields(ForecastConfig)}
+    cfg = ForecastConfig(**{k: v for k, v in marker["config"].items() if k in known})
+    if cfg.calendar is None:
+        cfg = dataclasses.replace(cfg, calendar=False)  # trained before calendar features existed
+    return dataclasses.replace(cfg, data=data) if data else cfg
+
+
+def _model_features(series, cfg, marker):
+    """The model's input features of `series`, checked against those it was trained on."""
+    values, features, _ = _features(series, cfg)
+    trained = marker.get("features", marker["columns"])
+    if features != trained:
+        raise PipelineError(f"the data gives the features {', '.join(features)} but the model was trained "
+                            f"on {', '.join(trained)}")
+    return values
+
+
 def evaluate(model_dir, data=None, plot=False, verbose=1):
     """Score the saved model on the held-out test part beside the baselines.
 
@@ -331,15 +426,10 @@ def _evaluate(model_dir, models, series=None, data=None, plot=False, verbose=1):
     """:func:`evaluate` with the models at hand (``{"model": ..., "direct": ...}``) and,
     after training, the series already loaded."""
     marker = read_marker(model_dir, PIPELINE)
-    cfg = ForecastConfig(**marker["config"])
-    if data:
-        cfg = dataclasses.replace(cfg, data=data)
-    series = series or load_series(cfg)
+    cfg = _config_of(marker, data)
+    series = series or load_series(cfg, categories=marker.get("categories"))
     prep = _Prep.from_config(marker["preprocessing"])
-    values = series.values
-    if values.shape[1] != len(marker["columns"]):
-        raise PipelineError(f"the data has {values.shape[1]} value column(s) but the model was trained "
-                            f"on {len(marker['columns'])} ({', '.join(marker['columns'])})")
+    values = _model_features(series, cfg, marker)
     y = values[:, prep.t]
     n = len(values)
     test_start = n - cfg.test_size
@@ -350,28 +440,30 @@ def _evaluate(model_dir, models, series=None, data=None, plot=False, verbose=1):
     with Stopwatch() as clock:
         rows = {}
         one = _one_step(models["model"], prep, values, np.arange(test_start, n))
-        rec = _recursive(models["model"], prep, values, origins, h) if values.shape[1] == 1 else None
+        rec = _recursive(models["model"], prep, values, origins, h, known=values if values.shape[1] > 1 else None) \
+            if _recursive_ok(marker["columns"]) else None
         rows["lstm"] = (one, rec)
         if "direct" in models:
             rows["lstm_direct"] = (None, _direct(models["direct"], prep, values, origins))
-        base = baselines(y, test_start, h, cfg.season, holt_winters=cfg.holt_winters)
+        base = baselines(y, test_start, h, marker.get("seasons") or cfg.season, holt_winters=cfg.holt_winters)
         rows.update(base)
 
     metrics = {"pipeline": PIPELINE, "test_steps": int(cfg.test_size), "horizon": int(h),
+               "frequency": marker.get("frequency"), "seasons": marker.get("seasons") or [cfg.season],
                "origins": int(len(origins)), "target": marker["target"], "models": {}}
     for name, (o, p) in rows.items():
         metrics["models"][name] = {
             "rmse_one_step": None if o is None else rmse(o, truth_one),
             f"rmse_{h}_step": None if p is None else rmse(p, truth_paths),
         }
-    best_base_one = min(v["rmse_one_step"] for k, v in metrics["models"].items() if k in ("naive", f"seasonal_naive_{cfg.season}"))
-    best_base_h = min(v[f"rmse_{h}_step"] for k, v in metrics["models"].items() if k in ("naive", f"seasonal_naive_{cfg.season}"))
     lstm = metrics["models"]["lstm"]
     lstm_h = [v[f"rmse_{h}_step"] for k, v in metrics["models"].items() if k.startswith("lstm") and v[f"rmse_{h}_step"] is not None]
-    metrics["beats_naive_baselines"] = {
-        "one_step": lstm["rmse_one_step"] < best_base_one,
-        f"{h}_step": bool(lstm_h) and min(lstm_h) < best_base_h,
-    }
+    for key, names in (("beats_naive_baselines", [k for k in base if k != "holt_winters"]),
+                       ("beats_baselines", list(base))):  # every baseline that fits the data's seasons
+        best_one = min(metrics["models"][k]["rmse_one_step"] for k in names)
+        best_h = min(metrics["models"][k][f"rmse_{h}_step"] for k in names)
+        metrics[key] = {"one_step": lstm["rmse_one_step"] < best_one, f"{h}_step": bool(lstm_h) and min(lstm_h) < best_h,
+                        "against": names}
     metrics["evaluate_seconds"] = clock.seconds
     metrics["train_seconds"] = marker.get("train_seconds")
     write_json(os.path.join(model_dir, "metrics.json"), metrics)
@@ -433,24 +525,29 @@ def predict(model_dir, data=None, horizon=None, method=None, verbose=0):
     the series has evenly spaced ISO dates, else ``+1, +2, ...``.
     """
     model, marker = load_pipeline_model(model_dir, PIPELINE)
-    cfg = ForecastConfig(**marker["config"])
-    if data:
-        cfg = dataclasses.replace(cfg, data=data)
-    series = load_series(cfg)
+    cfg = _config_of(marker, data)
+    series = load_series(cfg, categories=marker.get("categories"))
     prep = _Prep.from_config(marker["preprocessing"])
-    values = series.values
-    if values.shape[1] != len(marker["columns"]):
-        raise PipelineError(f"the data has {values.shape[1]} value column(s) but the model was trained "
-                            f"on {len(marker['columns'])} ({', '.join(marker['columns'])})")
+    values = _model_features(series, cfg, marker)
     if len(values) < prep.n_steps:
         raise PipelineError(f"the series has {len(values)} steps; the model needs the last {prep.n_steps}")
     h = int(horizon or cfg.horizon)
-    method = method or ("recursive" if values.shape[1] == 1 else "direct")
+    can_recurse = _recursive_ok(marker["columns"])
+    method = method or ("recursive" if can_recurse else "direct")
     end = np.array([len(values)])
+    frequency = D.infer_frequency(series.dates)
     if method == "recursive":
-        if values.shape[1] != 1:
-            raise PipelineError("recursive forecasts need a single-feature series; use method='direct'")
-        path = _recursive(model, prep, values, end, h)[0]
+        if not can_recurse:
+            raise PipelineError("recursive forecasts need a single value column (its other inputs would be "
+                                "unknown after the end of the data); use method='direct'")
+        known = None
+        if values.shape[1] > 1:  # the calendar of the steps to come
+            dates = D.future_dates(series.dates, frequency, h)
+            if dates is None:
+                raise PipelineError("the dates do not say which calendar follows them; use method='direct'")
+            _, cal = D.calendar_features(list(series.dates[-1:]) + dates, frequency)
+            known = np.concatenate([values, np.concatenate([np.zeros((h, 1)), cal[1:]], axis=1)])
+        path = _recursive(model, prep, values, end, h, known=known)[0]
     elif method == "direct":
         direct_path = os.path.join(model_dir, DIRECT_FILE)
         if not os.path.exists(direct_path):

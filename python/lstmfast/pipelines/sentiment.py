@@ -69,7 +69,7 @@ class SentimentConfig:
     threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
     data: str | None = option(None, "CSV with a header naming 'text' and 'label' columns, two classes "
                                     "(default: the built-in movie reviews)",
-                              every_command=True, metavar="PATH")
+                              commands=("train", "evaluate"), metavar="PATH")
 
     def quick(self):
         """A run of about a minute: fewer, shorter reviews and a smaller vocabulary."""
@@ -219,8 +219,9 @@ def evaluate(model_dir, data=None, plot=False, verbose=1):
     """Accuracy on the held-out test part beside the majority class and TF-IDF baselines.
 
     With ``data`` (a ``text,label`` CSV other than the training data) every row
-    of it is scored, and the TF-IDF baseline is skipped (its training data is
-    the model's). Writes ``metrics.json`` into ``model_dir`` and returns it.
+    of it is scored, beside the TF-IDF baseline trained on the model's own
+    training part. Writes ``metrics.json`` (the held-out part) or
+    ``metrics-<data file name>.json`` into ``model_dir`` and returns it.
     """
     model, tokenizer, marker = _load(model_dir)
     cfg = SentimentConfig(**marker["config"])
@@ -262,7 +263,7 @@ def _evaluate(model_dir, model, tokenizer, marker, texts, labels, tr, te, own_da
         },
         "train_seconds": marker.get("train_seconds"),
     }
-    if cfg.tfidf and not own_test:
+    if cfg.tfidf:  # trained on the model's own training part, scored on the same texts
         with Stopwatch() as t2:
             pred = tfidf_baseline([texts[i] for i in tr], train_labels, test_texts)
         if pred is not None:
@@ -270,8 +271,11 @@ def _evaluate(model_dir, model, tokenizer, marker, texts, labels, tr, te, own_da
                                                  "seconds": t2.seconds}
         else:
             log(verbose, "scikit-learn is not installed: TF-IDF baseline skipped")
-    write_json(os.path.join(model_dir, "metrics.json"), metrics)
-    log(verbose, f"\naccuracy on {len(test_labels)} held-out texts")
+    # the training run's scores stay in metrics.json; another data set's go beside them
+    name = "metrics.json" if not own_test else f"metrics-{_file_stem(own_data)}.json"
+    write_json(os.path.join(model_dir, name), metrics)
+    metrics["metrics_file"] = os.path.join(model_dir, name)
+    log(verbose, f"\naccuracy on {len(test_labels)} " + (f"texts of {own_data}" if own_test else "held-out texts"))
     log(verbose, format_table([(k, v["accuracy"]) for k, v in metrics["models"].items()], ["model", "accuracy"]))
     if plot:
         p = plot_saved_history(model_dir, "sentiment training")
@@ -279,6 +283,11 @@ def _evaluate(model_dir, model, tokenizer, marker, texts, labels, tr, te, own_da
             metrics["plots"] = [p]
             log(verbose, f"wrote {p}")
     return metrics
+
+
+def _file_stem(path):
+    stem = os.path.splitext(os.path.basename(os.fspath(path)))[0]
+    return re.sub(r"[^\w.-]+", "_", stem) or "data"
 
 
 def predict(model_dir, texts):

@@ -92,7 +92,7 @@ class TranslateConfig:
                                     "'numbers' for English->French number phrases (num2words), or 'ding' for the "
                                     "Ding German-English sentences of the Debian package trans-de-en (default: "
                                     "the built-in Tatoeba English->French sentences)",
-                              every_command=True, metavar="PATH")
+                              commands=("train", "evaluate"), metavar="PATH")
 
     def quick(self):
         """A run of about a minute."""
