@@ -135,7 +135,7 @@ def main(argv=None):
                                                      ignore_index=0)
             loss.backward()
             opt.step()
-            total, count, steps = total + float(loss), count + 1, steps + 1
+            total, count, steps = total + float(loss.detach()), count + 1, steps + 1
             if time.monotonic() - start >= seconds:
                 break
         epoch += 1

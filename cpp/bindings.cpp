@@ -13,6 +13,7 @@
 #include "embedding.h"
 #include "lstm.h"
 #include "matmul.h"
+#include "softmax.h"
 
 namespace py = pybind11;
 using namespace lstmfast;
@@ -310,6 +311,18 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("table").noconvert());
   m.def(("embedding_backward_" + sfx).c_str(), &embedding_bwd<S>, py::arg("ids").noconvert(),
         py::arg("d_out").noconvert(), py::arg("grad").noconvert(), py::arg("clear_ids").noconvert());
+  m.def(("softmax_" + sfx).c_str(), [](const Arr<S>& x) {
+          if (x.ndim() < 1 || x.shape(x.ndim() - 1) < 1) throw std::invalid_argument("softmax needs a last axis of size >= 1");
+          const Index n = x.shape(x.ndim() - 1), rows = x.size() / n;
+          Arr<S> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+          const S* px = x.data();
+          S* py_ = y.mutable_data();
+          {
+            py::gil_scoped_release release;
+            softmax_rows(px, rows, n, py_);
+          }
+          return y;
+        }, py::arg("x").noconvert(), "Softmax over the last axis.");
   m.def(("matmul_" + sfx).c_str(), &matmul_out<S>, py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("bias").noconvert(), py::arg("out").noconvert(), py::arg("transpose_a"),
         py::arg("transpose_b"), py::arg("accumulate"));

@@ -341,3 +341,8 @@ def test_matmul_refuses_what_it_cannot_multiply_with_both_shapes():
            "`a`", "C-contiguous")
     sq = np.zeros((3, 3), np.float32)
     raises(ValueError, lambda: ops.matmul(sq, sq, out=sq), "overlap")
+
+
+def test_softmax_refuses_an_empty_last_axis_and_other_dtypes():
+    raises(ValueError, lambda: ops.softmax(np.zeros((3, 0), np.float32)), "last axis", "(3, 0)")
+    raises(TypeError, lambda: ops.softmax(np.zeros((3, 4), np.int32)), "`x`", "float32 or float64")

@@ -445,6 +445,25 @@ def test_matmul_gives_the_same_bits_for_one_or_two_threads(dtype, restore_thread
             assert np.array_equal(x, y)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
+def test_softmax_matches_numpy_row_by_row_for_any_thread_count(dtype, restore_threads):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((37, 3, 501)) * 20).astype(dtype)  # 111 rows: tiles and a tail
+    x[0, 0, :] = 0.0  # a flat row
+    x[1, 0, 7] = 1e4 if dtype == np.float64 else 80.0  # one dominant entry, exp far past overflow unshifted
+    z = x.astype(np.float64)
+    want = np.exp(z - z.max(-1, keepdims=True))
+    want /= want.sum(-1, keepdims=True)
+    runs = []
+    for n in (1, 2):
+        lstmfast.set_num_threads(n)
+        runs.append(ops.softmax(x))
+    assert np.array_equal(runs[0], runs[1]) and runs[0].dtype == dtype
+    tol = 1e-14 if dtype == np.float64 else 5e-7  # float32: a few ulp of 1
+    assert np.abs(runs[0] - want).max() <= tol
+    np.testing.assert_allclose(runs[0].sum(-1), 1.0, rtol=10 * tol)
+
+
 # --- the vectorised activations ----------------------------------------------------------------
 
 def activation_probe(xs, dtype, probe, naive=False):

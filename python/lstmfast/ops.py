@@ -37,6 +37,7 @@ __all__ = [
     "embedding_forward",
     "embedding_backward",
     "matmul",
+    "softmax",
 ]
 
 # Names as Keras spells them -> codes of cpp/lstm.h.
@@ -466,3 +467,12 @@ def matmul(a, b, *, bias=None, out=None, transpose_a=False, transpose_b=False, a
             raise ValueError("`out` must not overlap `a` or `b`")
     _core_fn("matmul", a.dtype)(a, b, bias, out, bool(transpose_a), bool(transpose_b), bool(accumulate))
     return out
+
+
+def softmax(x) -> np.ndarray:
+    """``exp(x − max) / Σ exp(x − max)`` over the last axis of a C-contiguous float32 or float64
+    array, rows on the kernels' threads (the same bits for every thread count)."""
+    x = _array("x", x, check_finite=False)
+    if x.ndim < 1 or x.shape[-1] < 1:
+        raise ValueError(f"`x` must have a last axis of size >= 1; got shape {_shape(x)}")
+    return _core_fn("softmax", x.dtype)(x)

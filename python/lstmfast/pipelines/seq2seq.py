@@ -27,6 +27,7 @@ __all__ = ["build_attention_model", "inference_models", "greedy_decode", "beam_d
 
 def build_attention_model(source_size, target_input_size, target_size, embedding_dim, units, learning_rate):
     """The compiled training model: inputs [source ids, target ids with <begin>], output p."""
+    from ..initializers import RandomNormal
     from ..layers import LSTM, Attention, Bidirectional, Concatenate, Dense, Embedding, Input
     from ..models import Model
     from ..optimizers import Adam
@@ -35,12 +36,16 @@ def build_attention_model(source_size, target_input_size, target_size, embedding
         raise ValueError(f"units must be even (each encoder direction has units/2); got {units}")
     source = Input(shape=(None,), dtype="int32", name="source")
     target = Input(shape=(None,), dtype="int32", name="target")
-    encoded = Embedding(source_size, embedding_dim, mask_zero=True, name="source_embedding")(source)
+    # Embeddings drawn from N(0, 1) (as PyTorch's nn.Embedding), not Keras's U(−0.05, 0.05): the
+    # first epochs then learn far faster (docs/pipelines.md).
+    encoded = Embedding(source_size, embedding_dim, mask_zero=True, name="source_embedding",
+                        embeddings_initializer=RandomNormal(stddev=1.0))(source)
     memory, hf, cf, hb, cb = Bidirectional(LSTM(units // 2, return_sequences=True, return_state=True),
                                            name="encoder")(encoded)
     h0 = Concatenate(name="encoder_h")([hf, hb])
     c0 = Concatenate(name="encoder_c")([cf, cb])
-    embedded = Embedding(target_input_size, embedding_dim, mask_zero=True, name="target_embedding")(target)
+    embedded = Embedding(target_input_size, embedding_dim, mask_zero=True, name="target_embedding",
+                         embeddings_initializer=RandomNormal(stddev=1.0))(target)
     decoded, _, _ = LSTM(units, return_sequences=True, return_state=True, name="decoder")(
         embedded, initial_state=[h0, c0])
     context = Attention(name="attention")([decoded, memory])

@@ -68,9 +68,10 @@ class TranslateConfig:
                                      "None: 256 with attention, 128 for repeat)")
     bidirectional: bool = option(False, "repeat model: a Bidirectional LSTM encoder")
     epochs: int = option(12, "maximum epochs; early stopping on validation loss may end sooner")
-    max_minutes: float | None = option(12.0, "end training after the epoch when one more would pass this many "
+    max_minutes: float | None = option(13.0, "end training after the epoch when one more would pass this many "
                                              "minutes of training (None: no limit)")
-    patience: int = setting(3, "epochs without improvement before stopping")
+    patience: int = setting(3, "epochs without improvement (validation BLEU with attention, validation loss "
+                                  "for repeat) before stopping")
     batch_size: int = option(64, "pairs per gradient step")
     learning_rate: float | None = setting(None, "Adam's learning rate (None: 1e-3 with attention, 2e-3 repeat)")
     beam: int = option(4, "beam width of evaluate and predict (1: greedy)", every_command=True)
@@ -539,13 +540,53 @@ def _marker(config, src, tgt, desc, n_pairs, **extra):
             "data": {"description": desc, **n_pairs}, **extra}
 
 
-def _callbacks(config, save, verbose):
+def _callbacks(config, save, verbose, selection=None):
+    """Early stopping on val_loss (restoring the best epoch) and a save after each improved
+    epoch, or `selection` doing both; then the time budget."""
     from ..callbacks import EarlyStopping
 
-    cbs = [EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True), _save_improved(save)]
+    cbs = [selection] if selection is not None else [
+        EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True), _save_improved(save)]
     if config.max_minutes:
         cbs.append(_TimeBudget(60.0 * config.max_minutes, verbose))
     return cbs
+
+
+def _bleu_selection(translator, val_pairs, save, patience, verbose):
+    """A callback choosing the epoch by what the model is for: after each epoch it translates
+    the validation sentences greedily and scores BLEU against all their references
+    (logs["val_bleu"]); the model directory is written when BLEU improved, training stops after
+    `patience` epochs without improvement, and the best epoch's weights come back at the end.
+    (The validation loss of teacher-forced steps reaches its minimum epochs before BLEU does.)"""
+    from ..callbacks import Callback
+
+    references = {}
+    for s, t in val_pairs:
+        references.setdefault(s, []).append(t)
+    sources = list(references)
+    refs = [references[s] for s in sources]
+
+    class BleuSelection(Callback):
+        best, wait, weights = -math.inf, 0, None
+
+        def on_epoch_end(self, epoch, logs=None):
+            bleu = corpus_bleu(translator.translate(sources, beam=1), refs)
+            if logs is not None:
+                logs["val_bleu"] = bleu
+            log(verbose, f"validation BLEU (greedy, {len(sources)} sentences): {bleu:.2f}")
+            if bleu > self.best:
+                self.best, self.wait, self.weights = bleu, 0, self.model.get_weights()
+                save()
+            else:
+                self.wait += 1
+                if self.wait >= patience:
+                    self.model.stop_training = True
+
+        def on_train_end(self, logs=None):
+            if self.weights is not None:
+                self.model.set_weights(self.weights)
+
+    return BleuSelection()
 
 
 def _fit_attention(config, train_pairs, val_pairs, out, desc, verbose):
@@ -566,8 +607,9 @@ def _fit_attention(config, train_pairs, val_pairs, out, desc, verbose):
     save = lambda: save_pipeline(out, PIPELINE, model, marker, history)  # noqa: E731
     train_set = _PairBatches(s_tr, t_tr, config.batch_size, tgt.bos_id, tgt.eos_id).dataset
     val_set = _PairBatches(s_va, t_va, 256, tgt.bos_id, tgt.eos_id).dataset
+    selection = _bleu_selection(translator, val_pairs, save, config.patience, verbose)
     h = model.fit(train_set, epochs=config.epochs, validation_data=val_set,
-                  callbacks=_callbacks(config, save, verbose), verbose=verbose)
+                  callbacks=_callbacks(config, save, verbose, selection), verbose=verbose)
     history.update(history_dict(h))
     return translator, marker, history
 
