@@ -100,7 +100,6 @@ def main(argv=None):
     import torch
 
     from lstmfast.pipelines import translation as tr
-    from lstmfast.pipelines.seq2seq import beam_decode, greedy_decode
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -152,18 +151,7 @@ def main(argv=None):
     max_target = max(len(t) for t in t_tr)
     results = {}
     for name, beam in (("pytorch_greedy", 1), ("pytorch_beam4", 4)):
-        outputs = [None] * len(sources)
-        seqs = src.encode(sources)
-        order = np.argsort([len(q) for q in seqs], kind="stable")
-        step = 256 // beam
-        for k in range(0, len(order), step):
-            idx = order[k:k + step]
-            source = tr._right_padded([seqs[i] or [tgt.eos_id] for i in idx])
-            max_len = min(max_target + 5, 2 * source.shape[1] + 10)
-            ids = (beam_decode(enc, dec, source, tgt.bos_id, tgt.eos_id, max_len, beam) if beam > 1
-                   else greedy_decode(enc, dec, source, tgt.bos_id, tgt.eos_id, max_len))
-            for i, row in zip(idx, ids):
-                outputs[i] = tgt.decode(row)
+        outputs = tr.decode_texts(enc, dec, src, tgt, sources, max_target, beam)
         results[name] = {"bleu": tr.corpus_bleu(outputs, refs), "chrf": tr.corpus_chrf(outputs, refs),
                          "exact_match": tr.exact_match(outputs, refs)}
     print(f"\nTatoeba en->fr, {len(sources)} held-out sentences; {args.threads} threads; {cpu_model()}")

@@ -270,18 +270,7 @@ class LSTM(Layer):
         inbound = super().graph_inputs(inputs, kwargs)
         if states is None:
             return inbound
-        if not isinstance(states, (list, tuple)) or len(states) != 2 or not all(
-                isinstance(s, graph.KerasTensor) for s in states):
-            raise ValueError(
-                f"LSTM {self.name!r} expects `initial_state` = [h0, c0], two tensors. Received: {states!r}"
-            )
-        for s, name in zip(states, ("h0", "c0")):
-            if len(s.shape) != 2 or s.shape[1] != self.units:
-                raise ValueError(
-                    f"LSTM {self.name!r}: initial state {name} must have shape (batch, {self.units}). "
-                    f"Received: {s.shape}"
-                )
-        return inbound + list(states)
+        return inbound + initial_state_tensors(self, states, ("h0", "c0"), self.units)
 
     def graph_forward(self, inputs, masks, training):
         if len(inputs) > 1:
@@ -342,6 +331,23 @@ def _to_numpy(t):
     if hasattr(t, "detach"):
         t = t.detach().cpu().numpy()
     return np.asarray(t)
+
+
+def initial_state_tensors(layer, states, names, units, one_message=False):
+    """The `initial_state` tensors of a symbolic call of an LSTM or Bidirectional, checked: one
+    KerasTensor of shape (batch, units) per name. `one_message`: a wrong shape is reported for
+    all states at once ("each initial state") rather than by name."""
+    kind = type(layer).__name__
+    count = {2: "two", 4: "four"}.get(len(names), str(len(names)))
+    if not isinstance(states, (list, tuple)) or len(states) != len(names) or not all(
+            isinstance(s, graph.KerasTensor) for s in states):
+        raise ValueError(f"{kind} {layer.name!r} expects `initial_state` = [{', '.join(names)}], {count} tensors. "
+                         f"Received: {states!r}")
+    for s, name in zip(states, names):
+        if len(s.shape) != 2 or s.shape[1] != units:
+            what = "each initial state" if one_message else f"initial state {name}"
+            raise ValueError(f"{kind} {layer.name!r}: {what} must have shape (batch, {units}). Received: {s.shape}")
+    return list(states)
 
 
 def torch_lstm_weights(state_dict, layer=0, reverse=False, use_bias=True, prefix=None):

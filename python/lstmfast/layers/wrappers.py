@@ -9,8 +9,8 @@ is flipped back into time order before merging, and both copies get
 
 import numpy as np
 
-from .. import graph
 from .layer import Layer, _auto_name
+from .lstm import LSTM, initial_state_tensors
 
 
 class TimeDistributed(Layer):
@@ -78,8 +78,6 @@ class Bidirectional(Layer):
     Weights: the forward layer's, then the backward layer's."""
 
     def __init__(self, layer, merge_mode="concat", weights=None, backward_layer=None, **kwargs):
-        from .lstm import LSTM
-
         if not isinstance(layer, LSTM):
             raise ValueError(
                 "Please initialize `Bidirectional` layer with an `lstmfast.layers.LSTM` instance. "
@@ -233,18 +231,8 @@ class Bidirectional(Layer):
         inbound = super().graph_inputs(inputs, kwargs)
         if states is None:
             return inbound
-        units = self.forward_layer.units
-        if not isinstance(states, (list, tuple)) or len(states) != 4 or not all(
-                isinstance(s, graph.KerasTensor) for s in states):
-            raise ValueError(
-                f"Bidirectional {self.name!r} expects `initial_state` = [h0_forward, c0_forward, h0_backward, "
-                f"c0_backward], four tensors. Received: {states!r}"
-            )
-        for s in states:
-            if len(s.shape) != 2 or s.shape[1] != units:
-                raise ValueError(f"Bidirectional {self.name!r}: each initial state must have shape (batch, "
-                                 f"{units}). Received: {s.shape}")
-        return inbound + list(states)
+        names = ("h0_forward", "c0_forward", "h0_backward", "c0_backward")
+        return inbound + initial_state_tensors(self, states, names, self.forward_layer.units, one_message=True)
 
     def graph_forward(self, inputs, masks, training):
         y = self.forward(inputs[0], masks[0], training, initial_state=list(inputs[1:]) or None)

@@ -53,7 +53,8 @@ PIPELINE = "translate"
 SUMMARY = "English->French sentences (Tatoeba, built in), number phrases, or your source<TAB>target pairs"
 SPACE = "\u2581"  # marks a word token that follows a space
 
-__all__ = ["TranslateConfig", "train", "evaluate", "predict", "load_pairs", "corpus_bleu",
+__all__ = ["TranslateConfig", "train", "evaluate", "predict", "load_pairs", "corpus_bleu", "corpus_chrf",
+           "decode_texts",
            "char_accuracy", "exact_match", "tokenize", "detokenize"]
 
 
@@ -397,34 +398,36 @@ class _AttentionTranslator:
         self.encoder, self.decoder = inference_models(model)
 
     def translate(self, texts, beam=1, batch_size=256):
-        from .seq2seq import beam_decode, greedy_decode
-
-        out = []
-        seqs = self.src.encode(list(texts))
-        order = np.argsort([len(q) for q in seqs], kind="stable")  # similar lengths share a batch
-        decoded = [None] * len(seqs)
-        step = max(1, batch_size // max(beam, 1))
-        for k in range(0, len(order), step):
-            idx = order[k:k + step]
-            source = _right_padded([seqs[i] or [self.src.eos_id] for i in idx])
-            max_len = min(self.max_target_len + 5, 2 * source.shape[1] + 10)
-            if beam > 1:
-                ids = beam_decode(self.encoder, self.decoder, source, self.tgt.bos_id, self.tgt.eos_id, max_len, beam)
-            else:
-                ids = greedy_decode(self.encoder, self.decoder, source, self.tgt.bos_id, self.tgt.eos_id, max_len)
-            for i, row in zip(idx, ids):
-                decoded[i] = self.tgt.decode(row)
-        out.extend(decoded)
-        return out
+        return decode_texts(self.encoder, self.decoder, self.src, self.tgt, texts, self.max_target_len, beam,
+                            batch_size)
 
 
-def _right_padded(seqs, length=None):
-    length = length or max(len(q) for q in seqs)
-    out = np.zeros((len(seqs), length), np.int32)
-    for i, q in enumerate(seqs):
-        q = q[:length]
-        out[i, :len(q)] = q
-    return out
+def decode_texts(encoder, decoder, src, tgt, texts, max_target_len, beam=1, batch_size=256):
+    """Texts -> translations through `encoder` and `decoder` (anything with predict_on_batch, as
+    seq2seq.inference_models makes them): sentences of similar length decoded together, greedily
+    (beam 1) or by beam search, at most max_target_len + 5 tokens and twice the source's + 10."""
+    from .seq2seq import beam_decode, greedy_decode
+
+    seqs = src.encode(list(texts))
+    order = np.argsort([len(q) for q in seqs], kind="stable")  # similar lengths share a batch
+    decoded = [None] * len(seqs)
+    step = max(1, batch_size // max(beam, 1))
+    for k in range(0, len(order), step):
+        idx = order[k:k + step]
+        source = _right_padded([seqs[i] or [src.eos_id] for i in idx])
+        max_len = min(max_target_len + 5, 2 * source.shape[1] + 10)
+        if beam > 1:
+            ids = beam_decode(encoder, decoder, source, tgt.bos_id, tgt.eos_id, max_len, beam)
+        else:
+            ids = greedy_decode(encoder, decoder, source, tgt.bos_id, tgt.eos_id, max_len)
+        for i, row in zip(idx, ids):
+            decoded[i] = tgt.decode(row)
+    return decoded
+
+
+def _right_padded(seqs):
+    """Id sequences padded with 0 at the end to the longest of them."""
+    return D.pad_sequences(seqs, padding="post", truncating="post")
 
 
 class _PairBatches:
@@ -466,27 +469,25 @@ def _vocab_from_config(config):
     return _Vocab.from_config(config)
 
 
-class _TimeBudget:
+def _time_budget(seconds, verbose):
     """A callback that ends training after the epoch when one more epoch (as long as the last)
     would end past `seconds` from the start of fit."""
+    from ..callbacks import Callback
 
-    def __new__(cls, seconds, verbose):
-        from ..callbacks import Callback
+    class TimeBudget(Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.monotonic()
 
-        class TimeBudget(Callback):
-            def on_train_begin(self, logs=None):
-                self.start = time.monotonic()
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_start = time.monotonic()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch_start = time.monotonic()
+        def on_epoch_end(self, epoch, logs=None):
+            now = time.monotonic()
+            if now + (now - self.epoch_start) > self.start + seconds:
+                self.model.stop_training = True
+                log(verbose, f"time budget of {seconds / 60:.1f} min: training ends after epoch {epoch + 1}")
 
-            def on_epoch_end(self, epoch, logs=None):
-                now = time.monotonic()
-                if now + (now - self.epoch_start) > self.start + seconds:
-                    self.model.stop_training = True
-                    log(verbose, f"time budget of {seconds / 60:.1f} min: training ends after epoch {epoch + 1}")
-
-        return TimeBudget()
+    return TimeBudget()
 
 
 def _save_improved(save):
@@ -548,7 +549,7 @@ def _callbacks(config, save, verbose, selection=None):
     cbs = [selection] if selection is not None else [
         EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True), _save_improved(save)]
     if config.max_minutes:
-        cbs.append(_TimeBudget(60.0 * config.max_minutes, verbose))
+        cbs.append(_time_budget(60.0 * config.max_minutes, verbose))
     return cbs
 
 
