@@ -61,3 +61,17 @@ def assert_trains_like_keras(lf_model, keras_model, x, y, loss="mse", metrics=No
     if weights:
         for a, b in zip(lf_model.get_weights(), keras_model.get_weights()):
             np.testing.assert_allclose(a, b, atol=5e-5)
+
+
+def functional_pair(keras, graph, seed=0):
+    """lstmfast and Keras functional models from one `graph(layers_module, Input) -> (inputs,
+    outputs)`, with the lstmfast weights (made after `set_random_seed(seed)`) copied into Keras."""
+    import lstmfast as lf
+
+    lf.utils.set_random_seed(seed)
+    lin, lout = graph(lf.layers, lf.Input)
+    kin, kout = graph(keras.layers, keras.Input)
+    lm, km = lf.Model(lin, lout), keras.Model(kin, kout)
+    assert [tuple(w.shape) for w in km.weights] == [w.shape for w in lm.weights]
+    km.set_weights(lm.get_weights())
+    return lm, km

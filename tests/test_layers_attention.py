@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from gradcheck import assert_model_gradients
-from keras_reference import assert_trains_like_keras, import_keras
+from keras_reference import assert_trains_like_keras, functional_pair, import_keras
 
 keras = import_keras()
 
@@ -43,13 +43,7 @@ def _ids(n, t, seed):
 
 
 def _pair(kind, **opts):
-    lf.utils.set_random_seed(0)
-    lin, lout = _graph(L, lf.Input, kind, **opts)
-    kin, kout = _graph(K, keras.Input, kind, **opts)
-    lm, km = lf.Model(lin, lout), keras.Model(kin, kout)
-    assert [tuple(w.shape) for w in km.weights] == [w.shape for w in lm.weights]
-    km.set_weights(lm.get_weights())
-    return lm, km
+    return functional_pair(keras, lambda M, Input: _graph(M, Input, kind, **opts))
 
 
 @pytest.mark.parametrize("kind", sorted(LAYERS))

@@ -29,6 +29,8 @@ CASES = [
      [("kernel", (2, 12)), ("recurrent_kernel", (3, 12)), ("bias", (12,))] * 2, (None, 5, 6)),
     ("bidirectional_sum", lambda: L.Bidirectional(L.LSTM(3), merge_mode="sum"), (5, 2), False,
      [("kernel", (2, 12)), ("recurrent_kernel", (3, 12)), ("bias", (12,))] * 2, (None, 3)),
+    ("layer_normalization", lambda: L.LayerNormalization(), (4, 3), False, [("gamma", (3,)), ("beta", (3,))],
+     (None, 4, 3)),
 ]
 
 

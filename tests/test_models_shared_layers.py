@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gradcheck import assert_model_gradients
-from keras_reference import assert_trains_like_keras, import_keras
+from keras_reference import assert_trains_like_keras, functional_pair, import_keras
 
 keras = import_keras()
 
@@ -37,12 +37,7 @@ def _twice(M, Input):
 
 @pytest.mark.parametrize("graph", [_siamese, _twice], ids=["siamese", "twice"])
 def test_a_shared_layer_predicts_and_trains_like_keras(graph):
-    lf.utils.set_random_seed(0)
-    lin, lout = graph(L, lf.Input)
-    kin, kout = graph(K, keras.Input)
-    lm, km = lf.Model(lin, lout), keras.Model(kin, kout)
-    assert [tuple(w.shape) for w in km.weights] == [w.shape for w in lm.weights]
-    km.set_weights(lm.get_weights())
+    lm, km = functional_pair(keras, graph)
     rng = np.random.default_rng(1)
     if graph is _siamese:
         xs = [rng.integers(1, 12, (24, 6)), rng.integers(1, 12, (24, 6))]

@@ -16,7 +16,18 @@ the layer contract, see `lstmfast.layers.Layer`); it imports none of them.
 
 from __future__ import annotations
 
-__all__ = ["KerasTensor", "Node", "Inputs", "topological_order"]
+__all__ = ["KerasTensor", "Node", "Inputs", "Positional", "call_args", "topological_order"]
+
+
+class Positional(tuple):
+    """The positional arguments of a call that takes its tensors as separate arguments
+    (`MultiHeadAttention(query, value)`), as a Node's `call[0]`; any other `call[0]` is the
+    one first argument (a tensor, or the list a merge layer takes)."""
+
+
+def call_args(first):
+    """The positional arguments of a recorded call, for saving it as Keras does."""
+    return list(first) if isinstance(first, Positional) else [first]
 
 
 class Node:
@@ -28,7 +39,8 @@ class Node:
     def __init__(self, layer, inputs, options=None, call=None):
         self.layer, self.inputs, self.outputs = layer, tuple(inputs), ()
         self.options = options or {}
-        # how the layer was called, for saving the graph: (args, kwargs) holding KerasTensors
+        # how the layer was called, for saving the graph: (first argument or Positional, kwargs)
+        # holding KerasTensors
         self.call = call
         layer._inbound_nodes.append(self)
 

@@ -15,6 +15,8 @@ from .input_layer import Input, InputLayer, KerasTensor
 from .layer import Layer, Variable
 from .lstm import LSTM
 from .masking import Masking
+from .multi_head_attention import MultiHeadAttention
+from .normalization import LayerNormalization
 from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
 from .pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from .reshaping import Flatten, Permute, RepeatVector, Reshape
@@ -23,8 +25,8 @@ from .wrappers import Bidirectional, TimeDistributed
 ALL_OBJECTS = {
     cls.__name__: cls
     for cls in (Activation, AdditiveAttention, Attention, Add, Average, Bidirectional, Concatenate, Conv1D, Dense, Dot, Dropout, Embedding,
-                Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, InputLayer, LSTM, Masking, Maximum,
-                MaxPooling1D, Minimum, Multiply, Permute, RepeatVector, Reshape, SpatialDropout1D, Subtract,
+                Flatten, GlobalAveragePooling1D, GlobalMaxPooling1D, InputLayer, LayerNormalization, LSTM, Masking, Maximum,
+                MaxPooling1D, Minimum, Multiply, MultiHeadAttention, Permute, RepeatVector, Reshape, SpatialDropout1D, Subtract,
                 TimeDistributed)
 }
 # Keras's other names of the same layers.
@@ -102,7 +104,7 @@ __all__ = [
     "Activation", "AdditiveAttention", "Attention", "Add", "Average", "Concatenate", "Dot", "Maximum", "Minimum", "Multiply", "Subtract",
     "add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract", "Bidirectional", "Conv1D", "Convolution1D", "Dense", "Dropout", "Embedding", "Flatten",
     "GlobalAveragePooling1D", "GlobalAvgPool1D", "GlobalMaxPool1D", "GlobalMaxPooling1D", "Input",
-    "InputLayer", "KerasTensor", "LSTM", "Layer", "Masking", "MaxPool1D", "MaxPooling1D", "Permute",
+    "InputLayer", "KerasTensor", "LSTM", "LayerNormalization", "Layer", "Masking", "MaxPool1D", "MaxPooling1D", "MultiHeadAttention", "Permute",
     "RepeatVector", "Reshape", "SpatialDropout1D", "TimeDistributed", "Variable", "deserialize", "get",
     "serialize",
 ]

@@ -380,6 +380,8 @@ class Layer:
     def input(self):
         """The tensor(s) the layer was called on (Keras's `layer.input`; one call only)."""
         node = self._only_node("input")
+        if isinstance(node.call[0], graph.Positional):  # layer(query, value, ...): its positional tensors
+            return list(node.call[0])
         return node.inputs[0] if len(node.inputs) == 1 or not isinstance(node.call[0], (list, tuple)) \
             else list(node.inputs)
 
@@ -457,8 +459,8 @@ class Layer:
         return self.forward(x, mask, bool(training))
 
     # ----- in a functional graph -----
-    def _symbolic_call(self, inputs, kwargs):
-        call = (inputs, dict(kwargs))  # as made, for saving the graph
+    def _symbolic_call(self, inputs, kwargs, call=None):
+        call = call or (inputs, dict(kwargs))  # as made, for saving the graph
         kwargs = dict(kwargs)
         options = self.graph_options(kwargs)
         inbound = self.graph_inputs(inputs, kwargs)

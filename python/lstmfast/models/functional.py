@@ -275,7 +275,7 @@ class Functional(Model):
             entry = serialize_layer(layer)
             entry["name"] = layer.name
             entry["inbound_nodes"] = [
-                {"args": [self._encode(node.call[0])], "kwargs": self._encode(node.call[1])}
+                {"args": self._encode(graph.call_args(node.call[0])), "kwargs": self._encode(node.call[1])}
                 for node in layer._inbound_nodes if id(node) in self._node_ids]
             layers.append(entry)
         ins = [self._history(t) for t in self.inputs]

@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 
-from ..layers import Bidirectional, LSTM, TimeDistributed
+from ..layers import Bidirectional, LSTM, MultiHeadAttention, TimeDistributed
 from ..layers.layer import _snake_case
 from .native import set_weights_checked
 from .registry import model_class
@@ -148,6 +148,9 @@ def _keras3_layer_weights(group, layer, path):
                 + _keras3_layer_weights(group["backward_layer"], layer.backward_layer, path))
     if isinstance(layer, TimeDistributed):
         return _keras3_layer_weights(group["layer"], layer.layer, path)
+    if isinstance(layer, MultiHeadAttention):  # one sub-group per projection
+        return [w for part in ("query_dense", "key_dense", "value_dense", "output_dense") if part in group
+                for w in vars_of(group[part])]
     return vars_of(group)
 
 
