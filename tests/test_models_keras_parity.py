@@ -375,6 +375,9 @@ def test_categorical_losses_train_like_keras(from_logits):
     ("SGD", dict(learning_rate=0.1, momentum=0.9, nesterov=True)),
     ("RMSprop", dict(learning_rate=0.01)),
     ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True)),
+    ("Adam", dict(learning_rate=0.01, use_ema=True, ema_momentum=0.9)),
+    ("Adam", dict(learning_rate=0.01, use_ema=True, ema_momentum=0.8, ema_overwrite_frequency=3)),
+    ("SGD", dict(learning_rate=0.1, momentum=0.9, use_ema=True)),
 ], ids=lambda o: o[0] + "," + ",".join(f"{k}={v}" for k, v in o[1].items()))
 def test_optimizers_update_like_keras(optimizer):
     x = _x((32, 5, 2))

@@ -69,6 +69,23 @@ def test_resumed_adam_matches_uninterrupted_training(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_the_moving_average_of_use_ema_is_saved_with_the_optimizer(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.random((16, 5, 2)).astype(np.float32)
+    m = lf.Sequential([L.Input((5, 2)), L.LSTM(3), L.Dense(1)])
+    m.compile(lf.optimizers.Adam(0.01, use_ema=True, ema_momentum=0.9, ema_overwrite_frequency=5), "mse")
+    m.fit(x, x.sum(axis=(1, 2))[:, None], epochs=2, batch_size=4, verbose=0)
+    state = m.optimizer.get_state()
+    np.testing.assert_array_equal(state["average"], m.flat_parameters().values)  # finalised at the end of fit
+    m.save(tmp_path / "ema.keras")
+    again = lf.load_model(tmp_path / "ema.keras")
+    assert again.optimizer.get_config()["use_ema"] and again.optimizer.ema_overwrite_frequency == 5
+    np.testing.assert_array_equal(again.optimizer.get_state()["average"], state["average"])
+    for bad in (dict(ema_momentum=1.5), dict(ema_overwrite_frequency=0)):
+        with pytest.raises(ValueError, match="ema_"):
+            lf.optimizers.Adam(use_ema=True, **bad)
+
+
 def test_save_weights_and_load_weights_round_trip(tmp_path):
     x, _ = _data()
     m = _model(seed=1)

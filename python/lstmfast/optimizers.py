@@ -10,6 +10,10 @@ vectorised numpy lines. Update rules (step t counts from 1, as Keras's `iteratio
     SGD:     m = momentum·m − lr·g;  w += m   (nesterov: w += momentum·m − lr·g)
     RMSprop: v = ρ·v + (1 − ρ)·g²;  w −= lr·g / √(v + ε)
 
+With `use_ema`, the moving average w̄ = μ·w̄ + (1 − μ)·w of the weights (μ = `ema_momentum`)
+is kept after every step, copied into the weights every `ema_overwrite_frequency` steps and,
+as in Keras, at the end of `fit`.
+
 Gradient clipping as in Keras: `clipnorm` rescales each weight's gradient to at most that L2 norm,
 `global_clipnorm` all of them together, `clipvalue` clips element-wise.
 """
@@ -38,9 +42,16 @@ class Optimizer:
                         f"{'learning_rate' if k == 'lr' else 'a learning-rate schedule'})."
                     )
             raise TypeError(f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}")
-        if use_ema or loss_scale_factor or gradient_accumulation_steps:
-            raise ValueError("`use_ema`, `loss_scale_factor` and `gradient_accumulation_steps` are not "
+        if loss_scale_factor or gradient_accumulation_steps:
+            raise ValueError("`loss_scale_factor` and `gradient_accumulation_steps` are not "
                              "supported by lstmfast optimizers.")
+        if use_ema:
+            if isinstance(ema_momentum, bool) or not isinstance(ema_momentum, (int, float)) or not 0 <= ema_momentum <= 1:
+                raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum!r}")
+            if ema_overwrite_frequency is not None and (isinstance(ema_overwrite_frequency, bool) or not isinstance(
+                    ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+                raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. Received: "
+                                 f"ema_overwrite_frequency={ema_overwrite_frequency!r}")
         if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(
                 "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
@@ -56,9 +67,13 @@ class Optimizer:
         self.clipvalue = clipvalue
         self.global_clipnorm = global_clipnorm
         self.learning_rate = learning_rate
+        self.use_ema = bool(use_ema)
+        self.ema_momentum = float(ema_momentum)
+        self.ema_overwrite_frequency = ema_overwrite_frequency if use_ema else None
         self.iterations = 0
         self.built = False
         self._segments = None
+        self._average = None
 
     # ----- learning rate -----
     @property
@@ -89,6 +104,8 @@ class Optimizer:
         """Allocate state for a flat `params` buffer; `segments` are (start, stop) per weight."""
         self._segments = list(segments)
         self._build_state(params)
+        if self.use_ema:
+            self._average = _zeros_like(params)
         self.built = True
 
     def _build_state(self, params):
@@ -97,15 +114,21 @@ class Optimizer:
     def _state_arrays(self):
         return {}
 
+    def _all_state_arrays(self):
+        arrays = self._state_arrays()
+        if self._average is not None:
+            arrays = dict(arrays, average=self._average)
+        return arrays
+
     def get_state(self):
         """The optimizer's variables: {"iterations": int, name: flat array, ...}."""
         state = {"iterations": np.int64(self.iterations)}
-        state.update({k: v.copy() for k, v in self._state_arrays().items()})
+        state.update({k: v.copy() for k, v in self._all_state_arrays().items()})
         return state
 
     def set_state(self, state):
         self.iterations = int(state["iterations"])
-        for k, v in self._state_arrays().items():
+        for k, v in self._all_state_arrays().items():
             if k not in state:
                 raise ValueError(f"Optimizer state is missing {k!r}.")
             src = np.asarray(state[k])
@@ -119,7 +142,7 @@ class Optimizer:
         """Keras's count: each state array's size over the real parameters (not the alignment
         padding of the flat buffer), plus the iteration count and the learning rate."""
         n = sum(b - a for a, b in self._segments) if self._segments else 0
-        return 2 + n * len(self._state_arrays())
+        return 2 + n * len(self._all_state_arrays())
 
     # ----- update -----
     def _clip(self, grads):
@@ -149,6 +172,18 @@ class Optimizer:
             params -= params * params.dtype.type(self.weight_decay * lr)
         self.iterations += 1
         self._update(params, grads, lr)
+        if self.use_ema:
+            # w̄ = μ·w̄ + (1 − μ)·w, with μ = 0 at the first step (w̄ starts at the weights)
+            mu = params.dtype.type(self.ema_momentum if self.iterations > 1 else 0.0)
+            self._average *= mu
+            self._average += (1 - mu) * params
+            if self.ema_overwrite_frequency and self.iterations % self.ema_overwrite_frequency == 0:
+                params[...] = self._average
+
+    def finalize_variable_values(self, params):
+        """At the end of `fit`: with `use_ema`, the weights become their moving average."""
+        if self.use_ema and self._average is not None:
+            params[...] = self._average
 
     def _update(self, params, grads, lr):
         raise NotImplementedError
@@ -162,6 +197,9 @@ class Optimizer:
             "clipnorm": self.clipnorm,
             "global_clipnorm": self.global_clipnorm,
             "clipvalue": self.clipvalue,
+            "use_ema": self.use_ema,
+            "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
         }
 
     @classmethod
@@ -173,7 +211,7 @@ class Optimizer:
         return f"<{type(self).__name__} learning_rate={self.learning_rate}>"
 
 
-_KERAS_ONLY_KEYS = ("use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+_KERAS_ONLY_KEYS = ("loss_scale_factor",
                     "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile", "decay")
 
 

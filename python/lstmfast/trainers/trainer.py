@@ -309,6 +309,8 @@ class Trainer:
             batches.close()
             if val is not None:
                 val.close()
+        if epochs > 0 and self._params is not None:
+            self.optimizer.finalize_variable_values(self._params.values)  # use_ema: the averaged weights
         cbs.call("on_train_end", logs)
         return cbs.history
 
