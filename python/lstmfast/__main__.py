@@ -92,15 +92,15 @@ def _config(args, config_class):
     """The configuration of ``train``: the defaults (or ``--quick``'s), then the flags given."""
     from .pipelines.common import options
 
-    config = config_class()
-    if args.quick:
-        config = config.quick()
     given = {}
     for field in options(config_class):
         value = getattr(args, field.name, None)  # None: not a flag of this command
         if value is not None and value is not False:  # not a flag left out or a switch left off
             given[field.name] = value
-    return dataclasses.replace(config, **given)
+    config = dataclasses.replace(config_class(), **given)
+    if args.quick:  # --quick's settings for the network asked for, then the flags given
+        config = dataclasses.replace(config.quick(), **given)
+    return config
 
 
 def _read_inputs(args):

@@ -532,6 +532,34 @@ class ReduceLROnPlateau(MonitorCallback):
                     self.wait = 0
 
 
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch to `schedule(epoch, lr)` (or
+    `schedule(epoch)`), as Keras does; the rate is logged as `learning_rate`."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise ValueError(f"`schedule` must be a function of (epoch, lr) or (epoch). Received: {schedule!r}")
+        self.schedule = schedule
+        self.verbose = verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        try:
+            lr = self.schedule(epoch, float(optimizer.learning_rate))
+        except TypeError:  # a schedule of the epoch alone (Keras's older form)
+            lr = self.schedule(epoch)
+        if isinstance(lr, bool) or not isinstance(lr, (float, np.floating)):
+            raise ValueError(f"The output of the `schedule` function should be a float. Got: {lr!r}")
+        optimizer.learning_rate = lr
+        if self.verbose > 0:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
 class TerminateOnNaN(Callback):
     """Stop training as soon as a batch loss is NaN or infinite (or raise, with raise_error=True)."""
 

@@ -20,8 +20,10 @@ Gradient clipping as in Keras: `clipnorm` rescales each weight's gradient to at 
 
 import numpy as np
 
-from . import ops
-from .parameters import aligned_zeros
+from .. import ops
+from ..parameters import aligned_zeros
+from . import schedules
+from .schedules import LearningRateSchedule
 
 
 def _zeros_like(params):
@@ -89,6 +91,11 @@ class Optimizer:
         if callable(value):
             self._learning_rate = value
             return
+        if isinstance(getattr(self, "_learning_rate", None), LearningRateSchedule):
+            raise TypeError("This optimizer was created with a `LearningRateSchedule` object as its "
+                            "`learning_rate` constructor argument, hence its learning rate is not settable. If "
+                            "you need the learning rate to be settable, you should instantiate the optimizer "
+                            "with a float `learning_rate` argument.")
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not (
                 np.isfinite(value) and value >= 0):
             raise ValueError(
@@ -192,7 +199,8 @@ class Optimizer:
         lr = self._learning_rate
         return {
             "name": self.name,
-            "learning_rate": lr if not callable(lr) else self.learning_rate,
+            "learning_rate": (schedules.serialize(lr) if isinstance(lr, LearningRateSchedule)
+                              else lr if not callable(lr) else self.learning_rate),
             "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
             "global_clipnorm": self.global_clipnorm,
@@ -205,6 +213,8 @@ class Optimizer:
     @classmethod
     def from_config(cls, config):
         config = {k: v for k, v in config.items() if k not in _KERAS_ONLY_KEYS}
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
 
     def __repr__(self):
