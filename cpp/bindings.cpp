@@ -99,6 +99,13 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
   in.recurrent_dropout = opt_ptr(recurrent_dropout);
   in.packed = packed;
   in.check_weights = check_weights && !naive;
+  // One-hot inputs (characters or words as unit vectors, as Keras's seq2seq examples feed
+  // them): the kernel picks rows of W instead of multiplying by x. Few features: the product
+  // is cheap either way.
+  std::vector<int32_t> ids;
+  if (!naive && !cfg.constant_input && !input_dropout && D >= kOneHotMinFeatures &&
+      one_hot_rows(x.data(), B * T, D, ids))
+    in.ids = ids.data();
 
   Arr<S> out = return_sequences ? Arr<S>({B, T, H}) : Arr<S>({B, H});
   Arr<S> hT({B, H}), cT({B, H});
@@ -266,6 +273,7 @@ void register_dtype(py::module_& m, const char* suffix) {
       .def_property_readonly("batch", [](const LSTMCache<S>& c) { return c.cfg.B; })
       .def_property_readonly("timesteps", [](const LSTMCache<S>& c) { return c.cfg.T; })
       .def_property_readonly("features", [](const LSTMCache<S>& c) { return c.cfg.D; })
+      .def_property_readonly("one_hot_input", [](const LSTMCache<S>& c) { return !c.ids.empty(); })
       .def_property_readonly("units", [](const LSTMCache<S>& c) { return c.cfg.H; })
       .def_property_readonly("return_sequences", [](const LSTMCache<S>& c) { return c.cfg.return_sequences; })
       .def_property_readonly("constant_input", [](const LSTMCache<S>& c) { return c.cfg.constant_input; })

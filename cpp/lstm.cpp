@@ -140,8 +140,14 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   // (one step's worth when the input is constant), for the backward's dW = Xᵀ·dZ. A forward
   // without a cache or input dropout projects the caller's x as it lies: Z is then
   // batch-major, Z[b, t, :], and step s reads its rows T·4H apart.
-  const bool x_direct = !cache && !constant && !in.input_dropout;
-  if (!x_direct) {
+  const bool one_hot = in.ids != nullptr;
+  const bool x_direct = !cache && !constant && !in.input_dropout && !one_hot;
+  k.ids.clear();
+  if (one_hot) {  // the ids in processing order, (T, B), for the backward's dW
+    k.ids.resize(T * B);
+    for (Index s = 0; s < T; ++s)
+      for (Index b = 0; b < B; ++b) k.ids[s * B + b] = in.ids[b * T + time_index(cfg, s)];
+  } else if (!x_direct) {
     k.x.reset(Tx * B * D);
     parallel_for_tiles(Tx, [&](Index s) {
       const Index t = constant ? 0 : time_index(cfg, s);
@@ -161,7 +167,22 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   // Weights packed here are tested for NaN and ±inf on the way when the caller asks.
   bool finite = true;
   bool* const check = in.check_weights ? &finite : nullptr;
-  {
+  if (one_hot) {
+    // A one-hot x_t picks one row of W: z = x_t·W + b = W[id, :] + b (columns in tile order).
+    if (check && !all_finite(W, D * G)) throw NonFiniteWeights("kernel");
+    parallel_for_tiles(T, [&](Index s) {
+      for (Index b = 0; b < B; ++b) {
+        S* z = k.gates.data() + (s * B + b) * G;
+        const Index id = k.ids[s * B + b];
+        if (id < 0) {
+          std::copy(bias, bias + G, z);  // a step of zeros: z = b
+          continue;
+        }
+        const S* w = W + id * G;
+        for (Index j = 0; j < G; ++j) z[j] = w[colmap ? colmap[j] : j] + bias[j];
+      }
+    });
+  } else {
     const Buffer<S> W_here = pre ? Buffer<S>() : pack_input_weights(D, G, cols, W, colmap, check);
     if (!finite) throw NonFiniteWeights("kernel");
     const auto X = MatrixView<const S>::row_major(x_direct ? in.x : k.x.data(), Tx * B, D, D);
@@ -404,9 +425,27 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     });
     PG::pack_parallel(View::row_major(dZ_sum.data(), B, G, G), dz_cols, dZ_sum_panels.data(), Reorder{colmap});
   }
-  // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H); constant input: xᵀ·Σ_s dz_s, (D, B)·(B, 4H)
-  PG::run_parallel(View::transposed(k.x.data(), D, Tx * B, D), constant ? dZ_sum_panels.data() : dZ_panels.data(),
-                   dz_cols, MatrixView<S>::row_major(grads.dkernel, D, G, G), Accumulate::No);
+  if (!k.ids.empty()) {
+    // One-hot input: dW = Xᵀ·dZ adds each step's dz_s,b into the row of its id, dW[id, :] +=
+    // dz_s,b. Threads own fixed blocks of columns and add the rows in step order, so the sums
+    // do not depend on the thread count.
+    std::fill(grads.dkernel, grads.dkernel + D * G, S(0));
+    constexpr Index kBlock = 64;
+    parallel_for_tiles((G + kBlock - 1) / kBlock, [&](Index blk) {
+      const Index c0 = blk * kBlock, c1 = std::min(G, c0 + kBlock);
+      for (Index r = 0; r < T * B; ++r) {
+        const Index id = k.ids[r];
+        if (id < 0) continue;
+        S* dst = grads.dkernel + id * G;
+        const S* src = dZ.data() + r * G;
+        for (Index c = c0; c < c1; ++c) dst[c] += src[colmap ? colmap[c] : c];  // to Keras's order
+      }
+    });
+  } else {
+    // dW = Xᵀ·dZ: (D, T·B)·(T·B, 4H); constant input: xᵀ·Σ_s dz_s, (D, B)·(B, 4H)
+    PG::run_parallel(View::transposed(k.x.data(), D, Tx * B, D), constant ? dZ_sum_panels.data() : dZ_panels.data(),
+                     dz_cols, MatrixView<S>::row_major(grads.dkernel, D, G, G), Accumulate::No);
+  }
   // dU = (H_prev⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
   const S* h_prev = k.h.data();
   Buffer<S> hd;
@@ -444,7 +483,22 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   });
 }
 
+template <typename S>
+bool one_hot_rows(const S* x, Index rows, Index D, std::vector<int32_t>& ids) {
+  ids.assign(rows, -1);
+  for (Index r = 0; r < rows; ++r) {
+    const S* row = x + r * D;
+    for (Index d = 0; d < D; ++d) {
+      if (row[d] == S(0)) continue;
+      if (row[d] != S(1) || ids[r] >= 0) return false;  // not 0/1, or a second 1
+      ids[r] = static_cast<int32_t>(d);
+    }
+  }
+  return true;
+}
+
 #define LSTMFAST_INSTANTIATE(S)                                                                    \
+  template bool one_hot_rows<S>(const S*, Index, Index, std::vector<int32_t>&);                     \
   template void lstm_forward<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*, LSTMCache<S>*); \
   template void lstm_backward<S>(const LSTMCache<S>&, const S*, const S*, const S*,                 \
                                  const LSTMGrads<S>&);

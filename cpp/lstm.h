@@ -60,6 +60,10 @@ struct LSTMInputs {
   const uint8_t* mask = nullptr;         // (B, T), 1 = real step, or nullptr
   const S* input_dropout = nullptr;      // m_x (B, D) or nullptr
   const S* recurrent_dropout = nullptr;  // m_h (B, H) or nullptr
+  // x is one-hot (one_hot_rows): x[b, t, :] = e_{ids[b·T + t]}, or zeros where the id is −1.
+  // The projection then picks rows of W instead of multiplying by x, and the backward adds
+  // rows of dZ into dW; x must still be given (for the backward's dX nothing else is read).
+  const int32_t* ids = nullptr;
   // The same kernel, recurrent_kernel and bias packed once for many calls (kernel,
   // recurrent_kernel and bias then point at its copy); an inference forward multiplies its
   // panels instead of packing the weights itself.
@@ -158,6 +162,7 @@ struct LSTMCache {
   GateTiling tiling;
   bool has_bias = false, has_mask = false;
   Buffer<S> x;        // (T, B, D)  x_s⊙m_x in processing order; (B, D) if constant_input
+  std::vector<int32_t> ids;  // (T, B) instead of x when the input was one-hot, else empty
   Buffer<S> gates;    // (T, B, 4H) activated i, f, g, o, tile-packed
   Buffer<S> h, c;     // (T+1, B, H) h[s] = h_{s−1} (h[0] = h0); likewise c
   // Uᵀ per unit tile and Wᵀ, packed for the backward's products (dh = dz·Uᵀ, dX = dZ·Wᵀ)
@@ -179,6 +184,15 @@ struct LSTMGrads {
   S* dh0 = nullptr;                // (B, H)
   S* dc0 = nullptr;                // (B, H)
 };
+
+// Whether each of the `rows` rows of x (rows × D) is one-hot (a single 1, every other entry 0)
+// or all zeros; if so, fills ids with the position of each 1 (−1 for a row of zeros). Reads
+// x once, stopping at the first row that is neither.
+template <typename S>
+bool one_hot_rows(const S* x, Index rows, Index D, std::vector<int32_t>& ids);
+
+// From this many features on, lstm_forward is given the ids of one-hot inputs.
+constexpr Index kOneHotMinFeatures = 16;
 
 // Forward over the whole sequence. outputs: (B,T,H) or (B,H); h_T, c_T: (B,H).
 // With a cache, keeps what backward needs.

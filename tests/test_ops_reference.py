@@ -669,3 +669,55 @@ def test_adam_update_matches_keras_adam(keras_results, name):
     # so float64 agrees to ~1e-8 relative only (against the formula in float64 it is 1e-14, below).
     tol = 1e-6 if p0.dtype == np.float32 else 1e-7
     np.testing.assert_allclose(p, keras_results["adam"][name], rtol=tol, atol=tol)
+
+
+# --- one-hot inputs ---------------------------------------------------------------------------
+
+def one_hot_case(seed, B, T, D, H, dtype, **options):
+    """make_case with x replaced by unit vectors, and all-zero steps where the mask hides them."""
+    args, kw = make_case(seed, B=B, T=T, D=D, H=H, dtype=dtype, initial_state=True,
+                         scale=min(0.5, 3.0 / np.sqrt(D + H)), **options)
+    ids = np.random.default_rng(seed).integers(0, D, (B, T))
+    x = np.eye(D, dtype=dtype)[ids]
+    if "mask" in kw:
+        x[~np.asarray(kw["mask"], bool)] = 0
+    return (x,) + args[1:], kw
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
+@pytest.mark.parametrize("B,T,D,H,options", [
+    (5, 7, 20, 6, {}),
+    (37, 5, 61, 70, dict(mask="pre_padding", go_backwards=True)),  # batch and unit tiles
+    (3, 6, 33, 130, dict(mask="holes", return_sequences=False, activation="relu")),
+])
+def test_one_hot_inputs_pick_rows_of_the_kernel_and_match_the_reference(B, T, D, H, options, dtype):
+    args, kw = one_hot_case(70 + H, B, T, D, H, dtype, **options)
+    check_against_reference(args, kw, dtype)
+    assert ops.lstm_forward(*args, **kw, training=True).cache.one_hot_input
+    # The same products through the dense path: x·2 and kernel/2 are exact, and not one-hot.
+    x, kernel = args[0], args[1]
+    fast = ops.lstm_forward(*args, **kw, training=True)
+    dense = ops.lstm_forward(x * 2, kernel / 2, *args[2:], **kw, training=True)
+    assert not dense.cache.one_hot_input
+    for name, a, b in zip(("outputs", "h_T", "c_T"), fast[:3], dense[:3]):
+        np.testing.assert_array_equal(a, b, err_msg=name)  # W[id] + b is what the product gives
+    d_out = np.ones_like(fast.outputs)
+    g_fast = ops.lstm_backward(fast.cache, d_outputs=d_out)
+    g_dense = ops.lstm_backward(dense.cache, d_outputs=d_out)
+    np.testing.assert_allclose(g_fast[1], g_dense[1] / 2, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-6 if dtype == np.float32 else 1e-13)
+    for i in (2, 3, 4, 5):
+        np.testing.assert_array_equal(g_fast[i], g_dense[i], err_msg=GRAD_NAMES[i])
+    np.testing.assert_allclose(g_fast[0], g_dense[0] * 2, rtol=1e-5, atol=1e-6)  # dx = dZ·Wᵀ
+
+
+def test_inputs_that_are_almost_one_hot_take_the_dense_path():
+    args, kw = one_hot_case(90, 4, 5, 24, 8, np.float32)
+    for change in (lambda x: x.__setitem__((0, 0, 0), 0.5), lambda x: x.__setitem__((1, 2), 1.0),
+                   lambda x: x.__setitem__((2, 3, 1), np.float32(np.nan))):
+        x = args[0].copy()
+        change(x)
+        out = ops.lstm_forward(x, *args[1:], **kw, training=True, check_finite=False)
+        assert not out.cache.one_hot_input
+    small = one_hot_case(91, 4, 5, 8, 8, np.float32)[0]  # below 16 features the product is cheap
+    assert not ops.lstm_forward(*small, training=True).cache.one_hot_input

@@ -71,7 +71,7 @@ class LSTMCache:
     """
 
     __slots__ = ("_impl", "dtype", "batch", "timesteps", "features", "units", "return_sequences",
-                 "constant_input")
+                 "constant_input", "one_hot_input")
 
     def __init__(self, impl, dtype):
         self._impl = impl
@@ -82,6 +82,7 @@ class LSTMCache:
         self.units = impl.units
         self.return_sequences = impl.return_sequences
         self.constant_input = impl.constant_input
+        self.one_hot_input = impl.one_hot_input  # x was one-hot: its rows of W were picked, not multiplied
 
     def __repr__(self):
         return (
@@ -249,6 +250,11 @@ def lstm_forward(
             kernel and recurrent_kernel are tested while the kernel packs them).
         naive: run the slow reference implementation instead (for testing).
         timesteps: T for a 2-D, time-constant ``x``; None (default) for a 3-D ``x``.
+
+    A one-hot ``x`` (each step a unit vector or zeros, as characters or words are fed to a
+    seq2seq model) with 16 features or more is recognised in one pass over it: the projection
+    then takes each step's row of ``kernel`` instead of a (B·T, D)·(D, 4H) product, and the
+    backward adds the steps' gradients into those rows (``cache.one_hot_input``).
 
     Returns:
         ``LSTMForward(outputs, h, c, cache)``.

@@ -63,9 +63,9 @@ WORD2VEC_MIN_WORDS = 1_000_000
 # The settings left at None take their network's value.
 _NETWORK_DEFAULTS = {
     "bilstm_pool": dict(max_features=30000, maxlen=1000, units=128, epochs=4, learning_rate=1e-3, reduce_lr=0.0,
-                        pretrained="auto"),
+                        pretrained="auto", schedule="cosine"),
     "lstm": dict(max_features=20000, maxlen=200, units=128, epochs=6, learning_rate=5e-4, reduce_lr=0.2,
-                 pretrained="none"),
+                 pretrained="none", schedule="constant"),
 }
 
 
@@ -94,6 +94,8 @@ class SentimentConfig:
     patience: int = setting(2, "epochs without improvement before stopping")
     batch_size: int = option(64, "texts per gradient step")
     learning_rate: float | None = setting(None, "Adam's learning rate")
+    schedule: str | None = setting(None, "cosine: the learning rate falls along a half cosine to 0 at the end of "
+                                         "the last epoch; constant")
     reduce_lr: float | None = setting(None, "learning rate × this after an epoch whose val_loss rose (0: never)")
     clipnorm: float | None = setting(1.0, "clip each gradient to this L2 norm")
     test_size: int = setting(5000, "held-out reviews")
@@ -113,6 +115,8 @@ class SentimentConfig:
             raise PipelineError(f"unknown network {self.network!r}; expected one of {', '.join(NETWORKS)}")
         defaults = _NETWORK_DEFAULTS[self.network]
         config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        if config.schedule not in ("cosine", "constant"):
+            raise PipelineError(f"unknown schedule {config.schedule!r}; expected cosine or constant")
         if config.pretrained not in ("word2vec", "none", "auto"):
             raise PipelineError(f"unknown pretrained embedding {config.pretrained!r}; expected word2vec, none or auto")
         return config
@@ -162,11 +166,13 @@ def _fingerprint(idx):
     return hashlib.sha1(np.asarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def build_model(config, vocabulary_size):
-    """The configured network (see the module docstring), compiled with Adam and binary crossentropy."""
+def build_model(config, vocabulary_size, steps_per_epoch=None):
+    """The configured network (see the module docstring), compiled with Adam and binary
+    crossentropy; the cosine schedule needs ``steps_per_epoch``."""
     from ..layers import (LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalMaxPooling1D, Input)
     from ..models import Model, Sequential
     from ..optimizers import Adam
+    from ..optimizers.schedules import CosineDecay
 
     config = config.resolved()
     if config.network == "bilstm_pool":
@@ -186,7 +192,10 @@ def build_model(config, vocabulary_size):
             Bidirectional(lstm) if config.bidirectional else lstm,
             Dense(1, activation="sigmoid"),
         ])
-    model.compile(optimizer=Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm),
+    lr = config.learning_rate
+    if config.schedule == "cosine" and steps_per_epoch:
+        lr = CosineDecay(lr, decay_steps=config.epochs * steps_per_epoch)  # lr·½(1 + cos(π·step/steps))
+    model.compile(optimizer=Adam(learning_rate=lr, clipnorm=config.clipnorm),
                   loss="binary_crossentropy",
                   metrics=["accuracy"])
     return model
@@ -305,7 +314,7 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
         tokenizer = D.Tokenizer(num_words=config.max_features, oov_token="<OOV>")
         tokenizer.fit_on_texts([texts[i] for i in tr])
         y, yv = labels[tr].astype(np.float32), labels[va].astype(np.float32)
-        model = build_model(config, tokenizer.vocabulary_size)
+        model = build_model(config, tokenizer.vocabulary_size, -(-len(tr) // config.batch_size))
         if config.network == "bilstm_pool":
             seqs = _token_ids(tokenizer, [texts[i] for i in tr], config.maxlen)
             train_data = LengthBatches(seqs, y, config.batch_size, seed=config.seed)
@@ -336,7 +345,7 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
 
         callbacks = [EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience,
                                    restore_best_weights=True)]
-        if config.reduce_lr:
+        if config.reduce_lr and config.schedule == "constant":
             # The LSTM overfits within a few epochs: once validation loss rises, smaller steps.
             callbacks.append(ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr, patience=0,
                                                min_lr=1e-5))
