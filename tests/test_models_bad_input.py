@@ -187,3 +187,18 @@ def test_masked_input_to_a_layer_without_mask_support_warns_like_keras():
     with pytest.warns(UserWarning, match="does not support masking"):
         lf.Sequential([L.Input((5,)), L.Embedding(9, 2, mask_zero=True), L.LSTM(2, return_sequences=True),
                        L.Flatten(), L.Dense(1)])
+
+
+def test_empty_data_and_unknown_input_dtypes_are_refused_with_a_reason():
+    model = lf.Sequential([lf.Input((3, 2)), L.LSTM(2), L.Dense(1)])
+    model.compile("adam", "mse")
+    x0, y0 = np.zeros((0, 3, 2), np.float32), np.zeros((0, 1), np.float32)
+    x, y = np.ones((4, 3, 2), np.float32), np.ones((4, 1), np.float32)
+    for call in (lambda: model.evaluate(x0, y0, verbose=0), lambda: model.test_on_batch(x0, y0),
+                 lambda: model.fit(x, y, validation_data=(x0, y0), verbose=0)):
+        with pytest.raises(ValueError, match="no data"):
+            call()
+    with pytest.raises(ValueError, match="Invalid dtype for Input: 'nope'"):
+        lf.Input((3,), dtype="nope")
+    with pytest.raises(ValueError, match="epsilon"):
+        lf.optimizers.Adam(epsilon=0.0)

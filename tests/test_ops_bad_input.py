@@ -206,8 +206,35 @@ def test_a_size_that_could_never_fit_is_refused_before_any_allocation():
     # zeros from calloc: untouched pages, so the test itself needs little memory.
     x = np.zeros((40_000_000, 1, 1), np.float32)
     kernel, recurrent_kernel = np.zeros((1, 4096), np.float32), np.zeros((1024, 4096), np.float32)
-    raises(ValueError, lambda: ops.lstm_forward(x, kernel, recurrent_kernel),
+    raises(MemoryError, lambda: ops.lstm_forward(x, kernel, recurrent_kernel),
            "batch=40000000", "units=1024", "GiB", "split the batch")
+    # Below 1 TiB, the machine's memory is the bound: 10,000 sequences of 1,000 steps into 1,000
+    # units need about 260 GiB.
+    x = np.zeros((10_000, 1_000, 1), np.float32)
+    kernel, recurrent_kernel = np.zeros((1, 4000), np.float32), np.zeros((1000, 4000), np.float32)
+    if ops._physical_memory() < 200 * 2**30:
+        raises(MemoryError, lambda: ops.lstm_forward(x, kernel, recurrent_kernel), "units=1000", "this machine")
+
+
+def test_layers_refuse_weights_larger_than_the_machine_before_allocating_them():
+    import lstmfast as lf
+    from lstmfast import layers as L
+
+    for make, words in ((lambda: lf.Sequential([lf.Input((3, 2)), L.LSTM(2**31)]), ("LSTM", "kernel")),
+                        (lambda: lf.Sequential([lf.Input((3,)), L.Dense(2**40)]), ("Dense", "(3, 1099511627776)")),
+                        (lambda: lf.Sequential([lf.Input((3,)), L.Embedding(2**40, 4)]), ("Embedding", "GiB"))):
+        raises(MemoryError, make, *words, "this machine has")
+
+
+@pytest.mark.parametrize("argument,value", [("learning_rate", float("nan")), ("learning_rate", float("inf")),
+                                            ("learning_rate", -1.0), ("beta_1", 1.0), ("beta_2", -0.1),
+                                            ("epsilon", 0.0), ("step", "x"), ("step", 0)])
+def test_adam_update_refuses_values_that_would_write_nan_into_the_weights(argument, value):
+    p, g, m, v = (np.ones(4, np.float32) for _ in range(4))
+    args = dict(learning_rate=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step=1)
+    args[argument] = value
+    raises(ValueError, lambda: ops.adam_update(p, g, m, v, **args), f"`{argument}`")
+    np.testing.assert_array_equal(p, 1)  # nothing written
 
 
 @pytest.mark.parametrize("argument,value", (("activation", "tanhh"), ("activation", None),

@@ -17,6 +17,7 @@ Nothing is converted silently: float32 and float64 are both supported, but one c
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -46,6 +47,13 @@ RECURRENT_ACTIVATIONS = {"sigmoid": 0, "hard_sigmoid": 1}
 
 # Refuse work whose buffers could never fit (the kernel keeps about T·B·(D + 6H) values).
 _MAX_BYTES = 1 << 40
+
+
+def _physical_memory():
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return _MAX_BYTES
 
 
 class LSTMForward(NamedTuple):
@@ -326,10 +334,12 @@ def lstm_forward(
     act = _resolve("activation", activation, ACTIVATIONS)
     ract = _resolve("recurrent_activation", recurrent_activation, RECURRENT_ACTIVATIONS)
     need = dt.itemsize * (B * T * (2 * D + 7 * H) + (D + H) * 8 * H)
-    if need > _MAX_BYTES:
-        raise ValueError(
+    have = _physical_memory()
+    if need > min(_MAX_BYTES, have):
+        raise MemoryError(
             f"LSTM of batch={B}, timesteps={T}, features={D}, units={H} would need about "
-            f"{need / 2**30:.0f} GiB of buffers; split the batch or the sequence"
+            f"{need / 2**30:,.1f} GiB of buffers, more than this machine's {have / 2**30:,.1f} GiB; "
+            "split the batch or the sequence"
         )
     try:
         out, h, c, cache = _core_fn("lstm_forward", dt)(
@@ -394,9 +404,17 @@ def adam_update(param, grad, m, v, *, learning_rate, beta_1=0.9, beta_2=0.999, e
     v = _array("v", v, param.dtype, shape=n, check_finite=False)
     if not param.flags.writeable or not m.flags.writeable or not v.flags.writeable:
         raise ValueError("`param`, `m` and `v` must be writeable: they are updated in place")
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"Argument `step` must be an integer >= 1 (the 1-based iteration). Received: step={step!r}")
+    for name, value, ok, want in (
+            ("learning_rate", learning_rate, lambda a: a >= 0, "a finite number >= 0"),
+            ("beta_1", beta_1, lambda a: 0 <= a < 1, "in [0, 1)"),
+            ("beta_2", beta_2, lambda a: 0 <= a < 1, "in [0, 1)"),
+            ("epsilon", epsilon, lambda a: a > 0, "a finite number > 0")):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or not ok(value):
+            raise ValueError(f"Argument `{name}` must be {want}. Received: {name}={value!r}")
     step = int(step)
-    if step < 1:
-        raise ValueError(f"Argument `step` must be >= 1 (the 1-based iteration). Received: step={step}")
     _core_fn("adam_update", param.dtype)(
         param, grad, m, v, float(learning_rate), float(beta_1), float(beta_2), float(epsilon), step
     )

@@ -34,6 +34,15 @@ class InputLayer(Layer):
         for d in batch_shape[1:]:
             if d is not None and d <= 0:
                 raise ValueError(f"Input shape dimensions must be positive. Received: shape={batch_shape[1:]}")
+        if dtype is not None:
+            dtype = getattr(dtype, "name", dtype)
+            try:
+                np.dtype(dtype)
+            except TypeError:
+                raise ValueError(f"Invalid dtype for Input: {dtype!r}. Expected a numpy dtype name such as "
+                                 "'float32', 'int32' or 'bool'.") from None
+            if not isinstance(dtype, str):
+                dtype = np.dtype(dtype).name
         self._input_dtype = dtype
         kwargs.pop("trainable", None)
         super().__init__(name=name, **kwargs)

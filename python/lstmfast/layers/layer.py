@@ -42,6 +42,7 @@ The layer contract (what a model calls; every method has a default here, overrid
                                     -> the gradient of each input tensor (None: not needed)
 """
 
+import os
 import re
 import warnings
 
@@ -87,6 +88,34 @@ def _check_data_format(value):
             f"Received: data_format={value!r}"
         )
     return value
+
+
+def _physical_memory():
+    """Bytes of memory of this machine (2⁴⁰ where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return 1 << 40
+
+
+def _gib(n):
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def _check_weight_size(layer, name, shape, dtype):
+    """A MemoryError naming the layer, the weight, its shape and size when the weight (and the
+    float64 draw of its initial values) cannot fit in this machine's memory."""
+    count = 1
+    for d in shape:
+        count *= int(d)
+    need = count * (np.dtype(dtype).itemsize + 8)  # the weight and its float64 initial draw
+    have = _physical_memory()
+    if need > have:
+        raise MemoryError(
+            f"Layer {layer.name!r} ({type(layer).__name__}): the weight {name!r} of shape {tuple(shape)} "
+            f"would need {_gib(count * np.dtype(dtype).itemsize)} ({_gib(need)} while it is initialised); "
+            f"this machine has {_gib(have)} of memory."
+        )
 
 
 def _check_rate(value, arg):
@@ -237,6 +266,7 @@ class Layer:
                    regularizer=None, constraint=None):
         """Create, initialise and track a weight; returns its `Variable`."""
         dtype = standardize_dtype(dtype or self.dtype)
+        _check_weight_size(self, name, shape, dtype)
         init = initializers_module.get(initializer)
         value = np.array(init(tuple(shape), dtype=dtype), dtype=dtype, order="C")  # 0-d stays 0-d
         if value.shape != tuple(shape):

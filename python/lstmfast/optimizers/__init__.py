@@ -241,8 +241,8 @@ class Adam(Optimizer):
         for arg, v in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0.0 <= float(v) < 1.0:
                 raise ValueError(f"Argument `{arg}` must be in [0, 1). Received: {arg}={v!r}")
-        if not float(epsilon) >= 0:
-            raise ValueError(f"Argument `epsilon` must be non-negative. Received: epsilon={epsilon!r}")
+        if not float(epsilon) > 0:  # 0 would divide a zero gradient by zero: NaN weights
+            raise ValueError(f"Argument `epsilon` must be positive. Received: epsilon={epsilon!r}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.amsgrad = bool(amsgrad)
 
