@@ -47,7 +47,8 @@ def test_word_tokens_mark_a_preceding_space():
 def test_marker_of_another_pipeline_is_a_clear_error(tmp_path):
     d = tmp_path / "model"
     d.mkdir()
-    write_json(str(d / MARKER), {"pipeline": "forecast", "format_version": 1})
+    write_json(str(d / MARKER), {"pipeline": "forecast", "format_version": 1, "config": {}, "columns": ["v"],
+                                 "preprocessing": {}, "target": "v"})
     with pytest.raises(PipelineError, match="made by the 'forecast' pipeline, not 'sentiment'"):
         read_marker(str(d), "sentiment")
     assert read_marker(str(d), "forecast")["pipeline"] == "forecast"
@@ -153,7 +154,7 @@ def test_every_pipeline_is_a_command_with_its_config_options():
         assert module.PIPELINE == name
         for field in options(module.CONFIG):
             flag = "--" + field.name.replace("_", "-")
-            value = "1" if field.type != "bool" else None
+            value = "100" if field.type != "bool" else None  # above every option's minimum
             argv = [name, "train", flag] + ([value] if value else [])
             if field.metadata["flag"].get("choices"):
                 argv[-1] = field.metadata["flag"]["choices"][-1]

@@ -63,6 +63,7 @@ def build_parser():
         common.add_argument("--out", "--model", dest="out", metavar="MODEL_DIR",
                             help=f"model directory (default: ./{default_model_dir(name)})")
         common.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+        common.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
         # each command lists the settings it takes (common.option's `commands`)
         own = {command: argparse.ArgumentParser(add_help=False) for command in ("train", "evaluate", "predict")}
         for field in options(module.CONFIG):
@@ -138,11 +139,15 @@ def _csv_texts(path):
 
 def run(args):
     from .pipelines import PIPELINES, default_model_dir, forecasting, sentiment
+    from .pipelines.common import PipelineError, check_out_dir
 
     module = PIPELINES[args.pipeline]
     verbose = 0 if args.quiet else 1
+    if args.out == "":
+        raise PipelineError("--out: expected the path of a model directory, got an empty string")
     out = args.out or default_model_dir(args.pipeline)
     if args.action == "train":
+        check_out_dir(out)  # before any data is read or any model trained
         cfg = _config(args, module.CONFIG)
         with_plot = args.plot and not args.no_evaluate
         result = module.train(cfg, out=out, verbose=verbose, evaluate_after=not (args.no_evaluate or with_plot))
@@ -178,17 +183,36 @@ def main(argv=None):
     from .data import DataError
     from .pipelines.common import PipelineError
 
+    prefix = f"lstmfast {args.pipeline} {args.action}: error:"
     try:
         return run(args)
-    except (DataError, PipelineError, FileNotFoundError) as e:
-        print(f"lstmfast {args.pipeline}: error: {e}", file=sys.stderr)
-        return 2
-    except ImportError as e:
-        print(f"lstmfast {args.pipeline}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"lstmfast {args.pipeline} {args.action}: interrupted", file=sys.stderr)
         return 130
+    except (DataError, PipelineError, OSError, ImportError, ValueError, MemoryError) as e:
+        # what the user gave: the message says what was expected and what came
+        if args.debug:
+            raise
+        print(f"{prefix} {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # anything else is lstmfast's fault: still one line, the traceback on --debug
+        if args.debug:
+            raise
+        print(f"{prefix} {type(e).__name__}: {_one_line(e)} (run again with --debug for the traceback)",
+              file=sys.stderr)
+        return 2
+
+
+def _one_line(error):
+    """The error's message on one line (an OSError's with its file name)."""
+    if isinstance(error, OSError) and error.filename and not isinstance(error, FileNotFoundError) \
+            and str(error.filename) not in str(error):
+        text = f"{error.filename}: {error.strerror or error}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

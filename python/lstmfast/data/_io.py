@@ -92,7 +92,7 @@ def read_csv(path, required=None, encoding="utf-8", delimiter=","):
     Rows whose cell count differs from the header's raise DataError.
     """
     text = read_text(path, encoding)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -124,6 +124,9 @@ def read_csv(path, required=None, encoding="utf-8", delimiter=","):
             rows.append((line, cells))
             line = end
     except csv.Error as e:
+        if "unexpected end of data" in str(e):  # a quote opened and never closed
+            raise DataError(f"a quoted cell opened on line {line} is never closed (an unmatched quote \" runs "
+                            "to the end of the file)", path, line) from None
         raise DataError(f"cannot parse CSV: {e}", path, reader.line_num) from None
     if not rows:
         raise DataError("the file has a header but no data rows", path)

@@ -163,6 +163,10 @@ class Series:
         return len(self.dates)
 
 
+# The largest magnitude a series value may have: its squares and differences stay finite in float32.
+_MAX_VALUE = 1e18
+
+
 def load_series_csv(path, date_column=None, columns=None, target=None, encoding="utf-8", categories=None):
     """Read a CSV with a date column and one or more value columns.
 
@@ -221,6 +225,9 @@ def load_series_csv(path, date_column=None, columns=None, target=None, encoding=
                     raise DataError(f"column {c!r} holds {cell!r}, which is not a number", path, line)
                 if not math.isfinite(v):
                     raise DataError(f"column {c!r} holds {cell!r}, which is not a finite number", path, line)
+                if abs(v) > _MAX_VALUE:
+                    raise DataError(f"column {c!r} holds {cell!r}: values beyond ±{_MAX_VALUE:g} cannot be scaled "
+                                    "and trained on in float32 (rescale the column)", path, line)
                 col[r] = v
             out_columns.append(c)
             blocks.append(col[:, None])

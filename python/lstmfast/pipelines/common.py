@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 __all__ = [
-    "PipelineError", "MARKER", "MODEL_FILE", "save_pipeline", "read_marker", "load_pipeline_model",
+    "PipelineError", "MARKER", "MODEL_FILE", "save_pipeline", "read_marker", "load_pipeline_model", "check_out_dir",
     "seed_everything", "set_threads", "format_table", "write_json", "Stopwatch", "plot_history",
     "resolve_out", "default_model_dir", "setting", "option", "options",
 ]
@@ -62,6 +62,23 @@ def setting(default, help):
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+def at_least(n):
+    """An argparse type for an integer of at least ``n``."""
+    import argparse
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {n}, got {text!r}") from None
+        if value < n:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {n}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer >= {n}"
+    return parse
+
+
 def option(default, help, *, every_command=False, commands=None, **flag):
     """A setting that is also a flag of the command (``max_vocab`` -> ``--max-vocab``).
 
@@ -97,6 +114,14 @@ def save_pipeline(out, pipeline, model, marker, history=None):
     return out
 
 
+# What each pipeline's marker must hold for evaluate and predict.
+MARKER_KEYS = {
+    "forecast": ("config", "columns", "preprocessing", "target"),
+    "sentiment": ("config", "class_names", "data", "split"),
+    "translate": ("config", "source_vocab", "target_vocab"),
+}
+
+
 def read_marker(model_dir, pipeline):
     """Read ``pipeline.json`` of ``model_dir``, checking it was made by ``pipeline``."""
     path = os.path.join(model_dir, MARKER)
@@ -118,6 +143,11 @@ def read_marker(model_dir, pipeline):
                             f"not {pipeline!r}{hint}")
     if doc.get("format_version", 0) > FORMAT_VERSION:
         raise PipelineError(f"{path}: made by a newer lstmfast (format {doc['format_version']}); upgrade lstmfast")
+    missing = [k for k in MARKER_KEYS.get(pipeline, ("config",)) if k not in doc]
+    if missing or not isinstance(doc.get("config"), dict):
+        what = ", ".join(repr(k) for k in missing) if missing else "'config' as a mapping"
+        raise PipelineError(f"{path}: the pipeline marker lacks {what}: it is damaged or was not written by "
+                            f"lstmfast; train the model again")
     return doc
 
 
@@ -127,9 +157,35 @@ def load_pipeline_model(model_dir, pipeline):
     path = os.path.join(model_dir, MODEL_FILE)
     if not os.path.exists(path):
         raise PipelineError(f"{model_dir}: the model file {MODEL_FILE} is missing")
+    if not os.path.isfile(path):
+        raise PipelineError(f"{path}: not a regular file (the model file should be there)")
     from ..models import load_model
 
-    return load_model(path, compile=False), doc  # inference only: no optimizer state needed
+    try:
+        return load_model(path, compile=False), doc  # inference only: no optimizer state needed
+    except (ValueError, OSError, KeyError, TypeError) as e:
+        raise PipelineError(f"{path}: cannot load the model: {e}") from None
+
+
+def check_out_dir(out):
+    """Refuse, before any work, a model directory that could not be written: a file in its place
+    or above it, or a parent without write permission."""
+    out = os.fspath(out)
+    if not out:
+        raise PipelineError("--out: expected the path of a model directory, got an empty string")
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise PipelineError(f"--out {out}: not a directory (a file is there)")
+        if not os.access(out, os.W_OK):
+            raise PipelineError(f"--out {out}: the directory is not writable")
+        return
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise PipelineError(f"--out {out}: not a directory: {parent} is a file")
+    if not os.access(parent, os.W_OK):
+        raise PipelineError(f"--out {out}: cannot create it: {parent} is not writable")
 
 
 def seed_everything(seed):

@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, option,
+    PipelineError, Stopwatch, at_least, format_table, history_dict, load_pipeline_model, log, option,
     plot_saved_history, read_marker, resolve_out, save_pipeline, seed_everything, set_threads, setting,
     write_json, _pyplot,
 )
@@ -75,14 +75,14 @@ class ForecastConfig:
     learning_rate: float = setting(1e-3, "Adam's learning rate")
     clipnorm: float | None = setting(1.0, "clip each gradient to this L2 norm (a relu LSTM can blow up)")
     test_size: int | None = option(None, "held-out last steps (default: 104 weekly, 365 daily, 336 hourly, "
-                                         "36 monthly)")
+                                         "36 monthly)", type=at_least(2))
     val_size: int | None = setting(None, "validation steps before the test part (default: as test_size)")
     relative: bool = setting(True, "value windows relative to their last value (see the module's doc)")
     calendar: bool | None = setting(None, "calendar features from the dates (default: for daily, hourly and "
                                           "monthly data)")
     direct: bool = setting(True, "also train the direct multi-step model")
     holt_winters: bool = setting(True, "Holt-Winters baseline (needs statsmodels; about 10 s)")
-    seed: int = option(0, "seed of the initial weights and the shuffling", type=int)
+    seed: int = option(0, "seed of the initial weights and the shuffling", type=at_least(0))
     threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
     data: str | None = option(None, "CSV with a header: a date column (the first, or --date-column) and value "
                                     "columns, or 'births' for the built-in US daily births 1969-1988 "
@@ -241,12 +241,25 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     seed_everything(config.seed)
     set_threads(config.threads)
     series = load_series(config)
+    source = series.source or config.data or "the data"
+    if len(series.dates) < 3:
+        raise PipelineError(f"{source}: {len(series.dates)} row(s) of data; a forecast needs at least a "
+                            "training, a validation and a held-out part")
     frequency = D.infer_frequency(series.dates)
     seasons = list(frequency.seasons) if config.season is None and frequency.seasons else None
     config = config.resolved(frequency)
     seasons = seasons or [config.season]
     values, features, relative = _features(series, config)
     n = len(values)
+    if config.test_size < config.horizon:
+        raise PipelineError(f"--test-size {config.test_size}: the held-out part must hold at least one horizon "
+                            f"({config.horizon} steps) to be scored")
+    need = config.n_steps + config.horizon + 1 + config.val_size + config.test_size
+    if n < need:
+        raise PipelineError(
+            f"{source}: {n} rows of data; this run needs at least {need}: {config.n_steps + config.horizon + 1} "
+            f"to train on (a window of {config.n_steps} steps, a horizon of {config.horizon}), {config.val_size} "
+            f"for validation and {config.test_size} held out (--n-steps, --horizon and --test-size set these)")
     tr, va, te = D.chronological_split(n, config.test_size, config.val_size)
     if tr.stop < config.n_steps + config.horizon + 1:
         raise PipelineError(f"the training part ({tr.stop} steps) is too short for windows of "

@@ -44,7 +44,7 @@ import numpy as np
 from .. import data as D
 from ..utils import PyDataset
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, option,
+    PipelineError, Stopwatch, at_least, format_table, history_dict, load_pipeline_model, log, option,
     plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
 )
 
@@ -103,7 +103,7 @@ class SentimentConfig:
     limit: int | None = setting(None, "use a stratified subset of this many reviews")
     source: str = setting("imdb", "built-in data: imdb, rotten_tomatoes or all")
     tfidf: bool = setting(True, "compute the TF-IDF + logistic regression baseline")
-    seed: int = option(0, "seed of the split, the initial weights, dropout and shuffling", type=int)
+    seed: int = option(0, "seed of the split, the initial weights, dropout and shuffling", type=at_least(0))
     threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
     data: str | None = option(None, "CSV with a header naming 'text' and 'label' columns, two classes "
                                     "(default: the built-in movie reviews)",
@@ -313,6 +313,9 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     with Stopwatch() as clock:
         tokenizer = D.Tokenizer(num_words=config.max_features, oov_token="<OOV>")
         tokenizer.fit_on_texts([texts[i] for i in tr])
+        if not set(tokenizer.word_index) - {tokenizer.oov_token}:
+            raise PipelineError(f"{source}: the training texts hold no words (only punctuation or spaces): "
+                                "nothing to learn from")
         y, yv = labels[tr].astype(np.float32), labels[va].astype(np.float32)
         model = build_model(config, tokenizer.vocabulary_size, -(-len(tr) // config.batch_size))
         if config.network == "bilstm_pool":

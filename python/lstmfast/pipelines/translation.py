@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, format_table, history_dict, load_pipeline_model, log, option,
+    PipelineError, Stopwatch, at_least, format_table, history_dict, load_pipeline_model, log, option,
     plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
 )
 
@@ -79,16 +79,18 @@ class TranslateConfig:
     n_train: int = setting(20000, "numbers: training pairs")
     n_val: int = setting(1000, "numbers: validation pairs; Tatoeba: validation English sentences")
     n_test: int = setting(2000, "numbers: held-out test numbers; Tatoeba: held-out English sentences")
-    max_pairs: int | None = option(None, "use at most this many pairs (sentence data)")
-    max_tokens: int | None = option(None, "own data: drop pairs with more tokens than this on either side")
+    max_pairs: int | None = option(None, "use at most this many pairs (sentence data)", type=at_least(50))
+    max_tokens: int | None = option(None, "own data: drop pairs with more tokens than this on either side",
+                                    type=at_least(3))
     test_fraction: float = setting(0.1, "own data: held-out part")
     val_fraction: float = setting(0.05, "own data: validation part")
     lower: bool = setting(False, "lower-case source and target")
     reverse_source: bool = setting(True, "repeat model: feed the source tokens last-to-first (Sutskever et al., 2014)")
-    max_vocab: int = option(6000, "subword units, or words, per side (the rest map to an unknown token)")
+    max_vocab: int = option(6000, "subword units, or words, per side (the rest map to an unknown token)",
+                            type=at_least(32))
     embedding_dim: int | None = setting(None, "source Embedding width; None: 128 with attention; for repeat, "
                                               "one-hot unless the source vocabulary exceeds 1,000 tokens (then 128)")
-    seed: int = option(0, "seed of the split, the initial weights and the shuffling", type=int)
+    seed: int = option(0, "seed of the split, the initial weights and the shuffling", type=at_least(0))
     threads: int | None = option(None, "kernel threads (default: all cores)", every_command=True)
     data: str | None = option(None, "tab-separated source<TAB>target[<TAB>...] lines (Tatoeba/Anki format), "
                                     "'numbers' for English->French number phrases (num2words), or 'ding' for the "
