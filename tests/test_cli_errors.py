@@ -153,3 +153,27 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
     d = _model_dir(tmp_path, "forecast")
     with pytest.raises(Exception):
         main(["forecast", "predict", "--out", d, "--debug"])
+
+
+# ----- Ctrl-C --------------------------------------------------------------------------------------------
+
+def test_ctrl_c_during_training_ends_the_command_and_keeps_the_saved_model(tmp_path, capsys, monkeypatch):
+    from lstmfast.trainers import trainer
+
+    d = _model_dir(tmp_path, "forecast")
+    before = {f: open(os.path.join(d, f), "rb").read() for f in os.listdir(d)}
+    steps = {"n": 0}
+    real = trainer.Trainer._train_step
+
+    def interrupted_step(self, *args):
+        steps["n"] += 1
+        if steps["n"] == 3:
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(trainer.Trainer, "_train_step", interrupted_step)
+    status, err = run_cli(["forecast", "train", "--quick", "--out", d, "-q"], capsys)
+    assert status == 130, err
+    assert err.strip() == "lstmfast forecast train: interrupted: nothing was saved; the model directory is as it was"
+    assert {f: open(os.path.join(d, f), "rb").read() for f in os.listdir(d)} == before
+    assert sorted(os.listdir(tmp_path)) == [os.path.basename(d)]

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 
@@ -166,3 +167,43 @@ def test_the_registry_maps_each_command_to_the_pipeline_module_of_that_name():
 
     assert PIPELINES == {"translate": translation, "forecast": forecasting, "sentiment": sentiment}
     assert all(module.PIPELINE == name for name, module in PIPELINES.items())
+
+
+def _tiny_model():
+    import lstmfast as lf
+
+    return lf.Sequential([lf.Input((3, 1)), lf.layers.LSTM(2), lf.layers.Dense(1)])
+
+
+def test_a_model_directory_is_replaced_as_a_whole_and_a_failed_save_leaves_it_as_it_was(tmp_path):
+    from lstmfast.pipelines.common import save_pipeline
+
+    out = tmp_path / "model"
+    save_pipeline(str(out), "forecast", _tiny_model(), {"config": {}, "run": 1},
+                  extra=lambda d: open(os.path.join(d, "first-run-only.txt"), "w").close())
+    assert (out / "first-run-only.txt").exists()
+    save_pipeline(str(out), "forecast", _tiny_model(), {"config": {}, "run": 2})
+    assert not (out / "first-run-only.txt").exists()  # no file of the first run beside the second's
+    assert json.loads((out / MARKER).read_text())["run"] == 2
+
+    def fail(d):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_pipeline(str(out), "forecast", _tiny_model(), {"config": {}, "run": 3}, extra=fail)
+    assert json.loads((out / MARKER).read_text())["run"] == 2
+    assert sorted(os.listdir(tmp_path)) == ["model"]  # nothing left beside it
+
+
+def test_what_a_killed_save_left_is_cleaned_up_by_the_next_one(tmp_path):
+    from lstmfast.pipelines.common import save_pipeline
+
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    (tmp_path / f".model.{dead}.abc.new").mkdir()  # killed while writing
+    old = tmp_path / f".model.{dead}.def.old"  # killed between the two renames: the old model set aside
+    (old / "model").mkdir(parents=True)
+    (old / "model" / MARKER).write_text(json.dumps({"pipeline": "forecast", "run": 1}))
+    (tmp_path / ".model.notes.txt").write_text("not ours")
+    save_pipeline(str(tmp_path / "model"), "forecast", _tiny_model(), {"config": {}, "run": 2})
+    assert sorted(os.listdir(tmp_path)) == [".model.notes.txt", "model"]
+    assert json.loads((tmp_path / "model" / MARKER).read_text())["run"] == 2

@@ -186,10 +186,11 @@ def main(argv=None):
     prefix = f"lstmfast {args.pipeline} {args.action}: error:"
     try:
         return run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.debug:
             raise
-        print(f"lstmfast {args.pipeline} {args.action}: interrupted", file=sys.stderr)
+        kept = str(e) or "nothing was saved"
+        print(f"lstmfast {args.pipeline} {args.action}: interrupted: {kept}", file=sys.stderr)
         return 130
     except (DataError, PipelineError, OSError, ImportError, ValueError, MemoryError) as e:
         # what the user gave: the message says what was expected and what came

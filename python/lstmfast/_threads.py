@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 
 from ._core import core
 
@@ -69,18 +70,20 @@ except ImportError:  # pragma: no cover - a declared dependency
     ThreadpoolController = None
 
 _controller = None
+_modules_seen = 0  # len(sys.modules) when the controller last looked for BLAS libraries
 
 
 def blas_single_threaded(fn):
-    """Decorator: run ``fn`` with numpy's BLAS limited to one thread."""
+    """Decorator: run ``fn`` with every loaded BLAS (numpy's, and scipy's when it brings its
+    own) limited to one thread."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        global _controller
+        global _controller, _modules_seen
         if ThreadpoolController is None:
             return fn(*args, **kwargs)
-        if _controller is None:
-            _controller = ThreadpoolController()
+        if _controller is None or len(sys.modules) != _modules_seen:  # an import may have loaded a BLAS
+            _controller, _modules_seen = ThreadpoolController(), len(sys.modules)
         with _controller.limit(limits=1, user_api="blas"):
             return fn(*args, **kwargs)
 

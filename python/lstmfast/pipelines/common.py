@@ -17,13 +17,16 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 __all__ = [
     "PipelineError", "MARKER", "MODEL_FILE", "save_pipeline", "read_marker", "load_pipeline_model", "check_out_dir",
+    "fit_or_stop", "Interrupted",
     "seed_everything", "set_threads", "format_table", "write_json", "Stopwatch", "plot_history",
     "resolve_out", "default_model_dir", "setting", "option", "options",
 ]
@@ -103,15 +106,85 @@ def options(config_class):
     return [f for f in dataclasses.fields(config_class) if "flag" in f.metadata]
 
 
-def save_pipeline(out, pipeline, model, marker, history=None):
-    """Write ``model`` and its ``marker`` (a JSON-able dict) into the directory ``out``."""
-    os.makedirs(out, exist_ok=True)
-    model.save(os.path.join(out, MODEL_FILE))
-    doc = {"pipeline": pipeline, "format_version": FORMAT_VERSION, **marker}
-    write_json(os.path.join(out, MARKER), doc)
-    if history is not None:
-        write_json(os.path.join(out, "history.json"), history)
+def save_pipeline(out, pipeline, model, marker, history=None, extra=None):
+    """Write ``model``, its ``marker`` (a JSON-able dict), ``history`` and whatever ``extra(dir)``
+    writes as the model directory ``out``, replacing an existing one as a whole.
+
+    Everything is written into a new directory beside ``out``, which then takes the place of
+    ``out``: a kill leaves either the old directory or the new one, never files of two runs
+    together (at worst, between the two renames, the old one under a hidden name beside it).
+    Directories left by an interrupted save are removed at the next save of ``out``."""
+    out = os.path.abspath(out)
+    parent, name = os.path.dirname(out), os.path.basename(out)
+    os.makedirs(parent, exist_ok=True)
+    _remove_stale(parent, name)
+    staging = tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".new", dir=parent)
+    try:
+        model.save(os.path.join(staging, MODEL_FILE))
+        doc = {"pipeline": pipeline, "format_version": FORMAT_VERSION, **marker}
+        write_json(os.path.join(staging, MARKER), doc)
+        if history is not None:
+            write_json(os.path.join(staging, "history.json"), history)
+        if extra is not None:
+            extra(staging)
+        os.chmod(staging, 0o777 & ~_umask())
+        if os.path.isdir(out):
+            old = tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".old", dir=parent)
+            os.rename(out, os.path.join(old, name))  # the old directory out of the way (one rename) ...
+            os.rename(staging, out)  # ... and the new one in its place
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return out
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale(parent, name):
+    """Remove ``.<name>.<pid>.*.new`` / ``.old`` directories of saves whose process is gone."""
+    prefix = f".{name}."
+    for entry in os.listdir(parent):
+        if not (entry.startswith(prefix) and entry.endswith((".new", ".old"))):
+            continue
+        pid = entry[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
+            continue
+        path = os.path.join(parent, entry)
+        if entry.endswith(".old") and not os.path.exists(os.path.join(parent, name)):
+            kept = os.path.join(path, name)  # killed between the renames: the old model comes back
+            if os.path.isdir(kept):
+                os.rename(kept, os.path.join(parent, name))
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C ended training; the message says what was kept."""
+
+
+def fit_or_stop(model, kept, **fit_args):
+    """``model.fit(**fit_args)``, raising :class:`Interrupted` with ``kept`` (what stays on
+    disk) when Ctrl-C ended it, so that nothing half-trained is saved or evaluated."""
+    h = model.fit(**fit_args)
+    if getattr(model, "training_interrupted", False):
+        raise Interrupted(kept() if callable(kept) else kept)
+    return h
 
 
 # What each pipeline's marker must hold for evaluate and predict.

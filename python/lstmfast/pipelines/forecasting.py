@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, at_least, format_table, history_dict, load_pipeline_model, log, option,
+    PipelineError, Stopwatch, at_least, fit_or_stop, format_table, history_dict, load_pipeline_model, log, option,
     plot_saved_history, read_marker, resolve_out, save_pipeline, seed_everything, set_threads, setting,
     write_json, _pyplot,
 )
@@ -226,8 +226,9 @@ def _fit(model, X, y, Xv, yv, config, verbose):
     from ..callbacks import EarlyStopping
 
     cb = [EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)]
-    h = model.fit(X, y, batch_size=config.batch_size, epochs=config.epochs, validation_data=(Xv, yv),
-                  callbacks=cb, verbose=verbose, shuffle=True)
+    h = fit_or_stop(model, "nothing was saved; the model directory is as it was", x=X, y=y,
+                    batch_size=config.batch_size, epochs=config.epochs, validation_data=(Xv, yv), callbacks=cb,
+                    verbose=verbose, shuffle=True)
     return history_dict(h)
 
 
@@ -303,9 +304,8 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
         "split": {"train": [tr.start, tr.stop], "val": [va.start, va.stop], "test": [te.start, te.stop]},
         "train_seconds": clock.seconds,
     }
-    save_pipeline(out, PIPELINE, model, marker, history)
-    if config.direct:
-        direct.save(os.path.join(out, DIRECT_FILE))
+    save_pipeline(out, PIPELINE, model, marker, history,
+                  extra=(lambda d: direct.save(os.path.join(d, DIRECT_FILE))) if config.direct else None)
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
         result["metrics"] = _evaluate(out, models, series=series, verbose=verbose)

@@ -44,7 +44,7 @@ import numpy as np
 from .. import data as D
 from ..utils import PyDataset
 from .common import (
-    PipelineError, Stopwatch, at_least, format_table, history_dict, load_pipeline_model, log, option,
+    PipelineError, Stopwatch, at_least, fit_or_stop, format_table, history_dict, load_pipeline_model, log, option,
     plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
 )
 
@@ -352,7 +352,8 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
             # The LSTM overfits within a few epochs: once validation loss rises, smaller steps.
             callbacks.append(ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr, patience=0,
                                                min_lr=1e-5))
-        h = model.fit(epochs=config.epochs, callbacks=callbacks, verbose=verbose, **fit_args)
+        h = fit_or_stop(model, "nothing was saved; the model directory is as it was", epochs=config.epochs,
+                        callbacks=callbacks, verbose=verbose, **fit_args)
     history = history_dict(h)
     log(verbose, f"trained in {clock.seconds:.1f} s")
 
@@ -364,9 +365,11 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
         "split": {"train": len(tr), "val": len(va), "test": len(te), "test_fingerprint": _fingerprint(te)},
         "train_seconds": clock.seconds,
     }
-    save_pipeline(out, PIPELINE, model, marker, history)
-    with open(os.path.join(out, TOKENIZER_FILE), "w", encoding="utf-8") as f:
-        f.write(tokenizer.to_json())
+    def write_tokenizer(d):
+        with open(os.path.join(d, TOKENIZER_FILE), "w", encoding="utf-8") as f:
+            f.write(tokenizer.to_json())
+
+    save_pipeline(out, PIPELINE, model, marker, history, extra=write_tokenizer)
     result = {"model_dir": out, "history": history, "train_seconds": clock.seconds}
     if evaluate_after:
         result["metrics"] = _evaluate(out, model, tokenizer, marker, texts, labels, tr, te, verbose=verbose)

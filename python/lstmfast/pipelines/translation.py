@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, at_least, format_table, history_dict, load_pipeline_model, log, option,
+    PipelineError, Stopwatch, at_least, fit_or_stop, format_table, history_dict, load_pipeline_model, log, option,
     plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
 )
 
@@ -592,6 +592,19 @@ def _bleu_selection(translator, val_pairs, save, patience, verbose):
     return BleuSelection()
 
 
+def _kept(out):
+    """What an interrupted training leaves: the model of the last epoch that improved, saved when
+    it did (ModelCheckpoint-like), or the directory as it was."""
+    started = time.time()
+
+    def say():
+        marker = os.path.join(out, "pipeline.json")
+        if os.path.exists(marker) and os.path.getmtime(marker) >= started:
+            return f"{out} holds the model of the last epoch that improved"
+        return "nothing was saved; the model directory is as it was"
+    return say
+
+
 def _fit_attention(config, train_pairs, val_pairs, out, desc, verbose):
     from .seq2seq import build_attention_model
 
@@ -611,8 +624,8 @@ def _fit_attention(config, train_pairs, val_pairs, out, desc, verbose):
     train_set = _PairBatches(s_tr, t_tr, config.batch_size, tgt.bos_id, tgt.eos_id).dataset
     val_set = _PairBatches(s_va, t_va, 256, tgt.bos_id, tgt.eos_id).dataset
     selection = _bleu_selection(translator, val_pairs, save, config.patience, verbose)
-    h = model.fit(train_set, epochs=config.epochs, validation_data=val_set,
-                  callbacks=_callbacks(config, save, verbose, selection), verbose=verbose)
+    h = fit_or_stop(model, _kept(out), x=train_set, epochs=config.epochs, validation_data=val_set,
+                    callbacks=_callbacks(config, save, verbose, selection), verbose=verbose)
     history.update(history_dict(h))
     return translator, marker, history
 
@@ -636,8 +649,8 @@ def _fit_repeat(config, train_pairs, val_pairs, out, desc, verbose):
                      t_in=t_in, t_out=t_out, embedding=bool(embedding_dim))
     history = {}
     save = lambda: save_pipeline(out, PIPELINE, model, marker, history)  # noqa: E731
-    h = model.fit(X, y, batch_size=config.batch_size, epochs=config.epochs, validation_data=(Xv, yv),
-                  callbacks=_callbacks(config, save, verbose), verbose=verbose)
+    h = fit_or_stop(model, _kept(out), x=X, y=y, batch_size=config.batch_size, epochs=config.epochs,
+                    validation_data=(Xv, yv), callbacks=_callbacks(config, save, verbose), verbose=verbose)
     history.update(history_dict(h))
     return translator, marker, history
 

@@ -261,6 +261,7 @@ class Trainer:
                                     y_arg="validation_data[1]")
         self._ensure_optimizer()
         self.stop_training = False
+        self.training_interrupted = False  # True when Ctrl-C ends this fit
         cbs = callbacks_module.CallbackList(
             callbacks, model=self, add_history=True, add_progbar=verbose != 0,
             verbose=verbose, epochs=epochs, steps=batches.steps, _in_fit=True)
@@ -289,6 +290,7 @@ class Trainer:
                     except KeyboardInterrupt:
                         interrupted = True
                     if interrupted or guard.requested:
+                        self.training_interrupted = True
                         sys.stdout.write("\nTraining interrupted: keeping the weights of the last finished step.\n")
                         sys.stdout.flush()
                         break
