@@ -359,3 +359,15 @@ def test_a_keras_2_hdf5_file_loads_with_its_weights_and_compile_settings(tmp_pat
     np.testing.assert_array_equal(m.predict(x, verbose=0), ref.predict(x, verbose=0))
     m.fit(x, np.ones(6), epochs=1, verbose=0)
     assert m.metrics_names == ["loss", "accuracy"]
+
+
+def test_a_killed_saves_temporary_file_is_removed_by_the_next_save_and_others_are_left(tmp_path):
+    m = lf.Sequential([L.Input((5, 2)), L.LSTM(3), L.Dense(1)])
+    dead = 2 ** 22 + 54321  # above the default pid_max: no such process
+    leftover = tmp_path / f".m.keras.{dead}.x1y2.tmp"
+    leftover.write_bytes(b"half a model")
+    foreign = tmp_path / ".m.keras.notes.tmp"
+    foreign.write_bytes(b"someone else's")
+    m.save(tmp_path / "m.keras")
+    assert not leftover.exists() and foreign.exists()
+    assert lf.load_model(tmp_path / "m.keras").count_params() == m.count_params()

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from .. import _files
+
 __all__ = [
     "PipelineError", "MARKER", "MODEL_FILE", "save_pipeline", "read_marker", "load_pipeline_model", "check_out_dir",
     "fit_or_stop", "Interrupted",
@@ -118,7 +120,7 @@ def save_pipeline(out, pipeline, model, marker, history=None, extra=None):
     parent, name = os.path.dirname(out), os.path.basename(out)
     os.makedirs(parent, exist_ok=True)
     _remove_stale(parent, name)
-    staging = tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".new", dir=parent)
+    staging = tempfile.mkdtemp(prefix=_files.temporary_prefix(out), suffix=".new", dir=parent)
     try:
         model.save(os.path.join(staging, MODEL_FILE))
         doc = {"pipeline": pipeline, "format_version": FORMAT_VERSION, **marker}
@@ -129,7 +131,7 @@ def save_pipeline(out, pipeline, model, marker, history=None, extra=None):
             extra(staging)
         os.chmod(staging, 0o777 & ~_umask())
         if os.path.isdir(out):
-            old = tempfile.mkdtemp(prefix=f".{name}.{os.getpid()}.", suffix=".old", dir=parent)
+            old = tempfile.mkdtemp(prefix=_files.temporary_prefix(out), suffix=".old", dir=parent)
             os.rename(out, os.path.join(old, name))  # the old directory out of the way (one rename) ...
             os.rename(staging, out)  # ... and the new one in its place
             shutil.rmtree(old, ignore_errors=True)
@@ -148,30 +150,13 @@ def _umask():
 
 
 def _remove_stale(parent, name):
-    """Remove ``.<name>.<pid>.*.new`` / ``.old`` directories of saves whose process is gone."""
-    prefix = f".{name}."
-    for entry in os.listdir(parent):
-        if not (entry.startswith(prefix) and entry.endswith((".new", ".old"))):
-            continue
-        pid = entry[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or (int(pid) != os.getpid() and _alive(int(pid))):
-            continue
-        path = os.path.join(parent, entry)
-        if entry.endswith(".old") and not os.path.exists(os.path.join(parent, name)):
-            kept = os.path.join(path, name)  # killed between the renames: the old model comes back
-            if os.path.isdir(kept):
-                os.rename(kept, os.path.join(parent, name))
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Remove the ``.new`` / ``.old`` directories of saves of ``name`` whose process is gone; an
+    old directory set aside by a save killed between its two renames comes back first."""
+    for path in _files.stale_leftovers(parent, name, (".new", ".old")):
+        kept = os.path.join(path, name)
+        if path.endswith(".old") and os.path.isdir(kept) and not os.path.exists(os.path.join(parent, name)):
+            os.rename(kept, os.path.join(parent, name))
+        _files.remove(path)
 
 
 class Interrupted(KeyboardInterrupt):

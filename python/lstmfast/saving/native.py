@@ -21,6 +21,7 @@ import zipfile
 
 import numpy as np
 
+from .. import _files
 from .registry import model_class
 
 FORMAT_NAME = "lstmfast"
@@ -54,7 +55,9 @@ def _atomic_write_zip(filepath, members, overwrite):
         raise FileExistsError(f"{filepath} already exists; pass overwrite=True to replace it.")
     directory = os.path.dirname(os.path.abspath(filepath))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(filepath) + ".", suffix=".tmp", dir=directory)
+    for leftover in _files.stale_leftovers(directory, filepath, (".tmp",)):  # from a killed save
+        _files.remove(leftover)
+    fd, tmp = tempfile.mkstemp(prefix=_files.temporary_prefix(filepath), suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
