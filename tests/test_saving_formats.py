@@ -371,3 +371,73 @@ def test_a_killed_saves_temporary_file_is_removed_by_the_next_save_and_others_ar
     m.save(tmp_path / "m.keras")
     assert not leftover.exists() and foreign.exists()
     assert lf.load_model(tmp_path / "m.keras").count_params() == m.count_params()
+
+
+def _rewrite_member(src, dst, name, data, compress=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            payload = data if info.filename == name else zin.read(info.filename)
+            zout.writestr(info.filename, payload, compress_type=compress if info.filename == name else info.compress_type)
+
+
+def test_untrusted_model_files_are_checked_before_anything_is_inflated_or_allocated(tmp_path):
+    m = _model()
+    path = tmp_path / "m.keras"
+    m.save(path)
+    # a deflated member that inflates to 50 MB from a few KB: a zip bomb, refused by its declared size
+    bomb = tmp_path / "bomb.keras"
+    _rewrite_member(path, bomb, "weights/00000.npy", b"\0" * (50 << 20), zipfile.ZIP_DEFLATED)
+    with pytest.raises(ValueError, match="claims 52,428,800 bytes"):
+        lf.load_model(bomb)
+    # an .npy header claiming 2**40 values over a few bytes
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+    header["shape"] = (2 ** 40,)
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    liar = tmp_path / "liar.keras"
+    _rewrite_member(path, liar, "weights/00000.npy", buf.getvalue() + b"\0" * 16)
+    with pytest.raises(ValueError, match="claims shape"):
+        lf.load_model(liar)
+    # a FIFO: refused, not waited on
+    fifo = tmp_path / "fifo.keras"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        lf.load_model(fifo)
+
+
+def test_text_files_with_a_line_too_long_or_that_are_no_files_are_refused(tmp_path):
+    from lstmfast.data import DataError
+    from lstmfast.data._io import MAX_LINE, read_lines
+
+    long = tmp_path / "pairs.tsv"
+    long.write_text("one\tun\n" + "x" * (MAX_LINE + 1) + "\ttwo\n")
+    with pytest.raises(DataError, match="line 2: a line of 1,000,00"):
+        list(read_lines(long))
+    fifo = tmp_path / "fifo.tsv"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        list(read_lines(fifo))
+
+
+def test_crafted_headers_and_damaged_keras_files_name_the_file(tmp_path):
+    m = _model()
+    m.compile("adam", "mse")
+    path = tmp_path / "m.keras"
+    m.save(path)
+    with zipfile.ZipFile(path) as zf:
+        header_name = next(n for n in zf.namelist() if n.endswith(".json"))
+        header = json.loads(zf.read(header_name))
+    bad_json = tmp_path / "badjson.keras"
+    _rewrite_member(path, bad_json, header_name, b"{not json")
+    with pytest.raises(ValueError, match="badjson.keras.*not valid JSON"):
+        lf.load_model(bad_json)
+    del header["compile_config"]["optimizer"]
+    no_opt = tmp_path / "noopt.keras"
+    _rewrite_member(path, no_opt, header_name, json.dumps(header).encode())
+    with pytest.raises(ValueError, match="noopt.keras.*optimizer or the loss"):
+        lf.load_model(no_opt)
+    h5 = tmp_path / "broken.h5"
+    h5.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    pytest.importorskip("h5py")
+    with pytest.raises(ValueError, match="broken.h5"):
+        lf.load_model(h5)

@@ -9,6 +9,14 @@ import sys
 from ._core import core
 
 
+def physical_memory() -> int:
+    """Bytes of memory of this machine (2⁴⁰ where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return 1 << 40
+
+
 def physical_cores() -> int:
     """Physical cores available to this process (hyper-threads counted once)."""
     try:

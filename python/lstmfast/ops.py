@@ -17,12 +17,12 @@ Nothing is converted silently: float32 and float64 are both supported, but one c
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 import numpy as np
 
 from ._core import core
+from ._threads import physical_memory
 
 __all__ = [
     "LSTMCache",
@@ -47,13 +47,6 @@ RECURRENT_ACTIVATIONS = {"sigmoid": 0, "hard_sigmoid": 1}
 
 # Refuse work whose buffers could never fit (the kernel keeps about T·B·(D + 6H) values).
 _MAX_BYTES = 1 << 40
-
-
-def _physical_memory():
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return _MAX_BYTES
 
 
 class LSTMForward(NamedTuple):
@@ -334,7 +327,7 @@ def lstm_forward(
     act = _resolve("activation", activation, ACTIVATIONS)
     ract = _resolve("recurrent_activation", recurrent_activation, RECURRENT_ACTIVATIONS)
     need = dt.itemsize * (B * T * (2 * D + 7 * H) + (D + H) * 8 * H)
-    have = _physical_memory()
+    have = physical_memory()
     if need > min(_MAX_BYTES, have):
         raise MemoryError(
             f"LSTM of batch={B}, timesteps={T}, features={D}, units={H} would need about "
@@ -410,10 +403,13 @@ def adam_update(param, grad, m, v, *, learning_rate, beta_1=0.9, beta_2=0.999, e
             ("learning_rate", learning_rate, lambda a: a >= 0, "a finite number >= 0"),
             ("beta_1", beta_1, lambda a: 0 <= a < 1, "in [0, 1)"),
             ("beta_2", beta_2, lambda a: 0 <= a < 1, "in [0, 1)"),
-            ("epsilon", epsilon, lambda a: a > 0, "a finite number > 0")):
+            ("epsilon", epsilon, lambda a: a >= 0, "a finite number >= 0")):
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
                 or not np.isfinite(value) or not ok(value):
             raise ValueError(f"Argument `{name}` must be {want}. Received: {name}={value!r}")
+    if epsilon == 0 and np.any((grad == 0) & (v == 0)):
+        raise ValueError("Argument `epsilon` = 0 with a zero gradient where `v` is 0 would write 0/0 = NaN into "
+                         "`param`; use epsilon > 0")
     step = int(step)
     _core_fn("adam_update", param.dtype)(
         param, grad, m, v, float(learning_rate), float(beta_1), float(beta_2), float(epsilon), step

@@ -31,6 +31,9 @@ class DataError(ValueError):
 
 
 _GZIP_MAGIC = b"\x1f\x8b"
+# The longest line the text loaders take: a sentence pair, a review or a CSV row is far
+# shorter; a longer line is binary data or a file without line breaks.
+MAX_LINE = 1_000_000
 
 
 def read_text(path, encoding="utf-8"):
@@ -45,6 +48,8 @@ def read_text(path, encoding="utf-8"):
         codecs.lookup(encoding)
     except LookupError:
         raise DataError(f"unknown encoding {encoding!r}", path) from None
+    if os.path.exists(path) and not os.path.isdir(path) and not os.path.isfile(path):
+        raise DataError("not a regular file (a FIFO, device or socket); expected a text file", path)
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -71,7 +76,16 @@ def read_text(path, encoding="utf-8"):
         ) from None
     if text.startswith("\ufeff"):
         text = text[1:]
-    return text
+    start = 0
+    while True:  # every line within MAX_LINE characters, checked before anything splits the text
+        end = text.find("\n", start)
+        stop = len(text) if end < 0 else end
+        if stop - start > MAX_LINE:
+            raise DataError(f"a line of {stop - start:,} characters; lines of up to {MAX_LINE:,} are read "
+                            "(is this a text file with line breaks?)", path, text.count("\n", 0, start) + 1)
+        if end < 0:
+            return text
+        start = end + 1
 
 
 def read_lines(path, encoding="utf-8"):

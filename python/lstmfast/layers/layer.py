@@ -42,7 +42,6 @@ The layer contract (what a model calls; every method has a default here, overrid
                                     -> the gradient of each input tensor (None: not needed)
 """
 
-import os
 import re
 import warnings
 
@@ -52,6 +51,7 @@ from .. import constraints as constraints_module
 from .. import graph
 from .. import initializers as initializers_module
 from .. import regularizers as regularizers_module
+from .._threads import physical_memory
 from ..config import floatx, standardize_dtype
 
 _NAME_COUNTS = {}
@@ -90,14 +90,6 @@ def _check_data_format(value):
     return value
 
 
-def _physical_memory():
-    """Bytes of memory of this machine (2⁴⁰ where the system does not say)."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, OSError, ValueError):
-        return 1 << 40
-
-
 def _gib(n):
     return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
@@ -109,7 +101,7 @@ def _check_weight_size(layer, name, shape, dtype):
     for d in shape:
         count *= int(d)
     need = count * (np.dtype(dtype).itemsize + 8)  # the weight and its float64 initial draw
-    have = _physical_memory()
+    have = physical_memory()
     if need > have:
         raise MemoryError(
             f"Layer {layer.name!r} ({type(layer).__name__}): the weight {name!r} of shape {tuple(shape)} "

@@ -22,6 +22,9 @@ def _sniff(filepath):
         raise FileNotFoundError(f"No file or directory found at {filepath}")
     if os.path.isdir(filepath):
         raise ValueError(f"{filepath} is a directory; expected a file saved by lstmfast or Keras.")
+    if not os.path.isfile(filepath):  # opening a FIFO would wait for a writer forever
+        raise ValueError(f"{filepath} is not a regular file (a FIFO, device or socket); expected a file saved "
+                         "by lstmfast or Keras.")
     with open(filepath, "rb") as f:
         head = f.read(8)
     if head == _HDF5_SIGNATURE:

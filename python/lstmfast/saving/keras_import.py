@@ -13,7 +13,7 @@ import numpy as np
 
 from ..layers import Bidirectional, LSTM, MultiHeadAttention, TimeDistributed
 from ..layers.layer import _snake_case
-from .native import set_weights_checked
+from .native import member_size_problem, set_weights_checked
 from .registry import model_class
 
 
@@ -202,18 +202,27 @@ def load_keras_zip(filepath, compile):
     h5py = require_h5py()
     try:
         with zipfile.ZipFile(filepath) as zf:
+            for info in zf.infolist():
+                problem = member_size_problem(info)
+                if problem:
+                    raise ValueError(problem)
             config = json.loads(zf.read("config.json").decode())
             metadata = json.loads(zf.read("metadata.json").decode()) if "metadata.json" in zf.namelist() else {}
             weights_bytes = zf.read("model.weights.h5")
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise ValueError(f"{filepath} is not a valid Keras .keras file: {e}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{filepath} is not a valid Keras .keras file: its config.json is not a mapping")
     model = _model_from_keras_config(config, filepath, str(metadata.get("keras_version", "3")))
     if not model.built:
         build = (config.get("config") or {}).get("build_input_shape")
         if build:
             model.build(tuple(build))
-    with h5py.File(io.BytesIO(weights_bytes), "r") as f:
-        weights = keras3_weights(f, model)
+    try:
+        with h5py.File(io.BytesIO(weights_bytes), "r") as f:
+            weights = keras3_weights(f, model)
+    except (OSError, KeyError) as e:  # h5py's errors on a damaged file, named
+        raise ValueError(f"{filepath}: its weights (model.weights.h5) cannot be read: {e}") from None
     set_weights_checked(model, weights, filepath)
     if compile:
         _keras_compile(model, config.get("compile_config"))
@@ -222,6 +231,13 @@ def load_keras_zip(filepath, compile):
 
 def load_keras_h5(filepath, compile):
     h5py = require_h5py()
+    try:
+        return _load_keras_h5(h5py, filepath, compile)
+    except (OSError, KeyError) as e:  # h5py's errors on a damaged file, named
+        raise ValueError(f"{filepath} is not a readable Keras HDF5 file: {e}") from None
+
+
+def _load_keras_h5(h5py, filepath, compile):
     with h5py.File(os.fspath(filepath), "r") as f:
         model_config = f.attrs.get("model_config")
         if model_config is None:

@@ -22,6 +22,7 @@ import zipfile
 import numpy as np
 
 from .. import _files
+from .._threads import physical_memory
 from .registry import model_class
 
 FORMAT_NAME = "lstmfast"
@@ -128,6 +129,17 @@ def _json_default(obj):
     raise TypeError(f"Cannot serialise {obj!r}")
 
 
+def member_size_problem(info):
+    """Why a zip member must not be read, or None. Sizes are checked before anything is
+    inflated: a member may not claim more bytes than half this machine's memory, nor inflate
+    beyond 1000 times its compressed size (a zip bomb)."""
+    if info.file_size > physical_memory() // 2 or (info.compress_type != zipfile.ZIP_STORED
+                                                   and info.file_size > 1000 * info.compress_size + (1 << 20)):
+        return (f"member {info.filename!r} claims {info.file_size:,} bytes from {info.compress_size:,} "
+                "compressed, more than a model file can hold")
+    return None
+
+
 class _Archive:
     """Read an lstmfast archive, turning every low-level failure into a clear ValueError."""
 
@@ -136,6 +148,8 @@ class _Archive:
         try:
             self.zf = zipfile.ZipFile(self.filepath)
             self.header = json.loads(self._read(HEADER).decode())
+        except json.JSONDecodeError as e:
+            raise self._bad(f"its header is not valid JSON ({e})") from None
         except ValueError:
             raise
         except (zipfile.BadZipFile, KeyError, OSError, UnicodeDecodeError, EOFError) as e:
@@ -157,6 +171,13 @@ class _Archive:
 
     def _read(self, name):
         try:
+            info = self.zf.getinfo(name)
+        except KeyError:
+            raise self._bad(f"member {name!r} is missing") from None
+        problem = member_size_problem(info)
+        if problem:
+            raise self._bad(problem)
+        try:
             return self.zf.read(name)
         except KeyError:
             raise self._bad(f"member {name!r} is missing") from None
@@ -166,7 +187,20 @@ class _Archive:
     def array(self, name):
         data = self._read(name)
         try:
-            return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+            f = io.BytesIO(data)
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(f)
+            count = 1
+            for d in shape:
+                count *= int(d)
+            if dtype.hasobject or count * dtype.itemsize != len(data) - f.tell():
+                # the header's shape must match the bytes that follow it, before any allocation
+                raise ValueError(f"its header claims shape {shape} of {dtype}, {count * dtype.itemsize:,} bytes, "
+                                 f"but {len(data) - f.tell():,} follow")
+            f.seek(0)
+            return np.lib.format.read_array(f, allow_pickle=False)
         except Exception as e:
             raise self._bad(f"member {name!r} is not a valid array ({e})") from None
 
@@ -207,6 +241,8 @@ def load_model(filepath, compile=True):
         set_weights_checked(model, weights, filepath)
         if compile and arc.header.get("compile_config"):
             cc = arc.header["compile_config"]
+            if not isinstance(cc, dict) or "optimizer" not in cc or "loss" not in cc:
+                raise arc._bad("its compile settings lack the optimizer or the loss")
             try:
                 model.compile(optimizer=cc["optimizer"], loss=cc["loss"],
                               metrics=[m for m in cc.get("metrics") or [] if m])
@@ -216,6 +252,8 @@ def load_model(filepath, compile=True):
                 return model
             opt = arc.header.get("optimizer")
             if opt:
+                if not isinstance(opt, dict) or not isinstance(opt.get("keys"), list):
+                    raise arc._bad("its optimizer entry lists no state")
                 state = {k: arc.array(f"optimizer/{k}.npy") for k in opt["keys"]}
                 model._ensure_optimizer()
                 try:
