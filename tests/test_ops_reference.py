@@ -334,10 +334,11 @@ def isa_cases():
 
 @pytest.mark.parametrize("isa", ("baseline", "avx2", "avx512"))
 def test_each_instruction_set_build_matches_the_reference(isa, tmp_path):
-    if importlib.util.find_spec(f"lstmfast._core_{isa}") is None:
+    from lstmfast._core import built, core
+
+    if not built(isa):
         pytest.skip(f"lstmfast was built without the {isa} module")
-    base = importlib.import_module("lstmfast._core_baseline")
-    if not base.cpu_supports(isa):
+    if not core.cpu_supports(isa):
         pytest.skip(f"this CPU does not run {isa}")
     cases = isa_cases()
     with open(tmp_path / "in.pkl", "wb") as f:
