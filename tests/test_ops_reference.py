@@ -722,3 +722,23 @@ def test_inputs_that_are_almost_one_hot_take_the_dense_path():
         assert not out.cache.one_hot_input
     small = one_hot_case(91, 4, 5, 8, 8, np.float32)[0]  # below 16 features the product is cheap
     assert not ops.lstm_forward(*small, training=True).cache.one_hot_input
+
+
+def test_the_core_loads_from_the_package_and_from_lstmfast_core_dir(tmp_path):
+    # LSTMFAST_CORE_DIR (how .ci/sanitize loads its build) and the package's own modules
+    import glob
+
+    from lstmfast._core import core
+
+    directory = os.path.dirname(core.__file__)
+    for env, want in (({}, directory), ({"LSTMFAST_CORE_DIR": directory}, directory),
+                      ({"LSTMFAST_CORE_DIR": str(tmp_path)}, None)):
+        proc = subprocess.run([sys.executable, "-c", "from lstmfast._core import core; print(core.__file__)"],
+                              env=dict({k: v for k, v in os.environ.items() if k != "LSTMFAST_CORE_DIR"}, **env),
+                              capture_output=True, text=True, timeout=60)
+        if want is None:
+            assert proc.returncode != 0 and "no _core_baseline module in LSTMFAST_CORE_DIR" in proc.stderr
+        else:
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert os.path.dirname(proc.stdout.strip()) == want
+    assert glob.glob(os.path.join(directory, "_core_baseline.*"))

@@ -8,8 +8,11 @@ modules from another directory instead (a sanitizer build: ``.ci/sanitize``).
 
 from __future__ import annotations
 
+import glob
 import importlib
+import importlib.util
 import os
+import sys
 
 _PREFERENCE = ("native", "avx512", "avx2", "baseline")
 
@@ -19,10 +22,6 @@ def _import(isa):
     directory = os.environ.get("LSTMFAST_CORE_DIR")
     if not directory:
         return importlib.import_module(name)
-    import glob
-    import importlib.util
-    import sys
-
     paths = sorted(glob.glob(os.path.join(directory, f"_core_{isa}.*so")))
     if not paths:
         raise ImportError(f"no _core_{isa} module in LSTMFAST_CORE_DIR={directory}")
@@ -37,11 +36,7 @@ def built(isa):
     """Whether the module for ``isa`` was built (in LSTMFAST_CORE_DIR when that is set)."""
     directory = os.environ.get("LSTMFAST_CORE_DIR")
     if directory:
-        import glob
-
         return bool(glob.glob(os.path.join(directory, f"_core_{isa}.*so")))
-    import importlib.util
-
     return importlib.util.find_spec(f"lstmfast._core_{isa}") is not None
 
 

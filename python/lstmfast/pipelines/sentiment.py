@@ -63,9 +63,9 @@ WORD2VEC_MIN_WORDS = 1_000_000
 # The settings left at None take their network's value.
 _NETWORK_DEFAULTS = {
     "bilstm_pool": dict(max_features=30000, maxlen=1000, units=128, epochs=4, learning_rate=1e-3, reduce_lr=0.0,
-                        pretrained="auto", schedule="cosine"),
+                        pretrained="auto", schedule="cosine", ema=0.0),
     "lstm": dict(max_features=20000, maxlen=200, units=128, epochs=6, learning_rate=5e-4, reduce_lr=0.2,
-                 pretrained="none", schedule="constant"),
+                 pretrained="none", schedule="constant", ema=0.0),
 }
 
 
@@ -96,6 +96,8 @@ class SentimentConfig:
     learning_rate: float | None = setting(None, "Adam's learning rate")
     schedule: str | None = setting(None, "cosine: the learning rate falls along a half cosine to 0 at the end of "
                                          "the last epoch; constant")
+    ema: float | None = setting(None, "keep the moving average of the weights with this momentum per step "
+                                      "(Adam's use_ema) and end with it; every epoch is trained (0: off)")
     reduce_lr: float | None = setting(None, "learning rate × this after an epoch whose val_loss rose (0: never)")
     clipnorm: float | None = setting(1.0, "clip each gradient to this L2 norm")
     test_size: int = setting(5000, "held-out reviews")
@@ -195,7 +197,8 @@ def build_model(config, vocabulary_size, steps_per_epoch=None):
     lr = config.learning_rate
     if config.schedule == "cosine" and steps_per_epoch:
         lr = CosineDecay(lr, decay_steps=config.epochs * steps_per_epoch)  # lr·½(1 + cos(π·step/steps))
-    model.compile(optimizer=Adam(learning_rate=lr, clipnorm=config.clipnorm),
+    ema = dict(use_ema=True, ema_momentum=config.ema) if config.ema else {}  # w̄ = μ·w̄ + (1 − μ)·w each step
+    model.compile(optimizer=Adam(learning_rate=lr, clipnorm=config.clipnorm, **ema),
                   loss="binary_crossentropy",
                   metrics=["accuracy"])
     return model
@@ -346,8 +349,10 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
                 log(verbose, f"word2vec embeddings of the training texts in {w2v_clock.seconds:.0f} s")
         from ..callbacks import EarlyStopping, ReduceLROnPlateau
 
-        callbacks = [EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience,
-                                   restore_best_weights=True)]
+        # With the weights' moving average, every epoch is trained and the average is the model
+        # (validation during fit sees the raw weights, as in Keras); else the best epoch is kept.
+        callbacks = [] if config.ema else [EarlyStopping(monitor="val_accuracy", mode="max",
+                                                         patience=config.patience, restore_best_weights=True)]
         if config.reduce_lr and config.schedule == "constant":
             # The LSTM overfits within a few epochs: once validation loss rises, smaller steps.
             callbacks.append(ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr, patience=0,
