@@ -63,9 +63,9 @@ WORD2VEC_MIN_WORDS = 1_000_000
 # The settings left at None take their network's value.
 _NETWORK_DEFAULTS = {
     "bilstm_pool": dict(max_features=30000, maxlen=1000, units=128, epochs=4, learning_rate=1e-3, reduce_lr=0.0,
-                        pretrained="auto", schedule="cosine", ema=0.0),
+                        pretrained="auto", schedule="constant", ema=0.0, keep="last"),
     "lstm": dict(max_features=20000, maxlen=200, units=128, epochs=6, learning_rate=5e-4, reduce_lr=0.2,
-                 pretrained="none", schedule="constant", ema=0.0),
+                 pretrained="none", schedule="constant", ema=0.0, keep="best"),
 }
 
 
@@ -89,13 +89,15 @@ class SentimentConfig:
     pretrained: str | None = setting(None, "word2vec: start the embedding from word2vec vectors of the "
                                            "training texts (gensim); none: from random values; auto: word2vec "
                                            f"when the training texts hold at least {WORD2VEC_MIN_WORDS:,} words")
-    epochs: int | None = option(None, "maximum epochs; the epoch with the best validation accuracy is kept "
-                                      "(default: 4 for bilstm_pool, 6 for lstm)")
+    epochs: int | None = option(None, "epochs (default: 4 for bilstm_pool, all kept; at most 6 for lstm, the "
+                                      "best on validation accuracy kept)")
     patience: int = setting(2, "epochs without improvement before stopping")
     batch_size: int = option(64, "texts per gradient step")
     learning_rate: float | None = setting(None, "Adam's learning rate")
     schedule: str | None = setting(None, "cosine: the learning rate falls along a half cosine to 0 at the end of "
                                          "the last epoch; constant")
+    keep: str | None = setting(None, "last: train every epoch and keep the last; best: stop early on "
+                                     "validation accuracy and keep the best epoch")
     ema: float | None = setting(None, "keep the moving average of the weights with this momentum per step "
                                       "(Adam's use_ema) and end with it; every epoch is trained (0: off)")
     reduce_lr: float | None = setting(None, "learning rate × this after an epoch whose val_loss rose (0: never)")
@@ -117,6 +119,8 @@ class SentimentConfig:
             raise PipelineError(f"unknown network {self.network!r}; expected one of {', '.join(NETWORKS)}")
         defaults = _NETWORK_DEFAULTS[self.network]
         config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        if config.keep not in ("last", "best"):
+            raise PipelineError(f"unknown keep {config.keep!r}; expected last or best")
         if config.schedule not in ("cosine", "constant"):
             raise PipelineError(f"unknown schedule {config.schedule!r}; expected cosine or constant")
         if config.pretrained not in ("word2vec", "none", "auto"):
@@ -351,8 +355,8 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
 
         # With the weights' moving average, every epoch is trained and the average is the model
         # (validation during fit sees the raw weights, as in Keras); else the best epoch is kept.
-        callbacks = [] if config.ema else [EarlyStopping(monitor="val_accuracy", mode="max",
-                                                         patience=config.patience, restore_best_weights=True)]
+        callbacks = [] if config.ema or config.keep == "last" else [
+            EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True)]
         if config.reduce_lr and config.schedule == "constant":
             # The LSTM overfits within a few epochs: once validation loss rises, smaller steps.
             callbacks.append(ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr, patience=0,
