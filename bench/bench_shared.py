@@ -1,6 +1,6 @@
 """Training steps on shared cores: how much slower an lstmfast training step gets when the cores
 are not its own — beside a busy process, and beside a second lstmfast training — against the
-same steps on a quiet machine, for each OpenMP wait policy.
+same steps on a quiet machine, for each OpenMP wait policy (and libgomp spin count).
 
     python bench/bench_shared.py                 # LSTM(32), batch 32, T = 20; 300 steps per run
     python bench/bench_shared.py --units 128 --steps 200
@@ -71,7 +71,8 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--timesteps", type=int, default=20)
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--policies", default="default,passive", help="OMP_WAIT_POLICY values to compare")
+    p.add_argument("--policies", default="default,passive,spin10000",
+                   help="OMP_WAIT_POLICY values (or spinN: GOMP_SPINCOUNT=N) to compare")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args()
 
@@ -80,7 +81,9 @@ def main():
     print(f"LSTM({args.units}) training step, batch {args.batch}, T = {args.timesteps}, {cpu_model()}")
     for policy in args.policies.split(","):
         env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-        if policy != "default":
+        if policy.startswith("spin"):  # libgomp's spin count before a waiting thread sleeps
+            env["GOMP_SPINCOUNT"] = policy[4:]
+        elif policy != "default":
             env["OMP_WAIT_POLICY"] = policy
         row = {}
         for name, kw in (("alone", {}), ("beside a busy loop", {"busy": True}), ("two trainings", {"copies": 2})):

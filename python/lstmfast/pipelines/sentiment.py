@@ -5,9 +5,11 @@ Two networks (``network``):
 ``bilstm_pool`` (the default)::
 
     Embedding(30000, 128, mask_zero=True)      started from word2vec vectors of the training texts
-    -> Bidirectional(LSTM(128, return_sequences=True))   over the whole review (up to 1,000 words)
-    -> GlobalMaxPooling1D                       each feature's strongest evidence anywhere in the text
-    -> Dropout(0.3) -> Dense(1, sigmoid)
+    -> two towers, each:
+       Bidirectional(LSTM(128, return_sequences=True))   over the whole review (up to 1,000 words)
+       -> GlobalMaxPooling1D                    each feature's strongest evidence anywhere in the text
+       -> Dropout(0.3) -> Dense(1, sigmoid)
+    -> Average                                  the towers' probabilities, trained together
 
 ``lstm`` (the classic one of the Keras examples)::
 
@@ -82,6 +84,8 @@ class SentimentConfig:
                                       "for lstm)")
     embedding_dim: int = setting(128, "width of the word embedding")
     units: int | None = setting(None, "LSTM units (per direction)")
+    towers: int = setting(2, "bilstm_pool network: Bidirectional LSTM towers over the shared embedding, their "
+                             "probabilities averaged and trained together")
     dropout: float = setting(0.2, "lstm network: dropout of the LSTM's inputs")
     recurrent_dropout: float = setting(0.2, "lstm network: dropout of the LSTM's recurrent state")
     pooled_dropout: float = setting(0.3, "bilstm_pool network: dropout before the classifier")
@@ -175,7 +179,7 @@ def _fingerprint(idx):
 def build_model(config, vocabulary_size, steps_per_epoch=None):
     """The configured network (see the module docstring), compiled with Adam and binary
     crossentropy; the cosine schedule needs ``steps_per_epoch``."""
-    from ..layers import (LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalMaxPooling1D, Input)
+    from ..layers import (LSTM, Average, Bidirectional, Dense, Dropout, Embedding, GlobalMaxPooling1D, Input)
     from ..models import Model, Sequential
     from ..optimizers import Adam
     from ..optimizers.schedules import CosineDecay
@@ -183,12 +187,19 @@ def build_model(config, vocabulary_size, steps_per_epoch=None):
     config = config.resolved()
     if config.network == "bilstm_pool":
         tokens = Input(shape=(None,), dtype="int32", name="tokens")  # any length: batches differ
-        x = Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(tokens)
-        x = Bidirectional(LSTM(config.units, return_sequences=True, seed=config.seed), name="bilstm")(x)
-        x = GlobalMaxPooling1D(name="max_over_time")(x)  # max_t h_t per feature (padding steps are 0)
-        x = Dropout(config.pooled_dropout, seed=config.seed, name="dropout")(x)
+        words = Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(tokens)
+        outputs = []
+        for k in range(config.towers):  # towers over the shared embedding, each with its own start
+            tag = "" if k == 0 else f"_{k + 1}"
+            x = Bidirectional(LSTM(config.units, return_sequences=True, seed=config.seed + 101 * k),
+                              name="bilstm" + tag)(words)
+            x = GlobalMaxPooling1D(name="max_over_time" + tag)(x)  # max_t h_t per feature (padding steps are 0)
+            x = Dropout(config.pooled_dropout, seed=config.seed + 101 * k, name="dropout" + tag)(x)
+            outputs.append(Dense(1, activation="sigmoid", name="positive" + tag)(x))
+        # p = (1/K) Σ_k p_k: the towers' probabilities averaged, trained together
+        out = outputs[0] if len(outputs) == 1 else Average(name="average")(outputs)
         with _pooling_ends_the_mask():
-            model = Model(tokens, Dense(1, activation="sigmoid", name="positive")(x), name="sentiment")
+            model = Model(tokens, out, name="sentiment")
     else:
         lstm = LSTM(config.units, dropout=config.dropout, recurrent_dropout=config.recurrent_dropout,
                     seed=config.seed)
