@@ -726,19 +726,16 @@ def test_inputs_that_are_almost_one_hot_take_the_dense_path():
 
 def test_the_core_loads_from_the_package_and_from_lstmfast_core_dir(tmp_path):
     # LSTMFAST_CORE_DIR (how .ci/sanitize loads its build) and the package's own modules
-    import glob
+    base_env = {k: v for k, v in os.environ.items() if k != "LSTMFAST_CORE_DIR"}
 
-    from lstmfast._core import core
+    def core_file(**env):
+        return subprocess.run([sys.executable, "-c", "from lstmfast._core import core; print(core.__file__)"],
+                              env=dict(base_env, **env), capture_output=True, text=True, timeout=60)
 
-    directory = os.path.dirname(core.__file__)
-    for env, want in (({}, directory), ({"LSTMFAST_CORE_DIR": directory}, directory),
-                      ({"LSTMFAST_CORE_DIR": str(tmp_path)}, None)):
-        proc = subprocess.run([sys.executable, "-c", "from lstmfast._core import core; print(core.__file__)"],
-                              env=dict({k: v for k, v in os.environ.items() if k != "LSTMFAST_CORE_DIR"}, **env),
-                              capture_output=True, text=True, timeout=60)
-        if want is None:
-            assert proc.returncode != 0 and "no _core_baseline module in LSTMFAST_CORE_DIR" in proc.stderr
-        else:
-            assert proc.returncode == 0, proc.stderr[-2000:]
-            assert os.path.dirname(proc.stdout.strip()) == want
-    assert glob.glob(os.path.join(directory, "_core_baseline.*"))
+    own = core_file()
+    assert own.returncode == 0, own.stderr[-2000:]
+    directory = os.path.dirname(own.stdout.strip())  # the package's own modules
+    again = core_file(LSTMFAST_CORE_DIR=directory)
+    assert again.returncode == 0 and os.path.dirname(again.stdout.strip()) == directory, again.stderr[-2000:]
+    empty = core_file(LSTMFAST_CORE_DIR=str(tmp_path))
+    assert empty.returncode != 0 and "no _core_baseline module in LSTMFAST_CORE_DIR" in empty.stderr
