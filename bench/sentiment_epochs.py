@@ -51,12 +51,8 @@ def main():
     y = labels[tr].astype(np.float32)
     model = S.build_model(config, tokenizer.vocabulary_size, -(-len(tr) // config.batch_size))
     seqs = S._token_ids(tokenizer, [texts[i] for i in tr], config.maxlen)
-    words = sum(len(s) for s in seqs)
     if config.network == "bilstm_pool":
-        if config.pretrained == "word2vec" or (config.pretrained == "auto" and words >= S.WORD2VEC_MIN_WORDS):
-            emb = model.get_layer("embedding")
-            emb.set_weights([S.word2vec_embeddings(seqs, emb.get_weights()[0], seed=config.seed)])
-            print(f"word2vec start ({words:,} training words)")
+        S.start_embedding(model.get_layer("embedding"), config, seqs, verbose=1)
         train = dict(x=S.LengthBatches(seqs, y, config.batch_size, seed=config.seed))
     else:
         train = dict(x=S._sequences(tokenizer, [texts[i] for i in tr], config.maxlen), y=y,

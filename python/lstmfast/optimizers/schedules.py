@@ -54,11 +54,13 @@ class ExponentialDecay(LearningRateSchedule):
         self.staircase = staircase
         self.name = name
 
-    def __call__(self, step):
+    def _progress(self, step):
+        """s/n, floored with staircase."""
         p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p  # lr₀ · r^(s/n)
+        return math.floor(p) if self.staircase else p
+
+    def __call__(self, step):
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)  # lr₀ · r^(s/n)
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
@@ -70,10 +72,7 @@ class InverseTimeDecay(ExponentialDecay):
         super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1 + self.decay_rate * p)  # lr₀ / (1 + r · s/n)
+        return self.initial_learning_rate / (1 + self.decay_rate * self._progress(step))  # lr₀ / (1 + r · s/n)
 
 
 class PolynomialDecay(LearningRateSchedule):

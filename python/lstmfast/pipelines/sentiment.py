@@ -250,6 +250,26 @@ def word2vec_embeddings(sequences, embeddings, seed=0, epochs=5, window=5):
     return out
 
 
+def start_embedding(embedding, config, sequences, verbose=0):
+    """Set the Embedding layer's starting vectors as ``config.pretrained`` says: word2vec vectors
+    of the training ``sequences`` ("word2vec"; "auto" from WORD2VEC_MIN_WORDS training words on),
+    else its random initial values stay. Returns whether word2vec vectors were set."""
+    words = sum(len(s) for s in sequences)
+    if config.pretrained == "none" or (config.pretrained == "auto" and words < WORD2VEC_MIN_WORDS):
+        if config.pretrained == "auto":
+            log(verbose, f"{words:,} training words (fewer than {WORD2VEC_MIN_WORDS:,}): the embedding starts "
+                         "from random values")
+        return False
+    with Stopwatch() as clock:
+        vectors = word2vec_embeddings(sequences, embedding.get_weights()[0], seed=config.seed)
+    if vectors is None:
+        log(verbose, "gensim is not installed: the embedding starts from random values")
+        return False
+    embedding.set_weights([vectors])
+    log(verbose, f"word2vec embeddings of the {words:,} training words in {clock.seconds:.0f} s")
+    return True
+
+
 def _token_ids(tokenizer, texts, maxlen):
     """Each text's word ids, its last ``maxlen`` words."""
     return [s[-maxlen:] for s in tokenizer.texts_to_sequences(texts)]
@@ -351,20 +371,8 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
                             validation_data=(_sequences(tokenizer, [texts[i] for i in va], config.maxlen), yv))
         if config.pretrained != "none":
             seqs = seqs or _token_ids(tokenizer, [texts[i] for i in tr], config.maxlen)
-            words = sum(len(s) for s in seqs)
-            use_w2v = config.pretrained == "word2vec" or words >= WORD2VEC_MIN_WORDS
-            if not use_w2v:
-                log(verbose, f"{words:,} training words (fewer than {WORD2VEC_MIN_WORDS:,}): the embedding starts "
-                             "from random values")
-        if config.pretrained != "none" and use_w2v:
             emb = model.get_layer("embedding") if config.network == "bilstm_pool" else model.layers[0]
-            with Stopwatch() as w2v_clock:
-                vectors = word2vec_embeddings(seqs, emb.get_weights()[0], seed=config.seed)
-            if vectors is None:
-                log(verbose, "gensim is not installed: the embedding starts from random values")
-            else:
-                emb.set_weights([vectors])
-                log(verbose, f"word2vec embeddings of the training texts in {w2v_clock.seconds:.0f} s")
+            start_embedding(emb, config, seqs, verbose)
         from ..callbacks import EarlyStopping, ReduceLROnPlateau
 
         # With the weights' moving average, every epoch is trained and the average is the model
