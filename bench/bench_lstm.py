@@ -3,6 +3,7 @@
     python bench/bench_lstm.py                 # all cases, about three minutes on 2 cores
     python bench/bench_lstm.py --quick         # fewer repeats, a quick look
     python bench/bench_lstm.py --json out.json # also write the results as JSON
+    python bench/bench_lstm.py --policy-ab     # also lstmfast under the fixed thread policy
 
 Every framework runs float32 on the same number of threads (--threads, default 2) with the same
 weights and inputs. For each case (B batch, T steps, D features, H units) it measures:
@@ -99,6 +100,32 @@ class Settling:
 
     def __call__(self):
         return self.fn()
+
+
+class WithPolicy:
+    """fn run under one lstmfast thread policy (set at each call when another one is in force)."""
+
+    def __init__(self, lstmfast, policy: str, fn):
+        self.lstmfast, self.policy, self.fn = lstmfast, policy, fn
+        self.settle = getattr(fn, "settle", 0.0)
+
+    def __call__(self):
+        if self.lstmfast.get_thread_policy() != self.policy:
+            self.lstmfast.set_thread_policy(self.policy)
+        return self.fn()
+
+
+def policy_ab(lstmfast, fns: dict, names) -> dict:
+    """fns with each of `names` run under the adaptive policy, and again as `name_fixed` under
+    the fixed one right after it in every round."""
+    out = {}
+    for k, f in fns.items():
+        if k in names:
+            out[k] = WithPolicy(lstmfast, "adaptive", f)
+            out[k + "_fixed"] = WithPolicy(lstmfast, "fixed", f)
+        elif f is not None:
+            out[k] = WithPolicy(lstmfast, "adaptive", f) if k.startswith("lstmfast") else f
+    return out
 
 
 def sgemm_products(torch) -> dict:
@@ -229,6 +256,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2, help="threads for every framework (default 2)")
     p.add_argument("--cases", metavar="B,T,D,H", nargs="+", help="cases to run instead of the default six")
     p.add_argument("--no-train", action="store_true", help="time the forward only")
+    p.add_argument("--policy-ab", action="store_true",
+                   help="also time lstmfast under the fixed thread policy, in the same rounds as under "
+                        "its default adaptive one (an A/B of what the policy costs on a quiet machine)")
     args = p.parse_args(argv)
 
     import torch
@@ -293,17 +323,27 @@ def main(argv=None) -> int:
                 max_diff["onnxruntime"] = float(np.max(np.abs(oc.forward() - y_torch)))
             flops = 2.0 * B * T * 4 * H * (D + H)
             r = {"B": B, "T": T, "D": D, "H": H, "forward_flops": flops, "max_abs_diff_vs_torch": max_diff}
-            fwd = measure_interleaved({"lstmfast": lc.forward, "lstmfast_packed": lc.forward_packed,
-                                       "torch": tc.forward, "onnxruntime": oc.forward if oc else None,
-                                       "sgemm": sgemm[best]}, *timing)
+            fns = {"lstmfast": lc.forward, "lstmfast_packed": lc.forward_packed,
+                   "torch": tc.forward, "onnxruntime": oc.forward if oc else None, "sgemm": sgemm[best]}
+            if args.policy_ab:
+                fns = policy_ab(lstmfast, fns, ("lstmfast", "lstmfast_packed"))
+            fwd = measure_interleaved(fns, *timing)
+            ab = {f"forward_{k[:-6]}": fwd[k[:-6]] / fwd.pop(k) for k in list(fwd) if k.endswith("_fixed")}
             case_ceiling = SGEMM_FLOPS / fwd.pop("sgemm") / 1e9
             r["sgemm_ceiling_gflops"] = case_ceiling
             r["forward_ms"] = {k: fwd[k] * 1e3 if k in fwd else None
                                for k in ("lstmfast", "lstmfast_packed", "torch", "onnxruntime")}
             if not args.no_train:
-                train = measure_interleaved({"lstmfast": lc.train_step, "torch": tc.train_step,
-                                             "lstmfast_with_dx": lambda: lc.train_step(True)}, *timing)
+                fns = {"lstmfast": lc.train_step, "torch": tc.train_step,
+                       "lstmfast_with_dx": lambda: lc.train_step(True)}
+                if args.policy_ab:
+                    fns = policy_ab(lstmfast, fns, ("lstmfast",))
+                train = measure_interleaved(fns, *timing)
+                ab.update({f"train_{k[:-6]}": train[k[:-6]] / train.pop(k) for k in list(train)
+                           if k.endswith("_fixed")})
                 r["train_ms"] = {k: v * 1e3 for k, v in train.items()}
+            if ab:  # time under the adaptive thread policy / time under the fixed one
+                r["policy_ab_adaptive_over_fixed"] = ab
             f = r["forward_ms"]
             r["forward_ratio_vs_torch"] = f["lstmfast"] / f["torch"]
             r["forward_ratio_vs_onnxruntime"] = f["lstmfast"] / f["onnxruntime"] if oc else None
@@ -344,6 +384,12 @@ def main(argv=None) -> int:
             print(f"{case:<22}{t['lstmfast']:9.2f}{t['lstmfast_with_dx']:9.2f}{t['torch']:9.2f}"
                   f"{r['train_ratio_vs_torch']:8.2f}{r['train_with_dx_ratio_vs_torch']:10.2f}"
                   f"{pc['lstmfast']:9.0f}%{pc['torch']:6.0f}%")
+    if args.policy_ab:
+        print("\nthread policy A/B on this machine: time under the adaptive policy (the default) / time "
+              "under the fixed one, same rounds")
+        for r in results:
+            case = f"({r['B']}, {r['T']}, {r['D']}, {r['H']})"
+            print(f"{case:<22}" + "  ".join(f"{k} {v:.3f}" for k, v in r["policy_ab_adaptive_over_fixed"].items()))
     worst = max(max(r["max_abs_diff_vs_torch"].values()) for r in results)
     print(f"\nlargest |output − torch output| over all cases: {worst:.1e}")
     print("ratios below 1 mean lstmfast is faster; packed: weights packed once (ops.pack_lstm_weights),\n"

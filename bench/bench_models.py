@@ -57,8 +57,10 @@ from machine import cpu_model, load_average_warning
 MODELS = ("translation", "timeseries", "sentiment")
 ALIASES = {"time_series": "timeseries", "time-series": "timeseries", "ts": "timeseries", "seq2seq": "translation"}
 FRAMEWORKS = ("lstmfast", "keras-torch", "pytorch", "keras-tf")
+# lstmfast under its fixed thread policy: an A/B of the default adaptive policy on a quiet machine.
+EXTRA_FRAMEWORKS = ("lstmfast-fixed",)
 LABELS = {"lstmfast": "lstmfast", "keras-torch": "Keras-torch", "pytorch": "PyTorch",
-          "keras-tf": "Keras-TF"}
+          "keras-tf": "Keras-TF", "lstmfast-fixed": "lstmfast-fixed"}
 BATCH = 64            # training batch size, and the predict batch size of every framework
 SEED = 1234
 
@@ -328,9 +330,10 @@ def worker(args) -> dict:
         import keras
         keras.utils.set_random_seed(SEED)
         info["keras"], info["backend"] = keras.__version__, keras.backend.backend()
-    if fw == "lstmfast":
+    if fw.startswith("lstmfast"):
         import lstmfast
         lstmfast.set_num_threads(threads)
+        lstmfast.set_thread_policy("fixed" if fw == "lstmfast-fixed" else "adaptive")
         lstmfast.utils.set_random_seed(SEED)
         info["lstmfast"], info["isa"] = lstmfast.__version__, lstmfast.cpu_isa()
     info["numpy"] = np.__version__
@@ -422,7 +425,7 @@ def verdict(ok):
 
 
 def report(models, runs, missing, args):
-    cols = [fw for fw in FRAMEWORKS]
+    cols = list(FRAMEWORKS) + [fw for fw in EXTRA_FRAMEWORKS if fw in runs]
 
     def value(fw, m, key):
         run = runs.get(fw)
@@ -486,6 +489,14 @@ def report(models, runs, missing, args):
         ratios[m] = r
         print(f"{m:<13}" + "".join(row))
     print("(epoch ratios below 1 and predict ratios above 1 mean lstmfast is faster)")
+    if "lstmfast-fixed" in runs:
+        print("\nthread policy A/B: lstmfast (adaptive, the default) / lstmfast-fixed, same rounds")
+        for m in models:
+            a = [value(fw, m, "epoch_s") for fw in ("lstmfast", "lstmfast-fixed")]
+            b = [value(fw, m, "predict_samples_per_s") for fw in ("lstmfast", "lstmfast-fixed")]
+            if all(isinstance(v, float) for v in a + b):
+                ratios.setdefault(m, {})["policy_ab"] = {"epoch": a[0] / a[1], "predict_throughput": b[0] / b[1]}
+                print(f"{m:<13} epoch time {a[0] / a[1]:.3f}   predict throughput {b[0] / b[1]:.3f}")
     return ratios
 
 
@@ -515,7 +526,9 @@ def main(argv=None) -> int:
                         "after which no further one starts; at least one always runs (default 120)")
     p.add_argument("--worker-timeout", type=float, default=3600.0,
                    help="seconds after which one framework's run of one model is stopped (default 3600)")
-    p.add_argument("--frameworks", default=",".join(FRAMEWORKS), help="comma-separated: " + ",".join(FRAMEWORKS))
+    p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                   help="comma-separated: " + ",".join(FRAMEWORKS + EXTRA_FRAMEWORKS)
+                        + " (lstmfast-fixed: lstmfast under its fixed thread policy, for an A/B)")
     p.add_argument("--tf-python", default=sys.executable, metavar="PYTHON",
                    help="the Python that runs Keras on TensorFlow (default: this one); it needs "
                         "tensorflow, keras and numpy")
@@ -524,7 +537,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int,
                    help="rounds in which the frameworks take turns on each model; the medians pool "
                         "all rounds (default 2; 1 with --quick)")
-    p.add_argument("--worker", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    p.add_argument("--worker", choices=FRAMEWORKS + EXTRA_FRAMEWORKS, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.samples is None:
@@ -549,8 +562,8 @@ def main(argv=None) -> int:
     models = parse_models(args.models)
     frameworks = [f.strip() for f in args.frameworks.split(",")]
     for f in frameworks:
-        if f not in FRAMEWORKS:
-            raise SystemExit(f"unknown framework {f!r}; choose from {', '.join(FRAMEWORKS)}")
+        if f not in FRAMEWORKS + EXTRA_FRAMEWORKS:
+            raise SystemExit(f"unknown framework {f!r}; choose from {', '.join(FRAMEWORKS + EXTRA_FRAMEWORKS)}")
     machine = {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": args.threads,
                "budget_s": args.budget, "worker_timeout_s": args.worker_timeout,
                "python": platform.python_version()}

@@ -347,7 +347,13 @@ PYBIND11_MODULE(LSTMFAST_MODULE, m) {
   register_dtype<double>(m, "f64");
   m.attr("isa") = LSTMFAST_ISA;
   m.def("set_num_threads", &lstmfast::set_num_threads, py::arg("n"));
-  m.def("get_num_threads", &lstmfast::num_threads);
+  m.def("get_num_threads", &lstmfast::max_threads);
+  m.def("threads_in_use", &lstmfast::threads_in_use);
+  m.def("set_adaptive_threads", &lstmfast::set_adaptive_threads, py::arg("on"));
+  m.def("adaptive_threads", &lstmfast::adaptive_threads);
+  m.def("next_team_size", &lstmfast::next_team_size, py::arg("used"), py::arg("set"), py::arg("contention"),
+        py::arg("idle_cores"));
+  m.def("thread_policy_readings", &lstmfast::thread_policy_readings);
   m.def("cpu_supports", [](const std::string& feature) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();

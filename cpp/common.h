@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 #include <vector>
 #include <xmmintrin.h>
 
@@ -29,9 +30,20 @@ using ArrMap = Eigen::Map<Eigen::Array<S, Eigen::Dynamic, 1>>;
 template <typename S>
 using CArrMap = Eigen::Map<const Eigen::Array<S, Eigen::Dynamic, 1>>;
 
-// Threads used by every kernel (set from Python; defaults to the physical cores).
+// The thread team (common.cpp). set_num_threads(n) sets n (from Python; default: the physical
+// cores); num_threads() is the team a kernel runs on now: n, or fewer under the adaptive policy
+// while other processes contend for the cores; max_threads() is n.
 int num_threads();
+int max_threads();
+int threads_in_use();  // the current team, without looking at the machine
 void set_num_threads(int n);
+void set_adaptive_threads(bool on);
+bool adaptive_threads();
+// The adaptive policy's rule: the team after a window with run-queue wait fraction `contention`
+// and `idle_cores` idle cores (< 0: not known).
+int next_team_size(int used, int set, double contention, double idle_cores);
+// (contention, idle cores) of the last window, −1 where not known.
+std::pair<double, double> thread_policy_readings();
 
 // Denormal floats make recurrences crawl (a decaying cell state underflows into them):
 // flush them to zero (FTZ) and treat denormal inputs as zero (DAZ) while a kernel runs,

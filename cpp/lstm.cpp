@@ -354,7 +354,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // in cache (steps in processing order backwards, rows in order), into its own row here.
   std::vector<S> db_tiles(grads.dbias ? tl.n_batch_tiles * G : 0, S(0));
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
-  std::vector<std::vector<S>> scratch(std::min<Index>(num_threads(), ntiles), std::vector<S>(2 * tl.unit_tile));
+  std::vector<std::vector<S>> scratch(std::min<Index>(max_threads(), ntiles), std::vector<S>(2 * tl.unit_tile));
   time_loop(tl, T, true, [&](Index s, Index tile) {
     const GateTiling::Tile t = tl.tile(tile);
     const Index w = t.w, w4 = kNumGates * t.w;

@@ -4,12 +4,14 @@ The LSTM forward and backward passes run in C++ (Eigen, vectorised activations, 
 ``lstmfast.ops`` is the low-level numpy interface to them.
 """
 
-from ._threads import cpu_isa, get_num_threads, physical_cores, set_num_threads
+from ._threads import (cpu_isa, get_num_threads, get_thread_policy, physical_cores, set_num_threads,
+                       set_thread_policy, threads_in_use)
 from . import ops
 
 __version__ = "0.1.0"
 
-__all__ = ["ops", "set_num_threads", "get_num_threads", "cpu_isa", "physical_cores", "__version__"]
+__all__ = ["ops", "set_num_threads", "get_num_threads", "set_thread_policy", "get_thread_policy", "threads_in_use",
+           "cpu_isa", "physical_cores", "__version__"]
 
 # --- Keras-like API --------------------------------------------------------------------
 from . import activations, callbacks, config, constraints, initializers, layers, losses, metrics, models

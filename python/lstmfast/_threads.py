@@ -49,6 +49,33 @@ def get_num_threads() -> int:
     return core.get_num_threads()
 
 
+THREAD_POLICIES = ("adaptive", "fixed")
+
+
+def set_thread_policy(policy: str) -> None:
+    """How many of the set threads a kernel runs on.
+
+    ``"adaptive"`` (the default): all of them while the cores are free; fewer while other
+    processes contend for the cores (threads that meet at the end of every parallel region would
+    otherwise keep waiting, spinning, for a team mate taken off its core), more again once cores
+    fall idle. ``"fixed"``: always all of them. Results are bitwise identical either way. The
+    environment variable ``LSTMFAST_THREAD_POLICY`` sets it at import."""
+    if policy not in THREAD_POLICIES:
+        raise ValueError(f"Unknown thread policy {policy!r}: expected one of {', '.join(THREAD_POLICIES)}")
+    core.set_adaptive_threads(policy == "adaptive")
+
+
+def get_thread_policy() -> str:
+    """``"adaptive"`` or ``"fixed"`` (see :func:`set_thread_policy`)."""
+    return "adaptive" if core.adaptive_threads() else "fixed"
+
+
+def threads_in_use() -> int:
+    """The threads the kernels run on now: ``get_num_threads()``, or fewer while the adaptive
+    thread policy finds the cores contended."""
+    return core.threads_in_use()
+
+
 def cpu_isa() -> str:
     """The instruction set the loaded kernels were compiled for."""
     return core.isa
@@ -65,6 +92,20 @@ def _default_threads() -> int:
 
 
 core.set_num_threads(_default_threads())
+
+
+def _default_policy() -> str:
+    policy = os.environ.get("LSTMFAST_THREAD_POLICY", "").strip().lower() or "adaptive"
+    if policy not in THREAD_POLICIES:
+        import warnings
+
+        warnings.warn(f"LSTMFAST_THREAD_POLICY={policy!r} is not one of {', '.join(THREAD_POLICIES)}; "
+                      "using 'adaptive'", RuntimeWarning, stacklevel=3)
+        policy = "adaptive"
+    return policy
+
+
+set_thread_policy(_default_policy())
 
 
 # numpy's BLAS (OpenBLAS, MKL) keeps its worker threads spinning for a while after each call;
