@@ -344,12 +344,12 @@ def test_dense_reshape_permute_lstm():
 def _output_gradients(model, x, y, sw, fused):
     """The weight gradients of one backward pass, the loss's ∂L/∂z handed to the softmax layer
     (fused) or ∂L/∂ŷ taken through the softmax Jacobian."""
-    from lstmfast.trainers.trainer import _loss_and_output_gradient
+    from lstmfast.trainers.steps import loss_and_output_gradient
 
     params = model.flat_parameters()  # the buffer that backward writes the gradients into
     y_pred, mask = model.forward(x, True)
     if fused:
-        loss, dy, layer = _loss_and_output_gradient(model, y, y_pred, sw, mask)
+        loss, dy, layer = loss_and_output_gradient(model, y, y_pred, sw, mask)
         assert layer is not None
         layer._gradient_is_for_logits = True
     else:

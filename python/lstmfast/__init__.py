@@ -16,10 +16,10 @@ __all__ = ["ops", "set_num_threads", "get_num_threads", "set_thread_policy", "ge
 # --- Keras-like API --------------------------------------------------------------------
 from . import activations, callbacks, config, constraints, initializers, layers, losses, metrics, models
 from . import regularizers
-from . import datasets, optimizers, preprocessing, saving, utils
+from . import datasets, distribute, optimizers, preprocessing, saving, utils
 from .layers import Input
 from .models import Model, Sequential, load_model
 
 __all__ += ["activations", "callbacks", "config", "constraints", "regularizers", "initializers", "layers", "losses", "metrics",
-            "models", "optimizers", "saving", "utils", "datasets", "preprocessing", "Input",
+            "models", "optimizers", "saving", "utils", "datasets", "distribute", "preprocessing", "Input",
             "Model", "Sequential", "load_model"]

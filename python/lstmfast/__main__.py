@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import typing
 
@@ -180,10 +181,35 @@ def run(args):
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    prefix = f"lstmfast {args.pipeline} {args.action}: error:"
+    try:
+        strategy = _join_mpi_job()
+    except ImportError as e:
+        print(f"{prefix} {_one_line(e)}", file=sys.stderr)
+        return 2
+    code = _run(args, prefix)
+    if strategy is not None and code:
+        strategy.abort(code)  # the other ranks may wait in a collective step: end them too
+    return code
+
+
+def _join_mpi_job():
+    """Under `mpiexec -n N` (N > 1): join the job (`lstmfast.distribute`), so that training is
+    data-parallel; only rank 0 prints to stdout and writes the model directory."""
+    from . import distribute
+
+    if not distribute.launched_by_mpi():
+        return None
+    strategy = distribute.init()
+    if not strategy.is_chief:
+        sys.stdout = open(os.devnull, "w")
+    return strategy
+
+
+def _run(args, prefix):
     from .data import DataError
     from .pipelines.common import PipelineError
 
-    prefix = f"lstmfast {args.pipeline} {args.action}: error:"
     try:
         return run(args)
     except KeyboardInterrupt as e:

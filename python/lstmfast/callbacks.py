@@ -18,6 +18,9 @@ import numpy as np
 class Callback:
     """Base class: override any of the `on_*` hooks."""
 
+    # Under lstmfast.distribute, callbacks that print or write files run on rank 0 only.
+    _chief_only = False
+
     def __init__(self):
         self.params = {}
         self._model = None
@@ -232,6 +235,8 @@ class Progbar:
 class ProgbarLogger(Callback):
     """Prints "Epoch i/n" and a progress bar per epoch (verbose=1) or one line per epoch (verbose=2)."""
 
+    _chief_only = True
+
     def __init__(self, count_mode="steps", file=None):
         super().__init__()
         self._file = file
@@ -407,6 +412,8 @@ class ModelCheckpoint(MonitorCallback):
     `save_best_only=True`, only when `monitor` improves. `filepath` may hold `{epoch:02d}` and
     logged values such as `{val_loss:.2f}`. Files are written in lstmfast's format, atomically."""
 
+    _chief_only = True
+
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch", initial_value_threshold=None):
         super().__init__(monitor, mode, initial_value_threshold)
@@ -578,6 +585,8 @@ class TerminateOnNaN(Callback):
 
 class CSVLogger(Callback):
     """Append one row per epoch (epoch, then the logged values in sorted key order) to a CSV file."""
+
+    _chief_only = True
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()

@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-from .. import saving
+from .. import distribute, saving
 from ..parameters import FlatParameters
 from ..trainers import Trainer
 from .summary import print_summary
@@ -182,12 +182,16 @@ class Model(Trainer):
 
     def save(self, filepath, overwrite=True, zipped=None, **kwargs):
         """Save architecture, weights, compile settings and optimizer state to one file
-        (lstmfast's format, written atomically)."""
-        saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
+        (lstmfast's format, written atomically). Under `lstmfast.distribute`, rank 0 writes it and
+        the other ranks do nothing."""
+        if distribute.is_chief():
+            saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite=True):
-        """Save only the weights (lstmfast's format, written atomically)."""
-        saving.save_weights(self, filepath, overwrite=overwrite)
+        """Save only the weights (lstmfast's format, written atomically; on rank 0 only under
+        `lstmfast.distribute`)."""
+        if distribute.is_chief():
+            saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath, skip_mismatch=False):
         """Load weights saved by `save_weights`/`save`, or from a Keras `.weights.h5`/`.keras`/`.h5`."""

@@ -115,7 +115,19 @@ def save_pipeline(out, pipeline, model, marker, history=None, extra=None):
     Everything is written into a new directory beside ``out``, which then takes the place of
     ``out``: a kill leaves either the old directory or the new one, never files of two runs
     together (at worst, between the two renames, the old one under a hidden name beside it).
-    Directories left by an interrupted save are removed at the next save of ``out``."""
+    Directories left by an interrupted save are removed at the next save of ``out``. Under
+    `lstmfast.distribute`, rank 0 writes it and the other ranks do nothing."""
+    from .. import distribute
+
+    if not distribute.is_chief():
+        distribute.barrier()  # until rank 0 has written it
+        return os.path.abspath(out)
+    out = _save_pipeline(out, pipeline, model, marker, history, extra)
+    distribute.barrier()
+    return out
+
+
+def _save_pipeline(out, pipeline, model, marker, history, extra):
     out = os.path.abspath(out)
     parent, name = os.path.dirname(out), os.path.basename(out)
     os.makedirs(parent, exist_ok=True)

@@ -20,15 +20,17 @@ import warnings
 
 import numpy as np
 
-from .. import _random
+from .. import _random, distribute
 from .. import callbacks as callbacks_module
 from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from .._threads import blas_single_threaded
-from . import data
+from . import data, distributed
 from .data_sources import is_batch_source, unpack_batch, unpack_targets
 from .epoch_iterator import ArrayBatches, InterruptGuard, SourceBatches
+from .fit_inputs import fit_batches
+from .steps import backward_from_output, loss_and_output_gradient
 
 
 class Trainer:
@@ -137,14 +139,14 @@ class Trainer:
     def _train_step(self, xb, yb, swb):
         """One optimizer step: L, ∂L/∂ŷ; backward; w ← optimizer(w, ∂L/∂w). Returns L."""
         y_pred, mask = self.forward(xb, True)
-        loss, dy, logits_layer = _loss_and_output_gradient(self, yb, y_pred, swb, mask)
+        loss, dy, logits_layer = loss_and_output_gradient(self, yb, y_pred, swb, mask)
         if self._regularized:
             loss = loss + self.regularization_loss()  # L + Σ R(w) + Σ R(y)/B, as Keras reports it
         if not np.isfinite(loss):
             # A step whose loss is NaN or infinite leaves the weights as they are (Keras would
             # write NaN into them); the loss is still reported, so TerminateOnNaN can stop fit.
             return float(loss)
-        _backward(self, dy, logits_layer)
+        backward_from_output(self, dy, logits_layer)
         for v in self._weight_regularized:
             v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w
         params = self._params
@@ -221,49 +223,19 @@ class Trainer:
             raise ValueError(f"Argument `epochs` must be a non-negative integer. Received: epochs={epochs!r}")
         if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
             raise ValueError(f"`validation_split` must be in [0, 1). Received: validation_split={validation_split!r}")
-        if is_batch_source(x):
-            if validation_split:
-                raise ValueError("`validation_split` needs arrays; with a generator or dataset, pass "
-                                 "`validation_data`.")
-            batches = self._batches(x, y, sample_weight, batch_size, steps_per_epoch, "fit", class_weight,
-                                    shuffle=bool(shuffle))
-        else:
-            if steps_per_epoch is not None:
-                raise ValueError("`steps_per_epoch` applies to generators and datasets; with arrays, an "
-                                 "epoch is one pass over them.")
-            x, y, sw = self._prepare_xy(x, y, sample_weight, class_weight)
-            if validation_split and validation_data is None:
-                n_all = x.shape[0]
-                split = int(np.floor(n_all * (1.0 - validation_split)))
-                if split == 0 or split == n_all:
-                    raise ValueError(f"`validation_split`={validation_split} leaves no training or no validation "
-                                     f"samples out of {n_all}.")
-                validation_data = (x[split:], y[split:]) + (() if sw is None else (sw[split:],))
-                x, y = x[:split], y[:split]
-                sw = None if sw is None else sw[:split]
-            if x.shape[0] == 0:
-                raise ValueError("Expected at least one training sample; `x` is empty.")
-            batches = ArrayBatches(x, y, sw, batch_size, shuffle, _random.global_generator())
-        val = None
-        if validation_data is not None:
-            val_batch_size = data.check_batch_size(validation_batch_size, batch_size)
-            if is_batch_source(validation_data):
-                val = self._batches(validation_data, None, None, val_batch_size, validation_steps, "validation",
-                                    x_arg="validation_data")
-            elif not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
-                                 f"val_sample_weight), or a generator or dataset. Received: "
-                                 f"{type(validation_data).__name__}")
-            else:
-                val = self._batches(validation_data[0], validation_data[1],
-                                    None if len(validation_data) == 2 else validation_data[2], val_batch_size,
-                                    validation_steps, "validation", x_arg="validation_data[0]",
-                                    y_arg="validation_data[1]")
+        batches, val = fit_batches(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps_per_epoch,
+                                   validation_split, validation_data, validation_steps, validation_batch_size)
         self._ensure_optimizer()
+        strategy = distribute.current()  # data-parallel over MPI ranks (trainers.distributed)
+        if strategy is not None:
+            batches, callbacks = distributed.RankBatches(strategy, batches, batch_size), \
+                distributed.rank_callbacks(callbacks, strategy)
+            val = val if val is None else distributed.RankBatches(strategy, val)
+            distributed.start(self, strategy)
         self.stop_training = False
         self.training_interrupted = False  # True when Ctrl-C ends this fit
         cbs = callbacks_module.CallbackList(
-            callbacks, model=self, add_history=True, add_progbar=verbose != 0,
+            callbacks, model=self, add_history=True, add_progbar=verbose != 0 and distribute.is_chief(),
             verbose=verbose, epochs=epochs, steps=batches.steps, _in_fit=True)
         want_batch_begin = cbs.wants("on_train_batch_begin")
         want_batch_end = cbs.wants("on_train_batch_end")
@@ -279,9 +251,13 @@ class Trainer:
                         for step, xb, yb, swb in batches.epoch():
                             if want_batch_begin:
                                 cbs.call("on_train_batch_begin", step, None)
-                            loss = self._train_step(xb, yb, swb)
-                            self._loss_total += loss * xb.shape[0]
-                            self._loss_count += xb.shape[0]
+                            if strategy is None:
+                                loss = local = self._train_step(xb, yb, swb)
+                                n = xb.shape[0]
+                            else:  # the batch's loss; this rank's samples and their loss
+                                loss, n, local = distributed.train_step(self, strategy, xb, yb, swb)
+                            self._loss_total += local * n
+                            self._loss_count += n
                             seen += 1
                             if want_batch_end:
                                 cbs.call("on_train_batch_end", step, self._logs())
@@ -299,6 +275,8 @@ class Trainer:
                                       "dataset or generator can generate at least `steps_per_epoch * epochs` "
                                       "batches.", stacklevel=3)
                         break
+                    if strategy is not None:
+                        distributed.reduce_totals(self, strategy)
                     logs = self._logs()
                     if val is not None and (epoch + 1) % validation_freq == 0:
                         val_logs = self._evaluate_batches(val)
@@ -311,6 +289,8 @@ class Trainer:
             batches.close()
             if val is not None:
                 val.close()
+        if strategy is not None:
+            distributed.finish(self, strategy)
         if epochs > 0 and self._params is not None:
             self.optimizer.finalize_variable_values(self._params.values)  # use_ema: the averaged weights
         cbs.call("on_train_end", logs)
@@ -322,9 +302,12 @@ class Trainer:
         _find_regularized(self)
         want_end = cbs is not None and cbs.wants("on_test_batch_end")
         for step, xb, yb, swb in batches.epoch():
-            self._test_step(xb, yb, swb)
+            if xb is not None:  # None: this rank has no sample in the step (trainers.distributed)
+                self._test_step(xb, yb, swb)
             if want_end:
                 cbs.call("on_test_batch_end", step, self._logs())
+        if isinstance(batches, distributed.RankBatches):
+            distributed.reduce_totals(self, batches.strategy)
         if not self._loss_count:
             raise ValueError("There is no data to evaluate on: `x` holds no sample, or the generator or dataset "
                              "yielded no batch.")
@@ -342,7 +325,9 @@ class Trainer:
         verbose = data.resolve_verbose(verbose)
         batch_size = data.check_batch_size(batch_size)
         batches = self._batches(x, y, sample_weight, batch_size, steps, "evaluate")
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+        if distribute.current() is not None:
+            batches = distributed.RankBatches(distribute.current(), batches)
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0 and distribute.is_chief(),
                                             verbose=verbose, epochs=1, steps=batches.steps)
         cbs.call("on_test_begin", None)
         try:
@@ -410,8 +395,11 @@ class Trainer:
         last `reset_metrics()`)."""
         self._check_compiled("train_on_batch")
         x, y, sw = self._prepare_xy(x, y, sample_weight, class_weight)
-        self._ensure_optimizer()
-        loss = self._train_step(x, y, sw)
+        params, strategy = self._ensure_optimizer(), distribute.current()
+        if strategy is None:
+            loss = self._train_step(x, y, sw)
+        else:  # every rank is given the batch and trains on its part (trainers.distributed)
+            loss = distributed.train_on_batch(self, strategy, params, x, y, sw)
         self._loss_total, self._loss_count = loss * x.shape[0], x.shape[0]
         return self._results(self._logs(), return_dict)
 
@@ -426,27 +414,6 @@ class Trainer:
     def predict_on_batch(self, x):
         """Model outputs for one batch."""
         return self.forward(self.prepare_inputs(x), False)[0]
-
-
-def _loss_and_output_gradient(model, y, y_pred, sample_weight, mask):
-    """(L, ∂L/∂ŷ, None), or, where the output is a softmax made by one layer and the loss is a
-    crossentropy on probabilities, (L, ∂L/∂z, that layer): the gradient past the softmax in one
-    step (q − onehot where nothing is clipped) instead of through its Jacobian."""
-    layer = model._softmax_output_layer() if getattr(model.loss, "fuses_softmax", False) else None
-    loss, dy = model.loss._loss_and_grad(y, y_pred, sample_weight, mask, softmax_logits=layer is not None)
-    return loss, dy, layer
-
-
-def _backward(model, dy, logits_layer=None):
-    """model.backward(dy); with `logits_layer`, dy is ∂L/∂z of that softmax layer, which then
-    skips its softmax backward (layers.dense._activation_backward)."""
-    if logits_layer is None:
-        return model.backward(dy)
-    logits_layer._gradient_is_for_logits = True
-    try:
-        return model.backward(dy)
-    finally:
-        logits_layer.__dict__.pop("_gradient_is_for_logits", None)
 
 
 def _find_regularized(model):

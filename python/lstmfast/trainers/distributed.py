@@ -1,0 +1,173 @@
+"""fit and evaluate over the ranks of an MPI job (`lstmfast.distribute`): each rank's part of
+every batch, in lockstep with the other ranks, and the one data-parallel training step.
+
+A step on rank r with n_r of the step's n = Σ_r n_r samples (n_r may be 0):
+
+    L_r, ∂L_r/∂ŷ = loss(y_r, ŷ_r)                       the mean over rank r's samples
+    n, Σ_r n_r·L_r, any non-finite L_r                   one allreduce of three numbers
+    ∂L/∂ŷ_r = (n_r / n) · ∂L_r/∂ŷ                        rank r's share of the batch's mean loss
+    g = Σ_r backward(∂L/∂ŷ_r)                            one allreduce of the flat gradient buffer
+    w ← optimizer(w, g)                                  the same update on every rank
+
+so the step follows the gradient of the whole batch's mean loss, as one process would.
+"""
+
+import numpy as np
+
+from .epoch_iterator import ArrayBatches, EpochIterator
+from .steps import backward_from_output, loss_and_output_gradient
+
+
+class RankBatches:
+    """This rank's part of every step's batch. epoch() yields (step, x, y, sample_weight) for every
+    step of the job's epoch, with x None where this rank has no sample in that step.
+
+    whole arrays: the global batches of `batches` (cut as one process cuts them, the shuffle
+    order drawn from a seed shared by the ranks), each split into near-equal parts;
+    a shard: batches of this rank's share of `batch_size` over its own arrays, for as many steps
+    as the rank with the most batches needs;
+    a batch source: its own batches, until no rank has one left (asked every step when the
+    number of steps is not known)."""
+
+    def __init__(self, strategy, batches, batch_size=None):
+        self.strategy, self._batches = strategy, batches
+        self._arrays = isinstance(batches, ArrayBatches)
+        if self._arrays:
+            it = batches._it
+            batch_size = it.batch_size if batch_size is None else batch_size
+            if strategy.data == "shard":
+                if batch_size < strategy.size:
+                    raise ValueError(f"`batch_size`={batch_size} is smaller than the {strategy.size} ranks: "
+                                     "every rank needs at least one sample of each batch.")
+                a, b = strategy.part(batch_size)
+                it = EpochIterator(it.n, b - a, it.shuffle, it.rng)
+            if it.shuffle:  # one order for all ranks (whole), its own for each rank (shard)
+                seed = strategy.broadcast_object(int(it.rng.integers(2**63)))
+                it.rng = np.random.default_rng([seed, strategy.rank if strategy.data == "shard" else 0])
+            self._it = it
+            self.steps = it.steps if strategy.data == "whole" else strategy.max_int(it.steps)
+        else:
+            steps = batches.steps
+            known = all(s is not None for s in strategy.allgather(steps))
+            self.steps = strategy.max_int(steps) if known else None
+
+    def epoch(self):
+        if self._arrays:
+            yield from self._array_epoch()
+            return
+        local = iter(self._batches.epoch())
+        step = 0
+        while self.steps is None or step < self.steps:
+            item = next(local, None)
+            has = item is not None
+            if self.steps is None and self.strategy.sum_floats(float(has))[0] == 0:
+                return  # no rank has a batch left
+            yield (step, *item[1:]) if has else (step, None, None, None)
+            step += 1
+
+    def _array_epoch(self):
+        bx, by, bsw = self._batches.x, self._batches.y, self._batches.sw
+        whole = self.strategy.data == "whole"
+        steps = 0
+        for step, index in self._it.epoch():
+            if whole:
+                a, b = self.strategy.part(_length(index, bx.shape[0]))
+                index = slice(index.start + a, index.start + b) if isinstance(index, slice) else index[a:b]
+            if _length(index, bx.shape[0]) == 0:
+                yield step, None, None, None
+            else:
+                yield step, bx[index], None if by is None else by[index], None if bsw is None else bsw[index]
+            steps += 1
+        for step in range(steps, self.steps):  # this shard ran out before the largest one
+            yield step, None, None, None
+
+    def close(self):
+        self._batches.close()
+
+
+def _length(index, n):
+    return len(range(*index.indices(n))) if isinstance(index, slice) else len(index)
+
+
+def train_step(trainer, strategy, xb, yb, swb):
+    """One data-parallel optimizer step (module docstring). Returns (global loss, n_r, L_r)."""
+    n_r = 0 if xb is None else xb.shape[0]
+    params = trainer._params
+    loss = 0.0
+    if n_r:
+        y_pred, mask = trainer.forward(xb, True)
+        loss, dy, logits_layer = loss_and_output_gradient(trainer, yb, y_pred, swb, mask)
+        loss = float(loss)
+    if n_r and trainer._regularized:
+        loss += trainer.regularization_loss()  # Σ R(w) (the same on every rank) + this rank's Σ R(y)/B
+    finite = bool(np.isfinite(loss))
+    n, loss_sum, bad = strategy.sum_floats(n_r, n_r * loss if finite else 0.0, not finite)
+    global_loss = loss_sum / n if not bad else float("nan")
+    if bad:  # every rank skips the update (as one process does after a non-finite loss)
+        return global_loss, n_r, loss
+    if n_r:
+        backward_from_output(trainer, _scaled(dy, n_r / n), logits_layer)
+    else:
+        params.grads.fill(0)
+    strategy.allreduce_sum(params.grads)
+    for v in trainer._weight_regularized:
+        v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w, once: after the sum over ranks
+    trainer.optimizer.apply(params.values, params.grads)
+    for v in trainer._constrained:
+        v.value[...] = v.constraint(v.value)
+    if n_r and trainer._metrics:
+        for m in trainer._metrics:
+            m.update_state(yb, y_pred, swb, mask)
+    return global_loss, n_r, loss
+
+
+def train_on_batch(trainer, strategy, params, x, y, sw):
+    """`train_on_batch` of a batch every rank is given: rank 0's weights on every rank the first
+    time (and whenever the weights were packed anew), then one step on this rank's part."""
+    if getattr(trainer, "_distributed_params", None) is not params:
+        start(trainer, strategy)
+    a, b = strategy.part(x.shape[0])
+    part = (None, None, None) if a == b else (x[a:b], y[a:b], None if sw is None else sw[a:b])
+    return train_step(trainer, strategy, *part)[0]
+
+
+def _scaled(dy, factor):
+    if isinstance(dy, (list, tuple)):
+        return type(dy)(d * d.dtype.type(factor) for d in dy)
+    return dy * dy.dtype.type(factor)
+
+
+def rank_callbacks(callbacks, strategy):
+    """The callbacks this rank runs: all on rank 0; elsewhere none of those that print or write
+    files (`Callback._chief_only`: ModelCheckpoint, CSVLogger, BackupAndRestore, ...)."""
+    callbacks = list(callbacks or [])
+    return callbacks if strategy.is_chief else [c for c in callbacks if not getattr(c, "_chief_only", False)]
+
+
+def start(trainer, strategy):
+    """Rank 0's weights and optimizer state on every rank (the start of `fit`)."""
+    params = trainer._params
+    strategy.broadcast(params.values)
+    trainer._distributed_params = params
+    opt = trainer.optimizer
+    opt.iterations = int(strategy.broadcast_object(int(opt.iterations)))
+    for array in opt._all_state_arrays().values():
+        strategy.broadcast(array)
+
+
+def finish(trainer, strategy):
+    """The same weights on every rank at the end of `fit` (rank 0's: ranks may differ in the
+    last bits where MPI adds the gradients of more than two ranks in different orders)."""
+    if trainer._params is not None and not strategy.deterministic:
+        strategy.broadcast(trainer._params.values)
+
+
+def reduce_totals(trainer, strategy):
+    """The running loss total and every metric's state summed over the ranks (end of an epoch
+    or of `evaluate`): the logs are then those of all the samples, the same on every rank."""
+    metrics = trainer._metrics or []
+    sums = strategy.sum_floats(trainer._loss_total, trainer._loss_count,
+                               *[v for m in metrics for v in (m._total, m._count)])
+    trainer._loss_total, trainer._loss_count = float(sums[0]), float(sums[1])
+    for i, m in enumerate(metrics):
+        m._total, m._count = float(sums[2 + 2 * i]), float(sums[3 + 2 * i])

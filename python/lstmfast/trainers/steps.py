@@ -1,0 +1,25 @@
+"""The loss at a model's output and the backward pass from it, shared by the one-process training
+step (trainers.trainer) and the data-parallel one (trainers.distributed)."""
+
+__all__ = ["loss_and_output_gradient", "backward_from_output"]
+
+
+def loss_and_output_gradient(model, y, y_pred, sample_weight, mask):
+    """(L, ∂L/∂ŷ, None), or, where the output is a softmax made by one layer and the loss is a
+    crossentropy on probabilities, (L, ∂L/∂z, that layer): the gradient past the softmax in one
+    step (q − onehot where nothing is clipped) instead of through its Jacobian."""
+    layer = model._softmax_output_layer() if getattr(model.loss, "fuses_softmax", False) else None
+    loss, dy = model.loss._loss_and_grad(y, y_pred, sample_weight, mask, softmax_logits=layer is not None)
+    return loss, dy, layer
+
+
+def backward_from_output(model, dy, logits_layer=None):
+    """model.backward(dy); with `logits_layer`, dy is ∂L/∂z of that softmax layer, which then
+    skips its softmax backward (layers.dense._activation_backward)."""
+    if logits_layer is None:
+        return model.backward(dy)
+    logits_layer._gradient_is_for_logits = True
+    try:
+        return model.backward(dy)
+    finally:
+        logits_layer.__dict__.pop("_gradient_is_for_logits", None)

@@ -1,0 +1,83 @@
+"""A training script run by tests/test_distribute.py, alone or under `mpiexec -n N`:
+
+    python mpi_fit_script.py OUT_DIR CASE [options as key=value]
+
+It builds a small float64 LSTM model from a fixed seed, trains it, and writes what each rank ends
+with to OUT_DIR/rank{r}.npz (weights, the loss history, evaluate's result, samples counted). With
+distribute=1 it calls lstmfast.distribute.init() first — the one line a script adds."""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+import lstmfast as lf
+
+out_dir, case = sys.argv[1], sys.argv[2]
+opts = dict(a.split("=", 1) for a in sys.argv[3:])
+lf.config.set_floatx("float64")
+if opts.get("distribute") == "1":
+    lf.distribute.init(data=opts.get("data", "whole"), deterministic=opts.get("deterministic") == "1")
+rank = lf.distribute.rank()
+
+rng = np.random.default_rng(0)
+n, T, D = int(opts.get("n", 50)), 6, 3
+x = rng.standard_normal((n, T, D))
+y = np.tanh(x.sum(axis=(1, 2)))[:, None] + 0.1 * rng.standard_normal((n, 1))
+lf.utils.set_random_seed(1)
+model = lf.Sequential([lf.Input((T, D)), lf.layers.LSTM(5), lf.layers.Dense(1)])
+model.compile(lf.optimizers.Adam(learning_rate=0.01, clipnorm=float(opts.get("clipnorm", 0)) or None),
+              "mse", metrics=["mae"])
+
+
+class Count(lf.callbacks.Callback):
+    """Epoch ends seen on this rank."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+class Fail(lf.callbacks.Callback):
+    def on_train_batch_end(self, step, logs=None):
+        if step == 2 and lf.distribute.rank() == int(opts["fail_rank"]):
+            raise RuntimeError("this rank fails on purpose")
+
+
+count = Count()
+callbacks = [count, lf.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"))]
+if "fail_rank" in opts:
+    callbacks.append(Fail())
+epochs = int(opts.get("epochs", 3))
+batch_size = int(opts.get("batch_size", 16))
+# data=shard: every array given to fit and evaluate is this rank's part only.
+part = lf.distribute.shard if opts.get("data") == "shard" else (lambda a: a)
+if case == "arrays":
+    hist = model.fit(part(x), part(y), batch_size=batch_size, epochs=epochs, shuffle=opts.get("shuffle") == "1",
+                     validation_data=(part(x[:20]), part(y[:20])), callbacks=callbacks, verbose=0)
+elif case == "generator":  # each rank its own generator, of different lengths
+    batches = int(opts.get("batches", 3)) + 2 * rank
+
+    def gen():
+        for e in range(epochs):
+            for i in range(batches):
+                j = (i * 7 + rank * 3) % (n - 8)
+                yield x[j:j + 8], y[j:j + 8]
+
+    hist = model.fit(gen(), epochs=1, callbacks=callbacks, verbose=0)
+else:
+    raise SystemExit(f"unknown case {case}")
+result = model.evaluate(part(x), part(y), batch_size=7, verbose=0, return_dict=True)
+model.save(os.path.join(out_dir, "model.lstmfast"))
+np.savez(os.path.join(out_dir, f"rank{rank}.npz"), *model.get_weights())
+with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
+    json.dump({"history": hist.history, "evaluate": result, "epochs_seen": count.epochs,
+               "samples_last_epoch": model._loss_count, "threads": lf.get_num_threads()}, f)
+if opts.get("train_on_batch") == "1":  # then a few train_on_batch calls on the whole data
+    for _ in range(3):
+        model.train_on_batch(x[:21], y[:21])
+    np.savez(os.path.join(out_dir, f"rank{rank}_tob.npz"), *model.get_weights())

@@ -1,0 +1,160 @@
+"""Data-parallel fit over MPI (lstmfast.distribute): runs of tests/mpi_fit_script.py under
+`mpiexec -n 2` and `-n 3` (oversubscribed on two cores) against the same script in one process."""
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import lstmfast
+
+pytest.importorskip("mpi4py", reason="lstmfast[mpi] is not installed")
+MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
+pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec")
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "mpi_fit_script.py")
+
+
+def run(tmp_path, ranks, case="arrays", timeout=180, **opts):
+    """Runs the script on `ranks` ranks (0: one plain process); returns (results per rank, weights
+    per rank, the completed process)."""
+    out = tmp_path / f"run{ranks}-{case}-{'-'.join(f'{k}{v}' for k, v in opts.items())}"
+    out.mkdir()
+    args = [sys.executable, SCRIPT, str(out), case] + [f"{k}={v}" for k, v in opts.items()]
+    if ranks:
+        args = [MPIEXEC, "-n", str(ranks)] + args + ["distribute=1"]
+    env = {k: v for k, v in os.environ.items() if k not in ("LSTMFAST_NUM_THREADS", "OMP_NUM_THREADS")}
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+    results, weights = [], []
+    for path in sorted(glob.glob(str(out / "rank*.json"))):
+        with open(path) as f:
+            results.append(json.load(f))
+        with np.load(path.replace(".json", ".npz")) as w:
+            weights.append([w[k] for k in sorted(w.files, key=lambda k: int(k.split("_")[1]))])
+    return results, weights, proc, out
+
+
+def assert_same_weights(a, b, tol=0.0):
+    assert len(a) == len(b)
+    for wa, wb in zip(a, b):
+        if tol == 0.0:
+            np.testing.assert_array_equal(wa, wb)
+        else:
+            np.testing.assert_allclose(wa, wb, rtol=0, atol=tol)
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory):
+    results, weights, proc, _ = run(tmp_path_factory.mktemp("alone"), 0)
+    assert proc.returncode == 0, proc.stderr
+    return results[0], weights[0]
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_whole_arrays_train_as_one_process_with_the_same_global_batch(tmp_path, alone, ranks):
+    # 50 samples in batches of 16: the last batch of 2 leaves the third rank without a sample.
+    results, weights, proc, out = run(tmp_path, ranks)
+    assert proc.returncode == 0, proc.stderr
+    assert len(results) == ranks
+    for r, w in zip(results, weights):
+        assert_same_weights(w, weights[0])                 # every rank ends with the same weights
+        assert_same_weights(w, alone[1], tol=1e-10)        # ... those of one process (float64)
+        for key, values in alone[0]["history"].items():   # logs of all the samples, on every rank
+            np.testing.assert_allclose(r["history"][key], values, rtol=1e-10, atol=0)
+        for key, value in alone[0]["evaluate"].items():
+            assert r["evaluate"][key] == pytest.approx(value, rel=1e-10)
+        assert r["epochs_seen"] == 3                       # on_epoch_end once per epoch per rank
+        assert r["threads"] == max(1, lstmfast.physical_cores() // ranks)  # the cores shared out
+    with open(out / "log.csv") as f:                       # CSVLogger on rank 0 only: one row per epoch
+        assert len(f.read().strip().splitlines()) == 1 + 3
+    assert os.path.exists(out / "model.lstmfast")
+    assert not glob.glob(str(out / ".*tmp"))
+
+
+def test_train_on_batch_splits_the_batch_over_the_ranks(tmp_path, alone):
+    _, _, proc, out = run(tmp_path, 2, train_on_batch=1)
+    assert proc.returncode == 0, proc.stderr
+    _, _, proc1, out1 = run(tmp_path, 0, train_on_batch=1)
+    want = np.load(out1 / "rank0_tob.npz")
+    for r in (0, 1):
+        got = np.load(out / f"rank{r}_tob.npz")
+        for k in want.files:
+            np.testing.assert_allclose(got[k], want[k], rtol=0, atol=1e-10)
+
+
+def test_uneven_shards_take_every_sample_and_end_alike(tmp_path):
+    # 50 samples over 3 ranks: shards of 16, 17 and 17; each takes its share of every batch of 16.
+    results, weights, proc, _ = run(tmp_path, 3, data="shard")
+    assert proc.returncode == 0, proc.stderr
+    for r, w in zip(results, weights):
+        assert_same_weights(w, weights[0])
+        assert r["history"] == results[0]["history"]
+        assert r["samples_last_epoch"] == 50   # evaluate of the shards: every sample once
+    loss = results[0]["history"]["loss"]
+    assert loss[-1] < loss[0]
+
+
+def test_generators_of_different_lengths_neither_hang_nor_drop_batches(tmp_path):
+    # rank 0 yields 3 batches of 8, rank 1 yields 5: the epoch has 5 steps and 64 samples.
+    results, weights, proc, _ = run(tmp_path, 2, case="generator", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert_same_weights(weights[1], weights[0])
+    assert results[0]["history"] == results[1]["history"]
+
+
+def test_deterministic_mode_gives_the_same_bits_from_run_to_run(tmp_path):
+    runs = []
+    for i in range(2):
+        (tmp_path / str(i)).mkdir()
+        runs.append(run(tmp_path / str(i), 3, shuffle=1, deterministic=1))
+    for results, weights, proc, _ in runs:
+        assert proc.returncode == 0, proc.stderr
+    assert_same_weights(runs[0][1][0], runs[1][1][0])
+    assert_same_weights(runs[0][1][2], runs[0][1][0])
+    assert runs[0][0][0]["history"] == runs[1][0][0]["history"]
+
+
+def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
+    start = time.monotonic()
+    _, _, proc, _ = run(tmp_path, 2, fail_rank=1, timeout=120)
+    assert time.monotonic() - start < 60
+    assert proc.returncode != 0
+    assert ("lstmfast.distribute: rank 1 of 2 failed (RuntimeError: this rank fails on purpose); "
+            "ending the job") in proc.stderr
+
+
+def test_without_mpi_the_module_is_inert():
+    assert lstmfast.distribute.current() is None
+    assert lstmfast.distribute.rank() == 0 and lstmfast.distribute.size() == 1
+    assert lstmfast.distribute.is_chief()
+    x = np.arange(10)
+    assert lstmfast.distribute.shard(x) is x
+    with pytest.raises(ValueError, match="`data` must be 'whole' or 'shard'"):
+        lstmfast.distribute.Strategy(None, data="all")
+
+
+def test_command_line_trains_data_parallel_and_writes_one_model_directory(tmp_path):
+    out = tmp_path / "co2"
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "lstmfast", "forecast", "train", "--quick",
+                           "--no-evaluate", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("model saved to") == 1   # rank 0 prints; the other rank is silent
+    assert {"model.lstmfast", "pipeline.json"} <= set(os.listdir(out))
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]   # no staging directory left
+
+
+def test_command_line_error_on_one_rank_ends_the_job(tmp_path):
+    bad = tmp_path / "series.csv"
+    bad.write_text("date,value\n2020-01-01,1\n")
+    start = time.monotonic()
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "lstmfast", "forecast", "train", "--data", str(bad),
+                           "--out", str(tmp_path / "m")], capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - start < 60
+    assert proc.returncode != 0
+    assert "lstmfast forecast train: error:" in proc.stderr
