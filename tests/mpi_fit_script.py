@@ -48,10 +48,20 @@ class Fail(lf.callbacks.Callback):
             raise RuntimeError("this rank fails on purpose")
 
 
+class StopOneRank(lf.callbacks.Callback):
+    """Stops training on one rank only (as a callback reading its own clock might)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0 and lf.distribute.rank() == int(opts["stop_rank"]):
+            self.model.stop_training = True
+
+
 count = Count()
 callbacks = [count, lf.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"))]
 if "fail_rank" in opts:
     callbacks.append(Fail())
+if "stop_rank" in opts:
+    callbacks.append(StopOneRank())
 epochs = int(opts.get("epochs", 3))
 batch_size = int(opts.get("batch_size", 16))
 # data=shard: every array given to fit and evaluate is this rank's part only.

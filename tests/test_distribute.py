@@ -120,6 +120,13 @@ def test_deterministic_mode_gives_the_same_bits_from_run_to_run(tmp_path):
     assert runs[0][0][0]["history"] == runs[1][0][0]["history"]
 
 
+def test_a_rank_that_stops_training_stops_every_rank(tmp_path):
+    results, weights, proc, _ = run(tmp_path, 2, stop_rank=1, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["epochs_seen"] for r in results] == [1, 1]
+    assert_same_weights(weights[1], weights[0])
+
+
 def test_a_failing_rank_ends_the_job_with_its_error(tmp_path):
     start = time.monotonic()
     _, _, proc, _ = run(tmp_path, 2, fail_rank=1, timeout=120)

@@ -131,3 +131,20 @@ def test_a_translation_model_directory_is_refused(trained):
     from lstmfast.pipelines import translation
     with pytest.raises(PipelineError, match="made by the 'sentiment' pipeline"):
         translation.predict(trained["model_dir"], ["one"])
+
+
+def test_weight_average_ends_with_the_mean_of_the_epochs_from_its_start():
+    import lstmfast as lf
+    from lstmfast.pipelines.sentiment import WeightAverage
+
+    lf.utils.set_random_seed(0)
+    model = lf.Sequential([lf.Input((4,)), lf.layers.Dense(3), lf.layers.Dense(1)])
+    model.compile("adam", "mse")
+    x = np.random.default_rng(0).standard_normal((32, 4)).astype(np.float32)
+    y = x.sum(axis=1, keepdims=True)
+    seen = []
+    record = lf.callbacks.LambdaCallback(on_epoch_end=lambda e, logs=None: seen.append(model.get_weights()))
+    model.fit(x, y, epochs=4, batch_size=8, verbose=0, shuffle=False, callbacks=[record, WeightAverage(2)])
+    for got, *epochs in zip(model.get_weights(), *seen[1:]):   # epochs 2, 3 and 4
+        np.testing.assert_allclose(got, np.mean(epochs, axis=0), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(model.get_weights()[0], seen[-1][0])

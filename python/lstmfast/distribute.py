@@ -127,6 +127,14 @@ class Strategy:
         self.comm.Barrier()
 
     def abort(self, code: int = 1) -> None:
+        """End the whole job with exit status `code` (after giving the launcher half a second to
+        pass on what this rank printed: it may drop a rank's last lines when the job ends)."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.5)
         self.comm.Abort(code)
 
     # -------------------------------------------------------------- data
@@ -173,8 +181,6 @@ def _abort_on_uncaught_exception(strategy):
                              f"({kind.__name__}: {value}); ending the job\n")
             sys.stderr.flush()
             previous(kind, value, tb)
-            sys.stderr.flush()
-            time.sleep(0.5)  # for the launcher to pass the output on before the job ends
         finally:
             strategy.abort(1)
 

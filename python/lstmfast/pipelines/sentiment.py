@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import data as D
+from ..callbacks import Callback
 from ..utils import PyDataset
 from .common import (
     PipelineError, Stopwatch, at_least, fit_or_stop, format_table, history_dict, load_pipeline_model, log, option,
@@ -66,9 +67,9 @@ WORD2VEC_MIN_WORDS = 1_000_000
 # The settings left at None take their network's value.
 _NETWORK_DEFAULTS = {
     "bilstm_pool": dict(max_features=30000, maxlen=1000, units=128, epochs=4, learning_rate=1e-3, reduce_lr=0.0,
-                        pretrained="auto", schedule="constant", ema=0.0, keep="last"),
+                        pretrained="auto", schedule="constant", ema=0.0, keep="last", average_from=2),
     "lstm": dict(max_features=20000, maxlen=200, units=128, epochs=6, learning_rate=5e-4, reduce_lr=0.2,
-                 pretrained="none", schedule="constant", ema=0.0, keep="best"),
+                 pretrained="none", schedule="constant", ema=0.0, keep="best", average_from=0),
 }
 
 
@@ -105,6 +106,8 @@ class SentimentConfig:
                                      "validation accuracy and keep the best epoch")
     ema: float | None = setting(None, "keep the moving average of the weights with this momentum per step "
                                       "(Adam's use_ema) and end with it; every epoch is trained (0: off)")
+    average_from: int | None = setting(None, "with keep=last: end with the mean of the weights at the ends of epochs "
+                                             "from this one on (stochastic weight averaging; 0: off)")
     reduce_lr: float | None = setting(None, "learning rate × this after an epoch whose val_loss rose (0: never)")
     clipnorm: float | None = setting(1.0, "clip each gradient to this L2 norm")
     test_size: int = setting(5000, "held-out reviews")
@@ -126,6 +129,8 @@ class SentimentConfig:
         config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
         if config.keep not in ("last", "best"):
             raise PipelineError(f"unknown keep {config.keep!r}; expected last or best")
+        if not isinstance(config.average_from, int) or config.average_from < 0:
+            raise PipelineError(f"average_from must be an epoch number (0: off), got {config.average_from!r}")
         if config.schedule not in ("cosine", "constant"):
             raise PipelineError(f"unknown schedule {config.schedule!r}; expected cosine or constant")
         if config.pretrained not in ("word2vec", "none", "auto"):
@@ -336,6 +341,33 @@ def predict_probabilities(model, config, tokenizer, texts, batch_size=256):
     return prob
 
 
+class WeightAverage(Callback):
+    """Ends training with the mean of the weights at the ends of epochs `start`, `start` + 1, …
+    (1-based): w̄_k = w̄_{k−1} + (w_k − w̄_{k−1}) / k, stochastic weight averaging over epochs.
+
+    The test accuracy of this model swings by 0.5-2 points from one epoch to the next; the mean of
+    the last epochs' weights lies between those swings (docs/pipelines.md)."""
+
+    def __init__(self, start):
+        super().__init__()
+        self.start, self.mean, self.count = int(start), None, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < self.start:
+            return
+        weights = self.model.get_weights()
+        self.count += 1
+        if self.mean is None:
+            self.mean = [np.array(w, copy=True) for w in weights]
+        else:
+            for m, w in zip(self.mean, weights):
+                m += (w - m) / m.dtype.type(self.count)
+
+    def on_train_end(self, logs=None):
+        if self.mean is not None and not self.model.training_interrupted:
+            self.model.set_weights(self.mean)
+
+
 def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     """Fit the tokenizer and the model on the training part, save the model directory, evaluate.
 
@@ -379,6 +411,8 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
         # (validation during fit sees the raw weights, as in Keras); else the best epoch is kept.
         callbacks = [] if config.ema or config.keep == "last" else [
             EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True)]
+        if config.keep == "last" and config.average_from and not config.ema:
+            callbacks.append(WeightAverage(config.average_from))
         if config.reduce_lr and config.schedule == "constant":
             # The LSTM overfits within a few epochs: once validation loss rises, smaller steps.
             callbacks.append(ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr, patience=0,

@@ -283,6 +283,8 @@ class Trainer:
                         logs.update({"val_" + k: v for k, v in val_logs.items()})
                         logs = dict(sorted(logs.items()))
                     cbs.call("on_epoch_end", epoch, logs)
+                    if strategy is not None:  # a callback that looks at its own clock stops all ranks
+                        self.stop_training = bool(strategy.sum_floats(self.stop_training)[0])
                     if self.stop_training:
                         break
         finally:
