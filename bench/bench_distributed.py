@@ -9,9 +9,13 @@ model of the scaling beyond this machine.
 Configurations (processes x kernel threads each), each in fresh processes on the same data:
 `1x1` one process on one thread, `1x2` one process on two threads, `2x1` `mpiexec -n 2` with one
 thread per rank, `4x1` `mpiexec -n 4` (on two cores: oversubscribed, for the allreduce's share
-at N = 4 only). The models are bench_models.py's (the seed's sizes, random data, 2,048 samples,
+at N = 4 only); and two independent `1x1` processes at once, whose epoch time against `1x1`
+alone bounds any two-way speed-up on this machine (2 · t_alone / t_both: 2 only where two busy
+cores run as fast as one). The models are bench_models.py's (the seed's sizes, random data, 2,048 samples,
 global batch 64); each run times --epochs epochs after a warm-up epoch (median), and the
-distributed runs also time every allreduce of the gradient buffer (the step's sum of gradients).
+distributed runs also time every allreduce of the gradient buffer (the step's sum of gradients;
+its time includes waiting for the slower rank). The configurations take turns for --rounds rounds
+and the medians pool all rounds.
 
 The cost model (docs/distributed.md): per step, a rank computes for t_c(N) and then sums the
 gradients (b bytes) over N machines with a ring allreduce,
@@ -84,6 +88,24 @@ if not distributed or strategy.rank == 0:
 """
 
 
+def run_two_alone(name, args, tmp):
+    """Two independent one-thread processes at once (no MPI): how fast each core is while the
+    other is busy too, which bounds any 2-way parallel speed-up on this machine."""
+    outs = [os.path.join(tmp, f"{name}-alone{i}.json") for i in range(2)]
+    env = {k: v for k, v in os.environ.items() if k not in ("LSTMFAST_NUM_THREADS", "OMP_NUM_THREADS")}
+    env["OPENBLAS_NUM_THREADS"] = "1"
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, HERE, name, str(args.samples), str(args.epochs), "0",
+                               out, "1"], env=env) for out in outs]
+    for p in procs:
+        if p.wait(timeout=args.timeout) != 0:
+            raise RuntimeError("a benchmark process failed")
+    epochs = []
+    for out in outs:
+        with open(out) as f:
+            epochs += json.load(f)["epoch_s"]
+    return {"epoch_s": epochs}
+
+
 def mpiexec():
     return shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 
@@ -128,6 +150,8 @@ def main():
     p.add_argument("--models", default=",".join(MODELS))
     p.add_argument("--samples", type=int, default=2048)
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per run (after a warm-up)")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="rounds in which the configurations take turns; the medians pool them (default 3)")
     p.add_argument("--configs", default="1x1,1x2,2x1,4x1", help="processes x threads, comma-separated")
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--json", metavar="PATH")
@@ -142,13 +166,33 @@ def main():
     results = {"cpu": cpu_model(), "cores": os.cpu_count(), "samples": args.samples, "epochs": args.epochs,
                "models": {}}
     print(f"{cpu_model()}, {os.cpu_count()} cores; {args.samples} samples, global batch 64, "
-          f"median of {args.epochs} epochs after a warm-up")
+          f"median of {args.epochs} epochs after a warm-up in each of {args.rounds} rounds")
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            rows = {f"{pr}x{th}": run(name, pr, th, args, tmp) for pr, th in configs}
+            rows = {}
+            for _ in range(args.rounds):  # the configurations take turns, so that a slow spell hits all
+                for pr, th in configs + [("two", "alone")]:
+                    r = run(name, pr, th, args, tmp) if pr != "two" else run_two_alone(name, args, tmp)
+                    prev = rows.setdefault(f"{pr}x{th}", dict(r, epoch_s=[], allreduce_s=0.0, allreduces=0)
+                                           if "allreduce_s" in r else dict(r, epoch_s=[]))
+                    prev["epoch_s"] += r["epoch_s"]
+                    if "allreduce_s" in r:
+                        prev["allreduce_s"] += r["allreduce_s"]
+                        prev["allreduces"] += r["allreduces"]
+            for r in rows.values():
+                r["epoch_median_s"] = statistics.median(r["epoch_s"])
+                if "allreduce_s" in r:
+                    r["allreduce_share"] = r["allreduce_s"] / sum(r["epoch_s"])
+                    r["allreduce_ms_per_step"] = 1e3 * r["allreduce_s"] / max(1, r["allreduces"])
             results["models"][name] = rows
             base = rows.get("1x1")
             for key, r in rows.items():
+                if key == "twoxalone":
+                    if base:
+                        r["speedup_ceiling"] = 2 * base["epoch_median_s"] / r["epoch_median_s"]
+                        print(f"  {name:12s} two 1x1 processes at once: epoch {r['epoch_median_s']:.2f} s each, "
+                              f"so no 2-way split can beat x{r['speedup_ceiling']:.2f} here")
+                    continue
                 speedup = base["epoch_median_s"] / r["epoch_median_s"] if base else float("nan")
                 extra = (f"  allreduce {r['allreduce_ms_per_step']:.2f} ms/step, {100 * r['allreduce_share']:.1f}% "
                          f"of the epoch" if "allreduce_s" in r else "")

@@ -5,7 +5,7 @@ pipeline's single end-of-training score does not show.
     python bench/sentiment_epochs.py --seed 0                   # the default bilstm_pool, 5 epochs
     python bench/sentiment_epochs.py --seed 2 --epochs 4 --schedule cosine
     python bench/sentiment_epochs.py --network lstm --epochs 6
-    python bench/sentiment_epochs.py --seed 2 --average-from 3   # also averages of later epochs
+    python bench/sentiment_epochs.py --seed 2 --average-from 2,3   # also averages of later epochs
 
 With --average-from K, the epochs from K on are also scored together: their weights averaged
 (stochastic weight averaging) and their predicted probabilities averaged (a snapshot ensemble).
@@ -36,11 +36,12 @@ def main():
     p.add_argument("--units", type=int)
     p.add_argument("--limit", type=int, help="a stratified subset of this many reviews (a quick look)")
     p.add_argument("--no-tfidf", action="store_true")
-    p.add_argument("--average-from", type=int, metavar="K",
-                   help="also score the average of the weights, and of the probabilities, of epochs K..")
+    p.add_argument("--average-from", metavar="K[,K2...]",
+                   help="also score the average of the weights, and of the probabilities, of epochs K.. "
+                        "(for each K given)")
     args = p.parse_args()
     config = S.SentimentConfig(network=args.network, seed=args.seed, epochs=args.epochs, units=args.units,
-                               schedule=args.schedule, limit=args.limit)
+                               schedule=args.schedule, limit=args.limit, average_from=0)
     if args.limit:
         config = dataclasses.replace(config, test_size=args.limit // 5, val_size=args.limit // 10)
     config = config.resolved()
@@ -63,24 +64,29 @@ def main():
     else:
         train = dict(x=S._sequences(tokenizer, [texts[i] for i in tr], config.maxlen), y=y,
                      batch_size=config.batch_size)
-    swa, probs = None, []
+    starts = [int(v) for v in args.average_from.split(",")] if args.average_from else []
+    swa = {k: None for k in starts}
+    probs = []
     for epoch in range(config.epochs):
         start = time.perf_counter()
         h = model.fit(epochs=epoch + 1, initial_epoch=epoch, verbose=0, **train)
         prob = S.predict_probabilities(model, config, tokenizer, test_texts)
         print(f"epoch {epoch + 1}: {time.perf_counter() - start:.0f} s, loss {h.history['loss'][-1]:.4f}, "
               f"test accuracy {np.mean((prob >= 0.5) == labels[te]):.4f}", flush=True)
-        if args.average_from and epoch + 1 >= args.average_from:
-            weights = model.get_weights()
-            k = len(probs)  # epochs averaged so far
-            swa = [w.copy() for w in weights] if swa is None else [(a * k + w) / (k + 1) for a, w in zip(swa, weights)]
-            probs.append(prob)
-            model.set_weights(swa)
+        probs.append(prob)
+        weights = model.get_weights()
+        for k in starts:
+            if epoch + 1 < k:
+                continue
+            count = epoch + 2 - k  # epochs averaged, this one included
+            swa[k] = [w.copy() for w in weights] if swa[k] is None else \
+                [a + (w - a) / count for a, w in zip(swa[k], weights)]
+            model.set_weights(swa[k])
             p_swa = S.predict_probabilities(model, config, tokenizer, test_texts)
             model.set_weights(weights)
-            print(f"  epochs {args.average_from}-{epoch + 1}: averaged weights {np.mean((p_swa >= 0.5) == labels[te]):.4f}, "
-                  f"averaged probabilities {np.mean((np.mean(probs, axis=0) >= 0.5) == labels[te]):.4f}", flush=True)
-
+            p_mean = np.mean(probs[k - 1:], axis=0)
+            print(f"  epochs {k}-{epoch + 1}: averaged weights {np.mean((p_swa >= 0.5) == labels[te]):.4f}, "
+                  f"averaged probabilities {np.mean((p_mean >= 0.5) == labels[te]):.4f}", flush=True)
 
 if __name__ == "__main__":
     main()

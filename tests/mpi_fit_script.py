@@ -26,9 +26,12 @@ n, T, D = int(opts.get("n", 50)), 6, 3
 x = rng.standard_normal((n, T, D))
 y = np.tanh(x.sum(axis=(1, 2)))[:, None] + 0.1 * rng.standard_normal((n, 1))
 lf.utils.set_random_seed(1)
-model = lf.Sequential([lf.Input((T, D)), lf.layers.LSTM(5), lf.layers.Dense(1)])
-model.compile(lf.optimizers.Adam(learning_rate=0.01, clipnorm=float(opts.get("clipnorm", 0)) or None),
-              "mse", metrics=["mae"])
+if "resume" in opts:  # a checkpoint written by another run, maybe on another number of ranks
+    model = lf.models.load_model(opts["resume"])
+else:
+    model = lf.Sequential([lf.Input((T, D)), lf.layers.LSTM(5), lf.layers.Dense(1)])
+    model.compile(lf.optimizers.Adam(learning_rate=0.01, clipnorm=float(opts.get("clipnorm", 0)) or None),
+                  "mse", metrics=["mae"])
 
 
 class Count(lf.callbacks.Callback):
@@ -68,7 +71,8 @@ batch_size = int(opts.get("batch_size", 16))
 part = lf.distribute.shard if opts.get("data") == "shard" else (lambda a: a)
 if case == "arrays":
     hist = model.fit(part(x), part(y), batch_size=batch_size, epochs=epochs, shuffle=opts.get("shuffle") == "1",
-                     validation_data=(part(x[:20]), part(y[:20])), callbacks=callbacks, verbose=0)
+                     validation_data=(part(x[:20]), part(y[:20])), callbacks=callbacks, verbose=0,
+                     initial_epoch=int(opts.get("initial_epoch", 0)))
 elif case == "generator":  # each rank its own generator, of different lengths
     batches = int(opts.get("batches", 3)) + 2 * rank
 

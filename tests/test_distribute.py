@@ -24,7 +24,7 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "mpi_fit_script.py")
 def run(tmp_path, ranks, case="arrays", timeout=180, **opts):
     """Runs the script on `ranks` ranks (0: one plain process); returns (results per rank, weights
     per rank, the completed process)."""
-    out = tmp_path / f"run{ranks}-{case}-{'-'.join(f'{k}{v}' for k, v in opts.items())}"
+    out = tmp_path / f"run{len(list(tmp_path.iterdir()))}-{ranks}-{case}"
     out.mkdir()
     args = [sys.executable, SCRIPT, str(out), case] + [f"{k}={v}" for k, v in opts.items()]
     if ranks:
@@ -120,6 +120,17 @@ def test_deterministic_mode_gives_the_same_bits_from_run_to_run(tmp_path):
     assert runs[0][0][0]["history"] == runs[1][0][0]["history"]
 
 
+def test_training_resumes_from_a_checkpoint_on_another_number_of_ranks(tmp_path, alone):
+    # 2 epochs on 2 ranks, then the third from the saved model on 3 ranks: as 3 epochs in one process.
+    _, _, proc, first = run(tmp_path, 2, epochs=2)
+    assert proc.returncode == 0, proc.stderr
+    results, weights, proc, _ = run(tmp_path, 3, epochs=3, initial_epoch=2, resume=first / "model.lstmfast")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["epochs_seen"] for r in results] == [1, 1, 1]
+    for w in weights:
+        assert_same_weights(w, alone[1], tol=1e-10)
+
+
 def test_a_rank_that_stops_training_stops_every_rank(tmp_path):
     results, weights, proc, _ = run(tmp_path, 2, stop_rank=1, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -165,3 +176,29 @@ def test_command_line_error_on_one_rank_ends_the_job(tmp_path):
     assert time.monotonic() - start < 60
     assert proc.returncode != 0
     assert "lstmfast forecast train: error:" in proc.stderr
+
+
+def test_a_killed_rank_ends_the_job(tmp_path):
+    code = ("import os, sys, numpy as np, lstmfast as lf\n"
+            "lf.distribute.init()\n"
+            "x = np.random.rand(512, 10, 4).astype('f4'); y = np.random.rand(512, 1).astype('f4')\n"
+            "m = lf.Sequential([lf.Input((10, 4)), lf.layers.LSTM(8), lf.layers.Dense(1)]); m.compile('adam', 'mse')\n"
+            "m.fit(x[:64], y[:64], verbose=0)\n"
+            f"open(os.path.join({str(tmp_path)!r}, f'pid{{lf.distribute.rank()}}'), 'w').write(str(os.getpid()))\n"
+            "m.fit(x, y, epochs=100000, verbose=0)\n")
+    proc = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "pid1").exists() or not (tmp_path / "pid1").read_text():
+            assert proc.poll() is None, "the job ended before training"
+            assert time.monotonic() < deadline, "the ranks did not start training"
+            time.sleep(0.1)
+        os.kill(int((tmp_path / "pid1").read_text()), 9)
+        start = time.monotonic()
+        proc.wait(timeout=60)
+        assert time.monotonic() - start < 30
+        assert proc.returncode != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)  # the launcher and every rank it started

@@ -39,7 +39,10 @@ class FlatParameters:
             self.segments.append((offset, offset + v.value.size))
             offset += -(-v.value.size // ALIGN) * ALIGN
         self.values = aligned_zeros(max(offset, 1), dtype)
-        self.grads = aligned_zeros(self.values.size, dtype)
+        # Two more slots after the gradients: data-parallel training sums its step's loss and a
+        # flag with them, in the same allreduce (trainers.distributed).
+        self.grads_and_step = aligned_zeros(self.values.size + 2, dtype)
+        self.grads = self.grads_and_step[:self.values.size]
         for v, (a, b) in zip(self.variables, self.segments):
             view = self.values[a:b].reshape(v.value.shape)
             view[...] = v.value

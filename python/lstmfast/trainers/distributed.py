@@ -4,12 +4,13 @@ every batch, in lockstep with the other ranks, and the one data-parallel trainin
 A step on rank r with n_r of the step's n = Σ_r n_r samples (n_r may be 0):
 
     L_r, ∂L_r/∂ŷ = loss(y_r, ŷ_r)                       the mean over rank r's samples
-    n, Σ_r n_r·L_r, any non-finite L_r                   one allreduce of three numbers
     ∂L/∂ŷ_r = (n_r / n) · ∂L_r/∂ŷ                        rank r's share of the batch's mean loss
-    g = Σ_r backward(∂L/∂ŷ_r)                            one allreduce of the flat gradient buffer
-    w ← optimizer(w, g)                                  the same update on every rank
+    [g | Σ_r n_r·L_r | f] = Σ_r [backward(∂L/∂ŷ_r) | n_r·L_r | L_r not finite]   one allreduce
+    w ← optimizer(w, g), unless f > 0 (a loss was not finite: every rank skips the step)
 
-so the step follows the gradient of the whole batch's mean loss, as one process would.
+n is known to every rank when each is given the whole arrays (the step's batch is cut from them);
+otherwise a first allreduce of (n_r, n_r·L_r, L_r not finite) finds it before the backward.
+The step follows the gradient of the whole batch's mean loss, as one process would.
 """
 
 import numpy as np
@@ -31,6 +32,7 @@ class RankBatches:
 
     def __init__(self, strategy, batches, batch_size=None):
         self.strategy, self._batches = strategy, batches
+        self.step_samples = None  # the samples of the current step over all ranks, where known
         self._arrays = isinstance(batches, ArrayBatches)
         if self._arrays:
             it = batches._it
@@ -71,7 +73,8 @@ class RankBatches:
         steps = 0
         for step, index in self._it.epoch():
             if whole:
-                a, b = self.strategy.part(_length(index, bx.shape[0]))
+                self.step_samples = _length(index, bx.shape[0])  # every rank knows the step's batch
+                a, b = self.strategy.part(self.step_samples)
                 index = slice(index.start + a, index.start + b) if isinstance(index, slice) else index[a:b]
             if _length(index, bx.shape[0]) == 0:
                 yield step, None, None, None
@@ -89,8 +92,10 @@ def _length(index, n):
     return len(range(*index.indices(n))) if isinstance(index, slice) else len(index)
 
 
-def train_step(trainer, strategy, xb, yb, swb):
-    """One data-parallel optimizer step (module docstring). Returns (global loss, n_r, L_r)."""
+def train_step(trainer, strategy, xb, yb, swb, n=None):
+    """One data-parallel optimizer step (module docstring); n: the step's samples over all ranks
+    where every rank knows it (whole arrays), else None (one more allreduce, before the backward,
+    finds it). Returns (the step's loss, n_r, L_r)."""
     n_r = 0 if xb is None else xb.shape[0]
     params = trainer._params
     loss = 0.0
@@ -101,15 +106,21 @@ def train_step(trainer, strategy, xb, yb, swb):
     if n_r and trainer._regularized:
         loss += trainer.regularization_loss()  # Σ R(w) (the same on every rank) + this rank's Σ R(y)/B
     finite = bool(np.isfinite(loss))
-    n, loss_sum, bad = strategy.sum_floats(n_r, n_r * loss if finite else 0.0, not finite)
-    global_loss = loss_sum / n if not bad else float("nan")
-    if bad:  # every rank skips the update (as one process does after a non-finite loss)
-        return global_loss, n_r, loss
-    if n_r:
+    if n is None:
+        n, loss_sum, bad = strategy.sum_floats(n_r, n_r * loss if finite else 0.0, not finite)
+        if bad:  # every rank skips the update (as one process does after a non-finite loss)
+            return float("nan"), n_r, loss
+    if n_r and finite:
         backward_from_output(trainer, _scaled(dy, n_r / n), logits_layer)
     else:
         params.grads.fill(0)
-    strategy.allreduce_sum(params.grads)
+    # One allreduce of [∂L/∂w | n_r·L_r | non-finite]: the step's only meeting of the ranks.
+    step = params.grads_and_step
+    step[-2:] = (n_r * loss if finite else 0.0, 0.0 if finite else 1.0)
+    strategy.allreduce_sum(step)
+    if step[-1] != 0:  # some rank's loss was not finite: every rank skips the update
+        return float("nan"), n_r, loss
+    global_loss = float(step[-2]) / n
     for v in trainer._weight_regularized:
         v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w, once: after the sum over ranks
     trainer.optimizer.apply(params.values, params.grads)
@@ -128,7 +139,7 @@ def train_on_batch(trainer, strategy, params, x, y, sw):
         start(trainer, strategy)
     a, b = strategy.part(x.shape[0])
     part = (None, None, None) if a == b else (x[a:b], y[a:b], None if sw is None else sw[a:b])
-    return train_step(trainer, strategy, *part)[0]
+    return train_step(trainer, strategy, *part, n=x.shape[0])[0]
 
 
 def _scaled(dy, factor):

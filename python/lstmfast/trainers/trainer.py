@@ -255,7 +255,8 @@ class Trainer:
                                 loss = local = self._train_step(xb, yb, swb)
                                 n = xb.shape[0]
                             else:  # the batch's loss; this rank's samples and their loss
-                                loss, n, local = distributed.train_step(self, strategy, xb, yb, swb)
+                                loss, n, local = distributed.train_step(self, strategy, xb, yb, swb,
+                                                                        batches.step_samples)
                             self._loss_total += local * n
                             self._loss_count += n
                             seen += 1
