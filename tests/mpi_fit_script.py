@@ -73,7 +73,7 @@ if case == "arrays":
     hist = model.fit(part(x), part(y), batch_size=batch_size, epochs=epochs, shuffle=opts.get("shuffle") == "1",
                      validation_data=(part(x[:20]), part(y[:20])), callbacks=callbacks, verbose=0,
                      initial_epoch=int(opts.get("initial_epoch", 0)))
-elif case == "generator":  # each rank its own generator, of different lengths
+elif case == "generator":  # data=shard: each rank its own generator, of different lengths
     batches = int(opts.get("batches", 3)) + 2 * rank
 
     def gen():
@@ -83,6 +83,18 @@ elif case == "generator":  # each rank its own generator, of different lengths
                 yield x[j:j + 8], y[j:j + 8]
 
     hist = model.fit(gen(), epochs=1, callbacks=callbacks, verbose=0)
+elif case == "pydataset":  # data=whole: every rank the same PyDataset, its batches shuffled
+
+    class Batches(lf.utils.PyDataset):
+        def __len__(self):
+            return -(-n // batch_size)
+
+        def __getitem__(self, i):
+            return x[i * batch_size:(i + 1) * batch_size], y[i * batch_size:(i + 1) * batch_size]
+
+    lf.utils.set_random_seed(100 + rank if opts.get("unseeded") == "1" else 100)  # the order: from rank 0
+    hist = model.fit(Batches(), epochs=epochs, shuffle=opts.get("shuffle") == "1", callbacks=callbacks,
+                     verbose=0)
 else:
     raise SystemExit(f"unknown case {case}")
 result = model.evaluate(part(x), part(y), batch_size=7, verbose=0, return_dict=True)

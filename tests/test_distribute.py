@@ -102,10 +102,22 @@ def test_uneven_shards_take_every_sample_and_end_alike(tmp_path):
 
 def test_generators_of_different_lengths_neither_hang_nor_drop_batches(tmp_path):
     # rank 0 yields 3 batches of 8, rank 1 yields 5: the epoch has 5 steps and 64 samples.
-    results, weights, proc, _ = run(tmp_path, 2, case="generator", timeout=120)
+    results, weights, proc, _ = run(tmp_path, 2, case="generator", data="shard", timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert_same_weights(weights[1], weights[0])
     assert results[0]["history"] == results[1]["history"]
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_pydataset_given_to_every_rank_trains_as_one_process(tmp_path, ranks):
+    # shuffled batch order: drawn on rank 0 and shared, so the ranks split the same batches
+    results, weights, proc, _ = run(tmp_path, ranks, case="pydataset", shuffle=1, unseeded=1)
+    assert proc.returncode == 0, proc.stderr
+    one, w1, proc1, _ = run(tmp_path, 0, case="pydataset", shuffle=1)
+    assert proc1.returncode == 0, proc1.stderr
+    for r, w in zip(results, weights):
+        assert_same_weights(w, w1[0], tol=1e-10)
+        np.testing.assert_allclose(r["history"]["loss"], one[0]["history"]["loss"], rtol=1e-10)
 
 
 def test_deterministic_mode_gives_the_same_bits_from_run_to_run(tmp_path):

@@ -305,6 +305,11 @@ def _jsonable(o):
 
 
 def write_json(path, obj):
+    """Write `obj` as JSON (on rank 0 only under `lstmfast.distribute`: the ranks share the files)."""
+    from .. import distribute
+
+    if not distribute.is_chief():
+        return
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, indent=2, default=_jsonable)
         f.write("\n")
@@ -334,7 +339,12 @@ def history_dict(history):
 
 
 def plot_history(history, path, title):
-    """Draw loss (and any metric) per epoch to a PNG; returns the path."""
+    """Draw loss (and any metric) per epoch to a PNG (on rank 0 only under
+    `lstmfast.distribute`); returns the path."""
+    from .. import distribute
+
+    if not distribute.is_chief():
+        return path
     plt = _pyplot()
     keys = [k for k in history if not k.startswith("val_")]
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)

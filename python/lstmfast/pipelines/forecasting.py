@@ -494,6 +494,10 @@ def _evaluate(model_dir, models, series=None, data=None, plot=False, verbose=1):
 
 
 def _plots(model_dir, series, y, test_start, one, rows, origins, h):
+    from .. import distribute
+
+    if not distribute.is_chief():  # rank 0 draws them (lstmfast.distribute)
+        return []
     plt = _pyplot()
     n = len(y)
     t = np.arange(n)

@@ -27,8 +27,10 @@ class RankBatches:
     order drawn from a seed shared by the ranks), each split into near-equal parts;
     a shard: batches of this rank's share of `batch_size` over its own arrays, for as many steps
     as the rank with the most batches needs;
-    a batch source: its own batches, until no rank has one left (asked every step when the
-    number of steps is not known)."""
+    a batch source (generator, iterable, PyDataset): with whole data, every rank reads the same
+    batches (a PyDataset's shuffled order drawn from a seed shared by the ranks) and takes its
+    part of each; with shards, each rank its own batches, until no rank has one left (asked every
+    step when the number of steps is not known)."""
 
     def __init__(self, strategy, batches, batch_size=None):
         self.strategy, self._batches = strategy, batches
@@ -43,12 +45,18 @@ class RankBatches:
                                      "every rank needs at least one sample of each batch.")
                 a, b = strategy.part(batch_size)
                 it = EpochIterator(it.n, b - a, it.shuffle, it.rng)
-            if it.shuffle:  # one order for all ranks (whole), its own for each rank (shard)
+            if it.shuffle and strategy.data == "whole":  # rank 0's order (its generator's state) everywhere
+                it.rng.bit_generator.state = strategy.broadcast_object(it.rng.bit_generator.state)
+            elif it.shuffle:  # each rank its own order of its own shard
                 seed = strategy.broadcast_object(int(it.rng.integers(2**63)))
-                it.rng = np.random.default_rng([seed, strategy.rank if strategy.data == "shard" else 0])
+                it.rng = np.random.default_rng([seed, strategy.rank])
             self._it = it
             self.steps = it.steps if strategy.data == "whole" else strategy.max_int(it.steps)
         else:
+            source = getattr(batches, "_source", None)
+            if strategy.data == "whole" and getattr(source, "_rng", None) is not None:
+                # a PyDataset's shuffled batch order: the same on every rank
+                source._rng.bit_generator.state = strategy.broadcast_object(source._rng.bit_generator.state)
             steps = batches.steps
             known = all(s is not None for s in strategy.allgather(steps))
             self.steps = strategy.max_int(steps) if known else None
@@ -57,6 +65,7 @@ class RankBatches:
         if self._arrays:
             yield from self._array_epoch()
             return
+        whole = self.strategy.data == "whole"
         local = iter(self._batches.epoch())
         step = 0
         while self.steps is None or step < self.steps:
@@ -64,8 +73,15 @@ class RankBatches:
             has = item is not None
             if self.steps is None and self.strategy.sum_floats(float(has))[0] == 0:
                 return  # no rank has a batch left
+            if has and whole:  # every rank read the same batch: this rank takes its part
+                _, xb, yb, swb = item
+                self.step_samples = xb.shape[0]
+                a, b = self.strategy.part(self.step_samples)
+                item = (step, None, None, None) if a == b else \
+                    (step, xb[a:b], None if yb is None else yb[a:b], None if swb is None else swb[a:b])
             yield (step, *item[1:]) if has else (step, None, None, None)
             step += 1
+        next(local, None)  # let the source finish its epoch (it reads the epoch's end marker)
 
     def _array_epoch(self):
         bx, by, bsw = self._batches.x, self._batches.y, self._batches.sw
