@@ -3,6 +3,7 @@ killed process left behind: only names that carry the process id of a writer tha
 
 import os
 import shutil
+import tempfile
 
 
 def temporary_prefix(target):
@@ -44,3 +45,29 @@ def remove(path):
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+
+def atomic_write(filepath, write, overwrite=True):
+    """Write ``filepath`` through ``write(f)`` (a binary file) under a temporary name beside it,
+    then rename it into place: a crash never leaves a half-written file under the final name.
+    Temporary files of earlier writers of the same path that are gone are removed first."""
+    filepath = os.fspath(filepath)
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError(f"{filepath} already exists; pass overwrite=True to replace it.")
+    directory = os.path.dirname(os.path.abspath(filepath))
+    os.makedirs(directory, exist_ok=True)
+    for leftover in stale_leftovers(directory, filepath, (".tmp",)):  # from a killed save
+        remove(leftover)
+    fd, tmp = tempfile.mkstemp(prefix=temporary_prefix(filepath), suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -187,6 +187,22 @@ class Model(Trainer):
         if distribute.is_chief():
             saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
+    def export(self, filepath, format="onnx", verbose=True, **kwargs):
+        """Export the model for inference elsewhere (Keras 3's method): `format="onnx"` writes an
+        ONNX model with one ONNX LSTM node per LSTM (`saving.onnx_export`). On rank 0 only under
+        `lstmfast.distribute`."""
+        if format != "onnx":
+            raise ValueError(f"Unrecognized format={format!r}: lstmfast exports 'onnx'.")
+        if kwargs:
+            raise TypeError(f"export() got unexpected arguments: {', '.join(sorted(kwargs))}")
+        if distribute.is_chief():
+            from ..saving.onnx_export import export_onnx
+
+            export_onnx(self, filepath)
+            if verbose:
+                print(f"Saved the ONNX model to {filepath}")
+        return filepath
+
     def save_weights(self, filepath, overwrite=True):
         """Save only the weights (lstmfast's format, written atomically; on rank 0 only under
         `lstmfast.distribute`)."""

@@ -15,7 +15,6 @@ else gives a ValueError that names the file and what is wrong.
 import io
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 
@@ -51,28 +50,12 @@ def _npy_bytes(array):
 
 
 def _atomic_write_zip(filepath, members, overwrite):
-    filepath = os.fspath(filepath)
-    if not overwrite and os.path.exists(filepath):
-        raise FileExistsError(f"{filepath} already exists; pass overwrite=True to replace it.")
-    directory = os.path.dirname(os.path.abspath(filepath))
-    os.makedirs(directory, exist_ok=True)
-    for leftover in _files.stale_leftovers(directory, filepath, (".tmp",)):  # from a killed save
-        _files.remove(leftover)
-    fd, tmp = tempfile.mkstemp(prefix=_files.temporary_prefix(filepath), suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, data in members:
-                    zf.writestr(name, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    def write(f):
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+
+    _files.atomic_write(filepath, write, overwrite)
 
 
 def _weights_header(model):

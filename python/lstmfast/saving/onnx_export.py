@@ -1,0 +1,242 @@
+"""Export a model to ONNX: `model.export("model.onnx", format="onnx")`, Keras 3's method.
+
+Each layer becomes the ONNX operators that compute the same function; an LSTM becomes one ONNX
+`LSTM` node (opset 17), so runtimes run it with their own fused kernel. The mapping:
+
+    LSTM          Transpose (B,T,D)→(T,B,D); LSTM; Y (T,1,B,H) → (B,T,H) or Y_h (1,B,H) → (B,H)
+                  W = kernelᵀ, R = recurrent_kernelᵀ with the gate blocks reordered from Keras's
+                  [i f c o] to ONNX's [i o f c]; B = [bias | 0] (Wb | Rb);
+                  activations [f, g, h] = [recurrent_activation, activation, activation]
+                  (Keras's hard_sigmoid is clip(x/6 + 1/2, 0, 1): HardSigmoid alpha 1/6, beta 1/2)
+    Bidirectional one LSTM node, direction "bidirectional": its backward half reads the sequence
+                  from the end and gives its outputs in time order, as Keras aligns them;
+                  merge_mode concat / sum / ave / mul on the direction axis
+    Dense         MatMul (+ Add) (+ activation), on 2-D and 3-D inputs alike
+    Embedding     Gather of the embedding rows
+    RepeatVector  Unsqueeze, then Tile n times along the new time axis
+    Dropout, SpatialDropout1D, GaussianNoise, GaussianDropout   nothing (identity at inference)
+
+The batch axis is dynamic ("batch"). Layout 0 (time first) with Transposes around the LSTM,
+since ONNX Runtime's CPU LSTM refuses layout 1. What has no faithful ONNX form is refused with
+the reason: masks (Keras carries an LSTM's last output through masked steps, ONNX's
+`sequence_lens` zero-fills them), `go_backwards` alone, stateful layers, layers not listed.
+"""
+
+import numpy as np
+
+__all__ = ["export_onnx", "OPSET"]
+
+OPSET = 17
+
+# ONNX LSTM activation names and (alpha, beta) for Keras's activations.
+_ACTIVATIONS = {
+    "sigmoid": ("Sigmoid", None),
+    "tanh": ("Tanh", None),
+    "relu": ("Relu", None),
+    "hard_sigmoid": ("HardSigmoid", (1.0 / 6.0, 0.5)),
+    "linear": ("Affine", (1.0, 0.0)),
+}
+_IDENTITY_LAYERS = ("Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "InputLayer")
+
+
+class ExportError(ValueError):
+    """The model holds something ONNX cannot express as lstmfast computes it."""
+
+
+class _Graph:
+    """ONNX nodes and initializers under construction, with unique names."""
+
+    def __init__(self, onnx, dtype):
+        self.onnx, self.h = onnx, onnx.helper
+        self.dtype = np.dtype(dtype)
+        self.nodes, self.initializers, self._n = [], [], 0
+
+    def name(self, base):
+        self._n += 1
+        return f"{base}_{self._n}"
+
+    def const(self, base, array, dtype=None):
+        array = np.asarray(array, dtype=dtype or self.dtype)
+        name = self.name(base)
+        self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, op_type, inputs, n_out=1, base=None, **attrs):
+        outs = [self.name(base or op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(self.h.make_node(op_type, list(inputs), outs, **attrs))
+        return outs[0] if n_out == 1 else outs
+
+
+def _activation_name(activation, what, layer):
+    from .. import activations
+
+    name = activations.serialize(activation)
+    if name not in _ACTIVATIONS and name != "softmax":
+        raise ExportError(f"Layer {layer.name!r}: {what} {name!r} has no ONNX form here "
+                          f"(supported: {', '.join(sorted(_ACTIVATIONS))}, softmax for Dense)")
+    return name
+
+
+def _apply_activation(g, x, name):
+    if name == "linear":
+        return x
+    if name == "softmax":
+        return g.op("Softmax", [x], axis=-1)
+    if name == "hard_sigmoid":
+        return g.op("HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
+    return g.op(_ACTIVATIONS[name][0], [x])
+
+
+def _reorder_gates(m, h):
+    """Rows of a (4H, ·) matrix from Keras's gate order [i f c o] to ONNX's [i o f c]."""
+    i, f, c, o = (m[k * h:(k + 1) * h] for k in range(4))
+    return np.concatenate([i, o, f, c], axis=0)
+
+
+def _lstm_weights(layer):
+    h = layer.units
+    W = _reorder_gates(np.asarray(layer.kernel.value).T, h)              # (4H, D)
+    R = _reorder_gates(np.asarray(layer.recurrent_kernel.value).T, h)    # (4H, H)
+    b = np.asarray(layer.bias.value) if layer.use_bias else np.zeros(4 * h, W.dtype)
+    B = np.concatenate([_reorder_gates(b[:, None], h)[:, 0], np.zeros(4 * h, W.dtype)])  # [Wb | Rb]
+    return W, R, B
+
+
+def _check_lstm(layer):
+    if layer.stateful:
+        raise ExportError(f"Layer {layer.name!r}: a stateful LSTM carries its state between calls; "
+                          "export a model built with stateful=False and the same weights")
+    if layer.return_state:
+        raise ExportError(f"Layer {layer.name!r}: return_state needs a functional model's several "
+                          "outputs, which this exporter does not write yet")
+
+
+def _lstm(g, x, layers, merge_mode=None):
+    """One ONNX LSTM node for `layers` (one: forward; two: Bidirectional's forward and backward)."""
+    fwd = layers[0]
+    for layer in layers:
+        _check_lstm(layer)
+    if len(layers) == 1 and fwd.go_backwards:
+        raise ExportError(f"Layer {fwd.name!r}: go_backwards returns its outputs in reversed time order; "
+                          "not exported (inside Bidirectional it is)")
+    acts = []
+    for layer in layers:
+        ra = _activation_name(layer.recurrent_activation, "recurrent_activation", layer)
+        a = _activation_name(layer.activation, "activation", layer)
+        acts += [ra, a, a]
+    names = [_ACTIVATIONS[a][0] for a in acts]
+    # alpha and beta listed for the activations that take them only, in order (ONNX Runtime reads
+    # them so: a full list would hand the backward direction's HardSigmoid a tanh's zeros)
+    params = [_ACTIVATIONS[a][1] for a in acts if _ACTIVATIONS[a][1]]
+    alphas, betas = [p[0] for p in params], [p[1] for p in params]
+    weights = [_lstm_weights(layer) for layer in layers]
+    W = g.const("W", np.stack([w[0] for w in weights]))
+    R = g.const("R", np.stack([w[1] for w in weights]))
+    B = g.const("B", np.stack([w[2] for w in weights]))
+    xt = g.op("Transpose", [x], perm=[1, 0, 2])  # (T, B, D)
+    attrs = dict(hidden_size=fwd.units, activations=names,
+                 direction="bidirectional" if len(layers) == 2 else "forward")
+    if params:
+        attrs.update(activation_alpha=alphas, activation_beta=betas)
+    y, y_h, _ = g.op("LSTM", [xt, W, R, B], n_out=3, **attrs)
+    if fwd.return_sequences:  # Y (T, dirs, B, H) → (B, T, dirs, H)
+        out = g.op("Transpose", [y], perm=[2, 0, 1, 3])
+        axis = 2
+    else:                     # Y_h (dirs, B, H) → (B, dirs, H)
+        out = g.op("Transpose", [y_h], perm=[1, 0, 2])
+        axis = 1
+    if len(layers) == 1 or merge_mode == "concat":
+        shape = g.const("shape", np.array([0] * axis + [-1], np.int64), dtype=np.int64)
+        return g.op("Reshape", [out, shape])  # directions side by side: [forward | backward]
+    if merge_mode == "sum":  # (opset 17: ReduceSum takes its axes as an input, the others as an attribute)
+        return g.op("ReduceSum", [out, g.const("axes", np.array([axis], np.int64), dtype=np.int64)], keepdims=0)
+    if merge_mode == "ave":
+        return g.op("ReduceMean", [out], axes=[axis], keepdims=0)
+    if merge_mode == "mul":
+        return g.op("ReduceProd", [out], axes=[axis], keepdims=0)
+    raise ExportError(f"Bidirectional merge_mode={merge_mode!r} is not exported")
+
+
+def _layer(g, layer, x, masked):
+    """The ONNX form of `layer` applied to the tensor named `x`."""
+    kind = type(layer).__name__
+    if kind in _IDENTITY_LAYERS:
+        return x
+    if masked and kind in ("LSTM", "Bidirectional"):
+        raise ExportError(f"Layer {layer.name!r} receives a mask (Embedding(mask_zero=True) or Masking): "
+                          "Keras carries an LSTM's last output through masked steps, while ONNX's "
+                          "sequence_lens zero-fills them; not exported")
+    if kind == "LSTM":
+        return _lstm(g, x, [layer])
+    if kind == "Bidirectional":
+        for part in (layer.forward_layer, layer.backward_layer):
+            if type(part).__name__ != "LSTM":
+                raise ExportError(f"Layer {layer.name!r}: Bidirectional over {type(part).__name__} is not exported")
+        if not layer.backward_layer.go_backwards:
+            raise ExportError(f"Layer {layer.name!r}: its backward layer does not go backwards")
+        return _lstm(g, x, [layer.forward_layer, layer.backward_layer], layer.merge_mode)
+    if kind == "Dense":
+        act = _activation_name(layer.activation, "activation", layer)
+        y = g.op("MatMul", [x, g.const("kernel", layer.kernel.value)])
+        if layer.use_bias:
+            y = g.op("Add", [y, g.const("bias", layer.bias.value)])
+        return _apply_activation(g, y, act)
+    if kind == "Activation":
+        return _apply_activation(g, x, _activation_name(layer.activation, "activation", layer))
+    if kind == "Embedding":
+        return g.op("Gather", [g.const("embeddings", layer.embeddings.value), x], axis=0)
+    if kind == "RepeatVector":
+        y = g.op("Unsqueeze", [x, g.const("axes", np.array([1], np.int64), dtype=np.int64)])
+        return g.op("Tile", [y, g.const("repeats", np.array([1, layer.n, 1], np.int64), dtype=np.int64)])
+    raise ExportError(f"Layer {layer.name!r} ({kind}) has no ONNX export yet; exported layers: LSTM, "
+                      "Bidirectional(LSTM), Dense, Activation, Embedding, RepeatVector and the dropout "
+                      "and noise layers")
+
+
+def _masks(layer):
+    kind = type(layer).__name__
+    return (kind == "Embedding" and layer.mask_zero) or kind == "Masking"
+
+
+def export_onnx(model, filepath, opset=OPSET):
+    """Write `model` (a Sequential model) to `filepath` as an ONNX model; returns the path."""
+    try:
+        import onnx
+    except ImportError as e:
+        raise ImportError("ONNX export needs the onnx package: pip install onnx") from e
+    if not any(c.__name__ == "Sequential" for c in type(model).__mro__):  # (no import of models: layering)
+        raise ExportError("ONNX export writes Sequential models so far; a functional model "
+                          f"({type(model).__name__}) is not exported yet")
+    if not model.built:
+        raise ExportError("The model is not built: give it an Input or call it on data before exporting")
+    dtype = np.dtype(model.dtype)
+    if dtype not in (np.float32, np.float64):
+        raise ExportError(f"ONNX export writes float32 or float64 models, not {dtype}")
+    g = _Graph(onnx, dtype)
+    first = model._layers[0] if model._layers else None
+    shape = list(model._input_layer.batch_shape)
+    given = getattr(model._input_layer, "_input_dtype", None)  # the Input's own dtype, if one was given
+    in_dtype = np.dtype(given) if given else dtype
+    if first is not None and type(first).__name__ == "Embedding" and in_dtype.kind not in "iu":
+        in_dtype = np.dtype(np.int64)  # token ids
+    elem = onnx.helper.np_dtype_to_tensor_dtype(in_dtype)
+    dims = ["batch"] + [d if d is not None else f"dim{i}" for i, d in enumerate(shape[1:], 1)]
+    inp = onnx.helper.make_tensor_value_info("input", elem, dims)
+    x, masked = "input", False
+    for layer in model._layers:
+        x = _layer(g, layer, x, masked)
+        masked = masked or _masks(layer)
+    y = g.op("Identity", [x], base="output")
+    g.nodes[-1].output[0] = "output"
+    out_shape = ["batch"] + [d if d is not None else f"out{i}" for i, d in enumerate(model.output_shape[1:], 1)]
+    out = onnx.helper.make_tensor_value_info("output", onnx.helper.np_dtype_to_tensor_dtype(dtype), out_shape)
+    del y
+    graph = onnx.helper.make_graph(g.nodes, model.name or "lstmfast_model", [inp], [out], g.initializers)
+    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", int(opset))],
+                                   producer_name="lstmfast")
+    onnx.checker.check_model(proto, full_check=True)
+    from .. import _files
+
+    data = proto.SerializeToString()
+    _files.atomic_write(filepath, lambda f: f.write(data))
+    return filepath

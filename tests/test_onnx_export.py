@@ -1,0 +1,102 @@
+"""ONNX export (`model.export(path, format="onnx")`): the exported file passes onnx.checker and
+ONNX Runtime computes what lstmfast's predict computes, for the seed's three models and LSTM
+variants; what has no faithful ONNX form is refused with its reason."""
+
+import os
+
+import numpy as np
+import pytest
+
+import lstmfast as lf
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+L = lf.layers
+
+
+def run_onnx(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x})[0]
+
+
+def seed_models(rng):
+    """The seed's three Keras models (smaller widths), with inputs."""
+    yield "translation", lf.Sequential([
+        lf.Input((20, 60)), L.LSTM(64), L.RepeatVector(20), L.LSTM(64, return_sequences=True),
+        L.Dense(60, activation="softmax")]), np.eye(60, dtype=np.float32)[rng.integers(0, 60, (7, 20))]
+    yield "timeseries", lf.Sequential([lf.Input((30, 1)), L.LSTM(50, activation="relu"), L.Dense(1)]), \
+        rng.standard_normal((7, 30, 1)).astype(np.float32)
+    yield "sentiment", lf.Sequential([
+        lf.Input((200,), dtype="int32"), L.Embedding(2000, 32), L.LSTM(32, dropout=0.2, recurrent_dropout=0.2),
+        L.Dense(1, activation="sigmoid")]), rng.integers(0, 2000, (7, 200)).astype(np.int32)
+
+
+@pytest.mark.parametrize("index", range(3), ids=["translation", "timeseries", "sentiment"])
+def test_seed_models_run_the_same_on_onnx_runtime(tmp_path, index):
+    name, model, x = list(seed_models(np.random.default_rng(index)))[index]
+    path = tmp_path / f"{name}.onnx"
+    model.export(str(path), format="onnx", verbose=False)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    np.testing.assert_allclose(run_onnx(path, x), model.predict(x, verbose=0), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(run_onnx(path, x[:1]), model.predict(x[:1], verbose=0), rtol=0, atol=1e-5)  # any batch
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
+
+
+VARIANTS = {
+    "bidirectional stack, hard_sigmoid": [L.Bidirectional(L.LSTM(8, return_sequences=True,
+                                                                 recurrent_activation="hard_sigmoid")),
+                                          L.Bidirectional(L.LSTM(6)), L.Dense(3)],
+    "merge sum / ave / mul": [L.Bidirectional(L.LSTM(8, return_sequences=True), merge_mode="sum"),
+                              L.Bidirectional(L.LSTM(8, return_sequences=True), merge_mode="ave"),
+                              L.Bidirectional(L.LSTM(5), merge_mode="mul")],
+    "relu, no bias, 3-D Dense": [L.LSTM(12, activation="relu", use_bias=False, return_sequences=True),
+                                 L.Dropout(0.5), L.Dense(4, activation="tanh")],
+    "sequence out, Activation": [L.LSTM(9, return_sequences=True), L.Activation("softmax")],
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_lstm_variants_run_the_same_on_onnx_runtime(tmp_path, name):
+    rng = np.random.default_rng(len(name))
+    model = lf.Sequential([lf.Input((10, 4))] + VARIANTS[name])
+    for w in model.weights:  # weights away from their initial values (biases included)
+        w.value[...] = rng.standard_normal(w.value.shape).astype(np.float32) * 0.5
+    x = rng.standard_normal((6, 10, 4)).astype(np.float32)
+    path = tmp_path / "m.onnx"
+    model.export(str(path), verbose=False)
+    np.testing.assert_allclose(run_onnx(path, x), model.predict(x, verbose=0), rtol=0, atol=1e-5)
+
+
+def test_an_lstm_is_one_onnx_lstm_node(tmp_path):
+    model = lf.Sequential([lf.Input((10, 4)), L.Bidirectional(L.LSTM(8)), L.Dense(1)])
+    model.export(str(tmp_path / "m.onnx"), verbose=False)
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    assert ops.count("LSTM") == 1 and "Loop" not in ops and "Scan" not in ops
+    lstm = next(n for n in onnx.load(str(tmp_path / "m.onnx")).graph.node if n.op_type == "LSTM")
+    assert onnx.helper.get_attribute_value(lstm.attribute[[a.name for a in lstm.attribute].index("direction")]) \
+        == b"bidirectional"
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([L.Embedding(50, 8, mask_zero=True), L.LSTM(4)], "receives a mask"),
+    ([L.Embedding(50, 8), L.LSTM(4, go_backwards=True)], "go_backwards"),
+    ([L.Embedding(50, 8), L.Conv1D(4, 3)], r"\(Conv1D\) has no ONNX export yet"),
+    ([L.Embedding(50, 8), L.LSTM(4), L.Dense(2, activation="elu")], "activation 'elu' has no ONNX form"),
+])
+def test_what_onnx_cannot_express_is_refused_with_its_reason(tmp_path, layers, message):
+    model = lf.Sequential([lf.Input((12,), dtype="int32")] + layers)
+    with pytest.raises(ValueError, match=message):
+        model.export(str(tmp_path / "m.onnx"), verbose=False)
+    assert not os.listdir(tmp_path)   # nothing written
+
+
+def test_stateful_and_functional_models_and_other_formats_are_refused(tmp_path):
+    stateful = lf.Sequential([lf.Input((5, 3), batch_size=2), L.LSTM(4, stateful=True)])
+    with pytest.raises(ValueError, match="stateful"):
+        stateful.export(str(tmp_path / "s.onnx"), verbose=False)
+    inp = lf.Input((5, 3))
+    functional = lf.Model(inp, L.Dense(2)(L.LSTM(4)(inp)))
+    with pytest.raises(ValueError, match="functional model"):
+        functional.export(str(tmp_path / "f.onnx"), verbose=False)
+    with pytest.raises(ValueError, match="Unrecognized format='tf_saved_model'"):
+        functional.export(str(tmp_path / "f"), format="tf_saved_model")
