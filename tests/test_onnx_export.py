@@ -90,13 +90,70 @@ def test_what_onnx_cannot_express_is_refused_with_its_reason(tmp_path, layers, m
     assert not os.listdir(tmp_path)   # nothing written
 
 
-def test_stateful_and_functional_models_and_other_formats_are_refused(tmp_path):
+def test_stateful_models_and_other_formats_are_refused(tmp_path):
     stateful = lf.Sequential([lf.Input((5, 3), batch_size=2), L.LSTM(4, stateful=True)])
     with pytest.raises(ValueError, match="stateful"):
         stateful.export(str(tmp_path / "s.onnx"), verbose=False)
-    inp = lf.Input((5, 3))
-    functional = lf.Model(inp, L.Dense(2)(L.LSTM(4)(inp)))
-    with pytest.raises(ValueError, match="functional model"):
-        functional.export(str(tmp_path / "f.onnx"), verbose=False)
     with pytest.raises(ValueError, match="Unrecognized format='tf_saved_model'"):
-        functional.export(str(tmp_path / "f"), format="tf_saved_model")
+        stateful.export(str(tmp_path / "f"), format="tf_saved_model")
+
+
+def randomize(model, seed):
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        w.value[...] = rng.standard_normal(w.value.shape).astype(np.float32) * 0.4
+
+
+def check_functional(tmp_path, model, feeds):
+    path = tmp_path / "f.onnx"
+    model.export(str(path), verbose=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: x for i, x in zip(session.get_inputs(), feeds)})
+    want = model.predict(feeds if len(feeds) > 1 else feeds[0], verbose=0)
+    want = want if isinstance(want, list) else [want]
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_keras_seq2seq_encoder_decoder_with_states(tmp_path):
+    # Keras's character-level seq2seq: encoder states start the decoder (return_state, initial_state)
+    enc_in, dec_in = lf.Input((None, 12)), lf.Input((None, 9))
+    _, h, c = L.LSTM(16, return_state=True)(enc_in)
+    dec, _, _ = L.LSTM(16, return_sequences=True, return_state=True)(dec_in, initial_state=[h, c])
+    model = lf.Model([enc_in, dec_in], L.Dense(9, activation="softmax")(dec))
+    randomize(model, 1)
+    rng = np.random.default_rng(1)
+    check_functional(tmp_path, model, [rng.standard_normal((4, 7, 12)).astype(np.float32),
+                                       rng.standard_normal((4, 5, 9)).astype(np.float32)])
+
+
+def test_bidirectional_states_and_luong_attention_decoder(tmp_path):
+    # the translation pipeline's shape: a Bidirectional encoder's four states start the decoder,
+    # which attends over the encoder outputs
+    src, tgt = lf.Input((None,), dtype="int32"), lf.Input((None,), dtype="int32")
+    enc, fh, fc, bh, bc = L.Bidirectional(L.LSTM(8, return_sequences=True, return_state=True))(
+        L.Embedding(30, 6)(src))
+    h, c = L.Concatenate()([fh, bh]), L.Concatenate()([fc, bc])
+    dec = L.LSTM(16, return_sequences=True)(L.Embedding(25, 6)(tgt), initial_state=[h, c])
+    context = L.Attention(use_scale=True)([dec, enc])
+    merged = L.Dense(16, activation="tanh")(L.Concatenate()([dec, context]))
+    model = lf.Model([src, tgt], L.Dense(25, activation="softmax")(merged))
+    randomize(model, 2)
+    rng = np.random.default_rng(2)
+    check_functional(tmp_path, model, [rng.integers(0, 30, (3, 9)).astype(np.int32),
+                                       rng.integers(0, 25, (3, 6)).astype(np.int32)])
+
+
+def test_multi_input_merges_and_several_outputs(tmp_path):
+    seq, num = lf.Input((10, 4)), lf.Input((3,))
+    a = L.LSTM(5)(seq)
+    b = L.Dense(5, activation="relu")(num)
+    merged = [L.Add()([a, b]), L.Subtract()([a, b]), L.Multiply()([a, b]), L.Average()([a, b]),
+              L.Maximum()([a, b])]
+    out = L.Dense(2)(L.Concatenate()(merged))
+    model = lf.Model([seq, num], [out, L.Dense(1, activation="sigmoid")(a)])
+    randomize(model, 3)
+    rng = np.random.default_rng(3)
+    check_functional(tmp_path, model, [rng.standard_normal((4, 10, 4)).astype(np.float32),
+                                       rng.standard_normal((4, 3)).astype(np.float32)])

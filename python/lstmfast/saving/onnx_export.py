@@ -3,7 +3,11 @@
 Each layer becomes the ONNX operators that compute the same function; an LSTM becomes one ONNX
 `LSTM` node (opset 17), so runtimes run it with their own fused kernel. The mapping:
 
-    LSTM          Transpose (B,T,D)→(T,B,D); LSTM; Y (T,1,B,H) → (B,T,H) or Y_h (1,B,H) → (B,H)
+Sequential and functional models: a functional model's Input layers become the graph's inputs
+(by name), its outputs "output" or "output_0", "output_1", …
+
+    LSTM          Transpose (B,T,D)→(T,B,D); LSTM; Y (T,1,B,H) → (B,T,H) or Y_h (1,B,H) → (B,H);
+                  initial_state [h, c] → initial_h, initial_c; return_state → Y_h, Y_c
                   W = kernelᵀ, R = recurrent_kernelᵀ with the gate blocks reordered from Keras's
                   [i f c o] to ONNX's [i o f c]; B = [bias | 0] (Wb | Rb);
                   activations [f, g, h] = [recurrent_activation, activation, activation]
@@ -14,12 +18,16 @@ Each layer becomes the ONNX operators that compute the same function; an LSTM be
     Dense         MatMul (+ Add) (+ activation), on 2-D and 3-D inputs alike
     Embedding     Gather of the embedding rows
     RepeatVector  Unsqueeze, then Tile n times along the new time axis
+    Attention     Luong's dot score: MatMul(Q, Kᵀ) (× scale), Softmax, MatMul(·, V)
+    Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum    Concat, Sum, Sub, Mul,
+                  Mean, Max, Min
     Dropout, SpatialDropout1D, GaussianNoise, GaussianDropout   nothing (identity at inference)
 
 The batch axis is dynamic ("batch"). Layout 0 (time first) with Transposes around the LSTM,
 since ONNX Runtime's CPU LSTM refuses layout 1. What has no faithful ONNX form is refused with
 the reason: masks (Keras carries an LSTM's last output through masked steps, ONNX's
-`sequence_lens` zero-fills them), `go_backwards` alone, stateful layers, layers not listed.
+`sequence_lens` zero-fills them), `go_backwards` alone, stateful layers, attention's causal mask
+and scores, layers not listed.
 """
 
 import numpy as np
@@ -106,13 +114,12 @@ def _check_lstm(layer):
     if layer.stateful:
         raise ExportError(f"Layer {layer.name!r}: a stateful LSTM carries its state between calls; "
                           "export a model built with stateful=False and the same weights")
-    if layer.return_state:
-        raise ExportError(f"Layer {layer.name!r}: return_state needs a functional model's several "
-                          "outputs, which this exporter does not write yet")
 
 
-def _lstm(g, x, layers, merge_mode=None):
-    """One ONNX LSTM node for `layers` (one: forward; two: Bidirectional's forward and backward)."""
+def _lstm(g, x, layers, merge_mode=None, states=()):
+    """One ONNX LSTM node for `layers` (one: forward; two: Bidirectional's forward and backward),
+    started from `states` (Keras's initial_state: h, c per direction) or zeros. Returns the
+    output, followed by the final states (h, c per direction) where the layer returns them."""
     fwd = layers[0]
     for layer in layers:
         _check_lstm(layer)
@@ -138,14 +145,32 @@ def _lstm(g, x, layers, merge_mode=None):
                  direction="bidirectional" if len(layers) == 2 else "forward")
     if params:
         attrs.update(activation_alpha=alphas, activation_beta=betas)
-    y, y_h, _ = g.op("LSTM", [xt, W, R, B], n_out=3, **attrs)
+    inputs = [xt, W, R, B]
+    if states:  # Keras's [h, c] (forward) [+ h, c (backward)], each (B, H) → initial_h, initial_c (dirs, B, H)
+        zero = g.const("axes", np.array([0], np.int64), dtype=np.int64)
+        hs = [g.op("Unsqueeze", [h, zero]) for h in states[0::2]]
+        cs = [g.op("Unsqueeze", [c, zero]) for c in states[1::2]]
+        h0 = hs[0] if len(hs) == 1 else g.op("Concat", hs, axis=0)
+        c0 = cs[0] if len(cs) == 1 else g.op("Concat", cs, axis=0)
+        inputs += ["", h0, c0]  # no sequence_lens
+    y, y_h, y_c = g.op("LSTM", inputs, n_out=3, **attrs)
+    final = []
+    if fwd.return_state:  # h, c of each direction: (dirs, B, H) → (B, H) each
+        for d in range(len(layers)):
+            for t in (y_h, y_c):
+                part = g.op("Gather", [t, g.const("index", np.array(d, np.int64), dtype=np.int64)], axis=0)
+                final.append(part)
     if fwd.return_sequences:  # Y (T, dirs, B, H) → (B, T, dirs, H)
         out = g.op("Transpose", [y], perm=[2, 0, 1, 3])
         axis = 2
     else:                     # Y_h (dirs, B, H) → (B, dirs, H)
         out = g.op("Transpose", [y_h], perm=[1, 0, 2])
         axis = 1
-    if len(layers) == 1 or merge_mode == "concat":
+    return [_merge_directions(g, out, axis, len(layers), merge_mode)] + final
+
+
+def _merge_directions(g, out, axis, directions, merge_mode):
+    if directions == 1 or merge_mode == "concat":
         shape = g.const("shape", np.array([0] * axis + [-1], np.int64), dtype=np.int64)
         return g.op("Reshape", [out, shape])  # directions side by side: [forward | backward]
     if merge_mode == "sum":  # (opset 17: ReduceSum takes its axes as an input, the others as an attribute)
@@ -157,40 +182,68 @@ def _lstm(g, x, layers, merge_mode=None):
     raise ExportError(f"Bidirectional merge_mode={merge_mode!r} is not exported")
 
 
-def _layer(g, layer, x, masked):
-    """The ONNX form of `layer` applied to the tensor named `x`."""
+def _layer(g, layer, xs, masked, options):
+    """The ONNX forms of `layer` called on the tensors named `xs` (whether each carries a mask
+    in `masked`, the call's keyword options in `options`): the names of its outputs."""
     kind = type(layer).__name__
+    x = xs[0]
     if kind in _IDENTITY_LAYERS:
-        return x
-    if masked and kind in ("LSTM", "Bidirectional"):
+        return [x]
+    if any(masked) and kind in ("LSTM", "Bidirectional", "Attention"):
         raise ExportError(f"Layer {layer.name!r} receives a mask (Embedding(mask_zero=True) or Masking): "
-                          "Keras carries an LSTM's last output through masked steps, while ONNX's "
-                          "sequence_lens zero-fills them; not exported")
+                          "Keras carries an LSTM's last output through masked steps (and hides masked "
+                          "values from attention), while ONNX's sequence_lens zero-fills them; not exported")
     if kind == "LSTM":
-        return _lstm(g, x, [layer])
+        return _lstm(g, x, [layer], states=xs[1:])
     if kind == "Bidirectional":
         for part in (layer.forward_layer, layer.backward_layer):
             if type(part).__name__ != "LSTM":
                 raise ExportError(f"Layer {layer.name!r}: Bidirectional over {type(part).__name__} is not exported")
         if not layer.backward_layer.go_backwards:
             raise ExportError(f"Layer {layer.name!r}: its backward layer does not go backwards")
-        return _lstm(g, x, [layer.forward_layer, layer.backward_layer], layer.merge_mode)
+        return _lstm(g, x, [layer.forward_layer, layer.backward_layer], layer.merge_mode, states=xs[1:])
     if kind == "Dense":
         act = _activation_name(layer.activation, "activation", layer)
         y = g.op("MatMul", [x, g.const("kernel", layer.kernel.value)])
         if layer.use_bias:
             y = g.op("Add", [y, g.const("bias", layer.bias.value)])
-        return _apply_activation(g, y, act)
+        return [_apply_activation(g, y, act)]
     if kind == "Activation":
-        return _apply_activation(g, x, _activation_name(layer.activation, "activation", layer))
+        return [_apply_activation(g, x, _activation_name(layer.activation, "activation", layer))]
     if kind == "Embedding":
-        return g.op("Gather", [g.const("embeddings", layer.embeddings.value), x], axis=0)
+        return [g.op("Gather", [g.const("embeddings", layer.embeddings.value), x], axis=0)]
     if kind == "RepeatVector":
         y = g.op("Unsqueeze", [x, g.const("axes", np.array([1], np.int64), dtype=np.int64)])
-        return g.op("Tile", [y, g.const("repeats", np.array([1, layer.n, 1], np.int64), dtype=np.int64)])
+        return [g.op("Tile", [y, g.const("repeats", np.array([1, layer.n, 1], np.int64), dtype=np.int64)])]
+    if kind in _MERGE_OPS:
+        return [g.op(_MERGE_OPS[kind], list(xs))]
+    if kind == "Subtract":
+        return [g.op("Sub", list(xs))]
+    if kind == "Concatenate":
+        return [g.op("Concat", list(xs), axis=int(layer.axis))]
+    if kind == "Attention":
+        return [_attention(g, layer, xs, options)]
     raise ExportError(f"Layer {layer.name!r} ({kind}) has no ONNX export yet; exported layers: LSTM, "
-                      "Bidirectional(LSTM), Dense, Activation, Embedding, RepeatVector and the dropout "
-                      "and noise layers")
+                      "Bidirectional(LSTM), Dense, Activation, Embedding, RepeatVector, Attention (dot), "
+                      "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum and the dropout and "
+                      "noise layers")
+
+
+_MERGE_OPS = {"Add": "Sum", "Multiply": "Mul", "Average": "Mean", "Maximum": "Max", "Minimum": "Min"}
+
+
+def _attention(g, layer, xs, options):
+    """Luong's dot attention: S = Q·Kᵀ (× scale), A = softmax(S) over the values, O = A·V."""
+    if layer.score_mode != "dot":
+        raise ExportError(f"Layer {layer.name!r}: Attention(score_mode={layer.score_mode!r}) is not exported")
+    if options.get("use_causal_mask") or options.get("return_attention_scores"):
+        raise ExportError(f"Layer {layer.name!r}: use_causal_mask and return_attention_scores are not exported")
+    q, v = xs[0], xs[1]
+    k = xs[2] if len(xs) > 2 else v
+    scores = g.op("MatMul", [q, g.op("Transpose", [k], perm=[0, 2, 1])])
+    if layer.scale is not None:
+        scores = g.op("Mul", [scores, g.const("scale", layer.scale.value)])
+    return g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
 
 
 def _masks(layer):
@@ -198,40 +251,75 @@ def _masks(layer):
     return (kind == "Embedding" and layer.mask_zero) or kind == "Masking"
 
 
+def _input_info(onnx, name, shape, dtype, feeds_embedding):
+    dtype = np.dtype(dtype)
+    if feeds_embedding and dtype.kind not in "iu":
+        dtype = np.dtype(np.int64)  # token ids
+    dims = ["batch"] + [d if d is not None else f"{name}_dim{i}" for i, d in enumerate(shape[1:], 1)]
+    return onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(dtype), dims)
+
+
+def _output_info(onnx, name, shape, dtype):
+    dims = ["batch"] + [d if d is not None else f"{name}_dim{i}" for i, d in enumerate(shape[1:], 1)]
+    return onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims)
+
+
+def _sequential(onnx, g, model):
+    layers = model._layers
+    given = getattr(model._input_layer, "_input_dtype", None)  # the Input's own dtype, if one was given
+    first_is_embedding = bool(layers) and type(layers[0]).__name__ == "Embedding"
+    inputs = [_input_info(onnx, "input", model._input_layer.batch_shape, given or g.dtype, first_is_embedding)]
+    x, masked = "input", False
+    for layer in layers:
+        x = _layer(g, layer, [x], [masked], {})[0]
+        masked = masked or _masks(layer)
+    g.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
+    return inputs, [_output_info(onnx, "output", model.output_shape, g.dtype)]
+
+
+def _functional(onnx, g, model):
+    names, masked, inputs = {}, {}, []
+    readers = {id(t): [n.layer for n in model._nodes if any(u is t for u in n.inputs)] for t in model.inputs}
+    for t in model.inputs:
+        name = t.name
+        feeds = any(type(layer).__name__ == "Embedding" for layer in readers[id(t)])
+        inputs.append(_input_info(onnx, name, t.shape, t.dtype or g.dtype, feeds))
+        names[id(t)], masked[id(t)] = name, False
+    for node in model._nodes:
+        xs = [names[id(t)] for t in node.inputs]
+        ms = [masked[id(t)] for t in node.inputs]
+        outs = _layer(g, node.layer, xs, ms, node.options)
+        if len(outs) != len(node.outputs):
+            raise ExportError(f"Layer {node.layer.name!r}: {len(node.outputs)} outputs expected, "
+                              f"{len(outs)} exported")
+        for t, name in zip(node.outputs, outs):
+            names[id(t)] = name
+            masked[id(t)] = any(ms) or _masks(node.layer)
+    outputs = []
+    for i, t in enumerate(model.outputs):
+        name = f"output_{i}" if len(model.outputs) > 1 else "output"
+        g.nodes.append(onnx.helper.make_node("Identity", [names[id(t)]], [name]))
+        outputs.append(_output_info(onnx, name, t.shape, g.dtype))
+    return inputs, outputs
+
+
 def export_onnx(model, filepath, opset=OPSET):
-    """Write `model` (a Sequential model) to `filepath` as an ONNX model; returns the path."""
+    """Write `model` (Sequential or functional) to `filepath` as an ONNX model; returns the path.
+    Inputs are named as the model's Input layers ("input" for a Sequential model), outputs
+    "output" (or "output_0", "output_1", … for several)."""
     try:
         import onnx
     except ImportError as e:
         raise ImportError("ONNX export needs the onnx package: pip install onnx") from e
-    if not any(c.__name__ == "Sequential" for c in type(model).__mro__):  # (no import of models: layering)
-        raise ExportError("ONNX export writes Sequential models so far; a functional model "
-                          f"({type(model).__name__}) is not exported yet")
     if not model.built:
         raise ExportError("The model is not built: give it an Input or call it on data before exporting")
     dtype = np.dtype(model.dtype)
     if dtype not in (np.float32, np.float64):
         raise ExportError(f"ONNX export writes float32 or float64 models, not {dtype}")
     g = _Graph(onnx, dtype)
-    first = model._layers[0] if model._layers else None
-    shape = list(model._input_layer.batch_shape)
-    given = getattr(model._input_layer, "_input_dtype", None)  # the Input's own dtype, if one was given
-    in_dtype = np.dtype(given) if given else dtype
-    if first is not None and type(first).__name__ == "Embedding" and in_dtype.kind not in "iu":
-        in_dtype = np.dtype(np.int64)  # token ids
-    elem = onnx.helper.np_dtype_to_tensor_dtype(in_dtype)
-    dims = ["batch"] + [d if d is not None else f"dim{i}" for i, d in enumerate(shape[1:], 1)]
-    inp = onnx.helper.make_tensor_value_info("input", elem, dims)
-    x, masked = "input", False
-    for layer in model._layers:
-        x = _layer(g, layer, x, masked)
-        masked = masked or _masks(layer)
-    y = g.op("Identity", [x], base="output")
-    g.nodes[-1].output[0] = "output"
-    out_shape = ["batch"] + [d if d is not None else f"out{i}" for i, d in enumerate(model.output_shape[1:], 1)]
-    out = onnx.helper.make_tensor_value_info("output", onnx.helper.np_dtype_to_tensor_dtype(dtype), out_shape)
-    del y
-    graph = onnx.helper.make_graph(g.nodes, model.name or "lstmfast_model", [inp], [out], g.initializers)
+    sequential = any(c.__name__ == "Sequential" for c in type(model).__mro__)  # (models not imported: layering)
+    inputs, outputs = _sequential(onnx, g, model) if sequential else _functional(onnx, g, model)
+    graph = onnx.helper.make_graph(g.nodes, model.name or "lstmfast_model", inputs, outputs, g.initializers)
     proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", int(opset))],
                                    producer_name="lstmfast")
     onnx.checker.check_model(proto, full_check=True)
