@@ -16,7 +16,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _sniff(filepath):
-    """'lstmfast', 'keras_zip', 'hdf5' — or raise ValueError for anything else."""
+    """'lstmfast', 'keras_zip', 'hdf5', 'onnx' (by its name) — or raise ValueError for anything else."""
     filepath = os.fspath(filepath)
     if not os.path.exists(filepath):
         raise FileNotFoundError(f"No file or directory found at {filepath}")
@@ -29,6 +29,8 @@ def _sniff(filepath):
         head = f.read(8)
     if head == _HDF5_SIGNATURE:
         return "hdf5"
+    if filepath.lower().endswith(".onnx"):
+        return "onnx"
     if zipfile.is_zipfile(filepath):
         try:
             with zipfile.ZipFile(filepath) as zf:
@@ -50,8 +52,13 @@ def _sniff(filepath):
 
 
 def load_model(filepath, compile=True):
-    """Load an lstmfast model file, or import a Keras `.keras` / `.h5` Sequential model."""
+    """Load an lstmfast model file, import a Keras `.keras` / `.h5` model, or import an ONNX LSTM
+    model (`.onnx`: saving.onnx_import; returned uncompiled)."""
     kind = _sniff(filepath)
+    if kind == "onnx":
+        from .onnx_import import load_onnx
+
+        return load_onnx(filepath)
     if kind == "keras_zip":
         return keras_import.load_keras_zip(filepath, compile)
     if kind == "hdf5":
