@@ -187,6 +187,13 @@ class Model(Trainer):
         if distribute.is_chief():
             saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
+    def stream(self, batch=1):
+        """A `Stream` of this model: `stream.step(x_t)` runs one time step of `batch`
+        sequences, keeping each LSTM's state between calls (models/streaming.py)."""
+        from .streaming import Stream
+
+        return Stream(self, batch)
+
     def export(self, filepath, format="onnx", verbose=True, **kwargs):
         """Export the model for inference elsewhere (Keras 3's method): `format="onnx"` writes an
         ONNX model with one ONNX LSTM node per LSTM (`saving.onnx_export`). On rank 0 only under

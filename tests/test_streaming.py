@@ -1,0 +1,85 @@
+"""Streaming inference (`model.stream(batch)`): T calls of `step` give what `predict` gives on the
+T steps; state is kept between calls and `reset` clears it; whole-sequence layers are refused."""
+
+import numpy as np
+import pytest
+
+import lstmfast as lf
+
+L = lf.layers
+
+
+def test_steps_equal_predict_on_each_prefix():
+    rng = np.random.default_rng(0)
+    model = lf.Sequential([lf.Input((None, 4)), L.LSTM(16, return_sequences=True),
+                           L.LSTM(8, recurrent_activation="hard_sigmoid"), L.Dropout(0.5), L.Dense(3)])
+    x = rng.standard_normal((2, 9, 4)).astype(np.float32)
+    stream = model.stream(batch=2)
+    for t in range(9):
+        # an LSTM without return_sequences answers as if the sequence ended at t; the first
+        # step is bitwise predict's, later ones within float32 rounding (predict projects all
+        # steps' inputs in one product, whose row blocks add in another order)
+        np.testing.assert_allclose(stream.step(x[:, t]), model.predict(x[:, :t + 1], verbose=0), rtol=0, atol=1e-6)
+
+
+def test_sequence_outputs_and_float64_match_predict():
+    lf.config.set_floatx("float64")
+    try:
+        rng = np.random.default_rng(1)
+        model = lf.Sequential([lf.Input((None, 3)), L.LSTM(6, return_sequences=True, activation="relu"),
+                               L.Dense(2, activation="tanh")])
+        x = rng.standard_normal((3, 7, 3))
+        stream = model.stream(batch=3)
+        got = np.stack([stream.step(x[:, t]) for t in range(7)], axis=1)
+        np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=0, atol=1e-12)
+    finally:
+        lf.config.set_floatx("float32")
+
+
+def test_token_streams_reset_and_state():
+    rng = np.random.default_rng(2)
+    model = lf.Sequential([lf.Input((None,), dtype="int32"), L.Embedding(50, 8), L.LSTM(5), L.Dense(1)])
+    ids = rng.integers(0, 50, (1, 6)).astype(np.int32)
+    stream = model.stream()
+    first = [stream.step(ids[:, t]) for t in range(6)]
+    assert not np.allclose(stream.states[0][0], 0)
+    stream.reset()
+    assert all(np.all(h == 0) and np.all(c == 0) for h, c in stream.states)
+    again = [stream.step(ids[:, t]) for t in range(6)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(first[-1], model.predict(ids, verbose=0), rtol=0, atol=1e-6)
+
+
+def test_a_stateful_model_streams_on_from_its_state():
+    rng = np.random.default_rng(3)
+    model = lf.Sequential([lf.Input((5, 2), batch_size=1), L.LSTM(4, stateful=True), L.Dense(1)])
+    x = rng.standard_normal((1, 10, 2)).astype(np.float32)
+    model.predict(x[:, :5], verbose=0)          # the layer's state after the first five steps
+    stream = model.stream(batch=1)
+    for t in range(5, 10):
+        out = stream.step(x[:, t])
+    model.reset_states()
+    fresh = lf.Sequential([lf.Input((10, 2)), L.LSTM(4), L.Dense(1)])
+    fresh.set_weights(model.get_weights())
+    np.testing.assert_allclose(out, fresh.predict(x, verbose=0), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([L.LSTM(4, go_backwards=True)], "go_backwards"),
+    ([L.Bidirectional(L.LSTM(4))], r"\(Bidirectional\) cannot run one step at a time"),
+    ([L.LSTM(4, return_sequences=True), L.GlobalMaxPooling1D()], "needs the whole sequence"),
+])
+def test_whole_sequence_layers_are_refused(layers, message):
+    model = lf.Sequential([lf.Input((None, 3))] + layers)
+    with pytest.raises(ValueError, match=message):
+        model.stream()
+
+
+def test_bad_steps_are_refused_with_the_shape():
+    model = lf.Sequential([lf.Input((None, 3)), L.LSTM(4)])
+    stream = model.stream(batch=2)
+    with pytest.raises(ValueError, match=r"shape \(2, features\); received shape \(3, 3\)"):
+        stream.step(np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match="`batch` must be a positive integer"):
+        model.stream(batch=0)
