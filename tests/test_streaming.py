@@ -83,3 +83,13 @@ def test_bad_steps_are_refused_with_the_shape():
         stream.step(np.zeros((3, 3), np.float32))
     with pytest.raises(ValueError, match="`batch` must be a positive integer"):
         model.stream(batch=0)
+
+
+@pytest.mark.parametrize("batch", [3, 17])
+def test_from_a_batch_of_three_steps_are_predict_bit_for_bit(batch):
+    rng = np.random.default_rng(batch)
+    model = lf.Sequential([lf.Input((None, 5)), L.LSTM(12, return_sequences=True), L.LSTM(7, return_sequences=True)])
+    x = rng.standard_normal((batch, 8, 5)).astype(np.float32)
+    stream = model.stream(batch=batch)
+    got = np.stack([stream.step(x[:, t]) for t in range(8)], axis=1)
+    np.testing.assert_array_equal(got, model.predict(x, verbose=0))
