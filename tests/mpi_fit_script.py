@@ -98,8 +98,10 @@ elif case == "pydataset":  # data=whole: every rank the same PyDataset, its batc
 else:
     raise SystemExit(f"unknown case {case}")
 result = model.evaluate(part(x), part(y), batch_size=7, verbose=0, return_dict=True)
+predicted = model.predict(x, batch_size=7, verbose=0)  # whole on every rank: each predicts a part
 model.save(os.path.join(out_dir, "model.lstmfast"))
 np.savez(os.path.join(out_dir, f"rank{rank}.npz"), *model.get_weights())
+np.save(os.path.join(out_dir, f"predict{rank}.npy"), predicted)
 with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
     json.dump({"history": hist.history, "evaluate": result, "epochs_seen": count.epochs,
                "samples_last_epoch": model._loss_count, "threads": lf.get_num_threads()}, f)

@@ -51,9 +51,9 @@ def assert_same_weights(a, b, tol=0.0):
 
 @pytest.fixture(scope="module")
 def alone(tmp_path_factory):
-    results, weights, proc, _ = run(tmp_path_factory.mktemp("alone"), 0)
+    results, weights, proc, out = run(tmp_path_factory.mktemp("alone"), 0)
     assert proc.returncode == 0, proc.stderr
-    return results[0], weights[0]
+    return results[0], weights[0], out
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
@@ -71,6 +71,9 @@ def test_whole_arrays_train_as_one_process_with_the_same_global_batch(tmp_path, 
             assert r["evaluate"][key] == pytest.approx(value, rel=1e-10)
         assert r["epochs_seen"] == 3                       # on_epoch_end once per epoch per rank
         assert r["threads"] == max(1, lstmfast.physical_cores() // ranks)  # the cores shared out
+    for r in range(ranks):                                 # predict: every rank gathers all the parts
+        np.testing.assert_allclose(np.load(out / f"predict{r}.npy"), np.load(alone[2] / "predict0.npy"),
+                                   rtol=0, atol=1e-10)
     with open(out / "log.csv") as f:                       # CSVLogger on rank 0 only: one row per epoch
         assert len(f.read().strip().splitlines()) == 1 + 3
     assert os.path.exists(out / "model.lstmfast")

@@ -158,6 +158,17 @@ def train_on_batch(trainer, strategy, params, x, y, sw):
     return train_step(trainer, strategy, *part, n=x.shape[0])[0]
 
 
+def gather_parts(strategy, outs):
+    """`predict`'s outputs: every rank's part (its contiguous share of the samples), in rank
+    order, on every rank."""
+    parts = strategy.allgather(outs)
+    gathered = []
+    for i, mine in enumerate(outs):
+        pieces = [p[i] for p in parts if p[i].shape[0]]
+        gathered.append(np.concatenate(pieces) if pieces else mine)
+    return gathered
+
+
 def _scaled(dy, factor):
     if isinstance(dy, (list, tuple)):
         return type(dy)(d * d.dtype.type(factor) for d in dy)

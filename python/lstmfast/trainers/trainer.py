@@ -357,11 +357,13 @@ class Trainer:
                 raise ValueError("`steps` applies to generators and datasets; with arrays, predict makes one "
                                  "pass over them.")
             x = self.prepare_inputs(x)
+            if distribute.current() is not None:  # each rank its part; all parts gathered at the end
+                x = x[slice(*distribute.current().part(x.shape[0]))]
             n = x.shape[0]
             batches = ArrayBatches(x, batch_size=batch_size)
         cbs = None
         if verbose or callbacks:
-            cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+            cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0 and distribute.is_chief(),
                                                 verbose=verbose, epochs=1, steps=batches.steps)
             cbs.call("on_predict_begin", None)
         outs, pieces, start = None, [], 0
@@ -389,7 +391,9 @@ class Trainer:
                 raise ValueError("There was no data to predict on: the generator or dataset yielded no batch.")
             outs = [np.concatenate(parts) for parts in zip(*pieces)]
         elif outs is None:
-            outs = [np.empty((0,) + tuple(s[1:]), dtype=self.dtype) for s in self.output_shapes()]
+            outs = [np.empty((0,) + tuple(d or 0 for d in s[1:]), dtype=self.dtype) for s in self.output_shapes()]
+        if n is not None and distribute.current() is not None:
+            outs = distributed.gather_parts(distribute.current(), outs)
         return outs[0] if len(outs) == 1 else outs
 
     @blas_single_threaded
