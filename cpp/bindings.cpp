@@ -331,6 +331,32 @@ void register_dtype(py::module_& m, const char* suffix) {
           }
           return y;
         }, py::arg("x").noconvert(), "Softmax over the last axis.");
+  m.def(("lstm_step_" + sfx).c_str(),
+        [](const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent_kernel, const std::optional<Arr<S>>& bias,
+           Arr<S>& h, Arr<S>& c, Arr<S>& z, int activation, int recurrent_activation) {
+          // One streaming step: h, c updated in place (lstm_step); z: 4H scratch.
+          const Index B = x.ndim() == 2 ? x.shape(0) : -1, D = x.ndim() == 2 ? x.shape(1) : -1;
+          const Index H = recurrent_kernel.ndim() == 2 ? recurrent_kernel.shape(0) : -1;
+          if (B < 1 || D < 1 || H < 1)
+            throw std::invalid_argument("lstm_step: x (B, D) and recurrent_kernel (H, 4H) must be non-empty 2-D arrays");
+          expect_shape("kernel", kernel, {D, 4 * H});
+          expect_shape("recurrent_kernel", recurrent_kernel, {H, 4 * H});
+          if (bias) expect_shape("bias", *bias, {4 * H});
+          expect_shape("h", h, {B, H});
+          expect_shape("c", c, {B, H});
+          expect_shape("z", z, {4 * H});
+          if (activation < 0 || activation > 3 || recurrent_activation < 0 || recurrent_activation > 1)
+            throw std::invalid_argument("unknown activation code");
+          if (!h.writeable() || !c.writeable() || !z.writeable())
+            throw std::invalid_argument("lstm_step: h, c and z must be writeable");
+          S *hp = h.mutable_data(), *cp = c.mutable_data(), *zp = z.mutable_data();
+          py::gil_scoped_release release;
+          lstm_step(B, D, H, x.data(), kernel.data(), recurrent_kernel.data(), opt_ptr(bias), hp, cp, zp,
+                    static_cast<Activation>(activation), static_cast<RecurrentActivation>(recurrent_activation));
+        },
+        py::arg("x").noconvert(), py::arg("kernel").noconvert(), py::arg("recurrent_kernel").noconvert(),
+        py::arg("bias").noconvert(), py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("z").noconvert(),
+        py::arg("activation"), py::arg("recurrent_activation"));
   m.def(("matmul_" + sfx).c_str(), &matmul_out<S>, py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("bias").noconvert(), py::arg("out").noconvert(), py::arg("transpose_a"),
         py::arg("transpose_b"), py::arg("accumulate"));

@@ -497,7 +497,62 @@ bool one_hot_rows(const S* x, Index rows, Index D, std::vector<int32_t>& ids) {
   return true;
 }
 
+// =======================================================================================
+// One step, for streaming
+// =======================================================================================
+// z[0, G) += Σ_k v_k · M[k, 0..G) for a row-major M (K, G): blocks of NB packets of z stay in
+// registers while k runs over the rows of M (NB independent FMA chains hide the FMA latency).
+template <typename S>
+void add_vector_times_rows(const S* v, Index K, const S* M, Index G, S* z) {
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<S>::type;
+  constexpr Index PS = packet_traits<S>::size;
+  constexpr int NB = 8;
+  Index j = 0;
+  for (; j + NB * PS <= G; j += NB * PS) {
+    Packet acc[NB];
+#pragma GCC unroll 8
+    for (int u = 0; u < NB; ++u) acc[u] = ploadu<Packet>(z + j + u * PS);
+    for (Index k = 0; k < K; ++k) {
+      const Packet vk = pset1<Packet>(v[k]);
+      const S* row = M + k * G + j;
+#pragma GCC unroll 8
+      for (int u = 0; u < NB; ++u) acc[u] = pmadd(vk, ploadu<Packet>(row + u * PS), acc[u]);
+    }
+#pragma GCC unroll 8
+    for (int u = 0; u < NB; ++u) pstoreu(z + j + u * PS, acc[u]);
+  }
+  for (; j + PS <= G; j += PS) {
+    Packet acc = ploadu<Packet>(z + j);
+    for (Index k = 0; k < K; ++k) acc = pmadd(pset1<Packet>(v[k]), ploadu<Packet>(M + k * G + j), acc);
+    pstoreu(z + j, acc);
+  }
+  for (; j < G; ++j) {
+    S acc = z[j];
+    for (Index k = 0; k < K; ++k) acc += v[k] * M[k * G + j];
+    z[j] = acc;
+  }
+}
+
+template <typename S>
+void lstm_step(Index B, Index D, Index H, const S* x, const S* W, const S* U, const S* b, S* h, S* c, S* z,
+               Activation phi, RecurrentActivation sigma) {
+  DenormalGuard guard;
+  const Index G = kNumGates * H;
+  for (Index r = 0; r < B; ++r) {
+    S* hr = h + r * H;
+    S* cr = c + r * H;
+    if (b) std::memcpy(z, b, sizeof(S) * G);  // z = b
+    else std::fill(z, z + G, S(0));
+    add_vector_times_rows(x + r * D, D, W, G, z);  // z += x_t·W
+    add_vector_times_rows(hr, H, U, G, z);         // z += h_{t−1}·U
+    lstm_cell(phi, sigma, z, cr, cr, hr, H);  // gates, c_t, h_t (in place: z already read h_{t−1})
+  }
+}
+
 #define LSTMFAST_INSTANTIATE(S)                                                                    \
+  template void lstm_step<S>(Index, Index, Index, const S*, const S*, const S*, const S*, S*, S*, S*, \
+                             Activation, RecurrentActivation);                                      \
   template bool one_hot_rows<S>(const S*, Index, Index, std::vector<int32_t>&);                     \
   template void lstm_forward<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*, LSTMCache<S>*); \
   template void lstm_backward<S>(const LSTMCache<S>&, const S*, const S*, const S*,                 \

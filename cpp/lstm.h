@@ -194,6 +194,13 @@ bool one_hot_rows(const S* x, Index rows, Index D, std::vector<int32_t>& ids);
 // From this many features on, lstm_forward is given the ids of one-hot inputs.
 constexpr Index kOneHotMinFeatures = 16;
 
+// One time step of B rows from their state, for streaming inference (nothing allocated):
+//   z = x_t·W + b + h_{t−1}·U  (x (B, D), W (D, 4H), U (H, 4H), b (4H) or null; z: 4H scratch)
+//   then the cell, as in lstm_forward; h and c (B, H) are updated in place.
+template <typename S>
+void lstm_step(Index B, Index D, Index H, const S* x, const S* W, const S* U, const S* b, S* h, S* c, S* z,
+               Activation phi, RecurrentActivation sigma);
+
 // Forward over the whole sequence. outputs: (B,T,H) or (B,H); h_T, c_T: (B,H).
 // With a cache, keeps what backward needs.
 template <typename S>

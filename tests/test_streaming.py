@@ -1,5 +1,6 @@
 """Streaming inference (`model.stream(batch)`): T calls of `step` give what `predict` gives on the
-T steps; state is kept between calls and `reset` clears it; whole-sequence layers are refused."""
+T steps (within float32 rounding); state is kept between calls and `reset` clears it;
+whole-sequence layers are refused; bad input to the one-step kernel is refused at the door."""
 
 import numpy as np
 import pytest
@@ -16,9 +17,8 @@ def test_steps_equal_predict_on_each_prefix():
     x = rng.standard_normal((2, 9, 4)).astype(np.float32)
     stream = model.stream(batch=2)
     for t in range(9):
-        # an LSTM without return_sequences answers as if the sequence ended at t; the first
-        # step is bitwise predict's, later ones within float32 rounding (predict projects all
-        # steps' inputs in one product, whose row blocks add in another order)
+        # an LSTM without return_sequences answers as if the sequence ended at t (within float32
+        # rounding: the step's matrix-vector products add their terms in another order)
         np.testing.assert_allclose(stream.step(x[:, t]), model.predict(x[:, :t + 1], verbose=0), rtol=0, atol=1e-6)
 
 
@@ -85,11 +85,29 @@ def test_bad_steps_are_refused_with_the_shape():
         model.stream(batch=0)
 
 
-@pytest.mark.parametrize("batch", [3, 17])
-def test_from_a_batch_of_three_steps_are_predict_bit_for_bit(batch):
+@pytest.mark.parametrize("batch, features, units", [(1, 32, 128), (3, 5, 12), (17, 300, 300)])
+def test_sequence_outputs_match_predict_at_every_size(batch, features, units):
     rng = np.random.default_rng(batch)
-    model = lf.Sequential([lf.Input((None, 5)), L.LSTM(12, return_sequences=True), L.LSTM(7, return_sequences=True)])
-    x = rng.standard_normal((batch, 8, 5)).astype(np.float32)
+    model = lf.Sequential([lf.Input((None, features)), L.LSTM(units, return_sequences=True),
+                           L.LSTM(7, return_sequences=True)])
+    for w in model.weights:
+        w.value[...] = rng.standard_normal(w.value.shape).astype(np.float32) * 0.2
+    x = rng.standard_normal((batch, 8, features)).astype(np.float32)
     stream = model.stream(batch=batch)
     got = np.stack([stream.step(x[:, t]) for t in range(8)], axis=1)
-    np.testing.assert_array_equal(got, model.predict(x, verbose=0))
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=0, atol=1e-5)
+
+
+def test_the_one_step_kernel_checks_its_arguments():
+    from lstmfast._core import core
+
+    W, U, b = np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32), np.zeros(8, np.float32)
+    h, c, z = np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32), np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match="h"):
+        core.lstm_step_f32(np.zeros((1, 3), np.float32), W, U, b, np.zeros((2, 2), np.float32), c, z, 0, 0)
+    with pytest.raises(ValueError, match="kernel"):
+        core.lstm_step_f32(np.zeros((1, 4), np.float32), W, U, b, h, c, z, 0, 0)
+    with pytest.raises(ValueError, match="activation"):
+        core.lstm_step_f32(np.zeros((1, 3), np.float32), W, U, b, h, c, z, 9, 0)
+    core.lstm_step_f32(np.ones((1, 3), np.float32), W, U, b, h, c, z, 0, 0)   # zero weights: h stays 0
+    assert np.all(h == 0)

@@ -2,17 +2,17 @@
 `y_t = stream.step(x_t)`, `stream.reset()`.
 
 For a Sequential model of LSTM, Dense, Embedding, Activation and dropout layers. Each LSTM keeps
-its state (h, c) between calls and runs the same kernel as `predict` on one step from that state,
-with its weights packed once when the stream is made:
+its state (h, c) between calls and runs the kernels' one-step path (`lstm_step` in
+`cpp/lstm.cpp`: two matrix-vector products and the same cell as `predict`, into buffers made
+once with the stream, with the weights copied when the stream is made):
 
-    z_t = x_t·W + h_{t−1}·U + b ;  c_t = f⊙c_{t−1} + i⊙g ;  h_t = o⊙φ(c_t)
+    z_t = x_t·W + b + h_{t−1}·U ;  c_t = f⊙c_{t−1} + i⊙g ;  h_t = o⊙φ(c_t)
 
 so T calls of `step` give what `predict` gives on the T steps: an LSTM with
 `return_sequences=True` its output at step t, one without it its output as if the sequence ended
-at t (what a model answering after every new sample wants). Equal within float32 rounding, and
-bit for bit from a batch of 3 up (measured at batches 3, 5, 17 and 64): `predict` projects the inputs of all
-steps in one product, and the product's blocks of 1 or 2 rows add their terms in another order
-(four partial sums, for speed) than larger blocks. A stateful LSTM's stream starts from
+at t (what a model answering after every new sample wants). Equal within float32 rounding, not
+bit for bit: `predict`'s products add their terms in blocks (and in four partial sums for blocks
+of one or two rows), the step's matrix-vector products in another order. A stateful LSTM's stream starts from
 the layer's current state. Layers that need the whole sequence (`go_backwards`, `Bidirectional`,
 `RepeatVector`, pooling over time) are refused with the reason. The weights are those of the
 moment the stream is made: make a new stream after training.
@@ -49,9 +49,13 @@ class Stream:
                 if layer.go_backwards:
                     raise ValueError(f"Layer {layer.name!r}: go_backwards reads the sequence from its end; "
                                      "a stream only has the steps so far")
-                weights = [np.ascontiguousarray(v.value) for v in (layer.kernel, layer.recurrent_kernel)]
-                bias = np.ascontiguousarray(layer.bias.value) if layer.use_bias else None
-                self._plan.append(["LSTM", layer, ops.pack_lstm_weights(*weights, bias), None, None])
+                # the weights copied once; z: the step's 4H pre-activations (scratch)
+                weights = [np.array(v.value, self.dtype, copy=True, order="C")
+                           for v in (layer.kernel, layer.recurrent_kernel)]
+                bias = np.array(layer.bias.value, self.dtype, copy=True) if layer.use_bias else None
+                code = (ops.ACTIVATIONS[layer._act_name], ops.RECURRENT_ACTIVATIONS[layer._ract_name])
+                self._plan.append(["LSTM", layer, (*weights, bias, np.empty(4 * layer.units, self.dtype), code),
+                                   None, None])
             elif kind in ("Dense", "Activation", "Embedding"):
                 self._plan.append([kind, layer])
             else:
@@ -59,6 +63,10 @@ class Stream:
                                  "the whole sequence (streaming runs LSTM, Dense, Embedding, Activation "
                                  "and dropout layers)")
         self._first = next((p for p in self._plan), None)
+        self._embedding_first = self._first is not None and self._first[0] == "Embedding"
+        from .._core import core
+
+        self._lstm_step = core.lstm_step_f32 if self.dtype == np.float32 else core.lstm_step_f64
         self.reset(keep_stateful=True)
 
     def reset(self, keep_stateful=False):
@@ -83,24 +91,24 @@ class Stream:
         """The model's output for the next time step x_t: (batch, features), or (batch,) token
         ids for a model that starts with an Embedding."""
         x = np.asarray(x_t)
-        embedding_first = self._first is not None and self._first[0] == "Embedding"
-        want = (self.batch,) if embedding_first else None
-        if x.ndim == 0 or x.shape[0] != self.batch or (want is not None and x.shape != want) \
-                or (want is None and x.ndim != 2):
-            raise ValueError(f"step() takes one time step of the {self.batch} streams: "
-                             f"{'token ids of shape (%d,)' % self.batch if embedding_first else 'shape (%d, features)' % self.batch}"
-                             f"; received shape {x.shape}")
-        if not embedding_first:
-            x = np.ascontiguousarray(x, dtype=self.dtype)
+        if self._embedding_first:
+            if x.shape != (self.batch,):
+                raise ValueError(f"step() takes one time step of the {self.batch} streams: token ids of shape "
+                                 f"({self.batch},); received shape {x.shape}")
+        else:
+            if x.ndim != 2 or x.shape[0] != self.batch:
+                raise ValueError(f"step() takes one time step of the {self.batch} streams: shape "
+                                 f"({self.batch}, features); received shape {x.shape}")
+            if x.dtype != self.dtype or not x.flags.c_contiguous:
+                x = np.ascontiguousarray(x, dtype=self.dtype)
+        step = self._lstm_step
         for p in self._plan:
-            kind, layer = p[0], p[1]
-            if kind == "LSTM":
-                r = ops.lstm_forward(x[:, None, :], p[2], h0=p[3], c0=p[4], return_sequences=False,
-                                     activation=layer._act_name, recurrent_activation=layer._ract_name)
-                p[3], p[4] = r.h, r.c
-                x = r.h
-            elif kind == "Embedding":
-                x = layer.forward(x)
+            if p[0] == "LSTM":  # h and c updated in place by the kernel's one-step path
+                W, U, b, z, (act, ract) = p[2]
+                step(x, W, U, b, p[3], p[4], z, act, ract)
+                x = p[3]
             else:
-                x = layer.forward(x)
-        return x
+                x = p[1].forward(x)
+                if x.dtype != self.dtype or not x.flags.c_contiguous:
+                    x = np.ascontiguousarray(x, dtype=self.dtype)
+        return x.copy()
