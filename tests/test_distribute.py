@@ -217,3 +217,38 @@ def test_a_killed_rank_ends_the_job(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, 9)  # the launcher and every rank it started
+
+
+def _tiny_reviews(path):
+    rng = np.random.default_rng(0)
+    pos, neg = ["great", "wonderful", "moving", "superb"], ["dull", "awful", "boring", "tedious"]
+    filler = ["the", "film", "was", "plot", "actors", "and"]
+    lines = ["text,label"]
+    for i in range(240):
+        words = list(rng.choice(pos if i % 2 else neg, 5)) + list(rng.choice(filler, 7))
+        rng.shuffle(words)
+        lines.append(f"{' '.join(words)},{i % 2}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _tiny_pairs(path):
+    rng = np.random.default_rng(0)
+    words = {"cat": "chat", "dog": "chien", "house": "maison", "red": "rouge", "big": "grand", "car": "voiture"}
+    lines = []
+    for _ in range(300):
+        ks = list(rng.choice(list(words), 3, replace=False))
+        lines.append(" ".join(ks) + "\t" + " ".join(words[k] for k in ks))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("pipeline", ["sentiment", "translate"])
+def test_sentiment_and_translation_train_under_mpiexec(tmp_path, pipeline):
+    data = tmp_path / ("reviews.csv" if pipeline == "sentiment" else "pairs.tsv")
+    (_tiny_reviews if pipeline == "sentiment" else _tiny_pairs)(data)
+    extra = ["--epochs", "2"] + ([] if pipeline == "sentiment" else ["--level", "word", "--units", "16", "--beam", "2"])
+    out = tmp_path / "model"
+    proc = subprocess.run([MPIEXEC, "-n", "2", sys.executable, "-m", "lstmfast", pipeline, "train", "--data", str(data),
+                           "--out", str(out)] + extra, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("model saved to") == 1
+    assert {"model.lstmfast", "pipeline.json", "metrics.json"} <= set(os.listdir(out))
