@@ -29,14 +29,11 @@ def onnx_step_session(W, U, b, threads, path):
     import onnxruntime as ort
     from onnx import helper, numpy_helper
 
+    from lstmfast.saving.onnx_export import reorder_gates  # Keras [i f c o] → ONNX [i o f c]
+
     H = U.shape[0]
-
-    def reorder(m):  # Keras [i f c o] → ONNX [i o f c]
-        i, f, c, o = np.split(m, 4, axis=0)
-        return np.concatenate([i, o, f, c], axis=0)
-
-    Wo, Ro = reorder(W.T)[None], reorder(U.T)[None]
-    Bo = np.concatenate([reorder(b[:, None])[:, 0], np.zeros(4 * H, np.float32)])[None]
+    Wo, Ro = reorder_gates(W.T, H)[None], reorder_gates(U.T, H)[None]
+    Bo = np.concatenate([reorder_gates(b, H), np.zeros(4 * H, np.float32)])[None]
     f = onnx.TensorProto.FLOAT
     graph = helper.make_graph(
         [helper.make_node("LSTM", ["x", "W", "R", "B", "", "h", "c"], ["", "h_out", "c_out"], hidden_size=H)],

@@ -8,6 +8,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 
 #include "adam.h"
 #include "embedding.h"
@@ -23,6 +24,15 @@ namespace {
 template <typename S>
 using Arr = py::array_t<S, py::array::c_style>;
 using Mask = py::array_t<uint8_t, py::array::c_style>;
+
+// The activations as the kernels number them (ops.ACTIVATIONS, ops.RECURRENT_ACTIVATIONS).
+std::pair<Activation, RecurrentActivation> activation_codes(int activation, int recurrent_activation) {
+  if (activation < 0 || activation > 3 || recurrent_activation < 0 || recurrent_activation > 1)
+    throw std::invalid_argument("activation code must be 0-3 (tanh, relu, sigmoid, linear) and recurrent_activation "
+                                "code 0-1 (sigmoid, hard_sigmoid); got " + std::to_string(activation) + " and " +
+                                std::to_string(recurrent_activation));
+  return {static_cast<Activation>(activation), static_cast<RecurrentActivation>(recurrent_activation)};
+}
 
 template <typename A>
 void expect_shape(const char* name, const A& a, std::initializer_list<Index> shape) {
@@ -79,10 +89,7 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
   if (mask) expect_shape("mask", *mask, {B, T});
   if (input_dropout) expect_shape("input_dropout_mask", *input_dropout, {B, D});
   if (recurrent_dropout) expect_shape("recurrent_dropout_mask", *recurrent_dropout, {B, H});
-  if (activation < 0 || activation > 3 || recurrent_activation < 0 || recurrent_activation > 1)
-    throw std::invalid_argument("unknown activation code");
-  cfg.activation = static_cast<Activation>(activation);
-  cfg.recurrent_activation = static_cast<RecurrentActivation>(recurrent_activation);
+  std::tie(cfg.activation, cfg.recurrent_activation) = activation_codes(activation, recurrent_activation);
   cfg.go_backwards = go_backwards;
   cfg.return_sequences = return_sequences;
   cfg.zero_output_for_mask = zero_output_for_mask;
@@ -345,14 +352,12 @@ void register_dtype(py::module_& m, const char* suffix) {
           expect_shape("h", h, {B, H});
           expect_shape("c", c, {B, H});
           expect_shape("z", z, {4 * H});
-          if (activation < 0 || activation > 3 || recurrent_activation < 0 || recurrent_activation > 1)
-            throw std::invalid_argument("unknown activation code");
+          const auto [phi, sigma] = activation_codes(activation, recurrent_activation);
           if (!h.writeable() || !c.writeable() || !z.writeable())
             throw std::invalid_argument("lstm_step: h, c and z must be writeable");
           S *hp = h.mutable_data(), *cp = c.mutable_data(), *zp = z.mutable_data();
           py::gil_scoped_release release;
-          lstm_step(B, D, H, x.data(), kernel.data(), recurrent_kernel.data(), opt_ptr(bias), hp, cp, zp,
-                    static_cast<Activation>(activation), static_cast<RecurrentActivation>(recurrent_activation));
+          lstm_step(B, D, H, x.data(), kernel.data(), recurrent_kernel.data(), opt_ptr(bias), hp, cp, zp, phi, sigma);
         },
         py::arg("x").noconvert(), py::arg("kernel").noconvert(), py::arg("recurrent_kernel").noconvert(),
         py::arg("bias").noconvert(), py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("z").noconvert(),

@@ -8,7 +8,7 @@
 // policy (the default) looks at two figures once per window of kWindowNs while kernels run:
 //
 //   contention  ρ = Δ(time the calling thread waited on a run queue) / Δwall
-//                   (/proc/thread-self/schedstat, second field)
+//                   (/proc/self/task/<tid>/schedstat, second field)
 //   idle cores  ι = Σ over this process's CPUs of Δ(idle + iowait time) / Δwall   (/proc/stat)
 //
 // and sizes the team u ∈ [1, n] (n: the number set) by next_team_size():
@@ -23,7 +23,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <limits>

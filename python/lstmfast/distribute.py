@@ -90,8 +90,11 @@ class Strategy:
 
     # -------------------------------------------------------------- collectives
     def broadcast(self, array: np.ndarray) -> None:
-        """array ← rank 0's array, in place (same shape and dtype on every rank)."""
-        self.comm.Bcast(np.ascontiguousarray(array) if not array.flags.c_contiguous else array, root=0)
+        """array ← rank 0's array, in place (same shape and dtype on every rank; C-contiguous)."""
+        if not array.flags.c_contiguous:
+            raise ValueError(f"broadcast works in place on a C-contiguous array; got one of shape {array.shape} "
+                             "that is not")
+        self.comm.Bcast(array, root=0)
 
     def broadcast_object(self, obj):
         return self.comm.bcast(obj, root=0)

@@ -62,8 +62,7 @@ class Stream:
                 raise ValueError(f"Layer {layer.name!r} ({kind}) cannot run one step at a time: it needs "
                                  "the whole sequence (streaming runs LSTM, Dense, Embedding, Activation "
                                  "and dropout layers)")
-        self._first = next((p for p in self._plan), None)
-        self._embedding_first = self._first is not None and self._first[0] == "Embedding"
+        self._embedding_first = bool(self._plan) and self._plan[0][0] == "Embedding"
         from .._core import core
 
         self._lstm_step = core.lstm_step_f32 if self.dtype == np.float32 else core.lstm_step_f64

@@ -95,18 +95,22 @@ def _apply_activation(g, x, name):
     return g.op(_ACTIVATIONS[name][0], [x])
 
 
-def _reorder_gates(m, h):
-    """Rows of a (4H, ·) matrix from Keras's gate order [i f c o] to ONNX's [i o f c]."""
-    i, f, c, o = (m[k * h:(k + 1) * h] for k in range(4))
-    return np.concatenate([i, o, f, c], axis=0)
+# Gate blocks: ONNX's [i o f c] are Keras's blocks (0, 3, 1, 2) of [i f c o], and back.
+KERAS_TO_ONNX_GATES = (0, 3, 1, 2)
+ONNX_TO_KERAS_GATES = (0, 2, 3, 1)
+
+
+def reorder_gates(m, h, order=KERAS_TO_ONNX_GATES):
+    """The H-row gate blocks of a (4H, ·) matrix (or a 4H vector) taken in `order`."""
+    return np.concatenate([m[k * h:(k + 1) * h] for k in order], axis=0)
 
 
 def _lstm_weights(layer):
     h = layer.units
-    W = _reorder_gates(np.asarray(layer.kernel.value).T, h)              # (4H, D)
-    R = _reorder_gates(np.asarray(layer.recurrent_kernel.value).T, h)    # (4H, H)
+    W = reorder_gates(np.asarray(layer.kernel.value).T, h)              # (4H, D)
+    R = reorder_gates(np.asarray(layer.recurrent_kernel.value).T, h)    # (4H, H)
     b = np.asarray(layer.bias.value) if layer.use_bias else np.zeros(4 * h, W.dtype)
-    B = np.concatenate([_reorder_gates(b[:, None], h)[:, 0], np.zeros(4 * h, W.dtype)])  # [Wb | Rb]
+    B = np.concatenate([reorder_gates(b, h), np.zeros(4 * h, W.dtype)])  # [Wb | Rb]
     return W, R, B
 
 

@@ -25,12 +25,14 @@ import os
 
 import numpy as np
 
-__all__ = ["load_onnx", "ImportError_"]
+from .onnx_export import ONNX_TO_KERAS_GATES, reorder_gates
+
+__all__ = ["load_onnx", "OnnxImportError"]
 
 MAX_BYTES = 2 << 30  # an ONNX file larger than this is refused before it is read
 
 
-class ImportError_(ValueError):
+class OnnxImportError(ValueError):
     """The ONNX graph holds something lstmfast cannot map."""
 
 
@@ -39,8 +41,8 @@ class _Sym:
     the ONNX tensor's axes in terms of B (batch), T (time), F (features), D (direction), H (units
     of one direction)."""
 
-    def __init__(self, kt, axes, dirs=1, states=None):
-        self.kt, self.axes, self.dirs, self.states = kt, list(axes), dirs, states
+    def __init__(self, kt, axes, dirs=1):
+        self.kt, self.axes, self.dirs = kt, list(axes), dirs
 
 
 class _Zeros:
@@ -64,12 +66,6 @@ class _Product:
         return _Sym(y, self.x.axes)
 
 
-def _reorder(m, h):
-    """Rows of a (4H, ·) block from ONNX's gate order [i o f c] to Keras's [i f c o]."""
-    i, o, f, c = (m[k * h:(k + 1) * h] for k in range(4))
-    return np.concatenate([i, f, c, o], axis=0)
-
-
 _ACTS = {"Sigmoid": "sigmoid", "Tanh": "tanh", "Relu": "relu", "HardSigmoid": "hard_sigmoid"}
 
 
@@ -85,17 +81,17 @@ def load_onnx(filepath, compile=False):
 
     size = os.path.getsize(filepath)
     if size > MAX_BYTES:
-        raise ImportError_(f"{filepath}: {size} bytes; ONNX models over {MAX_BYTES} bytes are refused")
+        raise OnnxImportError(f"{filepath}: {size} bytes; ONNX models over {MAX_BYTES} bytes are refused")
     try:
         proto = onnx.load(os.fspath(filepath))
         onnx.checker.check_model(proto)
     except Exception as e:  # a broken file: say which and why
-        raise ImportError_(f"{filepath} is not a valid ONNX model: {e}") from None
+        raise OnnxImportError(f"{filepath} is not a valid ONNX model: {e}") from None
     graph = proto.graph
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
 
     def bad(node, why):
-        return ImportError_(f"{filepath}: node {node.name or node.op_type} ({node.op_type}): {why}")
+        return OnnxImportError(f"{filepath}: node {node.name or node.op_type} ({node.op_type}): {why}")
 
     def attr(node, name, default=None):
         for a in node.attribute:
@@ -116,7 +112,7 @@ def load_onnx(filepath, compile=False):
         dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
         dtype = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
         if len(dims) not in (2, 3):
-            raise ImportError_(f"{filepath}: input {vi.name!r} has rank {len(dims)}; expected (batch, time, "
+            raise OnnxImportError(f"{filepath}: input {vi.name!r} has rank {len(dims)}; expected (batch, time, "
                                "features), (batch, features) or token ids (batch, time)")
         kt = L.Input(tuple(dims[1:]), dtype=str(dtype) if dtype.kind in "iu" else None, name=vi.name)
         axes = ["B", "T", "F"] if len(dims) == 3 else (["B", "T"] if dtype.kind in "iu" else ["B", "F"])
@@ -160,7 +156,7 @@ def load_onnx(filepath, compile=False):
         elif op == "Transpose":
             s = sym(ins[0], node)
             perm = attr(node, "perm") or list(range(len(s.axes)))[::-1]
-            values[outs[0]] = _Sym(s.kt, [s.axes[p] for p in perm], s.dirs, s.states)
+            values[outs[0]] = _Sym(s.kt, [s.axes[p] for p in perm], s.dirs)
         elif op == "Squeeze":
             s = sym(ins[0], node)
             axes = [int(a) % len(s.axes) for a in (const(ins[1], node) if len(ins) > 1 else attr(node, "axes"))]
@@ -204,7 +200,9 @@ def load_onnx(filepath, compile=False):
             B = const(ins[3], node) if len(ins) > 3 and ins[3] else np.zeros((dirs, 8 * h), W.dtype)
             weights = []
             for d in range(dirs):
-                weights.append([_reorder(W[d], h).T, _reorder(R[d], h).T, _reorder(B[d, :4 * h] + B[d, 4 * h:], h)])
+                weights.append([reorder_gates(W[d], h, ONNX_TO_KERAS_GATES).T,
+                                reorder_gates(R[d], h, ONNX_TO_KERAS_GATES).T,
+                                reorder_gates(B[d, :4 * h] + B[d, 4 * h:], h, ONNX_TO_KERAS_GATES)])  # b = Wb + Rb
             for i in (5, 6):
                 v = values.get(ins[i]) if len(ins) > i and ins[i] else None
                 if v is not None and not isinstance(v, _Zeros):
@@ -265,7 +263,7 @@ def load_onnx(filepath, compile=False):
         if isinstance(s, _Product):
             s = s.dense(L)
         if not isinstance(s, _Sym) or s.axes not in (["B", "T", "F"], ["B", "F"]):
-            raise ImportError_(f"{filepath}: output {vi.name!r} is not a (batch, [time,] features) tensor "
+            raise OnnxImportError(f"{filepath}: output {vi.name!r} is not a (batch, [time,] features) tensor "
                                "of the layers imported")
         outputs.append(s.kt)
     model = model_class("Functional")(inputs if len(inputs) > 1 else inputs[0],

@@ -16,19 +16,19 @@ The step follows the gradient of the whole batch's mean loss, as one process wou
 import numpy as np
 
 from .epoch_iterator import ArrayBatches, EpochIterator
-from .steps import backward_from_output, loss_and_output_gradient
+from .steps import apply_gradients, backward_from_output, loss_and_output_gradient
 
 
 class RankBatches:
     """This rank's part of every step's batch. epoch() yields (step, x, y, sample_weight) for every
     step of the job's epoch, with x None where this rank has no sample in that step.
 
-    whole arrays: the global batches of `batches` (cut as one process cuts them, the shuffle
-    order drawn from a seed shared by the ranks), each split into near-equal parts;
+    whole arrays: the global batches of `batches` (cut as one process cuts them, shuffled by
+    rank 0's generator, whose state every rank is given), each split into near-equal parts;
     a shard: batches of this rank's share of `batch_size` over its own arrays, for as many steps
     as the rank with the most batches needs;
     a batch source (generator, iterable, PyDataset): with whole data, every rank reads the same
-    batches (a PyDataset's shuffled order drawn from a seed shared by the ranks) and takes its
+    batches (a PyDataset's shuffled order is rank 0's, its generator's state shared) and takes its
     part of each; with shards, each rank its own batches, until no rank has one left (asked every
     step when the number of steps is not known)."""
 
@@ -74,12 +74,10 @@ class RankBatches:
             if self.steps is None and self.strategy.sum_floats(float(has))[0] == 0:
                 return  # no rank has a batch left
             if has and whole:  # every rank read the same batch: this rank takes its part
-                _, xb, yb, swb = item
-                self.step_samples = xb.shape[0]
-                a, b = self.strategy.part(self.step_samples)
-                item = (step, None, None, None) if a == b else \
-                    (step, xb[a:b], None if yb is None else yb[a:b], None if swb is None else swb[a:b])
-            yield (step, *item[1:]) if has else (step, None, None, None)
+                self.step_samples = item[1].shape[0]
+                yield (step, *_rank_part(self.strategy, *item[1:]))
+            else:
+                yield (step, *item[1:]) if has else (step, None, None, None)
             step += 1
         next(local, None)  # let the source finish its epoch (it reads the epoch's end marker)
 
@@ -102,6 +100,15 @@ class RankBatches:
 
     def close(self):
         self._batches.close()
+
+
+def _rank_part(strategy, x, y, sw):
+    """This rank's contiguous part of a batch every rank holds whole: (x, y, sw), or Nones
+    where the part is empty."""
+    a, b = strategy.part(x.shape[0])
+    if a == b:
+        return None, None, None
+    return x[a:b], None if y is None else y[a:b], None if sw is None else sw[a:b]
 
 
 def _length(index, n):
@@ -127,7 +134,7 @@ def train_step(trainer, strategy, xb, yb, swb, n=None):
         if bad:  # every rank skips the update (as one process does after a non-finite loss)
             return float("nan"), n_r, loss
     if n_r and finite:
-        backward_from_output(trainer, _scaled(dy, n_r / n), logits_layer)
+        backward_from_output(trainer, _scaled(dy, n_r / n), logits_layer)  # ∂L/∂ŷ_r = (n_r/n)·∂L_r/∂ŷ
     else:
         params.grads.fill(0)
     # One allreduce of [∂L/∂w | n_r·L_r | non-finite]: the step's only meeting of the ranks.
@@ -137,11 +144,7 @@ def train_step(trainer, strategy, xb, yb, swb, n=None):
     if step[-1] != 0:  # some rank's loss was not finite: every rank skips the update
         return float("nan"), n_r, loss
     global_loss = float(step[-2]) / n
-    for v in trainer._weight_regularized:
-        v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w, once: after the sum over ranks
-    trainer.optimizer.apply(params.values, params.grads)
-    for v in trainer._constrained:
-        v.value[...] = v.constraint(v.value)
+    apply_gradients(trainer)  # ∂R/∂w added once, after the sum over the ranks
     if n_r and trainer._metrics:
         for m in trainer._metrics:
             m.update_state(yb, y_pred, swb, mask)
@@ -153,9 +156,7 @@ def train_on_batch(trainer, strategy, params, x, y, sw):
     time (and whenever the weights were packed anew), then one step on this rank's part."""
     if getattr(trainer, "_distributed_params", None) is not params:
         start(trainer, strategy)
-    a, b = strategy.part(x.shape[0])
-    part = (None, None, None) if a == b else (x[a:b], y[a:b], None if sw is None else sw[a:b])
-    return train_step(trainer, strategy, *part, n=x.shape[0])[0]
+    return train_step(trainer, strategy, *_rank_part(strategy, x, y, sw), n=x.shape[0])[0]
 
 
 def gather_parts(strategy, outs):

@@ -1,7 +1,7 @@
 """The loss at a model's output and the backward pass from it, shared by the one-process training
 step (trainers.trainer) and the data-parallel one (trainers.distributed)."""
 
-__all__ = ["loss_and_output_gradient", "backward_from_output"]
+__all__ = ["loss_and_output_gradient", "backward_from_output", "apply_gradients"]
 
 
 def loss_and_output_gradient(model, y, y_pred, sample_weight, mask):
@@ -23,3 +23,14 @@ def backward_from_output(model, dy, logits_layer=None):
         return model.backward(dy)
     finally:
         logits_layer.__dict__.pop("_gradient_is_for_logits", None)
+
+
+def apply_gradients(model):
+    """w ← optimizer(w, ∂L/∂w + ∂R/∂w) on the flat buffer, then w ← constraint(w) (Keras applies
+    constraints after the step). ∂L/∂w is in the buffer's gradients already."""
+    for v in model._weight_regularized:
+        v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w
+    params = model._params
+    model.optimizer.apply(params.values, params.grads)
+    for v in model._constrained:
+        v.value[...] = v.constraint(v.value)

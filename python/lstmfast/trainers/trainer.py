@@ -30,7 +30,7 @@ from . import data, distributed
 from .data_sources import is_batch_source, unpack_batch, unpack_targets
 from .epoch_iterator import ArrayBatches, InterruptGuard, SourceBatches
 from .fit_inputs import fit_batches
-from .steps import backward_from_output, loss_and_output_gradient
+from .steps import apply_gradients, backward_from_output, loss_and_output_gradient
 
 
 class Trainer:
@@ -147,12 +147,7 @@ class Trainer:
             # write NaN into them); the loss is still reported, so TerminateOnNaN can stop fit.
             return float(loss)
         backward_from_output(self, dy, logits_layer)
-        for v in self._weight_regularized:
-            v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w
-        params = self._params
-        self.optimizer.apply(params.values, params.grads)
-        for v in self._constrained:
-            v.value[...] = v.constraint(v.value)  # w ← constraint(w), after the step (Keras)
+        apply_gradients(self)
         if self._metrics:
             for m in self._metrics:
                 m.update_state(yb, y_pred, swb, mask)
@@ -346,7 +341,7 @@ class Trainer:
         """Model outputs for x, computed in batches of `batch_size` (default 32): an array, or a
         list of arrays for a model with several outputs. `x` may be a generator, iterable or
         `PyDataset` of batches (x, or tuples whose first item is x)."""
-        verbose = data.resolve_verbose(verbose)
+        verbose, strategy = data.resolve_verbose(verbose), distribute.current()
         batch_size = data.check_batch_size(batch_size)
         if is_batch_source(x):
             batches = SourceBatches(x, steps, lambda b: (self.prepare_inputs(unpack_batch(b, "predict")[0]),
@@ -357,8 +352,8 @@ class Trainer:
                 raise ValueError("`steps` applies to generators and datasets; with arrays, predict makes one "
                                  "pass over them.")
             x = self.prepare_inputs(x)
-            if distribute.current() is not None:  # each rank its part; all parts gathered at the end
-                x = x[slice(*distribute.current().part(x.shape[0]))]
+            if strategy is not None:  # each rank its part; all parts gathered at the end
+                x = x[slice(*strategy.part(x.shape[0]))]
             n = x.shape[0]
             batches = ArrayBatches(x, batch_size=batch_size)
         cbs = None
@@ -392,8 +387,8 @@ class Trainer:
             outs = [np.concatenate(parts) for parts in zip(*pieces)]
         elif outs is None:
             outs = [np.empty((0,) + tuple(d or 0 for d in s[1:]), dtype=self.dtype) for s in self.output_shapes()]
-        if n is not None and distribute.current() is not None:
-            outs = distributed.gather_parts(distribute.current(), outs)
+        if n is not None and strategy is not None:
+            outs = distributed.gather_parts(strategy, outs)
         return outs[0] if len(outs) == 1 else outs
 
     @blas_single_threaded
