@@ -24,7 +24,9 @@
 
 #include "common.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 enum class Activation : int { Tanh = 0, Relu = 1, Sigmoid = 2, Linear = 3 };
 enum class RecurrentActivation : int { Sigmoid = 0, HardSigmoid = 1 };
@@ -147,4 +149,4 @@ inline void mul_derivative(RecurrentActivation a, D&& d, const Y& y) {
 }
 
 }  // namespace activations
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -3,7 +3,9 @@
 
 #include <cmath>
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 template <typename S>
 void adam_update(S* param, const S* grad, S* m, S* v, Index n, double learning_rate, double beta_1,
@@ -31,4 +33,4 @@ template void adam_update<float>(float*, const float*, float*, float*, Index, do
 template void adam_update<double>(double*, const double*, double*, double*, Index, double, double,
                                   double, double, int64_t);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -5,7 +5,9 @@
 
 #include "common.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 // Keras's Adam (keras.optimizers.Adam), n parameters, step t ≥ 1:
 //   α_t = lr·√(1−β₂ᵗ)/(1−β₁ᵗ)
@@ -16,4 +18,4 @@ template <typename S>
 void adam_update(S* param, const S* grad, S* m, S* v, Index n, double learning_rate, double beta_1,
                  double beta_2, double epsilon, int64_t step);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -15,6 +15,7 @@
 #include "lstm.h"
 #include "matmul.h"
 #include "softmax.h"
+#include "cpu.h"
 
 namespace py = pybind11;
 using namespace lstmfast;
@@ -338,6 +339,20 @@ void register_dtype(py::module_& m, const char* suffix) {
           }
           return y;
         }, py::arg("x").noconvert(), "Softmax over the last axis.");
+  m.def(("activation_" + sfx).c_str(), [](const Arr<S>& x, int code) {
+          if (code < 0 || code > kHardSigmoidCode)
+            throw std::invalid_argument("activation code must be 0 (tanh), 1 (relu), 2 (sigmoid), 3 (linear) or "
+                                        "4 (hard_sigmoid); got " + std::to_string(code));
+          Arr<S> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+          const S* px = x.data();
+          S* py_ = y.mutable_data();
+          const Index n = x.size();
+          {
+            py::gil_scoped_release release;
+            activation_values(code, px, n, py_);
+          }
+          return y;
+        }, py::arg("x").noconvert(), py::arg("code"), "y = f(x) element-wise (f by its code).");
   m.def(("lstm_step_" + sfx).c_str(),
         [](const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent_kernel, const std::optional<Arr<S>>& bias,
            Arr<S>& h, Arr<S>& c, Arr<S>& z, int activation, int recurrent_activation) {
@@ -385,14 +400,5 @@ PYBIND11_MODULE(LSTMFAST_MODULE, m) {
   m.def("next_team_size", &lstmfast::next_team_size, py::arg("used"), py::arg("set"), py::arg("contention"),
         py::arg("idle_cores"));
   m.def("thread_policy_readings", &lstmfast::thread_policy_readings);
-  m.def("cpu_supports", [](const std::string& feature) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (feature == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (feature == "avx512")
-      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-#endif
-    return feature == "baseline";
-  });
+  m.def("cpu_supports", [](const std::string& feature) { return lstmfast::cpu_supports(feature); });
 }

@@ -13,7 +13,9 @@
 
 #include "common.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 // Memory of the kernels' buffers: 64-byte aligned, and blocks of 2 MiB or more 2 MiB-aligned
 // and backed by huge pages where Linux offers them on request (transparent huge pages in
@@ -121,4 +123,4 @@ class Buffer {
   Index n_ = 0;
 };
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -35,7 +35,9 @@
 #include <unistd.h>
 #endif
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 namespace {
 
@@ -206,4 +208,4 @@ std::pair<double, double> thread_policy_readings() {
   return {g_last.contention, g_last.idle_cores};
 }
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -14,7 +14,9 @@
 #include <omp.h>
 #endif
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 using Index = Eigen::Index;
 
@@ -118,4 +120,4 @@ bool all_finite(const S* p, Index n) {
   return all_set(finite);
 }
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

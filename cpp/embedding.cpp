@@ -3,7 +3,9 @@
 
 #include <cstring>
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 template <typename S>
 void embedding_forward(const int64_t* ids, Index N, const S* table, Index E, S* out) {
@@ -31,4 +33,4 @@ template void embedding_forward<double>(const int64_t*, Index, const double*, In
 template void embedding_backward<float>(const int64_t*, Index, const float*, Index, float*, const int64_t*, Index);
 template void embedding_backward<double>(const int64_t*, Index, const double*, Index, double*, const int64_t*, Index);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -11,7 +11,9 @@
 
 #include "common.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 template <typename S>
 void embedding_forward(const int64_t* ids, Index N, const S* table, Index E, S* out);
@@ -21,4 +23,4 @@ template <typename S>
 void embedding_backward(const int64_t* ids, Index N, const S* d_out, Index E, S* grad,
                         const int64_t* clear_ids, Index n_clear);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

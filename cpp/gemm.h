@@ -31,7 +31,9 @@
 
 #include "common.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 // A matrix in memory: element (r, c) at data[r·rs + c·cs]. A row-major matrix with leading
 // dimension ld has rs = ld, cs = 1; its transpose the two swapped; rs = 0 repeats one row.
@@ -485,4 +487,4 @@ struct PackedGemm {
   }
 };
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

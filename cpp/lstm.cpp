@@ -23,7 +23,9 @@
 #include "gemm.h"
 #include "lstm_tiling.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 namespace {
 
@@ -561,4 +563,4 @@ LSTMFAST_INSTANTIATE(float)
 LSTMFAST_INSTANTIATE(double)
 #undef LSTMFAST_INSTANTIATE
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -25,7 +25,9 @@
 #include "buffer.h"
 #include "common.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 // Gate order, shared with Keras: column block g·H … (g+1)·H−1 of W, U and b.
 constexpr int kGateI = 0, kGateF = 1, kGateC = 2, kGateO = 3, kNumGates = 4;
@@ -218,4 +220,4 @@ template <typename S>
 void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T,
                         S* c_T);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

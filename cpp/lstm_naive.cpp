@@ -9,7 +9,9 @@
 
 #include "lstm.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 // x (B, T, D) or (B, D) constant; W (D, 4H), U (H, 4H), b (4H) in Keras's gate order;
 // outputs (B, T, H) or (B, H); h_T, c_T (B, H).
@@ -77,4 +79,4 @@ void lstm_forward_naive(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outpu
 template void lstm_forward_naive<float>(const LSTMConfig&, const LSTMInputs<float>&, float*, float*, float*);
 template void lstm_forward_naive<double>(const LSTMConfig&, const LSTMInputs<double>&, double*, double*, double*);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -5,7 +5,9 @@
 
 #include "gemm.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 GateTiling GateTiling::choose(Index B, Index H) {
   GateTiling t;
@@ -135,4 +137,4 @@ LSTMFAST_INSTANTIATE(float)
 LSTMFAST_INSTANTIATE(double)
 #undef LSTMFAST_INSTANTIATE
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -12,7 +12,9 @@
 #include "common.h"
 #include "lstm.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 // U (H, 4H) packed for the forward's step product, per unit tile k:
 //   z_tile += h·U[:, tile's 4w columns]        packed B = (H × 4w)
@@ -71,4 +73,4 @@ void time_loop(const GateTiling& tl, Index T, bool reverse, Body&& body) {
   }
 }
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

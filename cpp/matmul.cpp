@@ -3,7 +3,9 @@
 
 #include "buffer.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 template <typename S>
 void matmul(const MatrixView<const S>& A, const MatrixView<const S>& B, const S* bias,
@@ -31,4 +33,4 @@ template void matmul<float>(const MatrixView<const float>&, const MatrixView<con
 template void matmul<double>(const MatrixView<const double>&, const MatrixView<const double>&, const double*,
                              const MatrixView<double>&, Accumulate);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

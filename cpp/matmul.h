@@ -14,10 +14,12 @@
 #include "common.h"
 #include "gemm.h"
 
-namespace lstmfast {
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 template <typename S>
 void matmul(const MatrixView<const S>& A, const MatrixView<const S>& B, const S* bias,
             const MatrixView<S>& C, Accumulate accumulate);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

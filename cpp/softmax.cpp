@@ -1,7 +1,11 @@
-// softmax.cpp — row-wise softmax (see softmax.h).
+// softmax.cpp — softmax over rows and element-wise activations (see softmax.h).
 #include "softmax.h"
 
-namespace lstmfast {
+#include "activations.h"
+
+#include "namespace.h"
+
+LSTMFAST_NAMESPACE_BEGIN
 
 template <typename S>
 void softmax_rows(const S* x, Index rows, Index n, S* y) {
@@ -33,7 +37,23 @@ void softmax_rows(const S* x, Index rows, Index n, S* y) {
   });
 }
 
+template <typename S>
+void activation_values(int code, const S* x, Index n, S* y) {
+  constexpr Index kTile = 1 << 14;  // values per tile: a multiple of every packet size
+  parallel_for_tiles((n + kTile - 1) / kTile, [&](Index t) {
+    const Index a = t * kTile, w = std::min(kTile, n - a);
+    if (code == kHardSigmoidCode) {
+      // clip(x/6 + 1/2, 0, 1), as the LSTM's recurrent activation computes it
+      activations::activate_span(RecurrentActivation::HardSigmoid, y + a, x + a, w);
+    } else {
+      activations::activate_span(static_cast<Activation>(code), y + a, x + a, w);
+    }
+  });
+}
+
 template void softmax_rows<float>(const float*, Index, Index, float*);
 template void softmax_rows<double>(const double*, Index, Index, double*);
+template void activation_values<float>(int, const float*, Index, float*);
+template void activation_values<double>(int, const double*, Index, double*);
 
-}  // namespace lstmfast
+LSTMFAST_NAMESPACE_END  // lstmfast

@@ -1,17 +1,29 @@
-// softmax.h — the softmax over the last axis, row by row, on the kernels' threads.
+// softmax.h — the output layers' element-wise functions on the kernels' threads:
 //
-//   y[r, j] = exp(x[r, j] − m_r) / Σ_k exp(x[r, k] − m_r)      m_r = max_k x[r, k]
+//   softmax_rows:      y_r = exp(x_r − max_j x_rj) / Σ_k exp(x_rk − max_j x_rj)   per row r
+//   activation_values: y = f(x) for f in tanh | relu | sigmoid | linear | hard_sigmoid, the
+//                      same vectorised functions as the LSTM's gates (activations.h)
 //
-// Subtracting the row's maximum keeps every exponent ≤ 0 (no overflow) without changing the
-// result. Rows are independent: fixed tiles of rows go to the threads, so the bits do not
-// depend on the thread count.
+// Dense and Activation layers call them from Python's predict and from the C++ runtime alike,
+// so the two give the same bits. Each value is computed the same way wherever it lies in the
+// buffer and whatever the thread count.
 #pragma once
 
 #include "common.h"
 
-namespace lstmfast {
+#include "namespace.h"
 
+LSTMFAST_NAMESPACE_BEGIN
+
+// x, y: rows × n, row-major; y may not overlap x.
 template <typename S>
 void softmax_rows(const S* x, Index rows, Index n, S* y);
 
-}  // namespace lstmfast
+// Codes of activation_values: the LSTM's Activation codes, then hard_sigmoid.
+constexpr int kHardSigmoidCode = 4;
+
+// y[0, n) = f(x[0, n)); y may be x.
+template <typename S>
+void activation_values(int code, const S* x, Index n, S* y);
+
+LSTMFAST_NAMESPACE_END  // lstmfast

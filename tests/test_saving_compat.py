@@ -25,7 +25,9 @@ def _same(actual, expected, exact=True):
 def test_a_model_saved_by_version_0_1_predicts_and_trains_on_as_it_did(name, key):
     model = lf.load_model(DATA / f"v0.1-{name}.lstmfast")
     x, y = EXPECTED["x" + key], EXPECTED["y" + key]
-    _same(model.predict(x, verbose=0), EXPECTED["p" + key])
+    # (softmax outputs now come from the kernels' softmax at every size, the function the C++
+    # runtime computes too, where 0.1 used numpy's below 4096 values: within float32 rounding)
+    _same(model.predict(x, verbose=0), EXPECTED["p" + key], exact=name == "timeseries")
     # the optimizer state came back too: one more step lands on the same weights (the seq2seq
     # model draws dropout masks, which depend on the random state of the process: not compared)
     loss = model.train_on_batch(x, y)

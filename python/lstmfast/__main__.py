@@ -53,7 +53,8 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="lstmfast",
         description="Train and use LSTM models for translation, time-series forecasting and sentiment.",
-        epilog="Example: lstmfast forecast train --quick && lstmfast forecast predict",
+        epilog="Example: lstmfast forecast train --quick && lstmfast forecast predict. "
+               "`lstmfast --cmake-dir` prints the C++ library's CMake directory.",
     )
     sub = p.add_subparsers(dest="pipeline", metavar="{" + ",".join(PIPELINES) + "}", required=True)
     for name, module in PIPELINES.items():
@@ -179,6 +180,11 @@ def run(args):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--cmake-dir"]:  # for CMake: find_package(lstmfast) (lstmfast.cmake)
+        from . import cmake
+
+        return cmake.main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     prefix = f"lstmfast {args.pipeline} {args.action}: error:"

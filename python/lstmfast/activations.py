@@ -20,8 +20,16 @@ def relu(x):
     return np.maximum(x, 0)
 
 
+def _kernel_values(x):
+    """Whether f(x) goes to the kernels (ops.activation, ops.softmax): float arrays do, so that
+    predict and the C++ runtime compute the same bits."""
+    return isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64) and x.size > 0
+
+
 def sigmoid(x):
     """f(x) = 1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
+    if _kernel_values(x):
+        return ops.activation(np.ascontiguousarray(x), "sigmoid")
     x = np.asarray(x)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
@@ -29,22 +37,25 @@ def sigmoid(x):
 
 def tanh(x):
     """f(x) = tanh(x)."""
+    if _kernel_values(x):
+        return ops.activation(np.ascontiguousarray(x), "tanh")
     return np.tanh(x)
 
 
 def hard_sigmoid(x):
     """Keras 3's piecewise-linear sigmoid: f(x) = clip(x / 6 + 0.5, 0, 1)."""
+    if _kernel_values(x):
+        return ops.activation(np.ascontiguousarray(x), "hard_sigmoid")
     x = np.asarray(x)
     return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
 
 
 def softmax(x, axis=-1):
-    """f(x)_k = exp(x_k) / sum_j exp(x_j) along `axis`, shifted by the max for stability. Large
-    float arrays over their last axis go to the kernels' threads (ops.softmax)."""
+    """f(x)_k = exp(x_k) / sum_j exp(x_j) along `axis`, shifted by the max for stability. Float
+    arrays over their last axis go to the kernels (ops.softmax)."""
+    if _kernel_values(x) and x.ndim >= 1 and axis in (-1, x.ndim - 1):
+        return ops.softmax(np.ascontiguousarray(x))
     x = np.asarray(x)
-    if (x.size >= 4096 and x.dtype in (np.float32, np.float64) and x.flags.c_contiguous
-            and axis in (-1, x.ndim - 1)):
-        return ops.softmax(x)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
 

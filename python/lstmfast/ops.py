@@ -489,6 +489,19 @@ def matmul(a, b, *, bias=None, out=None, transpose_a=False, transpose_b=False, a
     return out
 
 
+# Codes of the element-wise functions `activation` computes.
+ELEMENTWISE_ACTIVATIONS = {**ACTIVATIONS, "hard_sigmoid": 4}
+
+
+def activation(x, name) -> np.ndarray:
+    """``f(x)`` element-wise for f one of tanh, relu, sigmoid, linear, hard_sigmoid (Keras 3's
+    clip(x/6 + 1/2, 0, 1)), on the kernels' threads: the vectorised functions of the LSTM's
+    gates, which the C++ runtime uses as well, so that the two give the same bits. ``x``: a
+    float32 or float64 array."""
+    x = _array("x", x, check_finite=False)
+    return _core_fn("activation", x.dtype)(x, _resolve("activation", name, ELEMENTWISE_ACTIVATIONS))
+
+
 def softmax(x) -> np.ndarray:
     """``exp(x − max) / Σ exp(x − max)`` over the last axis of a C-contiguous float32 or float64
     array, rows on the kernels' threads (the same bits for every thread count)."""
