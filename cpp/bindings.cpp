@@ -353,30 +353,31 @@ void register_dtype(py::module_& m, const char* suffix) {
           }
           return y;
         }, py::arg("x").noconvert(), py::arg("code"), "y = f(x) element-wise (f by its code).");
-  m.def(("lstm_step_" + sfx).c_str(),
-        [](const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent_kernel, const std::optional<Arr<S>>& bias,
-           Arr<S>& h, Arr<S>& c, Arr<S>& z, int activation, int recurrent_activation) {
-          // One streaming step: h, c updated in place (lstm_step); z: 4H scratch.
-          const Index B = x.ndim() == 2 ? x.shape(0) : -1, D = x.ndim() == 2 ? x.shape(1) : -1;
-          const Index H = recurrent_kernel.ndim() == 2 ? recurrent_kernel.shape(0) : -1;
-          if (B < 1 || D < 1 || H < 1)
-            throw std::invalid_argument("lstm_step: x (B, D) and recurrent_kernel (H, 4H) must be non-empty 2-D arrays");
-          expect_shape("kernel", kernel, {D, 4 * H});
-          expect_shape("recurrent_kernel", recurrent_kernel, {H, 4 * H});
-          if (bias) expect_shape("bias", *bias, {4 * H});
-          expect_shape("h", h, {B, H});
-          expect_shape("c", c, {B, H});
-          expect_shape("z", z, {4 * H});
-          const auto [phi, sigma] = activation_codes(activation, recurrent_activation);
-          if (!h.writeable() || !c.writeable() || !z.writeable())
-            throw std::invalid_argument("lstm_step: h, c and z must be writeable");
-          S *hp = h.mutable_data(), *cp = c.mutable_data(), *zp = z.mutable_data();
-          py::gil_scoped_release release;
-          lstm_step(B, D, H, x.data(), kernel.data(), recurrent_kernel.data(), opt_ptr(bias), hp, cp, zp, phi, sigma);
-        },
-        py::arg("x").noconvert(), py::arg("kernel").noconvert(), py::arg("recurrent_kernel").noconvert(),
-        py::arg("bias").noconvert(), py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("z").noconvert(),
-        py::arg("activation"), py::arg("recurrent_activation"));
+  // A stream of B rows through one LSTM, one step per call (LSTMStream): keeps the packed
+  // weights alive; h and c are the caller's, updated in place.
+  py::class_<LSTMStream<S>>(m, ("LSTMStream_" + sfx).c_str(), py::module_local(),
+                            "An LSTM run one time step per call with the forward's arithmetic.")
+      .def(py::init([](const LSTMPackedWeights<S>& packed, Index batch, int activation, int recurrent_activation) {
+             if (batch < 1) throw std::invalid_argument("LSTMStream: batch must be >= 1; got " + std::to_string(batch));
+             const auto [phi, sigma] = activation_codes(activation, recurrent_activation);
+             return std::make_unique<LSTMStream<S>>(packed, batch, phi, sigma);
+           }),
+           py::arg("packed"), py::arg("batch"), py::arg("activation"), py::arg("recurrent_activation"),
+           py::keep_alive<1, 2>())
+      .def("step",
+           [](LSTMStream<S>& st, const Arr<S>& x, Arr<S>& h, Arr<S>& c, Index s, bool from_state) {
+             const Index B = st.batch(), D = st.weights().D, H = st.weights().H;
+             expect_shape("x", x, {B, D});
+             expect_shape("h", h, {B, H});
+             expect_shape("c", c, {B, H});
+             if (s < 0) throw std::invalid_argument("LSTMStream.step: s must be >= 0; got " + std::to_string(s));
+             if (!h.writeable() || !c.writeable()) throw std::invalid_argument("LSTMStream.step: h and c must be writeable");
+             S *hp = h.mutable_data(), *cp = c.mutable_data();
+             py::gil_scoped_release release;
+             st.step(x.data(), hp, cp, s, from_state);
+           },
+           py::arg("x").noconvert(), py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("s"),
+           py::arg("from_state"), "x (B, D) -> h, c (B, H) in place; s: the step's index since the start.");
   m.def(("matmul_" + sfx).c_str(), &matmul_out<S>, py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("bias").noconvert(), py::arg("out").noconvert(), py::arg("transpose_a"),
         py::arg("transpose_b"), py::arg("accumulate"));

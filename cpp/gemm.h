@@ -60,6 +60,11 @@ enum class Walk : bool { Forwards = false, Backwards = true };
 enum class CheckFinite : bool { No = false, Yes = true };
 // How packing writes its panels: through the caches, or around them (non-temporal stores).
 enum class Stores : bool { Cached = false, AroundCaches = true };
+// How a block of one or two rows sums over k: in four partial sums (k mod 4, added at the end),
+// which hides the FMA latency, or in one, k after k, as blocks of more rows always do. The LSTM's
+// input projection sums k after k in every block, so that a row's result does not depend on
+// how many rows it is multiplied with (a stream's one row gives predict's bits).
+enum class Sums : bool { Partial = false, Sequential = true };
 
 // Reorderings applied while packing: packed column n is source column cols[n], packed row k
 // is source row rows[k]; nullptr keeps the order.
@@ -297,7 +302,7 @@ struct PackedGemm {
 
   // acc (R × NR) = Σ_k Ap[k, r] · panel[k, :], then C (R × nc) = acc [+ Y] [+ C], Y's row r
   // at Y + r·ldy (ldy = 0: one row added to every row, a bias).
-  template <int R, bool Prefetch>
+  template <int R, bool Prefetch, Sums Order = Sums::Partial>
   static EIGEN_ALWAYS_INLINE void micro(Index K, const S* __restrict Ap, const S* __restrict panel,
                                         S* C, Index ldc, Index nc, bool accumulate, const S* Y,
                                         Index ldy, const S* pf) {
@@ -312,7 +317,7 @@ struct PackedGemm {
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) c0[r] = c1[r] = pzero(Packet());
     Index k = 0;
-    if constexpr (R <= 2) {
+    if constexpr (R <= 2 && Order == Sums::Partial) {
       // Few rows leave too few accumulators to hide the FMA latency: keep four partial sums
       // per accumulator (k mod 4) and add them at the end.
       Packet p0[R][3], p1[R][3];
@@ -401,14 +406,14 @@ struct PackedGemm {
   }
 
   // pf: the panel to prefetch while computing, or nullptr.
-  template <int R>
+  template <int R, Sums Order>
   static EIGEN_ALWAYS_INLINE void micro_tail(Index rows, Index K, const S* Ap, const S* panel, S* C,
                                              Index ldc, Index nc, bool accumulate, const S* Y,
                                              Index ldy, const S* pf) {
     if constexpr (R > 0) {
-      if (rows != R) micro_tail<R - 1>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
-      else if (pf) micro<R, true>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
-      else micro<R, false>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
+      if (rows != R) micro_tail<R - 1, Order>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      else if (pf) micro<R, true, Order>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      else micro<R, false, Order>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
     }
   }
 
@@ -420,7 +425,7 @@ struct PackedGemm {
   // than L2 from its last chunk and panel to its first (a loop that multiplies the same B at
   // every step alternates the direction); a B that stays in L2 is always walked forwards.
   static void run(const View& A, const S* Bp, const OutView& C, Accumulate accumulate_c,
-                  const View& Y = {}, Walk walk = Walk::Forwards) {
+                  const View& Y = {}, Walk walk = Walk::Forwards, Sums sums = Sums::Partial) {
     eigen_assert(C.cs == 1 && Y.cs == 1 && A.rows == C.rows && (!Y.data || Y.cols == C.cols));
     const Index M = A.rows, N = C.cols, K = A.cols, ars = A.rs, aks = A.cs, ldc = C.rs, ldy = Y.rs;
     const bool accumulate = accumulate_c == Accumulate::Yes, backwards = walk == Walk::Backwards;
@@ -463,7 +468,10 @@ struct PackedGemm {
             const S* yj = y ? y + (m0 + i) * ldy + j : nullptr;
             // The first block fetches the next panel while it computes.
             const S* pf = blk == 0 && stream ? next : nullptr;
-            micro_tail<MR>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy, pf);
+            if (sums == Sums::Partial)
+              micro_tail<MR, Sums::Partial>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy, pf);
+            else
+              micro_tail<MR, Sums::Sequential>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy, pf);
             i += rows;
           }
         }
@@ -475,14 +483,14 @@ struct PackedGemm {
   // pack_parallel with the same cols: A is read from L2 by one tile's panels, and tiles do
   // not depend on the thread count.
   static void run_parallel(const View& A, const S* Bp, Index cols, const OutView& C, Accumulate accumulate,
-                           const View& Y = {}) {
+                           const View& Y = {}, Sums sums = Sums::Partial) {
     const Index M = C.rows, N = C.cols, K = A.cols;
     const Index mt = (M + kRows - 1) / kRows, nt = (N + cols - 1) / cols;
     parallel_for_tiles(mt * nt, [&](Index t) {
       const Index r0 = (t / nt) * kRows, c0 = (t % nt) * cols;
       const Index m = std::min(kRows, M - r0), n = std::min(cols, N - c0);
       run(A.block(r0, 0, m, K), Bp + c0 * K, C.block(r0, c0, m, n), accumulate,
-          Y.data ? Y.block(r0, c0, m, n) : View{}, Walk::Forwards);
+          Y.data ? Y.block(r0, c0, m, n) : View{}, Walk::Forwards, sums);
     });
   }
 };

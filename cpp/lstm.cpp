@@ -55,11 +55,33 @@ inline void lstm_cell(Activation phi, RecurrentActivation sigma, S* z, const S* 
   activate_span(sigma, z, z, 2 * w);              // i = σ(z_i), f = σ(z_f) (side by side)
   activate_span(phi, z + 2 * w, z + 2 * w, w);    // g = φ(z_c)
   activate_span(sigma, z + 3 * w, z + 3 * w, w);  // o = σ(z_o)
-  ArrMap<S> i(z, w), f(z + w, w), g(z + 2 * w, w), o(z + 3 * w, w);
-  ArrMap<S> c_t(c, w), h_t(h, w);
-  c_t = f * CArrMap<S>(c_prev, w) + i * g;  // c_t = f ⊙ c_{t−1} + i ⊙ g
-  activate_span(phi, h, c, w);              // h_t = o ⊙ φ(c_t)
-  h_t *= o;
+  // c_t = f ⊙ c_{t−1} + i ⊙ g, packet by packet from the start of the row and the last
+  // w mod PS units in one zero-padded packet (activations::packet_map): every unit is computed
+  // the same way wherever its row starts, as a scalar remainder might be fused into an FMA.
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<S>::type;
+  const S* i = z;
+  const S* f = z + w;
+  const S* g = z + 2 * w;
+  const S* o = z + 3 * w;
+  constexpr Index PS = packet_traits<S>::size;
+  const auto cell = [&](const S* fj, const S* cj, const S* ij, const S* gj, S* out) {
+    pstoreu(out, padd(pmul(ploadu<Packet>(fj), ploadu<Packet>(cj)), pmul(ploadu<Packet>(ij), ploadu<Packet>(gj))));
+  };
+  Index j = 0;
+  for (; j + PS <= w; j += PS) cell(f + j, c_prev + j, i + j, g + j, c + j);
+  if (j < w) {
+    alignas(64) S t[4][PS] = {};
+    const Index n = w - j;
+    std::copy_n(f + j, n, t[0]);
+    std::copy_n(c_prev + j, n, t[1]);
+    std::copy_n(i + j, n, t[2]);
+    std::copy_n(g + j, n, t[3]);
+    cell(t[0], t[1], t[2], t[3], t[0]);
+    std::copy_n(t[0], n, c + j);
+  }
+  activate_span(phi, h, c, w);  // h_t = o ⊙ φ(c_t)
+  ArrMap<S>(h, w) *= CArrMap<S>(o, w);
 }
 
 // Where the forward's rows lie. A training forward keeps every step time-major in its cache;
@@ -189,8 +211,10 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     if (!finite) throw NonFiniteWeights("kernel");
     const auto X = MatrixView<const S>::row_major(x_direct ? in.x : k.x.data(), Tx * B, D, D);
     const auto Z = MatrixView<S>::row_major(constant ? z0.data() : k.gates.data(), Tx * B, G, G);
+    // (k after k in every row block: a row's z does not depend on the rows beside it, which
+    // LSTMStream relies on)
     PG::run_parallel(X, pre ? pre->W.data() : W_here.data(), cols, Z, Accumulate::No,
-                     MatrixView<const S>::repeated_row(bias, Tx * B, G));
+                     MatrixView<const S>::repeated_row(bias, Tx * B, G), Sums::Sequential);
   }
 
   // States: h_{s−1} and c_{s−1} for every step (h[0] = h0, c[0] = c0), which the backward
@@ -502,59 +526,60 @@ bool one_hot_rows(const S* x, Index rows, Index D, std::vector<int32_t>& ids) {
 // =======================================================================================
 // One step, for streaming
 // =======================================================================================
-// z[0, G) += Σ_k v_k · M[k, 0..G) for a row-major M (K, G): blocks of NB packets of z stay in
-// registers while k runs over the rows of M (NB independent FMA chains hide the FMA latency).
+// The forward's arithmetic, one step per call: z = x_t·W + b in the projection's order (k after
+// k), z += h_{t−1}·U per (batch × unit) tile of GateTiling::choose(B, H) with the walk of step
+// s, then the cell per tile. The products of a step are all done before its cells, which write
+// the h that they read.
 template <typename S>
-void add_vector_times_rows(const S* v, Index K, const S* M, Index G, S* z) {
-  using namespace Eigen::internal;
-  using Packet = typename packet_traits<S>::type;
-  constexpr Index PS = packet_traits<S>::size;
-  constexpr int NB = 8;
-  Index j = 0;
-  for (; j + NB * PS <= G; j += NB * PS) {
-    Packet acc[NB];
-#pragma GCC unroll 8
-    for (int u = 0; u < NB; ++u) acc[u] = ploadu<Packet>(z + j + u * PS);
-    for (Index k = 0; k < K; ++k) {
-      const Packet vk = pset1<Packet>(v[k]);
-      const S* row = M + k * G + j;
-#pragma GCC unroll 8
-      for (int u = 0; u < NB; ++u) acc[u] = pmadd(vk, ploadu<Packet>(row + u * PS), acc[u]);
-    }
-#pragma GCC unroll 8
-    for (int u = 0; u < NB; ++u) pstoreu(z + j + u * PS, acc[u]);
-  }
-  for (; j + PS <= G; j += PS) {
-    Packet acc = ploadu<Packet>(z + j);
-    for (Index k = 0; k < K; ++k) acc = pmadd(pset1<Packet>(v[k]), ploadu<Packet>(M + k * G + j), acc);
-    pstoreu(z + j, acc);
-  }
-  for (; j < G; ++j) {
-    S acc = z[j];
-    for (Index k = 0; k < K; ++k) acc += v[k] * M[k * G + j];
-    z[j] = acc;
-  }
+LSTMStream<S>::LSTMStream(const LSTMPackedWeights<S>& weights, Index B, Activation phi, RecurrentActivation sigma)
+    : w_(weights), tl_(GateTiling::choose(B, weights.H)), cols_(PackedGemm<S>::tile_cols(B, kNumGates * weights.H)),
+      panels_(weights.panels(tl_, cols_)), phi_(phi), sigma_(sigma), z_(B * kNumGates * weights.H) {
+  // A step of more work than this (multiply-adds) shares its tiles out between threads; a
+  // smaller one costs less than waking them.
+  constexpr Index kParallelWork = Index(1) << 18;
+  parallel_ = B * (weights.D + weights.H) * kNumGates * weights.H >= kParallelWork;
 }
 
 template <typename S>
-void lstm_step(Index B, Index D, Index H, const S* x, const S* W, const S* U, const S* b, S* h, S* c, S* z,
-               Activation phi, RecurrentActivation sigma) {
-  DenormalGuard guard;
-  const Index G = kNumGates * H;
-  for (Index r = 0; r < B; ++r) {
-    S* hr = h + r * H;
-    S* cr = c + r * H;
-    if (b) std::memcpy(z, b, sizeof(S) * G);  // z = b
-    else std::fill(z, z + G, S(0));
-    add_vector_times_rows(x + r * D, D, W, G, z);  // z += x_t·W
-    add_vector_times_rows(hr, H, U, G, z);         // z += h_{t−1}·U
-    lstm_cell(phi, sigma, z, cr, cr, hr, H);  // gates, c_t, h_t (in place: z already read h_{t−1})
+void LSTMStream<S>::step(const S* x, S* h, S* c, Index s, bool from_state) {
+  using PG = PackedGemm<S>;
+  using View = MatrixView<const S>;
+  const Index B = tl_.B, D = w_.D, H = w_.H, G = kNumGates * H;
+  const Index ntiles = tl_.n_batch_tiles * tl_.n_unit_tiles;
+  const auto for_tiles = [&](Index n, auto&& f) {
+    if (parallel_) {
+      parallel_for_tiles(n, f);
+    } else {
+      DenormalGuard guard;
+      for (Index k = 0; k < n; ++k) f(k);
+    }
+  };
+  // z = x_t·W + b (columns in tile order), the column tiles of the packed W
+  const Index ncol_tiles = (G + cols_ - 1) / cols_;
+  for_tiles(ncol_tiles, [&](Index t) {
+    const Index c0 = t * cols_, n = std::min(cols_, G - c0);
+    PG::run(View::row_major(x, B, D, D), panels_.W.data() + c0 * D, MatrixView<S>::row_major(z_.data() + c0, B, n, G),
+            Accumulate::No, View::repeated_row(panels_.bias.data() + c0, B, n), Walk::Forwards, Sums::Sequential);
+  });
+  // z_t += h_{t−1}·U, tile by tile (none at the first step from zeros, as in lstm_forward)
+  if (s > 0 || from_state) {
+    for_tiles(ntiles, [&](Index k) {
+      const GateTiling::Tile t = tl_.tile(k);
+      PG::run(View::row_major(h + t.b0 * H, t.bn, H, H), panels_.U.data() + panels_.U_offsets[t.ut],
+              MatrixView<S>::row_major(z_.data() + t.b0 * G + t.c0, t.bn, kNumGates * t.w, G), Accumulate::Yes, {},
+              step_walk(s));
+    });
   }
+  // gates, c_t and h_t, in place
+  for_tiles(ntiles, [&](Index k) {
+    const GateTiling::Tile t = tl_.tile(k);
+    for (Index b = t.b0; b < t.b0 + t.bn; ++b)
+      lstm_cell(phi_, sigma_, z_.data() + b * G + t.c0, c + b * H + t.u0, c + b * H + t.u0, h + b * H + t.u0, t.w);
+  });
 }
 
 #define LSTMFAST_INSTANTIATE(S)                                                                    \
-  template void lstm_step<S>(Index, Index, Index, const S*, const S*, const S*, const S*, S*, S*, S*, \
-                             Activation, RecurrentActivation);                                      \
+  template class LSTMStream<S>;                                                                     \
   template bool one_hot_rows<S>(const S*, Index, Index, std::vector<int32_t>&);                     \
   template void lstm_forward<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*, LSTMCache<S>*); \
   template void lstm_backward<S>(const LSTMCache<S>&, const S*, const S*, const S*,                 \

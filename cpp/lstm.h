@@ -196,12 +196,31 @@ bool one_hot_rows(const S* x, Index rows, Index D, std::vector<int32_t>& ids);
 // From this many features on, lstm_forward is given the ids of one-hot inputs.
 constexpr Index kOneHotMinFeatures = 16;
 
-// One time step of B rows from their state, for streaming inference (nothing allocated):
-//   z = x_t·W + b + h_{t−1}·U  (x (B, D), W (D, 4H), U (H, 4H), b (4H) or null; z: 4H scratch)
-//   then the cell, as in lstm_forward; h and c (B, H) are updated in place.
+// Streaming inference: B rows advanced one time step per call, with lstm_forward's
+// arithmetic, so that T calls give the bits an inference forward over the T steps gives (the
+// same B, weights and instruction set; no mask, not go_backwards). Holds its scratch; the
+// packed weights must outlive it.
 template <typename S>
-void lstm_step(Index B, Index D, Index H, const S* x, const S* W, const S* U, const S* b, S* h, S* c, S* z,
-               Activation phi, RecurrentActivation sigma);
+class LSTMStream {
+ public:
+  LSTMStream(const LSTMPackedWeights<S>& weights, Index B, Activation phi, RecurrentActivation sigma);
+  // x (B, D); h, c (B, H), updated in place to h_t, c_t. s: the step's index in its sequence
+  // (0 after a reset); from_state: h, c hold an initial state at s = 0 (else zeros, whose
+  // recurrent product is skipped, as lstm_forward skips it without h0).
+  void step(const S* x, S* h, S* c, Index s, bool from_state);
+  Index batch() const { return tl_.B; }
+  const LSTMPackedWeights<S>& weights() const { return w_; }
+
+ private:
+  const LSTMPackedWeights<S>& w_;
+  GateTiling tl_;
+  Index cols_;
+  const typename LSTMPackedWeights<S>::Panels& panels_;
+  Activation phi_;
+  RecurrentActivation sigma_;
+  Buffer<S> z_;  // (B, 4H) pre-activations in tile order
+  bool parallel_ = false;
+};
 
 // Forward over the whole sequence. outputs: (B,T,H) or (B,H); h_T, c_T: (B,H).
 // With a cache, keeps what backward needs.

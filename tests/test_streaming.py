@@ -1,6 +1,6 @@
-"""Streaming inference (`model.stream(batch)`): T calls of `step` give what `predict` gives on the
-T steps (within float32 rounding); state is kept between calls and `reset` clears it;
-whole-sequence layers are refused; bad input to the one-step kernel is refused at the door."""
+"""Streaming inference (`model.stream(batch)`): T calls of `step` give the bits `predict` gives on
+the T steps; state is kept between calls and `reset` clears it; whole-sequence layers are
+refused; bad input to the one-step kernel is refused at the door."""
 
 import numpy as np
 import pytest
@@ -17,9 +17,8 @@ def test_steps_equal_predict_on_each_prefix():
     x = rng.standard_normal((2, 9, 4)).astype(np.float32)
     stream = model.stream(batch=2)
     for t in range(9):
-        # an LSTM without return_sequences answers as if the sequence ended at t (within float32
-        # rounding: the step's matrix-vector products add their terms in another order)
-        np.testing.assert_allclose(stream.step(x[:, t]), model.predict(x[:, :t + 1], verbose=0), rtol=0, atol=1e-6)
+        # an LSTM without return_sequences answers as if the sequence ended at t
+        np.testing.assert_array_equal(stream.step(x[:, t]), model.predict(x[:, :t + 1], verbose=0))
 
 
 def test_sequence_outputs_and_float64_match_predict():
@@ -31,7 +30,7 @@ def test_sequence_outputs_and_float64_match_predict():
         x = rng.standard_normal((3, 7, 3))
         stream = model.stream(batch=3)
         got = np.stack([stream.step(x[:, t]) for t in range(7)], axis=1)
-        np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(got, model.predict(x, verbose=0))
     finally:
         lf.config.set_floatx("float32")
 
@@ -48,7 +47,7 @@ def test_token_streams_reset_and_state():
     again = [stream.step(ids[:, t]) for t in range(6)]
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(first[-1], model.predict(ids, verbose=0), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(first[-1], model.predict(ids, verbose=0))
 
 
 def test_a_stateful_model_streams_on_from_its_state():
@@ -62,7 +61,11 @@ def test_a_stateful_model_streams_on_from_its_state():
     model.reset_states()
     fresh = lf.Sequential([lf.Input((10, 2)), L.LSTM(4), L.Dense(1)])
     fresh.set_weights(model.get_weights())
+    # the stream went on from the state predict left: as predict of x[:, 5:] from that state
+    # (bit for bit), and as one predict over all ten steps within float32 rounding
     np.testing.assert_allclose(out, fresh.predict(x, verbose=0), rtol=0, atol=1e-6)
+    model.predict(x[:, :5], verbose=0)
+    np.testing.assert_array_equal(out, model.predict(x[:, 5:], verbose=0))
 
 
 @pytest.mark.parametrize("layers, message", [
@@ -85,8 +88,9 @@ def test_bad_steps_are_refused_with_the_shape():
         model.stream(batch=0)
 
 
-@pytest.mark.parametrize("batch, features, units", [(1, 32, 128), (3, 5, 12), (17, 300, 300)])
-def test_sequence_outputs_match_predict_at_every_size(batch, features, units):
+@pytest.mark.parametrize("batch, features, units", [(1, 32, 128), (3, 5, 12), (17, 300, 300), (1, 32, 512),
+                                                   (2, 1, 50), (40, 20, 33)])
+def test_sequence_outputs_equal_predict_at_every_size(batch, features, units):
     rng = np.random.default_rng(batch)
     model = lf.Sequential([lf.Input((None, features)), L.LSTM(units, return_sequences=True),
                            L.LSTM(7, return_sequences=True)])
@@ -95,19 +99,28 @@ def test_sequence_outputs_match_predict_at_every_size(batch, features, units):
     x = rng.standard_normal((batch, 8, features)).astype(np.float32)
     stream = model.stream(batch=batch)
     got = np.stack([stream.step(x[:, t]) for t in range(8)], axis=1)
-    np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got, model.predict(x, batch_size=batch, verbose=0))
 
 
 def test_the_one_step_kernel_checks_its_arguments():
+    from lstmfast import ops
     from lstmfast._core import core
 
-    W, U, b = np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32), np.zeros(8, np.float32)
-    h, c, z = np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32), np.zeros(8, np.float32)
+    packed = ops.pack_lstm_weights(np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32), np.zeros(8, np.float32))
+    stream = core.LSTMStream_f32(packed._impl, 1, 0, 0)
+    h, c = np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32)
     with pytest.raises(ValueError, match="h"):
-        core.lstm_step_f32(np.zeros((1, 3), np.float32), W, U, b, np.zeros((2, 2), np.float32), c, z, 0, 0)
-    with pytest.raises(ValueError, match="kernel"):
-        core.lstm_step_f32(np.zeros((1, 4), np.float32), W, U, b, h, c, z, 0, 0)
+        stream.step(np.zeros((1, 3), np.float32), np.zeros((2, 2), np.float32), c, 0, False)
+    with pytest.raises(ValueError, match="x"):
+        stream.step(np.zeros((1, 4), np.float32), h, c, 0, False)
     with pytest.raises(ValueError, match="activation"):
-        core.lstm_step_f32(np.zeros((1, 3), np.float32), W, U, b, h, c, z, 9, 0)
-    core.lstm_step_f32(np.ones((1, 3), np.float32), W, U, b, h, c, z, 0, 0)   # zero weights: h stays 0
+        core.LSTMStream_f32(packed._impl, 1, 9, 0)
+    with pytest.raises(ValueError, match="batch"):
+        core.LSTMStream_f32(packed._impl, 0, 0, 0)
+    with pytest.raises(TypeError):
+        stream.step(np.zeros((1, 3), np.float64), h, c, 0, False)
+    stream.step(np.ones((1, 3), np.float32), h, c, 0, False)  # zero weights: h stays 0
+    assert np.all(h == 0)
+    del packed  # the stream keeps the packed weights alive
+    stream.step(np.ones((1, 3), np.float32), h, c, 1, False)
     assert np.all(h == 0)

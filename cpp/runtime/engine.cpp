@@ -11,7 +11,8 @@
 //   Masking         keep[b, t] = any_j x[b, t, j] ≠ mask_value; y = keep ? x : 0
 //   pooling, merges element by element in numpy's order of operations
 //
-// A stream (Sequential models) runs each LSTM one step at a time with lstm_step.
+// A stream (Sequential models) runs each LSTM one step at a time with LSTMStream: the
+// forward's own arithmetic, so the steps give predict's bits.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -155,13 +156,14 @@ class Engine final : public runtime::Engine {
   std::unique_ptr<runtime::StreamEngine> stream(int64_t batch) const override;
 
   const std::shared_ptr<const ModelFile>& file() const { return file_; }
+  const std::shared_ptr<LSTMPackedWeights<float>>& packed(size_t node) const { return packed_[node][0]; }
   // A stateful LSTM's carried (h, c) of direction k, or empty.
   const std::vector<float>& state(size_t node, int k) const { return states_[node][size_t(k)]; }
 
  private:
-  std::unique_ptr<LSTMPackedWeights<float>> pack(const runtime::LSTMOptions& o) const {
+  std::shared_ptr<LSTMPackedWeights<float>> pack(const runtime::LSTMOptions& o) const {
     const auto& W = file_->weights[size_t(o.kernel)];
-    return std::make_unique<LSTMPackedWeights<float>>(W.shape[0], o.units, W.values.data(),
+    return std::make_shared<LSTMPackedWeights<float>>(W.shape[0], o.units, W.values.data(),
                                                       weight(*file_, o.recurrent_kernel).data(),
                                                       o.bias >= 0 ? weight(*file_, o.bias).data() : nullptr);
   }
@@ -463,7 +465,7 @@ class Engine final : public runtime::Engine {
 
   std::shared_ptr<const ModelFile> file_;
   std::vector<float> softmax_;  // scratch of softmax outputs
-  std::vector<std::array<std::unique_ptr<LSTMPackedWeights<float>>, 2>> packed_;
+  std::vector<std::array<std::shared_ptr<LSTMPackedWeights<float>>, 2>> packed_;
   std::vector<std::array<std::vector<float>, 4>> states_;  // stateful LSTMs: h, c (forward), h, c (backward)
 };
 
@@ -489,7 +491,11 @@ class Stream final : public runtime::StreamEngine {
           const int64_t H = n.lstm.units;
           s.h.assign(size_t(B_ * H), 0.f);
           s.c.assign(size_t(B_ * H), 0.f);
-          s.z.assign(size_t(4 * H), 0.f);
+          s.weights = engine.packed(i);
+          s.lstm = std::make_unique<LSTMStream<float>>(
+              *s.weights, B_, static_cast<Activation>(int(n.lstm.activation)),
+              n.lstm.recurrent_activation == Act::HardSigmoid ? RecurrentActivation::HardSigmoid
+                                                              : RecurrentActivation::Sigmoid);
           const auto& carried = engine.state(i, 0);
           if (n.lstm.stateful && carried.size() == s.h.size()) {  // a stateful LSTM goes on from its state
             s.h0 = carried;
@@ -515,7 +521,7 @@ class Stream final : public runtime::StreamEngine {
           throw Error("layer '" + n.name + "' (" + n.class_name + ") cannot run one step at a time: it needs the whole "
                       "sequence (streaming runs LSTM, Dense, Embedding, Activation and dropout layers)");
       }
-      steps_.push_back(std::move(s));
+      plan_.push_back(std::move(s));
     }
     input_size_ = embedding_first_ ? B_ : B_ * f.input_specs[0].shape.back();
     out_.shape = {B_, width};
@@ -528,18 +534,13 @@ class Stream final : public runtime::StreamEngine {
       if (!std::isfinite(x_t[k])) throw Error("step() input holds NaN or inf at index " + std::to_string(k));
     const float* x = x_t;
     int64_t width = embedding_first_ ? 1 : input_size_ / B_;
-    for (Step& s : steps_) {
+    for (Step& s : plan_) {
       const Node& n = *s.node;
       if (n.kind == Kind::LSTM) {
         // z = x_t·W + b + h_{t−1}·U, then the cell: h and c updated in place
-        const int64_t H = n.lstm.units;
-        lstm_step<float>(B_, width, H, x, weight(file_, n.lstm.kernel).data(), weight(file_, n.lstm.recurrent_kernel).data(),
-                         n.lstm.bias >= 0 ? weight(file_, n.lstm.bias).data() : nullptr, s.h.data(), s.c.data(), s.z.data(),
-                         static_cast<Activation>(int(n.lstm.activation)),
-                         n.lstm.recurrent_activation == Act::HardSigmoid ? RecurrentActivation::HardSigmoid
-                                                                         : RecurrentActivation::Sigmoid);
+        s.lstm->step(x, s.h.data(), s.c.data(), steps_, !s.h0.empty());
         x = s.h.data();
-        width = H;
+        width = n.lstm.units;
       } else if (n.kind == Kind::Embedding) {
         for (int64_t b = 0; b < B_; ++b) {
           const float v = x[b];
@@ -566,11 +567,13 @@ class Stream final : public runtime::StreamEngine {
       }
     }
     out_.values.assign(x, x + B_ * width);
+    ++steps_;
     return out_;
   }
 
   void reset() override {
-    for (Step& s : steps_) {
+    steps_ = 0;
+    for (Step& s : plan_) {
       if (s.node->kind != Kind::LSTM) continue;
       if (!s.h0.empty()) {
         s.h = s.h0;
@@ -588,14 +591,18 @@ class Stream final : public runtime::StreamEngine {
  private:
   struct Step {
     const Node* node = nullptr;
-    std::vector<float> h, c, z, y, h0, c0;
+    std::shared_ptr<const LSTMPackedWeights<float>> weights;  // shared with the model, kept alive
+    std::unique_ptr<LSTMStream<float>> lstm;                 // an LSTM's one-step path
+    std::vector<float> h, c, y, h0, c0;       // h0, c0: a stateful LSTM's starting state
+    std::vector<float> z;                     // scratch of a softmax
   };
   std::shared_ptr<const ModelFile> keep_;  // the model file outlives the Model the stream came from
   const ModelFile& file_;
   int64_t B_;
   int64_t input_size_ = 0;
   bool embedding_first_ = false;
-  std::vector<Step> steps_;
+  std::vector<Step> plan_;
+  Index steps_ = 0;  // steps since the last reset
   Tensor out_;
 };
 

@@ -111,8 +111,7 @@ class LSTMFAST_API Model {
 // allocating nothing per step. For Sequential models of LSTM, Dense, Embedding, Activation and
 // dropout layers; layers that need the whole sequence (go_backwards, Bidirectional,
 // RepeatVector, pooling over time) are refused when the stream is made, with the reason. The
-// output of step t is what predict gives for step t of the same sequence (within float32
-// rounding: the one-step products add their terms in another order than predict's blocks).
+// output of step t has the bits predict gives for step t of the same sequence and batch.
 class LSTMFAST_API Stream {
  public:
   Stream(Stream&&) noexcept;

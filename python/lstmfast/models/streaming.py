@@ -2,20 +2,19 @@
 `y_t = stream.step(x_t)`, `stream.reset()`.
 
 For a Sequential model of LSTM, Dense, Embedding, Activation and dropout layers. Each LSTM keeps
-its state (h, c) between calls and runs the kernels' one-step path (`lstm_step` in
-`cpp/lstm.cpp`: two matrix-vector products and the same cell as `predict`, into buffers made
-once with the stream, with the weights copied when the stream is made):
+its state (h, c) between calls and runs the kernels' one-step path (`LSTMStream` in
+`cpp/lstm.cpp`: the forward's own products and cell, on the weights packed once when the
+stream is made, into buffers made with it):
 
     z_t = x_t·W + b + h_{t−1}·U ;  c_t = f⊙c_{t−1} + i⊙g ;  h_t = o⊙φ(c_t)
 
-so T calls of `step` give what `predict` gives on the T steps: an LSTM with
-`return_sequences=True` its output at step t, one without it its output as if the sequence ended
-at t (what a model answering after every new sample wants). Equal within float32 rounding, not
-bit for bit: `predict`'s products add their terms in blocks (and in four partial sums for blocks
-of one or two rows), the step's matrix-vector products in another order. A stateful LSTM's stream starts from
-the layer's current state. Layers that need the whole sequence (`go_backwards`, `Bidirectional`,
-`RepeatVector`, pooling over time) are refused with the reason. The weights are those of the
-moment the stream is made: make a new stream after training.
+so T calls of `step` give the bits `predict` gives on the T steps (the same batch and machine):
+an LSTM with `return_sequences=True` its output at step t, one without it its output as if the
+sequence ended at t (what a model answering after every new sample wants). A stateful LSTM's
+stream starts from the layer's current state. Layers that need the whole sequence
+(`go_backwards`, `Bidirectional`, `RepeatVector`, pooling over time) are refused with the
+reason. The weights are those of the moment the stream is made: make a new stream after
+training.
 """
 
 import numpy as np
@@ -40,7 +39,11 @@ class Stream:
             raise ValueError("The model is not built: give it an Input or call it on data before streaming")
         self.batch = int(batch)
         self.dtype = np.dtype(model.dtype)
+        from .._core import core
+
+        stream_class = core.LSTMStream_f32 if self.dtype == np.float32 else core.LSTMStream_f64
         self._plan = []
+        self._steps = 0  # steps since the last reset
         for layer in model._layers:
             kind = type(layer).__name__
             if kind in _IDENTITY:
@@ -49,13 +52,14 @@ class Stream:
                 if layer.go_backwards:
                     raise ValueError(f"Layer {layer.name!r}: go_backwards reads the sequence from its end; "
                                      "a stream only has the steps so far")
-                # the weights copied once; z: the step's 4H pre-activations (scratch)
-                weights = [np.array(v.value, self.dtype, copy=True, order="C")
-                           for v in (layer.kernel, layer.recurrent_kernel)]
-                bias = np.array(layer.bias.value, self.dtype, copy=True) if layer.use_bias else None
-                code = (ops.ACTIVATIONS[layer._act_name], ops.RECURRENT_ACTIVATIONS[layer._ract_name])
-                self._plan.append(["LSTM", layer, (*weights, bias, np.empty(4 * layer.units, self.dtype), code),
-                                   None, None])
+                # the weights copied and packed once, as predict packs them
+                packed = ops.pack_lstm_weights(
+                    *(np.asarray(v.value, self.dtype) for v in (layer.kernel, layer.recurrent_kernel)),
+                    np.asarray(layer.bias.value, self.dtype) if layer.use_bias else None)
+                stepper = stream_class(packed._impl, self.batch, ops.ACTIVATIONS[layer._act_name],
+                                       ops.RECURRENT_ACTIVATIONS[layer._ract_name])
+                # [kind, layer, stepper, h, c, whether h and c started from a given state]
+                self._plan.append(["LSTM", layer, stepper, None, None, False])
             elif kind in ("Dense", "Activation", "Embedding"):
                 self._plan.append([kind, layer])
             else:
@@ -63,9 +67,6 @@ class Stream:
                                  "the whole sequence (streaming runs LSTM, Dense, Embedding, Activation "
                                  "and dropout layers)")
         self._embedding_first = bool(self._plan) and self._plan[0][0] == "Embedding"
-        from .._core import core
-
-        self._lstm_step = core.lstm_step_f32 if self.dtype == np.float32 else core.lstm_step_f64
         self.reset(keep_stateful=True)
 
     def reset(self, keep_stateful=False):
@@ -76,10 +77,11 @@ class Stream:
             layer = p[1]
             h = np.zeros((self.batch, layer.units), self.dtype)
             c = np.zeros((self.batch, layer.units), self.dtype)
-            if keep_stateful and layer.stateful and layer.states is not None \
-                    and layer.states[0].shape == h.shape:
+            given = keep_stateful and layer.stateful and layer.states is not None and layer.states[0].shape == h.shape
+            if given:
                 h, c = (np.array(s, self.dtype, copy=True) for s in layer.states)
-            p[3], p[4] = h, c
+            p[3], p[4], p[5] = h, c, given
+        self._steps = 0
 
     @property
     def states(self):
@@ -100,14 +102,13 @@ class Stream:
                                  f"({self.batch}, features); received shape {x.shape}")
             if x.dtype != self.dtype or not x.flags.c_contiguous:
                 x = np.ascontiguousarray(x, dtype=self.dtype)
-        step = self._lstm_step
         for p in self._plan:
             if p[0] == "LSTM":  # h and c updated in place by the kernel's one-step path
-                W, U, b, z, (act, ract) = p[2]
-                step(x, W, U, b, p[3], p[4], z, act, ract)
+                p[2].step(x, p[3], p[4], self._steps, p[5])
                 x = p[3]
             else:
                 x = p[1].forward(x)
                 if x.dtype != self.dtype or not x.flags.c_contiguous:
                     x = np.ascontiguousarray(x, dtype=self.dtype)
+        self._steps += 1
         return x.copy()
