@@ -77,8 +77,53 @@ def test_an_lstm_is_one_onnx_lstm_node(tmp_path):
         == b"bidirectional"
 
 
+MASKED = {  # fresh layers for each model
+    "last output": lambda: [L.LSTM(6)],
+    "sequence carried, states": lambda: [L.LSTM(6, return_sequences=True), L.LSTM(5, return_sequences=True),
+                                         L.Dense(2)],
+    "bidirectional sequence": lambda: [L.Bidirectional(L.LSTM(6, return_sequences=True)), L.Bidirectional(L.LSTM(4))],
+    "bidirectional hard_sigmoid, ave": lambda: [
+        L.Bidirectional(L.LSTM(5, recurrent_activation="hard_sigmoid", return_sequences=True), merge_mode="ave"),
+        L.Dense(3, activation="tanh")],
+}
+
+
+@pytest.mark.parametrize("name", list(MASKED))
+@pytest.mark.parametrize("source", ["embedding", "masking"])
+def test_right_padded_masks_run_the_same_on_onnx_runtime(tmp_path, name, source):
+    """A mask reaches the ONNX LSTM as sequence_lens; right-padded rows (every row's real steps
+    first, as pad_sequences(padding="post") writes them) give what predict gives."""
+    rng = np.random.default_rng(len(name))
+    lengths = np.array([12, 1, 7, 12, 4, 9])
+    if source == "embedding":
+        x = rng.integers(1, 50, (6, 12)).astype(np.int32)
+        first = [lf.Input((12,), dtype="int32"), L.Embedding(50, 8, mask_zero=True)]
+    else:
+        x = rng.standard_normal((6, 12, 3)).astype(np.float32)
+        first = [lf.Input((12, 3)), L.Masking(0.0)]
+    for row, n in enumerate(lengths):
+        x[row, n:] = 0
+    model = lf.Sequential(first + MASKED[name]())
+    randomize(model, 3)
+    path = tmp_path / "m.onnx"
+    model.export(str(path), verbose=False)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    np.testing.assert_allclose(run_onnx(path, x), model.predict(x, verbose=0), rtol=0, atol=1e-5)
+
+
+def test_a_masked_functional_model_with_states(tmp_path):
+    ids = lf.Input((10,), dtype="int32", name="ids")
+    e = L.Embedding(30, 6, mask_zero=True)(ids)
+    seq, h, c = L.LSTM(7, return_sequences=True, return_state=True)(e)
+    out = L.Dense(2)(L.LSTM(4)(seq, initial_state=[L.Dense(4)(h), L.Dense(4)(c)]))
+    model = lf.Model(ids, [out, h])
+    randomize(model, 4)
+    x = np.random.default_rng(5).integers(1, 30, (5, 10)).astype(np.int32)
+    x[0, 3:], x[2, 8:], x[4, 1:] = 0, 0, 0
+    check_functional(tmp_path, model, [x])
+
+
 @pytest.mark.parametrize("layers, message", [
-    ([L.Embedding(50, 8, mask_zero=True), L.LSTM(4)], "receives a mask"),
     ([L.Embedding(50, 8), L.LSTM(4, go_backwards=True)], "go_backwards"),
     ([L.Embedding(50, 8), L.Conv1D(4, 3)], r"\(Conv1D\) has no ONNX export yet"),
     ([L.Embedding(50, 8), L.LSTM(4), L.Dense(2, activation="elu")], "activation 'elu' has no ONNX form"),
@@ -88,6 +133,18 @@ def test_what_onnx_cannot_express_is_refused_with_its_reason(tmp_path, layers, m
     with pytest.raises(ValueError, match=message):
         model.export(str(tmp_path / "m.onnx"), verbose=False)
     assert not os.listdir(tmp_path)   # nothing written
+
+
+def test_masks_that_onnx_cannot_carry_are_refused(tmp_path):
+    a, b = lf.Input((8,), dtype="int32"), lf.Input((8,), dtype="int32")
+    ea, eb = L.Embedding(20, 4, mask_zero=True)(a), L.Embedding(20, 4, mask_zero=True)(b)
+    merged = L.Concatenate()([ea, eb])
+    with pytest.raises(ValueError, match="mask merged from several inputs"):
+        lf.Model([a, b], L.LSTM(3)(merged)).export(str(tmp_path / "m.onnx"), verbose=False)
+    q = L.Embedding(20, 4, mask_zero=True)(a)
+    with pytest.raises(ValueError, match="receives a mask"):
+        lf.Model(a, L.Attention()([q, q])).export(str(tmp_path / "m.onnx"), verbose=False)
+    assert not os.listdir(tmp_path)
 
 
 def test_stateful_models_and_other_formats_are_refused(tmp_path):

@@ -21,13 +21,22 @@ Sequential and functional models: a functional model's Input layers become the g
     Attention     Luong's dot score: MatMul(Q, Kᵀ) (× scale), Softmax, MatMul(·, V)
     Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum    Concat, Sum, Sub, Mul,
                   Mean, Max, Min
+    Masking       keep = Not(Equal(x, mask_value)) reduced over the features; y = x where keep, else 0
     Dropout, SpatialDropout1D, GaussianNoise, GaussianDropout   nothing (identity at inference)
+
+Masks (Embedding(mask_zero=True), Masking) reach an LSTM as ONNX's `sequence_lens`, the number of
+real steps of each row, ReduceSum of the mask: that is Keras's computation when the padding is at
+the end of each row (right-padded, as `pad_sequences(padding="post")` writes it), and the graph
+assumes it. ONNX zero-fills the outputs of the padded steps; Keras repeats the last real output
+there, unless `zero_output_for_mask` (which Bidirectional sets): an LSTM with
+`return_sequences` then takes Y_h at those steps (Where(mask, Y, Y_h)). The final states are
+those of each row's last real step in both. A row padded at the start would differ: Keras skips
+its leading padding, ONNX reads it as steps.
 
 The batch axis is dynamic ("batch"). Layout 0 (time first) with Transposes around the LSTM,
 since ONNX Runtime's CPU LSTM refuses layout 1. What has no faithful ONNX form is refused with
-the reason: masks (Keras carries an LSTM's last output through masked steps, ONNX's
-`sequence_lens` zero-fills them), `go_backwards` alone, stateful layers, attention's causal mask
-and scores, layers not listed.
+the reason: masks reaching attention or merged from several inputs, `go_backwards` alone,
+stateful layers, attention's causal mask and scores, layers not listed.
 """
 
 import numpy as np
@@ -120,10 +129,11 @@ def _check_lstm(layer):
                           "export a model built with stateful=False and the same weights")
 
 
-def _lstm(g, x, layers, merge_mode=None, states=()):
+def _lstm(g, x, layers, merge_mode=None, states=(), mask=None):
     """One ONNX LSTM node for `layers` (one: forward; two: Bidirectional's forward and backward),
-    started from `states` (Keras's initial_state: h, c per direction) or zeros. Returns the
-    output, followed by the final states (h, c per direction) where the layer returns them."""
+    started from `states` (Keras's initial_state: h, c per direction) or zeros, over the real steps
+    of a right-padded `mask` (B, T) when given. Returns the output, followed by the final states
+    (h, c per direction) where the layer returns them."""
     fwd = layers[0]
     for layer in layers:
         _check_lstm(layer)
@@ -150,13 +160,19 @@ def _lstm(g, x, layers, merge_mode=None, states=()):
     if params:
         attrs.update(activation_alpha=alphas, activation_beta=betas)
     inputs = [xt, W, R, B]
+    lengths = ""
+    if mask is not None:  # sequence_lens (B,) int32 = Σ_t mask[b, t]: the real steps of a right-padded row
+        steps = g.op("Cast", [mask], to=g.onnx.TensorProto.INT32)
+        lengths = g.op("ReduceSum", [steps, g.const("axes", np.array([1], np.int64), dtype=np.int64)], keepdims=0)
     if states:  # Keras's [h, c] (forward) [+ h, c (backward)], each (B, H) → initial_h, initial_c (dirs, B, H)
         zero = g.const("axes", np.array([0], np.int64), dtype=np.int64)
         hs = [g.op("Unsqueeze", [h, zero]) for h in states[0::2]]
         cs = [g.op("Unsqueeze", [c, zero]) for c in states[1::2]]
         h0 = hs[0] if len(hs) == 1 else g.op("Concat", hs, axis=0)
         c0 = cs[0] if len(cs) == 1 else g.op("Concat", cs, axis=0)
-        inputs += ["", h0, c0]  # no sequence_lens
+        inputs += [lengths, h0, c0]
+    elif lengths:
+        inputs += [lengths]
     y, y_h, y_c = g.op("LSTM", inputs, n_out=3, **attrs)
     final = []
     if fwd.return_state:  # h, c of each direction: (dirs, B, H) → (B, H) each
@@ -167,6 +183,13 @@ def _lstm(g, x, layers, merge_mode=None, states=()):
     if fwd.return_sequences:  # Y (T, dirs, B, H) → (B, T, dirs, H)
         out = g.op("Transpose", [y], perm=[2, 0, 1, 3])
         axis = 2
+        if mask is not None and not fwd.zero_output_for_mask:
+            # Keras repeats the last real output at the padded steps, ONNX gives zeros there:
+            # Y[b, t] where mask[b, t], else Y_h[b] (the last real step's h)
+            keep = g.op("Unsqueeze", [mask, g.const("axes", np.array([2, 3], np.int64), dtype=np.int64)])
+            last = g.op("Unsqueeze", [g.op("Transpose", [y_h], perm=[1, 0, 2]),
+                                      g.const("axes", np.array([1], np.int64), dtype=np.int64)])
+            out = g.op("Where", [keep, out, last])
     else:                     # Y_h (dirs, B, H) → (B, dirs, H)
         out = g.op("Transpose", [y_h], perm=[1, 0, 2])
         axis = 1
@@ -187,25 +210,29 @@ def _merge_directions(g, out, axis, directions, merge_mode):
 
 
 def _layer(g, layer, xs, masked, options):
-    """The ONNX forms of `layer` called on the tensors named `xs` (whether each carries a mask
-    in `masked`, the call's keyword options in `options`): the names of its outputs."""
+    """The ONNX forms of `layer` called on the tensors named `xs` (the mask each carries in
+    `masked`: an ONNX bool tensor, _MIXED or None; the call's keyword options in `options`): the
+    names of its outputs."""
     kind = type(layer).__name__
     x = xs[0]
     if kind in _IDENTITY_LAYERS:
         return [x]
-    if any(masked) and kind in ("LSTM", "Bidirectional", "Attention"):
+    mask = masked[0]
+    if any(m is not None for m in masked) and kind == "Attention":
         raise ExportError(f"Layer {layer.name!r} receives a mask (Embedding(mask_zero=True) or Masking): "
-                          "Keras carries an LSTM's last output through masked steps (and hides masked "
-                          "values from attention), while ONNX's sequence_lens zero-fills them; not exported")
+                          "Keras hides masked values from attention; not exported")
+    if mask is _MIXED and kind in ("LSTM", "Bidirectional"):
+        raise ExportError(f"Layer {layer.name!r} receives a mask merged from several inputs: not exported "
+                          "(one Embedding(mask_zero=True) or Masking per LSTM is)")
     if kind == "LSTM":
-        return _lstm(g, x, [layer], states=xs[1:])
+        return _lstm(g, x, [layer], states=xs[1:], mask=mask)
     if kind == "Bidirectional":
         for part in (layer.forward_layer, layer.backward_layer):
             if type(part).__name__ != "LSTM":
                 raise ExportError(f"Layer {layer.name!r}: Bidirectional over {type(part).__name__} is not exported")
         if not layer.backward_layer.go_backwards:
             raise ExportError(f"Layer {layer.name!r}: its backward layer does not go backwards")
-        return _lstm(g, x, [layer.forward_layer, layer.backward_layer], layer.merge_mode, states=xs[1:])
+        return _lstm(g, x, [layer.forward_layer, layer.backward_layer], layer.merge_mode, states=xs[1:], mask=mask)
     if kind == "Dense":
         act = _activation_name(layer.activation, "activation", layer)
         y = g.op("MatMul", [x, g.const("kernel", layer.kernel.value)])
@@ -216,6 +243,9 @@ def _layer(g, layer, xs, masked, options):
         return [_apply_activation(g, x, _activation_name(layer.activation, "activation", layer))]
     if kind == "Embedding":
         return [g.op("Gather", [g.const("embeddings", layer.embeddings.value), x], axis=0)]
+    if kind == "Masking":  # y = x where keep[b, t] (any feature ≠ mask_value), else 0
+        keep = g.op("Unsqueeze", [_masking_keep(g, layer, x), g.const("axes", np.array([2], np.int64), dtype=np.int64)])
+        return [g.op("Where", [keep, x, g.const("zero", np.zeros((), g.dtype))])]
     if kind == "RepeatVector":
         y = g.op("Unsqueeze", [x, g.const("axes", np.array([1], np.int64), dtype=np.int64)])
         return [g.op("Tile", [y, g.const("repeats", np.array([1, layer.n, 1], np.int64), dtype=np.int64)])]
@@ -228,7 +258,7 @@ def _layer(g, layer, xs, masked, options):
     if kind == "Attention":
         return [_attention(g, layer, xs, options)]
     raise ExportError(f"Layer {layer.name!r} ({kind}) has no ONNX export yet; exported layers: LSTM, "
-                      "Bidirectional(LSTM), Dense, Activation, Embedding, RepeatVector, Attention (dot), "
+                      "Bidirectional(LSTM), Dense, Activation, Embedding, Masking, RepeatVector, Attention (dot), "
                       "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum and the dropout and "
                       "noise layers")
 
@@ -250,9 +280,42 @@ def _attention(g, layer, xs, options):
     return g.op("MatMul", [g.op("Softmax", [scores], axis=-1), v])
 
 
-def _masks(layer):
+# A mask merged from several inputs (Keras ORs them): not passed to an LSTM.
+_MIXED = "<masks of several inputs>"
+
+
+def _masking_keep(g, layer, x):
+    """keep (B, T) bool: whether any feature of step t differs from Masking's mask_value."""
+    differs = g.op("Not", [g.op("Equal", [x, g.const("mask_value", np.array(layer.mask_value, g.dtype))])])
+    count = g.op("ReduceSum", [g.op("Cast", [differs], to=g.onnx.TensorProto.INT32),
+                               g.const("axes", np.array([-1], np.int64), dtype=np.int64)], keepdims=0)
+    return g.op("Greater", [count, g.const("zero", np.array(0, np.int32), dtype=np.int32)])
+
+
+def _output_mask(g, layer, xs, masks, outputs):
+    """The mask of each of a layer's outputs (an ONNX bool (B, T) tensor, _MIXED or None), as
+    Keras's compute_mask gives it: made by Embedding(mask_zero=True) and Masking, kept by layers
+    that act per step, kept by an LSTM's sequence output only."""
     kind = type(layer).__name__
-    return (kind == "Embedding" and layer.mask_zero) or kind == "Masking"
+    if kind == "Embedding":
+        if not layer.mask_zero:
+            return [None] * outputs
+        zero = g.const("zero", np.array(0, np.int64), dtype=np.int64)
+        ids = g.op("Cast", [xs[0]], to=g.onnx.TensorProto.INT64)  # the ids' own integer type, whichever
+        return [g.op("Not", [g.op("Equal", [ids, zero])])] + [None] * (outputs - 1)
+    if kind == "Masking":
+        return [_masking_keep(g, layer, xs[0])]
+    if kind in ("LSTM", "Bidirectional"):
+        seq = layer.return_sequences if kind == "LSTM" else layer.forward_layer.return_sequences
+        return [masks[0] if seq else None] + [None] * (outputs - 1)
+    if kind in _MERGE_OPS or kind in ("Subtract", "Concatenate"):
+        given = [m for m in masks if m is not None]
+        if not given:
+            return [None]
+        return [given[0] if len(given) == len(masks) and all(m == given[0] for m in given) else _MIXED]
+    if getattr(layer, "supports_masking", False):
+        return [masks[0]] * outputs
+    return [None] * outputs
 
 
 def _input_info(onnx, name, shape, dtype, feeds_embedding):
@@ -273,10 +336,11 @@ def _sequential(onnx, g, model):
     given = getattr(model._input_layer, "_input_dtype", None)  # the Input's own dtype, if one was given
     first_is_embedding = bool(layers) and type(layers[0]).__name__ == "Embedding"
     inputs = [_input_info(onnx, "input", model._input_layer.batch_shape, given or g.dtype, first_is_embedding)]
-    x, masked = "input", False
+    x, mask = "input", None
     for layer in layers:
-        x = _layer(g, layer, [x], [masked], {})[0]
-        masked = masked or _masks(layer)
+        y = _layer(g, layer, [x], [mask], {})[0]
+        mask = _output_mask(g, layer, [x], [mask], 1)[0]
+        x = y
     g.nodes.append(onnx.helper.make_node("Identity", [x], ["output"]))
     return inputs, [_output_info(onnx, "output", model.output_shape, g.dtype)]
 
@@ -288,7 +352,7 @@ def _functional(onnx, g, model):
         name = t.name
         feeds = any(type(layer).__name__ == "Embedding" for layer in readers[id(t)])
         inputs.append(_input_info(onnx, name, t.shape, t.dtype or g.dtype, feeds))
-        names[id(t)], masked[id(t)] = name, False
+        names[id(t)], masked[id(t)] = name, None
     for node in model._nodes:
         xs = [names[id(t)] for t in node.inputs]
         ms = [masked[id(t)] for t in node.inputs]
@@ -296,9 +360,9 @@ def _functional(onnx, g, model):
         if len(outs) != len(node.outputs):
             raise ExportError(f"Layer {node.layer.name!r}: {len(node.outputs)} outputs expected, "
                               f"{len(outs)} exported")
-        for t, name in zip(node.outputs, outs):
+        for t, name, m in zip(node.outputs, outs, _output_mask(g, node.layer, xs, ms, len(outs))):
             names[id(t)] = name
-            masked[id(t)] = any(ms) or _masks(node.layer)
+            masked[id(t)] = m
     outputs = []
     for i, t in enumerate(model.outputs):
         name = f"output_{i}" if len(model.outputs) > 1 else "output"
