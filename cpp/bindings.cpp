@@ -272,6 +272,30 @@ void matmul_out(const Arr<S>& a, const Arr<S>& b, const std::optional<Arr<S>>& b
   matmul(A, B, pb, C, accumulate ? Accumulate::Yes : Accumulate::No);
 }
 
+// C (batch, M, N) = op(a_i)·op(b_i) for each i: a (batch, M, K), or (batch, K, M) with transpose_a;
+// likewise b (batch, K, N) or (batch, N, K).
+template <typename S>
+Arr<S> batched_matmul_new(const Arr<S>& a, const Arr<S>& b, bool transpose_a, bool transpose_b) {
+  if (a.ndim() != 3 || b.ndim() != 3) throw std::invalid_argument("batched_matmul takes 3-D arrays");
+  const Index batch = a.shape(0), ar = a.shape(1), ac = a.shape(2), br = b.shape(1), bc = b.shape(2);
+  if (b.shape(0) != batch)
+    throw std::invalid_argument("batched_matmul: a holds " + std::to_string(batch) + " matrices, b " +
+                                std::to_string(b.shape(0)));
+  const Index M = transpose_a ? ac : ar, K = transpose_a ? ar : ac;
+  const Index Kb = transpose_b ? bc : br, N = transpose_b ? br : bc;
+  if (K != Kb)
+    throw std::invalid_argument("batched_matmul: inner sizes differ (" + std::to_string(K) + " and " +
+                                std::to_string(Kb) + ")");
+  Arr<S> out({batch, M, N});
+  using V = MatrixView<const S>;
+  const V A = transpose_a ? V::transposed(a.data(), M, K, ac) : V::row_major(a.data(), M, K, ac);
+  const V B = transpose_b ? V::transposed(b.data(), K, N, bc) : V::row_major(b.data(), K, N, bc);
+  const MatrixView<S> C = MatrixView<S>::row_major(out.mutable_data(), M, N, N);
+  py::gil_scoped_release release;
+  batched_matmul(batch, A, ar * ac, B, br * bc, C, M * N);
+  return out;
+}
+
 template <typename S>
 void register_dtype(py::module_& m, const char* suffix) {
   const std::string sfx(suffix);
@@ -378,6 +402,8 @@ void register_dtype(py::module_& m, const char* suffix) {
            },
            py::arg("x").noconvert(), py::arg("h").noconvert(), py::arg("c").noconvert(), py::arg("s"),
            py::arg("from_state"), "x (B, D) -> h, c (B, H) in place; s: the step's index since the start.");
+  m.def(("batched_matmul_" + sfx).c_str(), &batched_matmul_new<S>, py::arg("a").noconvert(), py::arg("b").noconvert(),
+        py::arg("transpose_a"), py::arg("transpose_b"));
   m.def(("matmul_" + sfx).c_str(), &matmul_out<S>, py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("bias").noconvert(), py::arg("out").noconvert(), py::arg("transpose_a"),
         py::arg("transpose_b"), py::arg("accumulate"));

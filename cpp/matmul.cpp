@@ -1,6 +1,9 @@
 // matmul.cpp — C = A·B [+ bias] [+ C] on fixed tiles (see matmul.h).
 #include "matmul.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "buffer.h"
 
 #include "namespace.h"
@@ -28,6 +31,33 @@ void matmul(const MatrixView<const S>& A, const MatrixView<const S>& B, const S*
   PG::run_parallel(A, panels.data(), cols, C, accumulate, Y);
 }
 
+template <typename S>
+void batched_matmul(Index batch, const MatrixView<const S>& A, Index a_step, const MatrixView<const S>& B,
+                    Index b_step, const MatrixView<S>& C, Index c_step) {
+  using PG = PackedGemm<S>;
+  const Index M = A.rows, K = A.cols, N = B.cols;
+  eigen_assert(B.rows == K && C.rows == M && C.cols == N && C.cs == 1);
+  if (batch == 0 || M == 0 || N == 0) return;
+  // One product per tile: its B packed (per K chunk) into this thread's buffer, then one run
+  // over its rows; each product's sums depend on the sizes alone.
+  parallel_for_tiles(batch, [&](Index i) {
+    const MatrixView<S> Ci{C.data + i * c_step, M, N, C.rs, C.cs};
+    if (K == 0) {  // an empty sum
+      for (Index r = 0; r < M; ++r) std::fill_n(Ci.data + r * Ci.rs, N, S(0));
+      return;
+    }
+    thread_local std::vector<S> panels;
+    panels.resize(PG::packed_size(K, N));
+    const MatrixView<const S> Bi{B.data + i * b_step, K, N, B.rs, B.cs};
+    for (Index k0 = 0; k0 < K; k0 += PG::kKc) PG::pack_chunk(Bi, k0, panels.data());
+    PG::run({A.data + i * a_step, M, K, A.rs, A.cs}, panels.data(), Ci, Accumulate::No);
+  });
+}
+
+template void batched_matmul<float>(Index, const MatrixView<const float>&, Index, const MatrixView<const float>&,
+                                    Index, const MatrixView<float>&, Index);
+template void batched_matmul<double>(Index, const MatrixView<const double>&, Index, const MatrixView<const double>&,
+                                     Index, const MatrixView<double>&, Index);
 template void matmul<float>(const MatrixView<const float>&, const MatrixView<const float>&, const float*,
                             const MatrixView<float>&, Accumulate);
 template void matmul<double>(const MatrixView<const double>&, const MatrixView<const double>&, const double*,

@@ -3,7 +3,7 @@
 //
 // Dimensions: M rows (B·T flattened), K inputs, N outputs.
 //   C (M × N) = op(A) · op(B) [+ bias] [+ C]      op(X) = X or Xᵀ, as the caller's views say
-// Dense's three products are calls of it:
+// Dense's three products are calls of it (and batched_matmul runs one per sample):
 //   forward     z  = x · kernel + bias            A = x (M × K),    B = kernel (K × N)
 //   backward    ∂L/∂kernel = xᵀ · ∂L/∂z           A = xᵀ (K × M),   B = ∂L/∂z (M × N)
 //               ∂L/∂x      = ∂L/∂z · kernelᵀ      A = ∂L/∂z,        B = kernelᵀ (N × K)
@@ -21,5 +21,12 @@ LSTMFAST_NAMESPACE_BEGIN
 template <typename S>
 void matmul(const MatrixView<const S>& A, const MatrixView<const S>& B, const S* bias,
             const MatrixView<S>& C, Accumulate accumulate);
+
+// C_i = op(A_i)·op(B_i) for i < batch, the i-th matrices a_step, b_step, c_step values after
+// the views' (attention's scores Q·Kᵀ and context A·V, sample by sample, and their gradients).
+// The products are shared out between threads; each one's sums depend on the sizes alone.
+template <typename S>
+void batched_matmul(Index batch, const MatrixView<const S>& A, Index a_step, const MatrixView<const S>& B,
+                    Index b_step, const MatrixView<S>& C, Index c_step);
 
 LSTMFAST_NAMESPACE_END  // lstmfast

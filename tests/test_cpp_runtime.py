@@ -220,3 +220,51 @@ def test_stateful_lstm_carries_its_state_across_batches(example, tmp_path):
     got, want = cpp_predict(example, model, x, tmp_path, batch_size=4)
     np.testing.assert_array_equal(got[0], want[0])
     assert not np.allclose(want[0][4:8], model.reset_states() or model.predict(x[4:8], batch_size=4, verbose=0))
+
+
+def test_the_pipelines_translator_and_sentiment_models(example, tmp_path):
+    """The translation pipeline's attention encoder–decoder (masked Bidirectional encoder with
+    states, a decoder from them, Attention over the masked memory, Concatenate) and the sentiment
+    pipeline's Bidirectional towers with max pooling over a masked sequence run in C++ with
+    predict's bits."""
+    from lstmfast.pipelines import seq2seq, sentiment
+
+    rng = np.random.default_rng(13)
+    translator = seq2seq.build_attention_model(source_size=40, target_input_size=30, target_size=30,
+                                               embedding_dim=8, units=16, learning_rate=1e-3)
+    randomize(translator, 14)
+    src = rng.integers(1, 40, (9, 11)).astype(np.float32)
+    tgt = rng.integers(1, 30, (9, 7)).astype(np.float32)
+    src[:, 8:], tgt[:, 5:] = 0, 0  # padded
+    src[3, 2:], tgt[4, 1:] = 0, 0
+    got, want = cpp_predict(example, translator, [src, tgt], tmp_path)
+    np.testing.assert_array_equal(got[0], want[0])
+
+    config = sentiment.SentimentConfig(towers=2, units=6, embedding_dim=5)
+    model = sentiment.build_model(config, 50)
+    randomize(model, 15)
+    tokens = rng.integers(1, 50, (10, 25)).astype(np.float32)
+    tokens[:, 18:] = 0
+    got, want = cpp_predict(example, model, tokens, tmp_path)
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("scale, causal, three", [(False, False, False), (True, True, True)])
+def test_attention_with_scale_causal_mask_and_key(example, tmp_path, scale, causal, three):
+    rng = np.random.default_rng(16)
+    width = 4 if three else 6  # without a key, the value is the key: the query's width
+    q_in, v_in, k_in = L.Input((None, 6)), L.Input((None, width)), L.Input((None, 6))
+    inputs = [q_in, v_in] + ([k_in] if three else [])
+    out = L.Attention(use_scale=scale)(inputs, use_causal_mask=causal)
+    model = lf.Model(inputs, L.Dense(3)(L.Concatenate()([q_in, out])))
+    randomize(model, 17)
+    xs = [rng.normal(size=(5, 7, 6)), rng.normal(size=(5, 9, width))] + ([rng.normal(size=(5, 9, 6))] if three else [])
+    got, want = cpp_predict(example, model, xs, tmp_path)
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def randomize(model, seed):
+    """Weights away from their initial values (a trained model's spread)."""
+    rng = np.random.default_rng(seed)
+    for w in model.weights:
+        w.value[...] = rng.standard_normal(w.value.shape).astype(np.float32) * 0.4

@@ -9,6 +9,8 @@
 //                   softmax_rows or activation_values, relu as max(z, 0)
 //   Embedding       y[b, t] = E[ids[b, t]]; mask_zero: mask = ids ≠ 0
 //   Masking         keep[b, t] = any_j x[b, t, j] ≠ mask_value; y = keep ? x : 0
+//   Attention       S = Q·Kᵀ (× scale) and O = A·V by batched_matmul, A = softmax_rows(S) with
+//                   hidden positions (value mask, causal) lowered by 1e9
 //   pooling, merges element by element in numpy's order of operations
 //
 // A stream (Sequential models) runs each LSTM one step at a time with LSTMStream: the
@@ -406,6 +408,50 @@ class Engine final : public runtime::Engine {
         }
         return {std::move(y)};
       }
+      case Kind::Attention: {
+        // S = Q·Kᵀ (× s); hidden positions (value mask, causal) − 1e9; A = softmax_j(S); O = A·V,
+        // zeros at masked query steps: the products and softmax of Python's Attention
+        Value scratch_v, scratch_k;
+        const Value& v = materialized(*in[1], scratch_v);
+        const Value& key = in.size() > 2 ? materialized(*in[2], scratch_k) : v;
+        const int64_t Tq = x.shape[1], D = x.shape[2], Tv = v.shape[1], Dv = v.shape[2];
+        if (key.shape[0] != B || v.shape[0] != B || key.shape[1] != Tv || key.shape[2] != D)
+          throw Error("layer '" + n.name + "' received query " + shape_str(x.shape) + ", value " + shape_str(v.shape) +
+                      " and key " + shape_str(key.shape) + ", which do not fit together");
+        using V = MatrixView<const float>;
+        std::vector<float> scores(size_t(B * Tq * Tv));
+        batched_matmul(Index(B), V::row_major(x.data.data(), Tq, D, D), Index(Tq * D),
+                       V::transposed(key.data.data(), D, Tv, D), Index(Tv * D),
+                       MatrixView<float>::row_major(scores.data(), Tq, Tv, Tv), Index(Tq * Tv));
+        if (n.kernel >= 0) {
+          const float scale = weight(f, n.kernel)[0];
+          for (float& e : scores) e = e * scale;
+        }
+        const std::vector<uint8_t>& v_mask = in[1]->mask;
+        if (!v_mask.empty() || n.causal) {
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t i = 0; i < Tq; ++i)
+              for (int64_t j = 0; j < Tv; ++j) {
+                const bool hide = (!v_mask.empty() && !v_mask[size_t(b * Tv + j)]) || (n.causal && j > i);
+                float& e = scores[size_t((b * Tq + i) * Tv + j)];
+                if (hide) e = e - 1.0e9f;
+              }
+        }
+        std::vector<float> weights(scores.size());
+        softmax_rows(scores.data(), Index(B * Tq), Index(Tv), weights.data());
+        Value y;
+        y.shape = {B, Tq, Dv};
+        y.data.resize(size_t(B * Tq * Dv));
+        batched_matmul(Index(B), V::row_major(weights.data(), Tq, Tv, Tv), Index(Tq * Tv),
+                       V::row_major(v.data.data(), Tv, Dv, Dv), Index(Tv * Dv),
+                       MatrixView<float>::row_major(y.data.data(), Tq, Dv, Dv), Index(Tq * Dv));
+        if (!x.mask.empty()) {
+          for (int64_t r = 0; r < B * Tq; ++r)
+            if (!x.mask[size_t(r)]) std::fill_n(y.data.data() + r * Dv, Dv, 0.f);
+          y.mask = x.mask;
+        }
+        return {std::move(y)};
+      }
       default: break;
     }
     // merges: element by element, in the order of the inputs
@@ -428,6 +474,18 @@ class Engine final : public runtime::Engine {
         const int64_t w = v->shape.back();
         for (int64_t r = 0; r < rows; ++r) std::copy_n(v->data.data() + r * w, w, y.data.data() + r * width + at);
         at += w;
+      }
+      // the mask: OR of the inputs' masks, an input without one counting as unmasked (Keras)
+      bool any = false, all = true;
+      for (const Value* v : in) {
+        if (v->mask.empty()) all = false;
+        else any = true;
+      }
+      if (any) {  // every input masked: the OR of their masks; else every step is kept
+        y.mask.assign(size_t(rows), all ? 0 : 1);
+        if (all)
+          for (const Value* v : in)
+            for (int64_t r = 0; r < rows; ++r) y.mask[size_t(r)] |= v->mask[size_t(r)];
       }
       return {std::move(y)};
     }

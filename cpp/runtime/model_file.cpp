@@ -161,7 +161,7 @@ const std::map<std::string, Act>& activation_names() {
 const char* kSupported =
     "InputLayer, LSTM, Bidirectional(LSTM), Dense, TimeDistributed(Dense), Embedding, RepeatVector, Dropout "
     "(and the other layers that do nothing at inference), Activation, Masking, Flatten, GlobalMaxPooling1D, "
-    "GlobalAveragePooling1D, Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum";
+    "GlobalAveragePooling1D, Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Attention (dot scores)";
 
 class ConfigReader {
  public:
@@ -230,7 +230,7 @@ class ConfigReader {
   // A node for one call of `layer` on inputs of `shapes` (−1 where unknown); fills its options
   // and output shapes.
   Node node(const json& layer, const std::vector<std::vector<int64_t>>& shapes, const std::vector<bool>& masked,
-            std::vector<std::vector<int64_t>>& out_shapes) {
+            std::vector<std::vector<int64_t>>& out_shapes, const json* kwargs) {
     Node n;
     n.class_name = layer.value("class_name", std::string());
     n.name = layer_name(layer);
@@ -340,9 +340,24 @@ class ConfigReader {
       if (c.value("keepdims", false) || c.value("data_format", json("channels_last")) != json("channels_last"))
         unsupported(layer, "keepdims=True or channels_first");
       n.kind = k == "GlobalMaxPooling1D" ? Kind::GlobalMaxPooling1D : Kind::GlobalAveragePooling1D;
-      if (n.kind == Kind::GlobalMaxPooling1D && masked[0])
-        unsupported(layer, "a mask reaches it (Keras's GlobalMaxPooling1D ignores masks; lstmfast follows)");
       out_shapes = {{s[0], s[2]}};
+    } else if (k == "Attention") {
+      // S = Q·Kᵀ (× scale), A = softmax_j(S) with hidden positions − 1e9, O = A·V
+      n.kind = Kind::Attention;
+      if (c.value("score_mode", std::string("dot")) != "dot") unsupported(layer, "score_mode 'concat' (dot runs)");
+      if (shapes.size() != 2 && shapes.size() != 3) unsupported(layer, "it is called on other than [query, value(, key)]");
+      for (const auto& t : shapes)
+        if (t.size() != 3) unsupported(layer, "its inputs are not (batch, steps, features)");
+      const auto& v = shapes[1];
+      const auto& key = shapes.size() > 2 ? shapes[2] : shapes[1];
+      if (s.back() >= 0 && key.back() >= 0 && s.back() != key.back()) unsupported(layer, "query and key widths differ");
+      if (c.value("use_scale", false)) n.kernel = take(n.name, "scale", {});
+      if (kwargs) {
+        if (kwargs->value("return_attention_scores", false)) unsupported(layer, "return_attention_scores");
+        n.causal = kwargs->value("use_causal_mask", false);
+      }
+      out_shapes = {{s[0], s[1], v[2]}};
+      n.output_masked = {masked[0]};
     } else {
       static const std::map<std::string, Kind> merges = {
           {"Concatenate", Kind::Concatenate}, {"Add", Kind::Add}, {"Subtract", Kind::Subtract},
@@ -351,7 +366,8 @@ class ConfigReader {
       const auto it = merges.find(k);
       if (it == merges.end()) unsupported(layer, std::string("the C++ runtime runs ") + kSupported);
       n.kind = it->second;
-      if (any_mask) unsupported(layer, "a mask reaches this merge");
+      if (any_mask && n.kind != Kind::Concatenate) unsupported(layer, "a mask reaches this merge");
+      n.output_masked = {any_mask};  // Concatenate: the OR of its inputs' masks
       if (shapes.size() < 2 || (n.kind == Kind::Subtract && shapes.size() != 2))
         unsupported(layer, "it needs " + std::string(n.kind == Kind::Subtract ? "two" : "two or more") + " inputs");
       for (const auto& t : shapes)
@@ -404,6 +420,7 @@ class ConfigReader {
     if (k == "Dense") return 1 + (c.value("use_bias", true) ? 1 : 0);
     if (k == "Embedding") return 1;
     if (k == "TimeDistributed" && c.contains("layer")) return weight_count(c["layer"]);
+    if (k == "Attention") return (c.value("use_scale", false) ? 1 : 0) + (c.value("score_mode", std::string("dot")) == "concat" ? 1 : 0);
     if (k == "Bidirectional" && c.contains("layer"))
       return weight_count(c["layer"]) + weight_count(c.contains("backward_layer") ? c["backward_layer"] : c["layer"]);
     return 0;
@@ -416,7 +433,7 @@ class ConfigReader {
         "InputLayer", "LSTM", "Bidirectional", "Dense", "TimeDistributed", "Embedding", "RepeatVector", "Dropout",
         "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Activation",
         "Masking", "Flatten", "GlobalMaxPooling1D", "GlobalAveragePooling1D", "Concatenate", "Add", "Subtract",
-        "Multiply", "Average", "Maximum", "Minimum"};
+        "Multiply", "Average", "Maximum", "Minimum", "Attention"};
     size_t at = 0;
     for (const auto& layer : layers) {
       if (!known.count(layer.value("class_name", std::string())))
@@ -428,7 +445,7 @@ class ConfigReader {
       arc_.bad("it holds " + std::to_string(out_.weights.size()) + " weights, its layers " + std::to_string(at));
   }
 
-  int add_node(const json& layer, const std::vector<Ref>& inputs) {
+  int add_node(const json& layer, const std::vector<Ref>& inputs, const json* kwargs = nullptr) {
     next_ = first_.at(layer.value("name", layer_name(layer)));
     std::vector<std::vector<int64_t>> in_shapes, out_shapes;
     std::vector<bool> masked;
@@ -436,12 +453,12 @@ class ConfigReader {
       in_shapes.push_back(shapes_.at(r.first).at(r.second));
       masked.push_back(out_.nodes[r.first].output_masked.at(r.second));
     }
-    Node n = node(layer, in_shapes, masked, out_shapes);
+    Node n = node(layer, in_shapes, masked, out_shapes, kwargs);
     n.inputs = inputs;
     if (n.kind == Kind::LSTM || n.kind == Kind::Bidirectional) {
       const size_t states = inputs.size() - 1, want = n.kind == Kind::LSTM ? 2 : 4;
       if (states != 0 && states != want) unsupported(layer, "its initial_state is not " + std::to_string(want) + " tensors");
-    } else if (n.kind < Kind::Concatenate && inputs.size() != 1) {
+    } else if (n.kind < Kind::Concatenate && n.kind != Kind::Attention && inputs.size() != 1) {
       unsupported(layer, "it is called on " + std::to_string(inputs.size()) + " tensors");
     }
     out_.nodes.push_back(std::move(n));
@@ -484,7 +501,7 @@ class ConfigReader {
     const json& layers = c.at("layers");
     index_weights(layers);
     std::map<std::pair<std::string, int>, int> call_node;  // (layer, call) -> node
-    struct Call { const json* layer; int index; std::vector<json> history; };
+    struct Call { const json* layer; int index; std::vector<json> history; json kwargs; };
     std::vector<Call> pending;
     for (const auto& layer : layers) {
       const std::string name = layer.value("name", layer_name(layer));
@@ -504,7 +521,7 @@ class ConfigReader {
           if (key != "initial_state") unsupported(layer, "it is called with a tensor as `" + key + "`");
           refs.insert(refs.end(), extra.begin(), extra.end());
         }
-        Call call{&layer, int(i), {}};
+        Call call{&layer, int(i), {}, kwargs};
         for (auto& r : refs) call.history.push_back(r[0]);
         pending.push_back(std::move(call));
       }
@@ -525,7 +542,7 @@ class ConfigReader {
         if (!ready) { ++it; continue; }
         for (const Ref& r : inputs)
           if (r.second >= int(shapes_[r.first].size())) arc_.bad("a call reads an output its layer does not have");
-        call_node[{it->layer->value("name", layer_name(*it->layer)), it->index}] = add_node(*it->layer, inputs);
+        call_node[{it->layer->value("name", layer_name(*it->layer)), it->index}] = add_node(*it->layer, inputs, &it->kwargs);
         it = pending.erase(it);
         progress = true;
       }

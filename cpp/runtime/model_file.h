@@ -23,7 +23,7 @@ enum class Act : int { Tanh = 0, Relu = 1, Sigmoid = 2, Linear = 3, HardSigmoid 
 enum class Kind {
   Input, LSTM, Bidirectional, Dense, TimeDistributedDense, Embedding, RepeatVector, Identity,
   Activation, Masking, Flatten, GlobalMaxPooling1D, GlobalAveragePooling1D,
-  Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum,
+  Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Attention,
 };
 
 struct Weight {
@@ -59,6 +59,7 @@ struct Node {
   bool mask_zero = false;                // Embedding
   float mask_value = 0;                  // Masking
   int axis = -1;                         // Concatenate
+  bool causal = false;                   // Attention: use_causal_mask (kernel = the scale, or −1)
   std::vector<int64_t> shape;            // Input: the batch shape (−1 where unknown)
 };
 

@@ -489,6 +489,17 @@ def matmul(a, b, *, bias=None, out=None, transpose_a=False, transpose_b=False, a
     return out
 
 
+def batched_matmul(a, b, *, transpose_a=False, transpose_b=False) -> np.ndarray:
+    """``C[i] = op(a[i])·op(b[i])`` for every i of 3-D C-contiguous float32 or float64 arrays of
+    one dtype (op(x) is x, or its last two axes swapped where ``transpose_a`` / ``transpose_b``
+    say): attention's scores and context, sample by sample, on the kernels' threads. Each
+    product's sums depend on the sizes alone (the same bits for every thread count, and in the
+    C++ runtime). Values are not checked for NaN."""
+    a = _array("a", a, ndim=3, check_finite=False)
+    b = _array("b", b, a.dtype, ndim=3, check_finite=False)
+    return _core_fn("batched_matmul", a.dtype)(a, b, bool(transpose_a), bool(transpose_b))
+
+
 # Codes of the element-wise functions `activation` computes.
 ELEMENTWISE_ACTIVATIONS = {**ACTIVATIONS, "hard_sigmoid": 4}
 

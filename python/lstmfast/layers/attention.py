@@ -24,11 +24,23 @@ Backward, with dO given (and dA, when the weights are a model output too):
 import numpy as np
 
 from .. import _random
+from .. import activations
 from .. import graph
+from .. import ops
 from .layer import _check_rate
 from .merging import Merge
 
 _MASKED = 1.0e9  # Keras's large negative added to hidden scores
+
+
+def _bmm(a, b, transpose_a=False, transpose_b=False):
+    """op(a)·op(b) sample by sample (op swaps the last two axes where asked): on the kernels
+    (ops.batched_matmul, which the C++ runtime shares) for 3-D float arrays of one dtype, else
+    numpy."""
+    if a.ndim == 3 and b.ndim == 3 and a.dtype == b.dtype and a.dtype in (np.float32, np.float64):
+        return ops.batched_matmul(np.ascontiguousarray(a), np.ascontiguousarray(b),
+                                  transpose_a=transpose_a, transpose_b=transpose_b)
+    return np.matmul(np.swapaxes(a, 1, 2) if transpose_a else a, np.swapaxes(b, 1, 2) if transpose_b else b)
 
 
 class Attention(Merge):
@@ -126,7 +138,7 @@ class Attention(Merge):
     def _scores(self, q, k):
         """S (B, Tq, Tv) from Q and K; keeps what the backward needs."""
         if self.score_mode == "dot":
-            raw = np.matmul(q, np.swapaxes(k, 1, 2))  # q_i·k_j
+            raw = _bmm(q, k, transpose_b=True)  # q_i·k_j
             self._cache_scores = (q, k, raw)
             return raw * self.scale.value if self.scale is not None else raw
         base = q[:, :, None, :] + k[:, None, :, :]  # q_id + k_jd  (B, Tq, Tv, D)
@@ -150,16 +162,14 @@ class Attention(Merge):
             hide = causal if hide is None else (hide | causal)
         if hide is not None:
             scores = np.where(hide, scores - scores.dtype.type(_MASKED), scores)
-        # A = softmax_j(S)
-        e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-        a = e / e.sum(axis=-1, keepdims=True)
+        a = activations.softmax(scores)  # A = softmax_j(S)
         keep = None
         if training and self.dropout > 0:
             keep = (self._gen.rng.random(a.shape) >= self.dropout).astype(a.dtype) / a.dtype.type(1 - self.dropout)
             a_d = a * keep
         else:
             a_d = a
-        out = np.matmul(a_d, v)  # O = A·V
+        out = _bmm(a_d, v)  # O = A·V
         qm = None
         if q_mask is not None:
             qm = np.asarray(q_mask, bool)[:, :, None]
@@ -175,8 +185,8 @@ class Attention(Merge):
             d_out = np.zeros(a_d.shape[:2] + v.shape[2:], dtype=v.dtype)
         if qm is not None:
             d_out = np.where(qm, d_out, d_out.dtype.type(0))  # dO'
-        dv = np.matmul(np.swapaxes(a_d, 1, 2), d_out)  # dV = Aᵀ·dO'
-        da = np.matmul(d_out, np.swapaxes(v, 1, 2))  # dA = dO'·Vᵀ
+        dv = _bmm(a_d, d_out, transpose_a=True)  # dV = Aᵀ·dO'
+        da = _bmm(d_out, v, transpose_b=True)  # dA = dO'·Vᵀ
         if d_weights is not None:
             da = da + d_weights
         if keep is not None:
@@ -195,7 +205,7 @@ class Attention(Merge):
                 s = self.scale.value
                 np.copyto(self.scale._ensure_grad(), np.sum(ds * raw))  # ∂L/∂s = Σ dS ⊙ Q·Kᵀ
                 ds = ds * s
-            return np.matmul(ds, k), np.matmul(np.swapaxes(ds, 1, 2), q)  # dQ = dS·K, dK = dSᵀ·Q
+            return _bmm(ds, k), _bmm(ds, q, transpose_a=True)  # dQ = dS·K, dK = dSᵀ·Q
         base, t, total = self._cache_scores
         self._cache_scores = None
         c = self.concat_score_weight.value
