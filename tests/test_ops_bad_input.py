@@ -371,6 +371,15 @@ def test_matmul_refuses_what_it_cannot_multiply_with_both_shapes():
     raises(ValueError, lambda: ops.matmul(sq, sq, out=sq), "overlap")
 
 
+def test_batched_matmul_refuses_what_it_cannot_multiply():
+    a, b = np.zeros((2, 3, 4), np.float32), np.zeros((2, 5, 2), np.float32)
+    raises(ValueError, lambda: ops.batched_matmul(a, b), "inner sizes", "4", "5")
+    raises(ValueError, lambda: ops.batched_matmul(a, np.zeros((3, 4, 2), np.float32)), "2 matrices", "3")
+    raises(TypeError, lambda: ops.batched_matmul(a, b.astype(np.float64)), "`b`", "float32", "float64")
+    raises(ValueError, lambda: ops.batched_matmul(a[0], b), "`a`", "3-D", "2-D")
+    raises(ValueError, lambda: ops.batched_matmul(np.zeros((2, 3, 8), np.float32)[:, :, ::2], b), "C-contiguous")
+
+
 def test_softmax_refuses_an_empty_last_axis_and_other_dtypes():
     raises(ValueError, lambda: ops.softmax(np.zeros((3, 0), np.float32)), "last axis", "(3, 0)")
     raises(TypeError, lambda: ops.softmax(np.zeros((3, 4), np.int32)), "`x`", "float32 or float64")

@@ -446,6 +446,25 @@ def test_matmul_gives_the_same_bits_for_one_or_two_threads(dtype, restore_thread
             assert np.array_equal(x, y)
 
 
+@pytest.mark.parametrize("batch,m,k,n", [(1, 1, 1, 1), (3, 20, 256, 20), (5, 7, 300, 33), (64, 2, 0, 3)])
+@pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
+def test_batched_matmul_matches_numpy_for_every_transpose_and_thread_count(batch, m, k, n, dtype, restore_threads):
+    rng = np.random.default_rng(m + n)
+    a, b = rng.standard_normal((batch, m, k)), rng.standard_normal((batch, k, n))
+    want = a @ b
+    tol = (1e-12 if dtype == np.float64 else 2e-6) * np.sqrt(max(k, 1)) * (1 + np.abs(want).max(initial=0))
+    for ta, tb in itertools.product((False, True), repeat=2):
+        ua = np.ascontiguousarray(np.swapaxes(a, 1, 2) if ta else a, dtype)
+        ub = np.ascontiguousarray(np.swapaxes(b, 1, 2) if tb else b, dtype)
+        runs = []
+        for threads in (1, 2):
+            lstmfast.set_num_threads(threads)
+            runs.append(ops.batched_matmul(ua, ub, transpose_a=ta, transpose_b=tb))
+        assert runs[0].dtype == dtype and runs[0].shape == (batch, m, n)
+        assert np.abs(runs[0] - want).max(initial=0) <= tol, (ta, tb)
+        assert np.array_equal(runs[0], runs[1])  # the same bits for any thread count
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
 def test_softmax_matches_numpy_row_by_row_for_any_thread_count(dtype, restore_threads):
     rng = np.random.default_rng(7)
