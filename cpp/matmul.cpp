@@ -36,19 +36,26 @@ void batched_matmul(Index batch, const MatrixView<const S>& A, Index a_step, con
                     Index b_step, const MatrixView<S>& C, Index c_step) {
   using PG = PackedGemm<S>;
   const Index M = A.rows, K = A.cols, N = B.cols;
-  eigen_assert(B.rows == K && C.rows == M && C.cols == N && C.cs == 1);
+  eigen_assert(B.rows == K && C.rows == M && C.cols == N && C.cs == 1 && (B.cs == 1 || B.rs == 1));
   if (batch == 0 || M == 0 || N == 0) return;
-  // One product per tile: its B packed (per K chunk) into this thread's buffer, then one run
-  // over its rows; each product's sums depend on the sizes alone.
+  // One product per tile: its B packed into this thread's buffer (a transposed B first copied
+  // row-major, which moves values without arithmetic), then one run over its rows. The sums
+  // are the packed GEMM's, whose order depends on the sizes alone: not on the thread count,
+  // nor on where the arrays lie in memory (Eigen's own small products peel unaligned heads).
   parallel_for_tiles(batch, [&](Index i) {
     const MatrixView<S> Ci{C.data + i * c_step, M, N, C.rs, C.cs};
     if (K == 0) {  // an empty sum
       for (Index r = 0; r < M; ++r) std::fill_n(Ci.data + r * Ci.rs, N, S(0));
       return;
     }
-    thread_local std::vector<S> panels;
+    thread_local std::vector<S> panels, rows;
     panels.resize(PG::packed_size(K, N));
-    const MatrixView<const S> Bi{B.data + i * b_step, K, N, B.rs, B.cs};
+    MatrixView<const S> Bi{B.data + i * b_step, K, N, B.rs, B.cs};
+    if (B.cs != 1) {  // Bᵀ stored row-major (N × K): copied to K × N
+      rows.resize(K * N);
+      MapR<S>(rows.data(), K, N, Eigen::OuterStride<>(N)) = CMapR<S>(Bi.data, N, K, Eigen::OuterStride<>(B.cs)).transpose();
+      Bi = MatrixView<const S>::row_major(rows.data(), K, N, N);
+    }
     for (Index k0 = 0; k0 < K; k0 += PG::kKc) PG::pack_chunk(Bi, k0, panels.data());
     PG::run({A.data + i * a_step, M, K, A.rs, A.cs}, panels.data(), Ci, Accumulate::No);
   });
