@@ -89,6 +89,22 @@ def test_trained_model_with_masks_bidirectional_and_pooling(example, tmp_path):
     np.testing.assert_array_equal(got[0], want[0])
 
 
+def test_a_repeated_vector_read_by_lstm_bidirectional_and_dropout(example, tmp_path):
+    """Only an LSTM projects a RepeatVector's vector once; Bidirectional and the layers between
+    take the repeated sequence written out, in C++ as in Python."""
+    rng = np.random.default_rng(18)
+    encoded = L.Input((5,))
+    repeated = L.RepeatVector(4)(encoded)
+    a = L.LSTM(3, return_sequences=True)(repeated)
+    b = L.Bidirectional(L.LSTM(3, return_sequences=True))(repeated)
+    c = L.LSTM(3, return_sequences=True)(L.Dropout(0.5)(repeated))
+    model = lf.Model(encoded, [a, b, c])
+    randomize(model, 19)
+    got, want = cpp_predict(example, model, rng.normal(size=(6, 5)), tmp_path)
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_masking_bidirectional_time_distributed_one_hot(example, tmp_path):
     rng = np.random.default_rng(4)
     model = lf.Sequential([L.Input((None, 6)), L.Masking(0.0), L.Bidirectional(L.LSTM(8, return_sequences=True)),

@@ -246,8 +246,9 @@ class Engine final : public runtime::Engine {
   std::vector<Value> call(size_t index, const Node& n, const std::vector<const Value*>& in) {
     const ModelFile& f = *file_;
     Value scratch;
-    const Value& x = n.kind == Kind::LSTM || n.kind == Kind::Bidirectional || n.kind == Kind::Identity
-                         ? *in[0] : materialized(*in[0], scratch);
+    // Only an LSTM takes a RepeatVector's output as its vector (projected once, as Python's LSTM
+    // does); every other layer receives it written out, as Python's Layer.receive gives it.
+    const Value& x = n.kind == Kind::LSTM ? *in[0] : materialized(*in[0], scratch);
     const int64_t B = x.shape[0];
     switch (n.kind) {
       case Kind::LSTM: {
