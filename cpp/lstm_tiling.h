@@ -50,14 +50,22 @@ Buffer<S> pack_input_weights_transposed(Index D, Index G, Index cols, const S* W
 template <typename S>
 std::vector<S> tile_order_bias(Index G, const S* b, const Index* colmap);
 
+// Steps whose recurrent product has fewer multiply-adds than this (B·H·4H) run on one thread
+// when their tiles would have to meet at a barrier every step: a barrier costs about what
+// such a step's work does split in two (B = 1: H = 128 is faster on one thread, H = 256 on
+// two; docs/benchmarks.md).
+constexpr Index kBarrierStepWork = Index(1) << 17;
+
 // Runs body(s, k) for every tile k of every step s = 0..T−1 (or T−1..0 when reverse), each
 // thread owning the tiles k ≡ tid (mod threads) for the whole loop. When units are split
 // across tiles, step s needs all of step s−1 and the threads meet at a barrier; otherwise
-// each thread runs its batch rows through time on its own.
+// each thread runs its batch rows through time on its own. The tiles never depend on the
+// thread count, so neither do the results.
 template <typename Body>
 void time_loop(const GateTiling& tl, Index T, bool reverse, Body&& body) {
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
-  const int nt = static_cast<int>(std::min<Index>(num_threads(), ntiles));
+  int nt = static_cast<int>(std::min<Index>(num_threads(), ntiles));
+  if (tl.n_unit_tiles > 1 && tl.B * tl.H * 4 * tl.H < kBarrierStepWork) nt = 1;
   const bool barrier = tl.n_unit_tiles > 1 && nt > 1;
 #pragma omp parallel num_threads(nt)
   {
