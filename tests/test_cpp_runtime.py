@@ -284,3 +284,41 @@ def randomize(model, seed):
     rng = np.random.default_rng(seed)
     for w in model.weights:
         w.value[...] = rng.standard_normal(w.value.shape).astype(np.float32) * 0.4
+
+
+def test_well_formed_archives_with_a_wrong_header_are_clear_errors(example, tmp_path):
+    """Archives whose CRCs are right but whose header lies: the C++ reader checks the header's
+    contents too (and the sanitizer job runs this)."""
+    import json
+    import zipfile
+
+    model = seed_models(np.random.default_rng(20))[1][0]
+    path = tmp_path / "good.lstmfast"
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    header = json.loads(members["lstmfast.json"])
+
+    def edited(change):
+        h = json.loads(json.dumps(header))
+        change(h)
+        return h
+
+    layers = lambda h: h["config"]["config"]["layers"]  # noqa: E731
+    cases = {
+        "newer format": (edited(lambda h: h.update(format_version=99)), "format version 99"),
+        "no units": (edited(lambda h: layers(h)[1]["config"].pop("units")), "not what lstmfast writes"),
+        "no input shape": (edited(lambda h: layers(h)[0]["config"].update(batch_shape=[])), "no input shape"),
+        "a weight short": (edited(lambda h: h["weights"].pop()), "weights"),
+        "wrong weight shape": (edited(lambda h: h["weights"][0].update(shape=[2, 200])), "shape"),
+        "unknown model class": (edited(lambda h: h["config"].update(class_name="Subclassed")), "neither Sequential"),
+        "not a model": (edited(lambda h: h.update(format="other")), "does not name the lstmfast format"),
+    }
+    x = [np.zeros((2, 9, 1))]
+    for name, (h, message) in cases.items():
+        bad = tmp_path / (name.replace(" ", "_") + ".lstmfast")
+        with zipfile.ZipFile(bad, "w") as zf:
+            for member, data in members.items():
+                zf.writestr(member, json.dumps(h).encode() if member == "lstmfast.json" else data)
+        r = run_example(example, bad, x, tmp_path / "y")
+        assert r.returncode == 1 and message in r.stderr, (name, r.stderr)

@@ -1,5 +1,6 @@
 // model.cpp — the public API (lstmfast/lstmfast.hpp): reads the model file, picks the kernels'
 // instruction set as Python's lstmfast._core does, and hands the work to that set's engine.
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <string>

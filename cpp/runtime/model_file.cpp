@@ -7,7 +7,6 @@
 #include <array>
 #include <cstring>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -236,6 +235,8 @@ class ConfigReader {
     n.name = layer_name(layer);
     const json& c = layer["config"];
     const std::string& k = n.class_name;
+    for (const auto& t : shapes)
+      if (t.empty()) unsupported(layer, "an input has no shape (not even a batch axis)");
     const auto& s = shapes.at(0);
     const bool any_mask = std::find(masked.begin(), masked.end(), true) != masked.end();
     const auto need_rank = [&](size_t rank, const char* what) {
@@ -489,11 +490,11 @@ class ConfigReader {
   }
 
   // The tensors named in a call's args (nested lists) and its initial_state keyword.
-  static void collect(const json& v, std::vector<std::array<json, 1>>& out) {
+  static void collect(const json& v, std::vector<json>& out) {
     if (v.is_array()) {
       for (const auto& e : v) collect(e, out);
     } else if (v.is_object() && v.value("class_name", std::string()) == "__keras_tensor__") {
-      out.push_back({v["config"]["keras_history"]});
+      out.push_back(v.at("config").at("keras_history"));
     }
   }
 
@@ -511,19 +512,17 @@ class ConfigReader {
       }
       const json& calls = layer.contains("inbound_nodes") ? layer["inbound_nodes"] : json::array();
       for (size_t i = 0; i < calls.size(); ++i) {
-        std::vector<std::array<json, 1>> refs;
+        std::vector<json> refs;  // keras_history [layer, call, output] of each input tensor
         collect(calls[i].contains("args") ? calls[i]["args"] : calls[i], refs);
         const json kwargs = calls[i].value("kwargs", json::object());
         for (const auto& [key, value] : kwargs.items()) {
-          std::vector<std::array<json, 1>> extra;
+          std::vector<json> extra;
           collect(value, extra);
           if (extra.empty()) continue;
           if (key != "initial_state") unsupported(layer, "it is called with a tensor as `" + key + "`");
           refs.insert(refs.end(), extra.begin(), extra.end());
         }
-        Call call{&layer, int(i), {}, kwargs};
-        for (auto& r : refs) call.history.push_back(r[0]);
-        pending.push_back(std::move(call));
+        pending.push_back(Call{&layer, int(i), std::move(refs), kwargs});
       }
     }
     // Nodes in an order where inputs come first (a shared layer's later calls may read layers
