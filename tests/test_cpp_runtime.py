@@ -322,3 +322,28 @@ def test_well_formed_archives_with_a_wrong_header_are_clear_errors(example, tmp_
                 zf.writestr(member, json.dumps(h).encode() if member == "lstmfast.json" else data)
         r = run_example(example, bad, x, tmp_path / "y")
         assert r.returncode == 1 and message in r.stderr, (name, r.stderr)
+
+
+def test_threads_share_one_model(tmp_path):
+    """Several threads predicting on one Model (no stateful LSTM) get the bits one thread gets."""
+    if os.environ.get("LSTMFAST_CPP_EXAMPLE"):
+        pytest.skip("the sanitizer job runs the example program only")
+    cmake = shutil.which("cmake")
+    if cmake is None or shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("cmake and a C++ compiler are needed to build the C++ test program (pip install cmake)")
+    build = tmp_path / "build"
+    subprocess.run([cmake, "-S", os.path.join(ROOT, "tests", "cpp"), "-B", str(build),
+                    f"-Dlstmfast_DIR={lf_cmake.get_cmake_dir()}", "-DCMAKE_BUILD_TYPE=Release"],
+                   check=True, capture_output=True)
+    subprocess.run([cmake, "--build", str(build)], check=True, capture_output=True)
+    rng = np.random.default_rng(21)
+    model = lf.Sequential([L.Input((12, 6)), L.Bidirectional(L.LSTM(24, return_sequences=True)), L.LSTM(16),
+                           L.Dense(4, activation="softmax")])
+    randomize(model, 22)
+    model.save(tmp_path / "m.lstmfast")
+    x = rng.normal(size=(40, 12, 6)).astype(np.float32)
+    x.tofile(tmp_path / "x.f32")
+    r = subprocess.run([str(build / "concurrent_predict"), str(tmp_path / "m.lstmfast"), str(tmp_path / "x.f32"),
+                        "40,12,6", "4"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 of 80 predictions differed" in r.stdout

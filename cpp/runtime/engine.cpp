@@ -320,13 +320,15 @@ class Engine final : public runtime::Engine {
         matmul(V::row_major(x.data.data(), M, D, D), V::row_major(W.values.data(), D, U, U),
                n.bias >= 0 ? weight(f, n.bias).data() : nullptr, MatrixView<float>::row_major(y.data.data(), M, U, U),
                Accumulate::No);
-        activate(n.activation, y.data, U, softmax_);  // y = f(z)
+        std::vector<float> scratch_softmax;
+        activate(n.activation, y.data, U, scratch_softmax);  // y = f(z)
         y.mask = x.mask;
         return {std::move(y)};
       }
       case Kind::Activation: {
         Value y = x;
-        activate(n.activation, y.data, x.shape.back(), softmax_);
+        std::vector<float> scratch_softmax;
+        activate(n.activation, y.data, x.shape.back(), scratch_softmax);
         return {std::move(y)};
       }
       case Kind::Embedding: {
@@ -523,7 +525,6 @@ class Engine final : public runtime::Engine {
   }
 
   std::shared_ptr<const ModelFile> file_;
-  std::vector<float> softmax_;  // scratch of softmax outputs
   std::vector<std::array<std::shared_ptr<LSTMPackedWeights<float>>, 2>> packed_;
   std::vector<std::array<std::vector<float>, 4>> states_;  // stateful LSTMs: h, c (forward), h, c (backward)
 };

@@ -81,7 +81,8 @@ class LSTMFAST_API Model {
   const std::vector<TensorSpec>& outputs() const;
 
   // The model's outputs for its inputs (one view per input, in `inputs()` order), computed in
-  // batches of `batch_size` rows as Python's predict does (its default is 32 too).
+  // batches of `batch_size` rows as Python's predict does (its default is 32 too). Several
+  // threads may predict at once on a model without stateful LSTMs.
   std::vector<Tensor> predict(const std::vector<TensorView>& inputs, int64_t batch_size = 32);
   // A model with one input and one output.
   Tensor predict(const float* x, const std::vector<int64_t>& shape, int64_t batch_size = 32);
