@@ -21,6 +21,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "common.h"
 
@@ -67,24 +68,30 @@ inline void activate(RecurrentActivation a, Dst&& y, const Src& z) {
   }
 }
 
-// y[0, n) = f(z[0, n)) for a packet function f (y may be z): packet by packet from wherever
-// the row starts, the last n mod PS values in one zero-padded packet. Eigen's own loop over an
-// unaligned row does its first values up to an aligned address and its last ones with the
-// scalar tanh and logistic, which on short rows (gate blocks of a few packets and a remainder,
-// H = 50) cost as much as the rest.
-template <typename S, typename F>
-inline void packet_map(S* y, const S* z, Index n, F f) {
+// y[0, n) = f(z[0, n), …) for a packet function f of one or more inputs (y may be one of
+// them): packet by packet from wherever the rows start, the last n mod PS values in one
+// zero-padded packet, so every value is computed the same way wherever it lies. Eigen's own loop
+// over an unaligned row does its first values up to an aligned address and its last ones with
+// the scalar tanh and logistic (and a scalar a·b + c·d may be fused into an FMA), which on short
+// rows (gate blocks of a few packets and a remainder, H = 50) also cost as much as the rest.
+template <typename S, typename F, typename... Z, std::size_t... I>
+inline void packet_map_tail(S* y, Index j, Index n, F& f, std::index_sequence<I...>, const Z*... z) {
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<S>::type;
+  alignas(64) S t[sizeof...(Z)][packet_traits<S>::size] = {};
+  (std::copy(z + j, z + n, t[I]), ...);
+  pstoreu(t[0], f(ploadu<Packet>(t[I])...));
+  std::copy(t[0], t[0] + (n - j), y + j);
+}
+
+template <typename S, typename F, typename... Z>
+inline void packet_map(S* y, Index n, F f, const Z*... z) {
   using namespace Eigen::internal;
   using Packet = typename packet_traits<S>::type;
   constexpr Index PS = packet_traits<S>::size;
   Index j = 0;
-  for (; j + PS <= n; j += PS) pstoreu(y + j, f(ploadu<Packet>(z + j)));
-  if (j < n) {
-    alignas(64) S t[PS] = {};
-    std::copy(z + j, z + n, t);
-    pstoreu(t, f(ploadu<Packet>(t)));
-    std::copy(t, t + (n - j), y + j);
-  }
+  for (; j + PS <= n; j += PS) pstoreu(y + j, f(ploadu<Packet>(z + j)...));
+  if (j < n) packet_map_tail(y, j, n, f, std::index_sequence_for<Z...>(), z...);
 }
 
 // y[0, n) = a(z[0, n)), a an Activation (φ) or a RecurrentActivation (σ); y may be z.
@@ -105,19 +112,19 @@ inline void activate_span(A a, S* y, const S* z, Index n) {
     const auto sigmoid = [](const Packet& p) { return scalar_logistic_op<S>().packetOp(p); };
     if constexpr (std::is_same_v<A, Activation>) {
       switch (a) {
-        case Activation::Tanh: packet_map(y, z, n, tanh); return;
-        case Activation::Relu: packet_map(y, z, n, [](const Packet& p) { return pmax(p, pzero(p)); }); return;
-        case Activation::Sigmoid: packet_map(y, z, n, sigmoid); return;
+        case Activation::Tanh: packet_map(y, n, tanh, z); return;
+        case Activation::Relu: packet_map(y, n, [](const Packet& p) { return pmax(p, pzero(p)); }, z); return;
+        case Activation::Sigmoid: packet_map(y, n, sigmoid, z); return;
         case Activation::Linear: if (y != z) std::copy(z, z + n, y); return;
       }
     } else {
       if (a == RecurrentActivation::Sigmoid) {
-        packet_map(y, z, n, sigmoid);
+        packet_map(y, n, sigmoid, z);
       } else {  // clip(z/6 + 1/2, 0, 1), as activate() computes it
-        packet_map(y, z, n, [](const Packet& p) {
+        packet_map(y, n, [](const Packet& p) {
           return pmin(pmax(padd(pmul(p, pset1<Packet>(S(1.0 / 6.0))), pset1<Packet>(S(0.5))), pzero(p)),
                       pset1<Packet>(S(1)));
-        });
+        }, z);
       }
     }
   } else {

@@ -55,33 +55,15 @@ inline void lstm_cell(Activation phi, RecurrentActivation sigma, S* z, const S* 
   activate_span(sigma, z, z, 2 * w);              // i = σ(z_i), f = σ(z_f) (side by side)
   activate_span(phi, z + 2 * w, z + 2 * w, w);    // g = φ(z_c)
   activate_span(sigma, z + 3 * w, z + 3 * w, w);  // o = σ(z_o)
-  // c_t = f ⊙ c_{t−1} + i ⊙ g, packet by packet from the start of the row and the last
-  // w mod PS units in one zero-padded packet (activations::packet_map): every unit is computed
-  // the same way wherever its row starts, as a scalar remainder might be fused into an FMA.
-  using namespace Eigen::internal;
-  using Packet = typename packet_traits<S>::type;
-  const S* i = z;
-  const S* f = z + w;
-  const S* g = z + 2 * w;
-  const S* o = z + 3 * w;
-  constexpr Index PS = packet_traits<S>::size;
-  const auto cell = [&](const S* fj, const S* cj, const S* ij, const S* gj, S* out) {
-    pstoreu(out, padd(pmul(ploadu<Packet>(fj), ploadu<Packet>(cj)), pmul(ploadu<Packet>(ij), ploadu<Packet>(gj))));
-  };
-  Index j = 0;
-  for (; j + PS <= w; j += PS) cell(f + j, c_prev + j, i + j, g + j, c + j);
-  if (j < w) {
-    alignas(64) S t[4][PS] = {};
-    const Index n = w - j;
-    std::copy_n(f + j, n, t[0]);
-    std::copy_n(c_prev + j, n, t[1]);
-    std::copy_n(i + j, n, t[2]);
-    std::copy_n(g + j, n, t[3]);
-    cell(t[0], t[1], t[2], t[3], t[0]);
-    std::copy_n(t[0], n, c + j);
-  }
+  // c_t = f ⊙ c_{t−1} + i ⊙ g, packet by packet from the start of the row (packet_map: every
+  // unit computed the same way wherever its row starts)
+  using Packet = typename Eigen::internal::packet_traits<S>::type;
+  activations::packet_map(c, w, [](const Packet& f, const Packet& cp, const Packet& i, const Packet& g) {
+    using namespace Eigen::internal;
+    return padd(pmul(f, cp), pmul(i, g));
+  }, z + w, c_prev, z, z + 2 * w);
   activate_span(phi, h, c, w);  // h_t = o ⊙ φ(c_t)
-  ArrMap<S>(h, w) *= CArrMap<S>(o, w);
+  ArrMap<S>(h, w) *= CArrMap<S>(z + 3 * w, w);
 }
 
 // Where the forward's rows lie. A training forward keeps every step time-major in its cache;
@@ -533,12 +515,8 @@ bool one_hot_rows(const S* x, Index rows, Index D, std::vector<int32_t>& ids) {
 template <typename S>
 LSTMStream<S>::LSTMStream(const LSTMPackedWeights<S>& weights, Index B, Activation phi, RecurrentActivation sigma)
     : w_(weights), tl_(GateTiling::choose(B, weights.H)), cols_(PackedGemm<S>::tile_cols(B, kNumGates * weights.H)),
-      panels_(weights.panels(tl_, cols_)), phi_(phi), sigma_(sigma), z_(B * kNumGates * weights.H) {
-  // A step of more work than this (multiply-adds) shares its tiles out between threads; a
-  // smaller one costs less than waking them.
-  constexpr Index kParallelWork = Index(1) << 18;
-  parallel_ = B * (weights.D + weights.H) * kNumGates * weights.H >= kParallelWork;
-}
+      panels_(weights.panels(tl_, cols_)), phi_(phi), sigma_(sigma), z_(B * kNumGates * weights.H),
+      parallel_(step_worth_threads(tl_)) {}
 
 template <typename S>
 void LSTMStream<S>::step(const S* x, S* h, S* c, Index s, bool from_state) {

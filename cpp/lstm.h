@@ -219,7 +219,7 @@ class LSTMStream {
   Activation phi_;
   RecurrentActivation sigma_;
   Buffer<S> z_;  // (B, 4H) pre-activations in tile order
-  bool parallel_ = false;
+  bool parallel_;  // the step's tiles shared out between threads (step_worth_threads)
 };
 
 // Forward over the whole sequence. outputs: (B,T,H) or (B,H); h_T, c_T: (B,H).

@@ -50,11 +50,12 @@ Buffer<S> pack_input_weights_transposed(Index D, Index G, Index cols, const S* W
 template <typename S>
 std::vector<S> tile_order_bias(Index G, const S* b, const Index* colmap);
 
-// Steps whose recurrent product has fewer multiply-adds than this (B·H·4H) run on one thread
-// when their tiles would have to meet at a barrier every step: a barrier costs about what
-// such a step's work does split in two (B = 1: H = 128 is faster on one thread, H = 256 on
-// two; docs/benchmarks.md).
-constexpr Index kBarrierStepWork = Index(1) << 17;
+// Whether a step's tiles are worth sharing out between threads: a step whose recurrent product
+// has fewer multiply-adds than this (B·H·4H) costs less on one thread than the barrier (the time
+// loop) or the waking of the team (a stream's step) that sharing it needs (B = 1: H = 128 is
+// faster on one thread, H = 256 on two; docs/benchmarks.md). Results never depend on it.
+constexpr Index kParallelStepWork = Index(1) << 17;
+inline bool step_worth_threads(const GateTiling& tl) { return tl.B * tl.H * 4 * tl.H >= kParallelStepWork; }
 
 // Runs body(s, k) for every tile k of every step s = 0..T−1 (or T−1..0 when reverse), each
 // thread owning the tiles k ≡ tid (mod threads) for the whole loop. When units are split
@@ -65,7 +66,7 @@ template <typename Body>
 void time_loop(const GateTiling& tl, Index T, bool reverse, Body&& body) {
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
   int nt = static_cast<int>(std::min<Index>(num_threads(), ntiles));
-  if (tl.n_unit_tiles > 1 && tl.B * tl.H * 4 * tl.H < kBarrierStepWork) nt = 1;
+  if (tl.n_unit_tiles > 1 && !step_worth_threads(tl)) nt = 1;
   const bool barrier = tl.n_unit_tiles > 1 && nt > 1;
 #pragma omp parallel num_threads(nt)
   {

@@ -83,9 +83,38 @@ void activate(Act a, std::vector<float>& z, int64_t last, std::vector<float>& sc
       z.swap(scratch);
       return;
     }
-    case Act::HardSigmoid: activation_values(kHardSigmoidCode, z.data(), Index(z.size()), z.data()); return;
-    default: activation_values(int(a), z.data(), Index(z.size()), z.data()); return;
+    default: activation_values(int(a), z.data(), Index(z.size()), z.data()); return;  // tanh, sigmoid, hard_sigmoid
   }
+}
+
+static_assert(int(Act::Tanh) == int(Activation::Tanh) && int(Act::Relu) == int(Activation::Relu) &&
+                  int(Act::Sigmoid) == int(Activation::Sigmoid) && int(Act::Linear) == int(Activation::Linear) &&
+                  int(Act::HardSigmoid) == kHardSigmoidCode,
+              "the runtime's activation codes are the kernels'");
+
+// An LSTM's φ and σ as the kernels name them.
+Activation phi(const runtime::LSTMOptions& o) { return static_cast<Activation>(int(o.activation)); }
+RecurrentActivation sigma(const runtime::LSTMOptions& o) {
+  return o.recurrent_activation == Act::HardSigmoid ? RecurrentActivation::HardSigmoid : RecurrentActivation::Sigmoid;
+}
+
+// Refuses NaN and ±inf in n values given to the model, naming where the first one lies.
+void check_finite(const float* p, int64_t n, const std::string& what) {
+  if (all_finite(p, Index(n))) return;
+  int64_t k = 0;
+  while (std::isfinite(p[k])) ++k;
+  throw Error(what + " holds " + (std::isnan(p[k]) ? "NaN" : "inf") + " at flat index " + std::to_string(k) +
+              "; the model takes finite values");
+}
+
+// The id a float token holds: a whole number in [0, input_dim) of Embedding n.
+int64_t token_id(const Node& n, float v) {
+  if (v != std::floor(v))
+    throw Error("Embedding layer '" + n.name + "' expects integer token ids; got " + std::to_string(v));
+  if (v < 0 || v >= float(n.input_dim))
+    throw Error("Embedding layer '" + n.name + "' has input_dim=" + std::to_string(n.input_dim) +
+                ", so ids must lie in [0, " + std::to_string(n.input_dim - 1) + "]; got id " + std::to_string(int64_t(v)));
+  return int64_t(v);
 }
 
 const std::vector<float>& weight(const ModelFile& f, int i) { return f.weights.at(size_t(i)).values; }
@@ -126,11 +155,7 @@ class Engine final : public runtime::Engine {
                     std::to_string(v.shape[0]));
       N = v.shape[0];
       if (!v.data) throw Error("input '" + spec.name + "' has no data (a null pointer)");
-      const int64_t size = product(v.shape);
-      for (int64_t k = 0; k < size; ++k)
-        if (!std::isfinite(v.data[k]))
-          throw Error("input '" + spec.name + "' holds " + (std::isnan(v.data[k]) ? "NaN" : "inf") + " at flat index " +
-                      std::to_string(k) + "; the model takes finite values");
+      check_finite(v.data, product(v.shape), "input '" + spec.name + "'");
     }
     std::vector<Tensor> out(f.outputs.size());
     for (int64_t b0 = 0; b0 < N; b0 += batch_size) {
@@ -179,9 +204,8 @@ class Engine final : public runtime::Engine {
     cfg.T = x.shape[1];
     cfg.D = x.shape[2];
     cfg.H = o.units;
-    cfg.activation = static_cast<Activation>(int(o.activation));
-    cfg.recurrent_activation =
-        o.recurrent_activation == Act::HardSigmoid ? RecurrentActivation::HardSigmoid : RecurrentActivation::Sigmoid;
+    cfg.activation = phi(o);
+    cfg.recurrent_activation = sigma(o);
     cfg.go_backwards = o.go_backwards;
     cfg.return_sequences = o.return_sequences;
     cfg.zero_output_for_mask = o.zero_output_for_mask;
@@ -333,17 +357,9 @@ class Engine final : public runtime::Engine {
       }
       case Kind::Embedding: {
         const auto& E = f.weights[size_t(n.kernel)];
-        const int64_t count = product(x.shape), V = n.input_dim, width = n.units;
+        const int64_t count = product(x.shape), width = n.units;
         std::vector<int64_t> ids(static_cast<size_t>(count));
-        for (int64_t k = 0; k < count; ++k) {
-          const float v = x.data[size_t(k)];
-          if (v != std::floor(v))
-            throw Error("Embedding layer '" + n.name + "' expects integer token ids; got " + std::to_string(v));
-          if (v < 0 || v >= float(V))
-            throw Error("Embedding layer '" + n.name + "' has input_dim=" + std::to_string(V) + ", so ids must lie in [0, " +
-                        std::to_string(V - 1) + "]; got id " + std::to_string(int64_t(v)));
-          ids[size_t(k)] = int64_t(v);
-        }
+        for (int64_t k = 0; k < count; ++k) ids[size_t(k)] = token_id(n, x.data[size_t(k)]);
         Value y;
         y.shape = x.shape;
         y.shape.push_back(width);
@@ -533,9 +549,9 @@ class Engine final : public runtime::Engine {
 
 class Stream final : public runtime::StreamEngine {
  public:
-  Stream(const Engine& engine, int64_t batch) : keep_(engine.file()), file_(*keep_), B_(batch) {
+  Stream(const Engine& engine, int64_t batch) : file_(engine.file()), B_(batch) {
     if (batch < 1) throw Error("a stream's batch must be a positive integer; got " + std::to_string(batch));
-    const ModelFile& f = file_;
+    const ModelFile& f = *file_;
     if (!f.sequential)
       throw Error("stream() runs Sequential models so far; '" + f.name + "' is a functional model");
     int64_t width = f.input_specs[0].shape.back();
@@ -552,16 +568,12 @@ class Stream final : public runtime::StreamEngine {
           s.h.assign(size_t(B_ * H), 0.f);
           s.c.assign(size_t(B_ * H), 0.f);
           s.weights = engine.packed(i);
-          s.lstm = std::make_unique<LSTMStream<float>>(
-              *s.weights, B_, static_cast<Activation>(int(n.lstm.activation)),
-              n.lstm.recurrent_activation == Act::HardSigmoid ? RecurrentActivation::HardSigmoid
-                                                              : RecurrentActivation::Sigmoid);
+          s.lstm = std::make_unique<LSTMStream<float>>(*s.weights, B_, phi(n.lstm), sigma(n.lstm));
           const auto& carried = engine.state(i, 0);
           if (n.lstm.stateful && carried.size() == s.h.size()) {  // a stateful LSTM goes on from its state
             s.h0 = carried;
             s.c0 = engine.state(i, 1);
           }
-          s.y.assign(size_t(B_ * H), 0.f);
           width = H;
           break;
         }
@@ -590,8 +602,7 @@ class Stream final : public runtime::StreamEngine {
 
   const Tensor& step(const float* x_t) override {
     if (!x_t) throw Error("step() was given no data (a null pointer)");
-    for (int64_t k = 0; k < input_size_; ++k)
-      if (!std::isfinite(x_t[k])) throw Error("step() input holds NaN or inf at index " + std::to_string(k));
+    check_finite(x_t, input_size_, "the step's input");
     const float* x = x_t;
     int64_t width = embedding_first_ ? 1 : input_size_ / B_;
     for (Step& s : plan_) {
@@ -602,13 +613,8 @@ class Stream final : public runtime::StreamEngine {
         x = s.h.data();
         width = n.lstm.units;
       } else if (n.kind == Kind::Embedding) {
-        for (int64_t b = 0; b < B_; ++b) {
-          const float v = x[b];
-          if (v != std::floor(v) || v < 0 || v >= float(n.input_dim))
-            throw Error("Embedding layer '" + n.name + "' takes whole-number ids in [0, " + std::to_string(n.input_dim - 1) +
-                        "]; got " + std::to_string(v));
-          std::copy_n(weight(file_, n.kernel).data() + int64_t(v) * n.units, n.units, s.y.data() + b * n.units);
-        }
+        for (int64_t b = 0; b < B_; ++b)  // y[b] = E[id_b]
+          std::copy_n(weight(*file_, n.kernel).data() + token_id(n, x[b]) * n.units, n.units, s.y.data() + b * n.units);
         x = s.y.data();
         width = n.units;
       } else if (n.kind == Kind::Activation) {
@@ -616,10 +622,10 @@ class Stream final : public runtime::StreamEngine {
         activate(n.activation, s.y, width, s.z);
         x = s.y.data();
       } else {  // Dense on (B, D)
-        const auto& W = file_.weights[size_t(n.kernel)];
+        const auto& W = file_->weights[size_t(n.kernel)];
         using V = MatrixView<const float>;
         matmul(V::row_major(x, B_, width, width), V::row_major(W.values.data(), width, n.units, n.units),
-               n.bias >= 0 ? weight(file_, n.bias).data() : nullptr, MatrixView<float>::row_major(s.y.data(), B_, n.units, n.units),
+               n.bias >= 0 ? weight(*file_, n.bias).data() : nullptr, MatrixView<float>::row_major(s.y.data(), B_, n.units, n.units),
                Accumulate::No);
         activate(n.activation, s.y, n.units, s.z);
         x = s.y.data();
@@ -653,11 +659,11 @@ class Stream final : public runtime::StreamEngine {
     const Node* node = nullptr;
     std::shared_ptr<const LSTMPackedWeights<float>> weights;  // shared with the model, kept alive
     std::unique_ptr<LSTMStream<float>> lstm;                 // an LSTM's one-step path
-    std::vector<float> h, c, y, h0, c0;       // h0, c0: a stateful LSTM's starting state
+    std::vector<float> h, c, h0, c0;          // an LSTM's state; h0, c0: a stateful LSTM's starting state
+    std::vector<float> y;                     // the output of a Dense, Activation or Embedding
     std::vector<float> z;                     // scratch of a softmax
   };
-  std::shared_ptr<const ModelFile> keep_;  // the model file outlives the Model the stream came from
-  const ModelFile& file_;
+  std::shared_ptr<const ModelFile> file_;  // kept alive: it outlives the Model the stream came from
   int64_t B_;
   int64_t input_size_ = 0;
   bool embedding_first_ = false;

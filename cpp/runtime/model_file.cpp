@@ -8,7 +8,6 @@
 #include <cstring>
 #include <fstream>
 #include <map>
-#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -157,6 +156,23 @@ const std::map<std::string, Act>& activation_names() {
   return names;
 }
 
+// The Keras classes the runtime runs, and the kind of node each call becomes.
+const std::map<std::string, Kind>& layer_kinds() {
+  static const std::map<std::string, Kind> kinds = {
+      {"InputLayer", Kind::Input}, {"LSTM", Kind::LSTM}, {"Bidirectional", Kind::Bidirectional},
+      {"Dense", Kind::Dense}, {"TimeDistributed", Kind::TimeDistributedDense}, {"Embedding", Kind::Embedding},
+      {"RepeatVector", Kind::RepeatVector}, {"Dropout", Kind::Identity}, {"SpatialDropout1D", Kind::Identity},
+      {"GaussianNoise", Kind::Identity}, {"GaussianDropout", Kind::Identity}, {"AlphaDropout", Kind::Identity},
+      {"ActivityRegularization", Kind::Identity}, {"Activation", Kind::Activation}, {"Masking", Kind::Masking},
+      {"Flatten", Kind::Flatten}, {"GlobalMaxPooling1D", Kind::GlobalMaxPooling1D},
+      {"GlobalAveragePooling1D", Kind::GlobalAveragePooling1D}, {"Concatenate", Kind::Concatenate},
+      {"Add", Kind::Add}, {"Subtract", Kind::Subtract}, {"Multiply", Kind::Multiply}, {"Average", Kind::Average},
+      {"Maximum", Kind::Maximum}, {"Minimum", Kind::Minimum}, {"Attention", Kind::Attention}};
+  return kinds;
+}
+
+bool is_merge(Kind k) { return k >= Kind::Concatenate && k <= Kind::Minimum; }
+
 const char* kSupported =
     "InputLayer, LSTM, Bidirectional(LSTM), Dense, TimeDistributed(Dense), Embedding, RepeatVector, Dropout "
     "(and the other layers that do nothing at inference), Activation, Masking, Flatten, GlobalMaxPooling1D, "
@@ -196,9 +212,10 @@ class ConfigReader {
     if (next_ >= out_.weights.size())
       arc_.bad("its weight list ends before weight '" + owner + "/" + var + "'");
     const Weight& w = out_.weights[next_];
-    const std::string want = owner + "/" + var;
-    if (w.path != want && w.path.size() >= var.size() + 1 &&
-        w.path.compare(w.path.size() - var.size() - 1, std::string::npos, "/" + var) != 0)
+    const std::string want = owner + "/" + var, tail = "/" + var;
+    const bool named = w.path == want || (w.path.size() > tail.size() &&
+                                          w.path.compare(w.path.size() - tail.size(), tail.size(), tail) == 0);
+    if (!named)
       arc_.bad("weight " + std::to_string(next_) + " is '" + w.path + "', where the config asks for '" + want + "'");
     for (size_t i = 0; i < shape.size(); ++i)
       if (shape[i] < 0 && i < w.shape.size()) shape[i] = w.shape[i];
@@ -314,8 +331,7 @@ class ConfigReader {
       n.kind = Kind::RepeatVector;
       n.units = c.at("n").get<int64_t>();
       out_shapes = {{s[0], n.units, s[1]}};
-    } else if (k == "Dropout" || k == "SpatialDropout1D" || k == "GaussianNoise" || k == "GaussianDropout" ||
-               k == "AlphaDropout" || k == "ActivityRegularization") {
+    } else if (layer_kinds().at(k) == Kind::Identity) {
       n.kind = Kind::Identity;
       out_shapes = {s};
       n.output_masked = {masked[0]};
@@ -359,14 +375,8 @@ class ConfigReader {
       }
       out_shapes = {{s[0], s[1], v[2]}};
       n.output_masked = {masked[0]};
-    } else {
-      static const std::map<std::string, Kind> merges = {
-          {"Concatenate", Kind::Concatenate}, {"Add", Kind::Add}, {"Subtract", Kind::Subtract},
-          {"Multiply", Kind::Multiply}, {"Average", Kind::Average}, {"Maximum", Kind::Maximum},
-          {"Minimum", Kind::Minimum}};
-      const auto it = merges.find(k);
-      if (it == merges.end()) unsupported(layer, std::string("the C++ runtime runs ") + kSupported);
-      n.kind = it->second;
+    } else {  // a merge (index_weights refused every other class)
+      n.kind = layer_kinds().at(k);
       if (any_mask && n.kind != Kind::Concatenate) unsupported(layer, "a mask reaches this merge");
       n.output_masked = {any_mask};  // Concatenate: the OR of its inputs' masks
       if (shapes.size() < 2 || (n.kind == Kind::Subtract && shapes.size() != 2))
@@ -389,13 +399,16 @@ class ConfigReader {
 
   // ----- models -----
 
+  // A shape list of the config, −1 for its nulls.
+  static std::vector<int64_t> dims(const json& list) {
+    std::vector<int64_t> s;
+    for (const auto& d : list) s.push_back(d.is_number_integer() ? d.get<int64_t>() : -1);
+    return s;
+  }
+
   static std::vector<int64_t> batch_shape(const json& c) {
     for (const char* key : {"batch_shape", "batch_input_shape"})
-      if (c.contains(key) && c[key].is_array()) {
-        std::vector<int64_t> s;
-        for (const auto& d : c[key]) s.push_back(d.is_number_integer() ? d.get<int64_t>() : -1);
-        return s;
-      }
+      if (c.contains(key) && c[key].is_array()) return dims(c[key]);
     return {};
   }
 
@@ -408,7 +421,6 @@ class ConfigReader {
     n.output_masked = {false};
     out_.nodes.push_back(n);
     shapes_.push_back({n.shape});
-    out_.inputs.push_back(int(out_.nodes.size()) - 1);
     return int(out_.nodes.size()) - 1;
   }
 
@@ -430,14 +442,9 @@ class ConfigReader {
   // Where each layer's weights start: layers hold theirs in the order the config lists them,
   // and a layer called several times (a shared layer) uses the same ones at every call.
   void index_weights(const json& layers) {
-    static const std::set<std::string> known = {
-        "InputLayer", "LSTM", "Bidirectional", "Dense", "TimeDistributed", "Embedding", "RepeatVector", "Dropout",
-        "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Activation",
-        "Masking", "Flatten", "GlobalMaxPooling1D", "GlobalAveragePooling1D", "Concatenate", "Add", "Subtract",
-        "Multiply", "Average", "Maximum", "Minimum", "Attention"};
     size_t at = 0;
     for (const auto& layer : layers) {
-      if (!known.count(layer.value("class_name", std::string())))
+      if (!layer_kinds().count(layer.value("class_name", std::string())))
         unsupported(layer, std::string("the C++ runtime runs ") + kSupported);
       first_[layer.value("name", layer_name(layer))] = at;
       at += weight_count(layer);
@@ -459,7 +466,7 @@ class ConfigReader {
     if (n.kind == Kind::LSTM || n.kind == Kind::Bidirectional) {
       const size_t states = inputs.size() - 1, want = n.kind == Kind::LSTM ? 2 : 4;
       if (states != 0 && states != want) unsupported(layer, "its initial_state is not " + std::to_string(want) + " tensors");
-    } else if (n.kind < Kind::Concatenate && n.kind != Kind::Attention && inputs.size() != 1) {
+    } else if (!is_merge(n.kind) && n.kind != Kind::Attention && inputs.size() != 1) {
       unsupported(layer, "it is called on " + std::to_string(inputs.size()) + " tensors");
     }
     out_.nodes.push_back(std::move(n));
@@ -469,8 +476,7 @@ class ConfigReader {
 
   void sequential(const json& c) {
     const json& layers = c.at("layers");
-    std::vector<int64_t> shape = c.contains("build_input_shape") ? batch_shape({{"batch_shape", c["build_input_shape"]}})
-                                                                 : std::vector<int64_t>();
+    std::vector<int64_t> shape = c.contains("build_input_shape") ? dims(c["build_input_shape"]) : std::vector<int64_t>();
     size_t first = 0;
     if (!layers.empty() && layers[0].value("class_name", std::string()) == "InputLayer") {
       shape = batch_shape(layers[0]["config"]);
@@ -481,6 +487,7 @@ class ConfigReader {
     if (shape.empty()) arc_.bad("its Sequential config gives no input shape (the model was never built)");
     index_weights(layers);
     Ref x{add_input(first ? layer_name(layers[0]) : "input_layer", shape), 0};
+    out_.inputs = {x.first};
     for (size_t i = first; i < layers.size(); ++i) {
       const int k = add_node(layers[i], {x});
       if (out_.nodes[k].outputs != 1) unsupported(layers[i], "return_state in a Sequential model");
@@ -527,7 +534,6 @@ class ConfigReader {
     }
     // Nodes in an order where inputs come first (a shared layer's later calls may read layers
     // listed after it).
-    out_.inputs.clear();  // set below in the config's input order
     while (!pending.empty()) {
       bool progress = false;
       for (auto it = pending.begin(); it != pending.end();) {

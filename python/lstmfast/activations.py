@@ -20,16 +20,19 @@ def relu(x):
     return np.maximum(x, 0)
 
 
-def _kernel_values(x):
-    """Whether f(x) goes to the kernels (ops.activation, ops.softmax): float arrays do, so that
-    predict and the C++ runtime compute the same bits."""
-    return isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64) and x.size > 0
+def _on_kernels(x):
+    """x as the kernels take it (ops.activation, ops.softmax), or None where numpy computes f(x):
+    float arrays go to the kernels, so that predict and the C++ runtime compute the same bits."""
+    if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64) and x.size > 0:
+        return np.ascontiguousarray(x)
+    return None
 
 
 def sigmoid(x):
     """f(x) = 1 / (1 + exp(-x)), evaluated without overflow for large |x|."""
-    if _kernel_values(x):
-        return ops.activation(np.ascontiguousarray(x), "sigmoid")
+    xk = _on_kernels(x)
+    if xk is not None:
+        return ops.activation(xk, "sigmoid")
     x = np.asarray(x)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
@@ -37,15 +40,17 @@ def sigmoid(x):
 
 def tanh(x):
     """f(x) = tanh(x)."""
-    if _kernel_values(x):
-        return ops.activation(np.ascontiguousarray(x), "tanh")
+    xk = _on_kernels(x)
+    if xk is not None:
+        return ops.activation(xk, "tanh")
     return np.tanh(x)
 
 
 def hard_sigmoid(x):
     """Keras 3's piecewise-linear sigmoid: f(x) = clip(x / 6 + 0.5, 0, 1)."""
-    if _kernel_values(x):
-        return ops.activation(np.ascontiguousarray(x), "hard_sigmoid")
+    xk = _on_kernels(x)
+    if xk is not None:
+        return ops.activation(xk, "hard_sigmoid")
     x = np.asarray(x)
     return np.clip(x / 6 + 0.5, 0, 1).astype(x.dtype, copy=False)
 
@@ -53,8 +58,9 @@ def hard_sigmoid(x):
 def softmax(x, axis=-1):
     """f(x)_k = exp(x_k) / sum_j exp(x_j) along `axis`, shifted by the max for stability. Float
     arrays over their last axis go to the kernels (ops.softmax)."""
-    if _kernel_values(x) and x.ndim >= 1 and axis in (-1, x.ndim - 1):
-        return ops.softmax(np.ascontiguousarray(x))
+    xk = _on_kernels(x)
+    if xk is not None and xk.ndim >= 1 and axis in (-1, xk.ndim - 1):
+        return ops.softmax(xk)
     x = np.asarray(x)
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)

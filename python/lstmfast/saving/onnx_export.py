@@ -67,6 +67,7 @@ class _Graph:
         self.onnx, self.h = onnx, onnx.helper
         self.dtype = np.dtype(dtype)
         self.nodes, self.initializers, self._n = [], [], 0
+        self.masks = {}  # (Masking layer, input name) -> its keep tensor, made once
 
     def name(self, base):
         self._n += 1
@@ -285,7 +286,15 @@ _MIXED = "<masks of several inputs>"
 
 
 def _masking_keep(g, layer, x):
-    """keep (B, T) bool: whether any feature of step t differs from Masking's mask_value."""
+    """keep (B, T) bool: whether any feature of step t differs from Masking's mask_value (the
+    layer's output and the mask it passes on read the same tensor)."""
+    key = (id(layer), x)
+    if key not in g.masks:
+        g.masks[key] = _masking_keep_op(g, layer, x)
+    return g.masks[key]
+
+
+def _masking_keep_op(g, layer, x):
     differs = g.op("Not", [g.op("Equal", [x, g.const("mask_value", np.array(layer.mask_value, g.dtype))])])
     count = g.op("ReduceSum", [g.op("Cast", [differs], to=g.onnx.TensorProto.INT32),
                                g.const("axes", np.array([-1], np.int64), dtype=np.int64)], keepdims=0)
