@@ -50,10 +50,10 @@ Buffer<S> pack_input_weights_transposed(Index D, Index G, Index cols, const S* W
 template <typename S>
 std::vector<S> tile_order_bias(Index G, const S* b, const Index* colmap);
 
-// Whether a step's tiles are worth sharing out between threads: a step whose recurrent product
-// has fewer multiply-adds than this (B·H·4H) costs less on one thread than the barrier (the time
-// loop) or the waking of the team (a stream's step) that sharing it needs (B = 1: H = 128 is
-// faster on one thread, H = 256 on two; docs/benchmarks.md). Results never depend on it.
+// Whether a stream's step (LSTMStream, one step per call) is worth sharing out between
+// threads: a step whose recurrent product has fewer multiply-adds than this (B·H·4H) costs
+// less on one thread than waking the team for each call (B = 1: H = 128 on one thread, H = 512
+// on two; docs/benchmarks.md). Results never depend on it.
 constexpr Index kParallelStepWork = Index(1) << 17;
 inline bool step_worth_threads(const GateTiling& tl) { return tl.B * tl.H * 4 * tl.H >= kParallelStepWork; }
 
@@ -65,8 +65,7 @@ inline bool step_worth_threads(const GateTiling& tl) { return tl.B * tl.H * 4 * 
 template <typename Body>
 void time_loop(const GateTiling& tl, Index T, bool reverse, Body&& body) {
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
-  int nt = static_cast<int>(std::min<Index>(num_threads(), ntiles));
-  if (tl.n_unit_tiles > 1 && !step_worth_threads(tl)) nt = 1;
+  const int nt = static_cast<int>(std::min<Index>(num_threads(), ntiles));
   const bool barrier = tl.n_unit_tiles > 1 && nt > 1;
 #pragma omp parallel num_threads(nt)
   {
