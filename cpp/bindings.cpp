@@ -363,6 +363,53 @@ void register_dtype(py::module_& m, const char* suffix) {
           }
           return y;
         }, py::arg("x").noconvert(), "Softmax over the last axis.");
+  // Crossentropy on softmax probabilities and ∂L/∂z (softmax.h). Shapes and label ranges are
+  // checked again here: a wrong one would read or write outside the arrays.
+  m.def(("xent_softmax_sparse_" + sfx).c_str(), [](const Arr<S>& p, const Ids& labels, const Arr<S>& g, double eps) {
+          if (p.ndim() < 1 || p.shape(p.ndim() - 1) < 1)
+            throw std::invalid_argument("probabilities need a last (class) axis of size >= 1");
+          const Index n = p.shape(p.ndim() - 1), rows = p.size() / n;
+          if (labels.size() != rows || g.size() != rows)
+            throw std::invalid_argument("labels and weights need one value per row of probabilities (" +
+                                        std::to_string(rows) + "); got " + std::to_string(labels.size()) +
+                                        " and " + std::to_string(g.size()));
+          check_ids("labels", labels, n);
+          Arr<S> values(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim() - 1));
+          Arr<S> grad(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim()));
+          const S* pp = p.data();
+          const int64_t* pl = labels.data();
+          const S* pg = g.data();
+          S* pv = values.mutable_data();
+          S* pd = grad.mutable_data();
+          {
+            py::gil_scoped_release release;
+            xent_softmax_sparse(pp, pl, pg, rows, n, static_cast<S>(eps), pv, pd);
+          }
+          return py::make_tuple(values, grad);
+        }, py::arg("p").noconvert(), py::arg("labels").noconvert(), py::arg("g").noconvert(), py::arg("eps"),
+        "(per-row crossentropy, its gradient with respect to the softmax's logits scaled by g).");
+  m.def(("xent_softmax_dense_" + sfx).c_str(), [](const Arr<S>& p, const Arr<S>& t, const Arr<S>& g, double eps) {
+          if (p.ndim() < 1 || p.shape(p.ndim() - 1) < 1)
+            throw std::invalid_argument("probabilities need a last (class) axis of size >= 1");
+          const Index n = p.shape(p.ndim() - 1), rows = p.size() / n;
+          if (t.size() != p.size() || g.size() != rows)
+            throw std::invalid_argument("targets must match the probabilities' size (" + std::to_string(p.size()) +
+                                        ") and weights their rows (" + std::to_string(rows) + "); got " +
+                                        std::to_string(t.size()) + " and " + std::to_string(g.size()));
+          Arr<S> values(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim() - 1));
+          Arr<S> grad(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim()));
+          const S* pp = p.data();
+          const S* pt = t.data();
+          const S* pg = g.data();
+          S* pv = values.mutable_data();
+          S* pd = grad.mutable_data();
+          {
+            py::gil_scoped_release release;
+            xent_softmax_dense(pp, pt, pg, rows, n, static_cast<S>(eps), pv, pd);
+          }
+          return py::make_tuple(values, grad);
+        }, py::arg("p").noconvert(), py::arg("t").noconvert(), py::arg("g").noconvert(), py::arg("eps"),
+        "(per-row crossentropy, its gradient with respect to the softmax's logits scaled by g).");
   m.def(("activation_" + sfx).c_str(), [](const Arr<S>& x, int code) {
           if (code < 0 || code > kHardSigmoidCode)
             throw std::invalid_argument("activation code must be 0 (tanh), 1 (relu), 2 (sigmoid), 3 (linear) or "

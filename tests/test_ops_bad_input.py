@@ -380,6 +380,20 @@ def test_batched_matmul_refuses_what_it_cannot_multiply():
     raises(ValueError, lambda: ops.batched_matmul(np.zeros((2, 3, 8), np.float32)[:, :, ::2], b), "C-contiguous")
 
 
+def test_crossentropy_on_softmax_refuses_labels_out_of_range_and_mismatched_shapes():
+    p, g = np.full((4, 3), 1 / 3, np.float32), np.ones(4, np.float32)
+    raises(ValueError, lambda: ops.crossentropy_on_softmax(p, np.array([0, 1, 3, 0]), g, sparse=True),
+           "labels", "[0, 3)", "3")
+    raises(ValueError, lambda: ops.crossentropy_on_softmax(p, np.array([0, 1, 2]), g, sparse=True),
+           "labels", "(4,)", "(3,)")
+    raises(TypeError, lambda: ops.crossentropy_on_softmax(p, np.array([0.5, 1, 2, 0]), g, sparse=True),
+           "labels", "integer")
+    raises(ValueError, lambda: ops.crossentropy_on_softmax(p, np.ones((4, 2), np.float32), g), "targets", "(4, 3)")
+    raises(ValueError, lambda: ops.crossentropy_on_softmax(p, np.ones((4, 3), np.float32), g[:3]), "`g`", "(4,)")
+    raises(TypeError, lambda: ops.crossentropy_on_softmax(p, np.ones((4, 3), np.float32), g.astype(np.float64)),
+           "`g`", "float32")
+
+
 def test_softmax_refuses_an_empty_last_axis_and_other_dtypes():
     raises(ValueError, lambda: ops.softmax(np.zeros((3, 0), np.float32)), "last axis", "(3, 0)")
     raises(TypeError, lambda: ops.softmax(np.zeros((3, 4), np.int32)), "`x`", "float32 or float64")

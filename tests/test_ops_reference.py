@@ -484,6 +484,50 @@ def test_softmax_matches_numpy_row_by_row_for_any_thread_count(dtype, restore_th
     np.testing.assert_allclose(runs[0].sum(-1), 1.0, rtol=10 * tol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
+@pytest.mark.parametrize("sparse", (True, False), ids=("sparse", "one_hot"))
+def test_crossentropy_on_softmax_matches_the_formula_for_any_thread_count(sparse, dtype, restore_threads):
+    # value = −log clip(q_y), ∂L/∂z = g·(q − onehot) with q = p/Σp; rows clipped on either side,
+    # a zero weight and smoothed targets included
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((23, 3, 131)) * 4
+    z[0, 0, 5] = 60.0  # q_y above 1 − ε: clipped, no gradient
+    z[0, 1, 5] = 60.0  # q_y below ε for a label elsewhere
+    p = ops.softmax(z.astype(dtype))
+    labels = rng.integers(0, 131, (23, 3))
+    labels[0, 0], labels[0, 1] = 5, 9
+    g = rng.uniform(0.1, 2.0, (23, 3)).astype(dtype)
+    g[1, 2] = 0.0
+    eps = 1e-7
+    q = p.astype(np.float64) / p.astype(np.float64).sum(-1, keepdims=True)
+    onehot = np.eye(131)[labels]
+    if sparse:
+        targets = labels
+        qy = np.take_along_axis(q, labels[..., None], -1)[..., 0]
+        want_v = -np.log(np.clip(qy, eps, 1 - eps))
+        inside = (qy >= eps) & (qy <= 1 - eps)
+        want_g = (q - onehot) * (g * inside)[..., None]
+    else:
+        targets = (onehot * 0.9 + 0.1 / 131).astype(dtype)
+        t = targets.astype(np.float64)
+        want_v = -np.sum(t * np.log(np.clip(q, eps, 1 - eps)), -1)
+        kept = t * ((q >= eps) & (q <= 1 - eps))
+        want_g = (q * kept.sum(-1, keepdims=True) - kept) * g[..., None]
+    runs = []
+    for n in (1, 2):
+        lstmfast.set_num_threads(n)
+        runs.append(ops.crossentropy_on_softmax(p, targets, g, epsilon=eps, sparse=sparse))
+    (values, grad), (values2, grad2) = runs
+    assert values.shape == (23, 3) and grad.shape == p.shape and grad.dtype == dtype
+    assert np.array_equal(values, values2) and np.array_equal(grad, grad2)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(values, want_v, rtol=tol, atol=tol)
+    np.testing.assert_allclose(grad, want_g, rtol=tol, atol=tol * 1e-2)
+    assert not grad[1, 2].any()  # zero weight
+    if sparse:
+        assert not grad[0, 0].any() and not grad[0, 1].any()  # clipped rows
+
+
 # --- the vectorised activations ----------------------------------------------------------------
 
 def activation_probe(xs, dtype, probe, naive=False):

@@ -285,14 +285,24 @@ class Loss:
         if self.reduction in (None, "none"):
             return weighted, w if w is not None else np.ones_like(values)
         total = weighted.sum()
-        if self.reduction == "sum":
-            div = 1.0
-        elif self.reduction == "mean_with_sample_weight" and w is not None:
-            div = float(w.sum()) or 1.0
-        else:
-            div = float(values.size) or 1.0
+        div = self._divisor(w, values.size)
         g = (w if w is not None else np.ones_like(values)) / values.dtype.type(div)
         return values.dtype.type(total / div), g
+
+    def _divisor(self, w, size):
+        """What the weighted sum of the values is divided by."""
+        if self.reduction == "sum":
+            return 1.0
+        if self.reduction == "mean_with_sample_weight" and w is not None:
+            return float(w.sum()) or 1.0
+        return float(size) or 1.0
+
+    def _value_gradient(self, w, shape, dtype):
+        """dLoss/dvalues (what _reduce returns second), from the weights alone."""
+        ones = w if w is not None else np.ones(shape, dtype)
+        if self.reduction in (None, "none"):
+            return np.ascontiguousarray(ones, dtype)
+        return np.ascontiguousarray(ones / dtype.type(self._divisor(w, int(np.prod(shape)))), dtype)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_pred = np.asarray(y_pred)
@@ -307,6 +317,12 @@ class Loss:
         `softmax_logits` (only where `fuses_softmax`), the gradient is dLoss/dz instead, for
         y_pred = softmax(z): the output layer then skips its softmax backward."""
         prepared = self._prepare(y_true, y_pred)
+        if softmax_logits and y_pred.dtype in (np.float32, np.float64) and y_pred.flags.c_contiguous:
+            # the kernels: values and g·∂values/∂z in one pass over the rows
+            w = self._weights(y_pred.shape[:-1], sample_weight, mask, y_pred.dtype)
+            g = self._value_gradient(w, y_pred.shape[:-1], y_pred.dtype)
+            values, grad = self._values_and_logit_grad(prepared, y_pred, g)
+            return self._reduce(values, w)[0], grad
         if softmax_logits:
             values, local = self._values_and_logit_local(prepared, y_pred)
         else:
@@ -421,6 +437,11 @@ class CategoricalCrossentropy(Loss):
     def _values_and_logit_local(self, y_true, y_pred):
         return _cce_softmax(y_true, y_pred, _config.epsilon())
 
+    def _values_and_logit_grad(self, y_true, y_pred, g):
+        from . import ops
+
+        return ops.crossentropy_on_softmax(y_pred, y_true, g, epsilon=_config.epsilon())
+
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,
                 "label_smoothing": self.label_smoothing, "axis": self.axis}
@@ -449,6 +470,11 @@ class SparseCategoricalCrossentropy(Loss):
 
     def _values_and_logit_local(self, labels, y_pred):
         return _scce_softmax(labels, y_pred, _config.epsilon())
+
+    def _values_and_logit_grad(self, labels, y_pred, g):
+        from . import ops
+
+        return ops.crossentropy_on_softmax(y_pred, labels, g, epsilon=_config.epsilon(), sparse=True)
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": None}

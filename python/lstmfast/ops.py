@@ -39,6 +39,7 @@ __all__ = [
     "embedding_backward",
     "matmul",
     "softmax",
+    "crossentropy_on_softmax",
 ]
 
 # Names as Keras spells them -> codes of cpp/lstm.h.
@@ -511,6 +512,30 @@ def activation(x, name) -> np.ndarray:
     float32 or float64 array."""
     x = _array("x", x, check_finite=False)
     return _core_fn("activation", x.dtype)(x, _resolve("activation", name, ELEMENTWISE_ACTIVATIONS))
+
+
+def crossentropy_on_softmax(p, targets, g, *, epsilon=1e-7, sparse=False):
+    """Crossentropy of softmax probabilities ``p`` (..., n) and its gradient with respect to the
+    softmax's logits, each row's scaled by ``g`` (...,): ``(values, grad)`` as Keras computes
+    them on probabilities (cpp/softmax.h), with q = p / Σp clipped to [ε, 1 − ε]:
+
+    - ``sparse``: integer labels (...,); value = −log q_y, grad = g·(q − onehot(y)) (0 where
+      q_y was clipped);
+    - otherwise one-hot (or smoothed) targets like ``p``; value = −Σ t log q, grad =
+      g·(q·Σ_k t_k − t) over the classes not clipped.
+    """
+    p = _array("p", p, check_finite=False)
+    if p.ndim < 1 or p.shape[-1] < 1:
+        raise ValueError(f"`p` must have a last (class) axis of size >= 1; got shape {_shape(p)}")
+    g = _array("g", g, p.dtype, shape=p.shape[:-1], check_finite=False)
+    if sparse:
+        targets = _ids("labels", targets, p.shape[-1])
+        if targets.shape != p.shape[:-1]:
+            raise ValueError(f"`labels` must have shape {tuple(p.shape[:-1])} (one per row of `p`); "
+                             f"got {_shape(targets)}")
+        return _core_fn("xent_softmax_sparse", p.dtype)(p, targets, g, float(epsilon))
+    targets = _array("targets", np.ascontiguousarray(targets, p.dtype), p.dtype, shape=p.shape, check_finite=False)
+    return _core_fn("xent_softmax_dense", p.dtype)(p, targets, g, float(epsilon))
 
 
 def softmax(x) -> np.ndarray:
