@@ -5,7 +5,9 @@ kernels' own threads makes both slower).
     python bench/bench_dense.py          # B·T = 1280 rows; 512 inputs; 60, 1000 and 8000 outputs
 
 forward z = x·W, backward ∂W = xᵀ·∂z and ∂x = ∂z·Wᵀ, float32; medians of --repeats calls, the two
-taking turns.
+taking turns. Then the softmax output's element-wise work per training step: p = softmax(z) and
+sparse categorical crossentropy with its gradient with respect to z, g·(p/Σp − onehot), as numpy
+formulas (the same as losses._scce_softmax) against ops.softmax + ops.crossentropy_on_softmax.
 """
 
 import argparse
@@ -62,6 +64,29 @@ def main(argv=None):
                     b.append(median_ms(ours, reps))
                 a, b = statistics.median(a), statistics.median(b)
                 print(f"{n:>8} {name:>8} {a:9.3f} {b:12.3f} {b / a:6.2f}")
+        print(f"\nsoftmax + crossentropy and its gradient, {args.rows} rows")
+        print(f"{'outputs':>8} {'numpy ms':>9} {'lstmfast ms':>12} {'ratio':>6}")
+        from lstmfast.losses import _scce_softmax
+        for n in args.outputs:
+            z = rng.standard_normal((args.rows, n)).astype(np.float32)
+            labels = rng.integers(0, n, args.rows)
+            g = np.full(args.rows, 1.0 / args.rows, np.float32)
+
+            def numpy_path():
+                e = np.exp(z - z.max(-1, keepdims=True))
+                p = e / e.sum(-1, keepdims=True)
+                values, local = _scce_softmax(labels, p, 1e-7)
+                return values, local * g[:, None]
+
+            def kernels():
+                return ops.crossentropy_on_softmax(ops.softmax(z), labels, g, sparse=True)
+            reps = max(3, args.repeats * 60 // n) if n > 60 else args.repeats
+            a, b = [], []
+            for _ in range(3):
+                a.append(median_ms(numpy_path, reps))
+                b.append(median_ms(kernels, reps))
+            a, b = statistics.median(a), statistics.median(b)
+            print(f"{n:>8} {a:9.3f} {b:12.3f} {b / a:6.2f}")
     return 0
 
 

@@ -10,7 +10,9 @@ The PyTorch model: nn.Embedding(6000, 128) -> bidirectional nn.LSTM(128) over th
 (its final states, concatenated, start the decoder) -> nn.LSTM(256) over the shifted reference ->
 dot-product attention over the encoder outputs, padding masked -> tanh(nn.Linear(512, 256)) ->
 nn.Linear(256, 6000); cross-entropy over the real target tokens; Adam(1e-3, eps 1e-7); batches of
-64 pairs of similar length in a new random order every epoch, as lstmfast's fit reads them. It
+64 pairs of similar length in a new random order every epoch, as lstmfast's fit reads them; each
+epoch at the learning rate lstmfast's run trained that epoch with (MODEL_DIR/history.json: the
+rate falls after an epoch without a better validation BLEU), the last one beyond. It
 trains until the wall time of lstmfast's training run (read from MODEL_DIR/pipeline.json, or
 --seconds) is spent, then decodes the held-out sentences greedily and with a beam of 4 through
 lstmfast's own decoding loops (pipelines/seq2seq.py), and scores them with the pipeline's BLEU and
@@ -107,6 +109,10 @@ def main(argv=None):
     if args.model_dir:
         with open(os.path.join(args.model_dir, "pipeline.json"), encoding="utf-8") as f:
             marker = json.load(f)
+    rates = []
+    if args.model_dir and os.path.exists(os.path.join(args.model_dir, "history.json")):
+        with open(os.path.join(args.model_dir, "history.json"), encoding="utf-8") as f:
+            rates = json.load(f).get("learning_rate", [])
     seconds = args.seconds or marker.get("train_seconds")
     if not seconds:
         p.error("give --seconds or --model-dir")
@@ -124,6 +130,9 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
     start, steps, epoch, losses = time.monotonic(), 0, 0, []
     while time.monotonic() - start < seconds:
+        if rates:  # lstmfast's rate for this epoch
+            for group in opt.param_groups:
+                group["lr"] = rates[min(epoch, len(rates) - 1)]
         total = count = 0
         for i in rng.permutation(len(batches)):
             (s, t_in), t_out = batches[int(i)]
@@ -139,7 +148,8 @@ def main(argv=None):
                 break
         epoch += 1
         losses.append(total / max(count, 1))
-        print(f"epoch {epoch}: {count} steps, loss {losses[-1]:.4f}, {time.monotonic() - start:.0f} s", flush=True)
+        print(f"epoch {epoch}: {count} steps, loss {losses[-1]:.4f}, lr {opt.param_groups[0]['lr']:.3g}, "
+              f"{time.monotonic() - start:.0f} s", flush=True)
     trained = time.monotonic() - start
     model.eval()
     references = {}

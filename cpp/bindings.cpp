@@ -156,7 +156,7 @@ py::array copy_view(const LSTMPackedWeights<S>& p, const std::vector<S>& v, std:
 template <typename S>
 py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
                    const std::optional<Arr<S>>& d_h, const std::optional<Arr<S>>& d_c,
-                   bool input_gradient) {
+                   bool input_gradient, bool initial_state_gradient) {
   const LSTMConfig& cfg = cache.cfg;
   const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H;
   if (d_outputs) {
@@ -167,7 +167,9 @@ py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
   if (d_c) expect_shape("d_c", *d_c, {B, H});
   std::optional<Arr<S>> dx;
   if (input_gradient) dx = cfg.constant_input ? Arr<S>({B, D}) : Arr<S>({B, T, D});
-  Arr<S> dW({D, 4 * H}), dU({H, 4 * H}), dh0({B, H}), dc0({B, H});
+  Arr<S> dW({D, 4 * H}), dU({H, 4 * H});
+  std::optional<Arr<S>> dh0, dc0;
+  if (initial_state_gradient) dh0 = Arr<S>({B, H}), dc0 = Arr<S>({B, H});
   std::optional<Arr<S>> db;
   if (cache.has_bias) db = Arr<S>({4 * H});
   LSTMGrads<S> g;
@@ -175,15 +177,17 @@ py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
   g.dkernel = dW.mutable_data();
   g.drecurrent_kernel = dU.mutable_data();
   g.dbias = db ? db->mutable_data() : nullptr;
-  g.dh0 = dh0.mutable_data();
-  g.dc0 = dc0.mutable_data();
+  g.dh0 = dh0 ? dh0->mutable_data() : nullptr;
+  g.dc0 = dc0 ? dc0->mutable_data() : nullptr;
   {
     py::gil_scoped_release release;  // pure C++ from here on
     lstm_backward(cache, opt_ptr(d_outputs), opt_ptr(d_h), opt_ptr(d_c), g);
   }
   py::object dbo = db ? py::object(*db) : py::none();
   py::object dxo = dx ? py::object(*dx) : py::none();
-  return py::make_tuple(dxo, dW, dU, dbo, dh0, dc0);
+  py::object dh0o = dh0 ? py::object(*dh0) : py::none();
+  py::object dc0o = dc0 ? py::object(*dc0) : py::none();
+  return py::make_tuple(dxo, dW, dU, dbo, dh0o, dc0o);
 }
 
 template <typename S>
@@ -336,7 +340,7 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("timesteps") = 0, py::arg("packed") = py::none(), py::arg("check_weights") = false);
   m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
         py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert(),
-        py::arg("input_gradient") = true);
+        py::arg("input_gradient") = true, py::arg("initial_state_gradient") = true);
   m.def(("all_finite_" + sfx).c_str(), [](const Arr<S>& a) {
           const S* p = a.data();
           const Index n = a.size();

@@ -406,11 +406,14 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     }
   });
 
-  // Gradients of the initial state: dh0 = dz_0·Uᵀ ⊙ m_h (+ pass), dc0 = the carried dc.
-  parallel_for_tiles(tl.n_batch_tiles * tl.n_unit_tiles, [&](Index tile) {
-    dh_through_recurrence(dZ.data(), tl.tile(tile), grads.dh0, Walk::Forwards);
-  });
-  std::copy(dc.begin(), dc.end(), grads.dc0);
+  // Gradients of the initial state, when asked for: dh0 = dz_0·Uᵀ ⊙ m_h (+ pass), dc0 = the
+  // carried dc.
+  if (grads.dh0) {
+    parallel_for_tiles(tl.n_batch_tiles * tl.n_unit_tiles, [&](Index tile) {
+      dh_through_recurrence(dZ.data(), tl.tile(tile), grads.dh0, Walk::Forwards);
+    });
+  }
+  if (grads.dc0) std::copy(dc.begin(), dc.end(), grads.dc0);
 
   // Weight gradients after the loop, as large GEMMs over all T·B rows, straight into the
   // caller's arrays: dZ's columns are packed in Keras's order (through a map from tile order).

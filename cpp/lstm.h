@@ -183,8 +183,8 @@ struct LSTMGrads {
   S* dkernel = nullptr;            // (D, 4H)
   S* drecurrent_kernel = nullptr;  // (H, 4H)
   S* dbias = nullptr;              // (4H) or nullptr
-  S* dh0 = nullptr;                // (B, H)
-  S* dc0 = nullptr;                // (B, H)
+  S* dh0 = nullptr;                // (B, H); nullptr: not wanted (dh0 = dz_0·Uᵀ is a step's product)
+  S* dc0 = nullptr;                // (B, H); nullptr: not wanted
 };
 
 // Whether each of the `rows` rows of x (rows × D) is one-hot (a single 1, every other entry 0)

@@ -304,6 +304,22 @@ def test_a_fully_masked_sequence_keeps_its_initial_state_and_passes_gradients_st
     assert np.array_equal(d_c0[0], w_c[0])
 
 
+@pytest.mark.parametrize("initial_state", (False, True))
+def test_the_initial_state_gradient_left_out_changes_no_other_gradient(initial_state):
+    # initial_state_gradient=False skips d_h0 = dz_0·Uᵀ (a graph whose state is no variable)
+    args, kw = make_case(13, B=5, T=6, initial_state=initial_state, mask="holes")
+    runs = []
+    for wanted in (True, False):
+        out, h, c, cache = ops.lstm_forward(*args, **kw, training=True)
+        w_out, w_h, w_c = loss_weights(1, out.shape, *h.shape)
+        runs.append(ops.lstm_backward(cache, d_outputs=w_out, d_h=w_h, d_c=w_c, initial_state_gradient=wanted))
+    full, part = runs
+    assert part.d_h0 is None and part.d_c0 is None
+    assert full.d_h0.shape == h.shape and np.abs(full.d_h0).max() > 0
+    for name in ("dx", "d_kernel", "d_recurrent_kernel", "d_bias"):
+        np.testing.assert_array_equal(getattr(part, name), getattr(full, name), err_msg=name)
+
+
 @pytest.mark.parametrize("pattern", MASK_PATTERNS)
 def test_masked_steps_get_no_input_gradient(pattern):
     args, kw = make_case(12, B=3, T=7, mask=pattern)

@@ -148,3 +148,30 @@ def test_weight_average_ends_with_the_mean_of_the_epochs_from_its_start():
     for got, *epochs in zip(model.get_weights(), *seen[1:]):   # epochs 2, 3 and 4
         np.testing.assert_allclose(got, np.mean(epochs, axis=0), rtol=1e-6, atol=1e-7)
     assert not np.allclose(model.get_weights()[0], seen[-1][0])
+
+
+def test_members_train_one_after_the_other_and_the_model_averages_their_probabilities(tmp_path):
+    r = sentiment.train(out=str(tmp_path / "members"), verbose=0, members=2, limit=2400, test_size=400,
+                        val_size=200, maxlen=80, max_features=4000, embedding_dim=32, units=32, epochs=3,
+                        batch_size=32, seed=0, threads=1, tfidf=False)
+    assert {"loss", "member2_loss"} <= set(r["history"])
+    assert len(r["history"]["member2_loss"]) == 3  # the second network trained its own epochs
+    model, tokenizer, marker = sentiment._load(r["model_dir"])
+    cfg = sentiment.config_of(marker)
+    texts = ["A moving, beautifully acted film.", "Dull and far too long.", "fine"]
+    x = sentiment.LengthBatches(sentiment._token_ids(tokenizer, texts, cfg.maxlen), batch_size=8)
+    ids = x[0]
+    members = [lf_model_of(model, tag) for tag in ("", "_m2")]
+    p1, p2 = (m.predict_on_batch(ids).reshape(-1) for m in members)
+    assert not np.allclose(p1, p2)  # two networks, not one twice
+    np.testing.assert_allclose(model.predict_on_batch(ids).reshape(-1), (p1 + p2) / 2, rtol=1e-6)
+    assert r["metrics"]["models"]["bilstm_pool"]["accuracy"] > r["metrics"]["models"]["majority_class"]["accuracy"]
+    with pytest.raises(PipelineError, match="members"):
+        sentiment.SentimentConfig(members=0).resolved()
+
+
+def lf_model_of(model, tag):
+    """The member network of a loaded ensemble: its layers from the tokens to its probability."""
+    import lstmfast as lf
+
+    return lf.models.Model(model.inputs, model.get_layer("positive" + tag).output)

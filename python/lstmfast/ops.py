@@ -62,8 +62,8 @@ class LSTMGradients(NamedTuple):
     d_kernel: np.ndarray  # (D, 4H)
     d_recurrent_kernel: np.ndarray  # (H, 4H)
     d_bias: "np.ndarray | None"  # (4H,) or None when the forward had no bias
-    d_h0: np.ndarray  # (B, H)
-    d_c0: np.ndarray  # (B, H)
+    d_h0: "np.ndarray | None"  # (B, H), or None when initial_state_gradient=False
+    d_c0: "np.ndarray | None"  # (B, H), or None likewise
 
 
 class LSTMCache:
@@ -352,7 +352,7 @@ def lstm_forward(
 
 
 def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
-                  input_gradient=True, check_finite=True) -> LSTMGradients:
+                  input_gradient=True, initial_state_gradient=True, check_finite=True) -> LSTMGradients:
     """Backward through time for one :func:`lstm_forward` call made with ``training=True``.
 
     Args:
@@ -362,6 +362,9 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
         input_gradient: compute dx. Pass False when x is data that needs no gradient (the
             first layer of a model): dx = dZ·Wᵀ is then skipped, a quarter of the backward's
             products when D = H, and ``dx`` is None.
+        initial_state_gradient: compute d_h0 and d_c0. Pass False when the initial state is
+            no variable (zeros, or a stateful layer's carried state): d_h0 = dz_0·Uᵀ, one
+            step's product, is then skipped, and both are None.
         check_finite: reject NaN/inf in the incoming gradients (a training loop that handles
             divergence itself passes False).
 
@@ -383,7 +386,7 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
     if d_c is not None:
         d_c = _array("d_c", d_c, dt, shape=(B, H), check_finite=check_finite)
     return LSTMGradients(*_core_fn("lstm_backward", dt)(cache._impl, d_outputs, d_h, d_c,
-                                                        bool(input_gradient)))
+                                                        bool(input_gradient), bool(initial_state_gradient)))
 
 
 def adam_update(param, grad, m, v, *, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step):

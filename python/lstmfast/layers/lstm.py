@@ -236,6 +236,7 @@ class LSTM(Layer):
             timesteps=timesteps,
         )
         self._cache = cache
+        self._initial_state_given = initial_state is not None  # a variable of the graph: wants ∂L/∂(h0, c0)
         if self.stateful:
             self.states = [np.array(h_t, copy=True), np.array(c_t, copy=True)]
         if self.return_state:
@@ -249,6 +250,7 @@ class LSTM(Layer):
             dy = np.ascontiguousarray(dy, dtype=self.kernel.value.dtype)
         dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c,
                                                         input_gradient=self.needs_input_gradient,
+                                                        initial_state_gradient=self._initial_state_given,
                                                         check_finite=False)
         constant_input = self._cache.constant_input
         self._cache = None

@@ -10,7 +10,8 @@ Two networks (``network``):
     -> Dropout(0.3) -> Dense(1, sigmoid)
 
 ``towers=K`` runs K such Bidirectional towers over the shared embedding and averages their
-probabilities (trained together).
+probabilities (trained together). ``members=K`` trains K whole networks one after the other,
+each from its own start, dropout and batch order, and averages their probabilities.
 
 ``lstm`` (the classic one of the Keras examples)::
 
@@ -88,6 +89,8 @@ class SentimentConfig:
     units: int | None = setting(None, "LSTM units (per direction)")
     towers: int = setting(1, "bilstm_pool network: Bidirectional LSTM towers over the shared embedding, their "
                              "probabilities averaged and trained together")
+    members: int = option(1, "bilstm_pool network: networks trained one after the other (each its own start, "
+                             "dropout and batch order), their probabilities averaged", type=at_least(1))
     dropout: float = setting(0.2, "lstm network: dropout of the LSTM's inputs")
     recurrent_dropout: float = setting(0.2, "lstm network: dropout of the LSTM's recurrent state")
     pooled_dropout: float = setting(0.3, "bilstm_pool network: dropout before the classifier")
@@ -133,6 +136,10 @@ class SentimentConfig:
             raise PipelineError(f"average_from must be an epoch number (0: off), got {config.average_from!r}")
         if config.schedule not in ("cosine", "constant"):
             raise PipelineError(f"unknown schedule {config.schedule!r}; expected cosine or constant")
+        if not isinstance(config.members, int) or config.members < 1 or config.towers < 1:
+            raise PipelineError(f"members and towers must be at least 1, got {config.members!r} and {config.towers!r}")
+        if config.members > 1 and config.network != "bilstm_pool":
+            raise PipelineError("members > 1 needs the bilstm_pool network")
         if config.pretrained not in ("word2vec", "none", "auto"):
             raise PipelineError(f"unknown pretrained embedding {config.pretrained!r}; expected word2vec, none or auto")
         return config
@@ -185,28 +192,19 @@ def _fingerprint(idx):
 def build_model(config, vocabulary_size, steps_per_epoch=None):
     """The configured network (see the module docstring), compiled with Adam and binary
     crossentropy; the cosine schedule needs ``steps_per_epoch``."""
+    return build_members(config, vocabulary_size, steps_per_epoch)[0]
+
+
+def build_members(config, vocabulary_size, steps_per_epoch=None):
+    """``(model, members)``: the networks to train one after the other, each compiled, and the
+    model that averages their probabilities, p = (1/K) Σ_m p_m (the one member itself when
+    ``members`` is 1). The members are models over the same input and layers as ``model``:
+    training a member trains those layers of ``model``."""
     from ..layers import (LSTM, Average, Bidirectional, Dense, Dropout, Embedding, GlobalMaxPooling1D, Input)
     from ..models import Model, Sequential
-    from ..optimizers import Adam
-    from ..optimizers.schedules import CosineDecay
 
     config = config.resolved()
-    if config.network == "bilstm_pool":
-        tokens = Input(shape=(None,), dtype="int32", name="tokens")  # any length: batches differ
-        words = Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(tokens)
-        outputs = []
-        for k in range(config.towers):  # towers over the shared embedding, each with its own start
-            tag = "" if k == 0 else f"_{k + 1}"
-            x = Bidirectional(LSTM(config.units, return_sequences=True, seed=config.seed + 101 * k),
-                              name="bilstm" + tag)(words)
-            x = GlobalMaxPooling1D(name="max_over_time" + tag)(x)  # max_t h_t per feature (padding steps are 0)
-            x = Dropout(config.pooled_dropout, seed=config.seed + 101 * k, name="dropout" + tag)(x)
-            outputs.append(Dense(1, activation="sigmoid", name="positive" + tag)(x))
-        # p = (1/K) Σ_k p_k: the towers' probabilities averaged, trained together
-        out = outputs[0] if len(outputs) == 1 else Average(name="average")(outputs)
-        with _pooling_ends_the_mask():
-            model = Model(tokens, out, name="sentiment")
-    else:
+    if config.network != "bilstm_pool":
         lstm = LSTM(config.units, dropout=config.dropout, recurrent_dropout=config.recurrent_dropout,
                     seed=config.seed)
         model = Sequential([
@@ -215,6 +213,40 @@ def build_model(config, vocabulary_size, steps_per_epoch=None):
             Bidirectional(lstm) if config.bidirectional else lstm,
             Dense(1, activation="sigmoid"),
         ])
+        _compile(model, config, steps_per_epoch)
+        return model, [model]
+    tokens = Input(shape=(None,), dtype="int32", name="tokens")  # any length: batches differ
+    members, outputs = [], []
+    for m in range(config.members):
+        mtag = "" if m == 0 else f"_m{m + 1}"  # the first member keeps the names of a one-network model
+        words = Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding" + mtag)(tokens)
+        towers = []
+        for k in range(config.towers):  # towers over the shared embedding, each with its own start
+            tag = ("" if k == 0 else f"_{k + 1}") + mtag
+            seed = config.seed + 101 * k + 7919 * m
+            x = Bidirectional(LSTM(config.units, return_sequences=True, seed=seed), name="bilstm" + tag)(words)
+            x = GlobalMaxPooling1D(name="max_over_time" + tag)(x)  # max_t h_t per feature (padding steps are 0)
+            x = Dropout(config.pooled_dropout, seed=seed, name="dropout" + tag)(x)
+            towers.append(Dense(1, activation="sigmoid", name="positive" + tag)(x))
+        # p = (1/K) Σ_k p_k: the towers' probabilities averaged, trained together
+        out = towers[0] if len(towers) == 1 else Average(name="average" + mtag)(towers)
+        outputs.append(out)
+        with _pooling_ends_the_mask():
+            members.append(Model(tokens, out, name="sentiment" if config.members == 1 else f"member{m + 1}"))
+    for member in members:
+        _compile(member, config, steps_per_epoch)
+    if len(members) == 1:
+        return members[0], members
+    with _pooling_ends_the_mask():
+        model = Model(tokens, Average(name="members_average")(outputs), name="sentiment")
+    _compile(model, config, steps_per_epoch)
+    return model, members
+
+
+def _compile(model, config, steps_per_epoch):
+    from ..optimizers import Adam
+    from ..optimizers.schedules import CosineDecay
+
     lr = config.learning_rate
     if config.schedule == "cosine" and steps_per_epoch:
         lr = CosineDecay(lr, decay_steps=config.epochs * steps_per_epoch)  # lr·½(1 + cos(π·step/steps))
@@ -222,7 +254,6 @@ def build_model(config, vocabulary_size, steps_per_epoch=None):
     model.compile(optimizer=Adam(learning_rate=lr, clipnorm=config.clipnorm, **ema),
                   loss="binary_crossentropy",
                   metrics=["accuracy"])
-    return model
 
 
 @contextlib.contextmanager
@@ -390,12 +421,10 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
             raise PipelineError(f"{source}: the training texts hold no words (only punctuation or spaces): "
                                 "nothing to learn from")
         y, yv = labels[tr].astype(np.float32), labels[va].astype(np.float32)
-        model = build_model(config, tokenizer.vocabulary_size, -(-len(tr) // config.batch_size))
+        model, members = build_members(config, tokenizer.vocabulary_size, -(-len(tr) // config.batch_size))
         if config.network == "bilstm_pool":
             seqs = _token_ids(tokenizer, [texts[i] for i in tr], config.maxlen)
-            train_data = LengthBatches(seqs, y, config.batch_size, seed=config.seed)
             val_data = LengthBatches(_token_ids(tokenizer, [texts[i] for i in va], config.maxlen), yv, 256)
-            fit_args = dict(x=train_data, validation_data=val_data)
         else:
             seqs = None
             fit_args = dict(x=_sequences(tokenizer, [texts[i] for i in tr], config.maxlen), y=y,
@@ -403,23 +432,22 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
                             validation_data=(_sequences(tokenizer, [texts[i] for i in va], config.maxlen), yv))
         if config.pretrained != "none":
             seqs = seqs or _token_ids(tokenizer, [texts[i] for i in tr], config.maxlen)
-            emb = model.get_layer("embedding") if config.network == "bilstm_pool" else model.layers[0]
-            start_embedding(emb, config, seqs, verbose)
-        from ..callbacks import EarlyStopping, ReduceLROnPlateau
-
-        # With the weights' moving average, every epoch is trained and the average is the model
-        # (validation during fit sees the raw weights, as in Keras); else the best epoch is kept.
-        callbacks = [] if config.ema or config.keep == "last" else [
-            EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True)]
-        if config.keep == "last" and config.average_from and not config.ema:
-            callbacks.append(WeightAverage(config.average_from))
-        if config.reduce_lr and config.schedule == "constant":
-            # The LSTM overfits within a few epochs: once validation loss rises, smaller steps.
-            callbacks.append(ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr, patience=0,
-                                               min_lr=1e-5))
-        h = fit_or_stop(model, "nothing was saved; the model directory is as it was", epochs=config.epochs,
-                        callbacks=callbacks, verbose=verbose, **fit_args)
-    history = history_dict(h)
+            embeddings = [layer for layer in model.layers if type(layer).__name__ == "Embedding"]
+            if start_embedding(embeddings[0], config, seqs, verbose):
+                for e in embeddings[1:]:  # every member starts from the same word vectors
+                    e.set_weights(embeddings[0].get_weights())
+        history = {}
+        for m, member in enumerate(members):
+            if len(members) > 1:
+                log(verbose, f"network {m + 1} of {len(members)}")
+            if config.network == "bilstm_pool":
+                # each member its own batches and order (the first: those of a one-network run)
+                fit_args = dict(x=LengthBatches(seqs, y, config.batch_size, seed=config.seed + 7919 * m),
+                                validation_data=val_data)
+            h = fit_or_stop(member, "nothing was saved; the model directory is as it was", epochs=config.epochs,
+                            callbacks=_callbacks(config), verbose=verbose, **fit_args)
+            prefix = "" if m == 0 else f"member{m + 1}_"
+            history.update({prefix + k: v for k, v in history_dict(h).items()})
     log(verbose, f"trained in {clock.seconds:.1f} s")
 
     out = resolve_out(out, PIPELINE)
@@ -439,6 +467,22 @@ def train(config=None, out=None, verbose=1, evaluate_after=True, **overrides):
     if evaluate_after:
         result["metrics"] = _evaluate(out, model, tokenizer, marker, texts, labels, tr, te, verbose=verbose)
     return result
+
+
+def _callbacks(config):
+    """A member's training callbacks."""
+    from ..callbacks import EarlyStopping, ReduceLROnPlateau
+
+    # With the weights' moving average, every epoch is trained and the average is the model
+    # (validation during fit sees the raw weights, as in Keras); else the best epoch is kept.
+    callbacks = [] if config.ema or config.keep == "last" else [
+        EarlyStopping(monitor="val_accuracy", mode="max", patience=config.patience, restore_best_weights=True)]
+    if config.keep == "last" and config.average_from and not config.ema:
+        callbacks.append(WeightAverage(config.average_from))
+    if config.reduce_lr and config.schedule == "constant":
+        # The LSTM overfits within a few epochs: once validation loss rises, smaller steps.
+        callbacks.append(ReduceLROnPlateau(monitor="val_loss", factor=config.reduce_lr, patience=0, min_lr=1e-5))
+    return callbacks
 
 
 def tfidf_baseline(train_texts, train_labels, test_texts):
@@ -544,7 +588,7 @@ def _evaluate(model_dir, model, tokenizer, marker, texts, labels, tr, te, own_da
     log(verbose, f"\naccuracy on {len(test_labels)} " + (f"texts of {own_data}" if own_test else "held-out texts"))
     log(verbose, format_table([(k, v["accuracy"]) for k, v in metrics["models"].items()], ["model", "accuracy"]))
     if plot:
-        p = plot_saved_history(model_dir, "sentiment training")
+        p = plot_saved_history(model_dir, "sentiment training", drop_prefix="member")
         if p:
             metrics["plots"] = [p]
             log(verbose, f"wrote {p}")

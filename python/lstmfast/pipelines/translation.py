@@ -73,6 +73,8 @@ class TranslateConfig:
                                              "minutes of training (None: no limit)")
     patience: int = setting(3, "epochs without improvement (validation BLEU with attention, validation loss "
                                   "for repeat) before stopping")
+    lr_decay: float = setting(0.5, "attention: the learning rate is multiplied by this after each epoch whose "
+                                   "validation BLEU did not improve (1: constant)")
     batch_size: int = option(64, "pairs per gradient step")
     learning_rate: float | None = setting(None, "Adam's learning rate (None: 1e-3 with attention, 2e-3 repeat)")
     beam: int = option(4, "beam width of evaluate and predict (1: greedy)", every_command=True)
@@ -559,12 +561,14 @@ def _callbacks(config, save, verbose, selection=None):
     return cbs
 
 
-def _bleu_selection(translator, val_pairs, save, patience, verbose):
+def _bleu_selection(translator, val_pairs, save, patience, verbose, lr_decay=1.0):
     """A callback choosing the epoch by what the model is for: after each epoch it translates
     the validation sentences greedily and scores BLEU against all their references
-    (logs["val_bleu"]); the model directory is written when BLEU improved, training stops after
-    `patience` epochs without improvement, and the best epoch's weights come back at the end.
-    (The validation loss of teacher-forced steps reaches its minimum epochs before BLEU does.)"""
+    (logs["val_bleu"]); the model directory is written when BLEU improved; after an epoch
+    without improvement the learning rate is multiplied by `lr_decay` (logs["learning_rate"]:
+    the rate the epoch trained with); training stops after `patience` epochs without
+    improvement, and the best epoch's weights come back at the end. (The validation loss of
+    teacher-forced steps reaches its minimum epochs before BLEU does.)"""
     from ..callbacks import Callback
 
     references = {}
@@ -578,8 +582,9 @@ def _bleu_selection(translator, val_pairs, save, patience, verbose):
 
         def on_epoch_end(self, epoch, logs=None):
             bleu = corpus_bleu(translator.translate(sources, beam=1), refs)
+            rate = float(self.model.optimizer.learning_rate)
             if logs is not None:
-                logs["val_bleu"] = bleu
+                logs["val_bleu"], logs["learning_rate"] = bleu, rate
             log(verbose, f"validation BLEU (greedy, {len(sources)} sentences): {bleu:.2f}")
             if bleu > self.best:
                 self.best, self.wait, self.weights = bleu, 0, self.model.get_weights()
@@ -588,6 +593,9 @@ def _bleu_selection(translator, val_pairs, save, patience, verbose):
                 self.wait += 1
                 if self.wait >= patience:
                     self.model.stop_training = True
+                elif lr_decay != 1.0:
+                    self.model.optimizer.learning_rate = rate * lr_decay
+                    log(verbose, f"learning rate {rate:.3g} -> {rate * lr_decay:.3g}")
 
         def on_train_end(self, logs=None):
             if self.weights is not None:
@@ -627,7 +635,7 @@ def _fit_attention(config, train_pairs, val_pairs, out, desc, verbose):
     save = lambda: save_pipeline(out, PIPELINE, model, marker, history)  # noqa: E731
     train_set = _PairBatches(s_tr, t_tr, config.batch_size, tgt.bos_id, tgt.eos_id).dataset
     val_set = _PairBatches(s_va, t_va, 256, tgt.bos_id, tgt.eos_id).dataset
-    selection = _bleu_selection(translator, val_pairs, save, config.patience, verbose)
+    selection = _bleu_selection(translator, val_pairs, save, config.patience, verbose, config.lr_decay)
     h = fit_or_stop(model, _kept(out), x=train_set, epochs=config.epochs, validation_data=val_set,
                     callbacks=_callbacks(config, save, verbose, selection), verbose=verbose)
     history.update(history_dict(h))
