@@ -241,8 +241,8 @@ def test_stateful_lstm_carries_its_state_across_batches(example, tmp_path):
 def test_the_pipelines_translator_and_sentiment_models(example, tmp_path):
     """The translation pipeline's attention encoder–decoder (masked Bidirectional encoder with
     states, a decoder from them, Attention over the masked memory, Concatenate) and the sentiment
-    pipeline's Bidirectional towers with max pooling over a masked sequence run in C++ with
-    predict's bits."""
+    pipeline's Bidirectional towers with max pooling over a masked sequence, in two members
+    whose probabilities are averaged, run in C++ with predict's bits."""
     from lstmfast.pipelines import seq2seq, sentiment
 
     rng = np.random.default_rng(13)
@@ -256,7 +256,7 @@ def test_the_pipelines_translator_and_sentiment_models(example, tmp_path):
     got, want = cpp_predict(example, translator, [src, tgt], tmp_path)
     np.testing.assert_array_equal(got[0], want[0])
 
-    config = sentiment.SentimentConfig(towers=2, units=6, embedding_dim=5)
+    config = sentiment.SentimentConfig(towers=2, members=2, units=6, embedding_dim=5)
     model = sentiment.build_model(config, 50)
     randomize(model, 15)
     tokens = rng.integers(1, 50, (10, 25)).astype(np.float32)

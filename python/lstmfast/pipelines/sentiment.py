@@ -2,7 +2,7 @@
 
 Two networks (``network``):
 
-``bilstm_pool`` (the default)::
+``bilstm_pool`` (the default), two such networks (``members=2``) whose probabilities are averaged::
 
     Embedding(30000, 128, mask_zero=True)      started from word2vec vectors of the training texts
     -> Bidirectional(LSTM(128, return_sequences=True))   over the whole review (up to 1,000 words)
@@ -68,9 +68,9 @@ WORD2VEC_MIN_WORDS = 1_000_000
 # The settings left at None take their network's value.
 _NETWORK_DEFAULTS = {
     "bilstm_pool": dict(max_features=30000, maxlen=1000, units=128, epochs=4, learning_rate=1e-3, reduce_lr=0.0,
-                        pretrained="auto", schedule="constant", ema=0.0, keep="last", average_from=2),
+                        pretrained="auto", schedule="constant", ema=0.0, keep="last", average_from=2, members=2),
     "lstm": dict(max_features=20000, maxlen=200, units=128, epochs=6, learning_rate=5e-4, reduce_lr=0.2,
-                 pretrained="none", schedule="constant", ema=0.0, keep="best", average_from=0),
+                 pretrained="none", schedule="constant", ema=0.0, keep="best", average_from=0, members=1),
 }
 
 
@@ -89,8 +89,9 @@ class SentimentConfig:
     units: int | None = setting(None, "LSTM units (per direction)")
     towers: int = setting(1, "bilstm_pool network: Bidirectional LSTM towers over the shared embedding, their "
                              "probabilities averaged and trained together")
-    members: int = option(1, "bilstm_pool network: networks trained one after the other (each its own start, "
-                             "dropout and batch order), their probabilities averaged", type=at_least(1))
+    members: int | None = option(None, "bilstm_pool network: networks trained one after the other (each its own "
+                                       "start, dropout and batch order), their probabilities averaged (default: 2 "
+                                       "for bilstm_pool, 1 for lstm)", type=at_least(1))
     dropout: float = setting(0.2, "lstm network: dropout of the LSTM's inputs")
     recurrent_dropout: float = setting(0.2, "lstm network: dropout of the LSTM's recurrent state")
     pooled_dropout: float = setting(0.3, "bilstm_pool network: dropout before the classifier")
@@ -149,7 +150,7 @@ class SentimentConfig:
         c = self.resolved()
         return dataclasses.replace(c, limit=c.limit or 6000, test_size=1000, val_size=500,
                                    maxlen=min(c.maxlen, 100), max_features=min(c.max_features, 10000),
-                                   units=min(c.units, 64), epochs=min(c.epochs, 3))
+                                   units=min(c.units, 64), epochs=min(c.epochs, 3), members=1)
 
 
 CONFIG = SentimentConfig
@@ -504,6 +505,7 @@ def config_of(marker):
     a choice of network hold the lstm network)."""
     saved = dict(marker["config"])
     saved.setdefault("network", "lstm")
+    saved.setdefault("members", 1)  # directories written before there were members hold one network
     known = {f.name for f in dataclasses.fields(SentimentConfig)}
     return SentimentConfig(**{k: v for k, v in saved.items() if k in known}).resolved()
 
