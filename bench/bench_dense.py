@@ -7,7 +7,7 @@ kernels' own threads makes both slower).
 forward z = x·W, backward ∂W = xᵀ·∂z and ∂x = ∂z·Wᵀ, float32; medians of --repeats calls, the two
 taking turns. Then the softmax output's element-wise work per training step: p = softmax(z) and
 sparse categorical crossentropy with its gradient with respect to z, g·(p/Σp − onehot), as numpy
-formulas (the same as losses._scce_softmax) against ops.softmax + ops.crossentropy_on_softmax.
+formulas (the loss module's path before the kernels) against ops.softmax + ops.crossentropy_on_softmax.
 """
 
 import argparse
@@ -28,6 +28,29 @@ def median_ms(fn, repeats):
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
+
+
+def in_turns(ref, ours, repeats):
+    """(numpy ms, lstmfast ms): medians of three rounds, the two taking turns."""
+    a, b = [], []
+    for _ in range(3):
+        a.append(median_ms(ref, repeats))
+        b.append(median_ms(ours, repeats))
+    return statistics.median(a), statistics.median(b)
+
+
+def numpy_softmax_crossentropy(z, labels, g, eps=1e-7):
+    """p = softmax(z); value = −log clip(q_y, ε, 1 − ε) and g·inside_y·(q − onehot(y)), q = p/Σp."""
+    e = np.exp(z - z.max(-1, keepdims=True))
+    p = e / e.sum(-1, keepdims=True)
+    idx = labels[:, None]
+    q = p / np.sum(p, axis=-1, keepdims=True)
+    qy = np.take_along_axis(q, idx, axis=-1)
+    values = -np.log(np.clip(qy, eps, 1 - eps))[:, 0]
+    inside = ((qy >= eps) & (qy <= 1 - eps)).astype(q.dtype)
+    local = q * inside
+    np.put_along_axis(local, idx, (qy - 1) * inside, axis=-1)
+    return values, local * g[:, None]
 
 
 def main(argv=None):
@@ -57,35 +80,17 @@ def main(argv=None):
                      "dW": (lambda: x.T @ dz, lambda: ops.matmul(x, dz, transpose_a=True)),
                      "dx": (lambda: dz @ w.T, lambda: ops.matmul(dz, w, transpose_b=True))}
             for name, (ref, ours) in cases.items():
-                reps = max(3, args.repeats * 60 // n) if n > 60 else args.repeats
-                a, b = [], []
-                for _ in range(3):
-                    a.append(median_ms(ref, reps))
-                    b.append(median_ms(ours, reps))
-                a, b = statistics.median(a), statistics.median(b)
+                a, b = in_turns(ref, ours, max(3, args.repeats * 60 // n) if n > 60 else args.repeats)
                 print(f"{n:>8} {name:>8} {a:9.3f} {b:12.3f} {b / a:6.2f}")
         print(f"\nsoftmax + crossentropy and its gradient, {args.rows} rows")
         print(f"{'outputs':>8} {'numpy ms':>9} {'lstmfast ms':>12} {'ratio':>6}")
-        from lstmfast.losses import _scce_softmax
         for n in args.outputs:
             z = rng.standard_normal((args.rows, n)).astype(np.float32)
             labels = rng.integers(0, n, args.rows)
             g = np.full(args.rows, 1.0 / args.rows, np.float32)
-
-            def numpy_path():
-                e = np.exp(z - z.max(-1, keepdims=True))
-                p = e / e.sum(-1, keepdims=True)
-                values, local = _scce_softmax(labels, p, 1e-7)
-                return values, local * g[:, None]
-
-            def kernels():
-                return ops.crossentropy_on_softmax(ops.softmax(z), labels, g, sparse=True)
-            reps = max(3, args.repeats * 60 // n) if n > 60 else args.repeats
-            a, b = [], []
-            for _ in range(3):
-                a.append(median_ms(numpy_path, reps))
-                b.append(median_ms(kernels, reps))
-            a, b = statistics.median(a), statistics.median(b)
+            a, b = in_turns(lambda: numpy_softmax_crossentropy(z, labels, g),
+                            lambda: ops.crossentropy_on_softmax(ops.softmax(z), labels, g, sparse=True),
+                            max(3, args.repeats * 60 // n) if n > 60 else args.repeats)
             print(f"{n:>8} {a:9.3f} {b:12.3f} {b / a:6.2f}")
     return 0
 

@@ -300,6 +300,38 @@ Arr<S> batched_matmul_new(const Arr<S>& a, const Arr<S>& b, bool transpose_a, bo
   return out;
 }
 
+// The size of p's last (class) axis, which must be at least 1.
+template <typename S>
+Index class_axis(const Arr<S>& p) {
+  if (p.ndim() < 1 || p.shape(p.ndim() - 1) < 1)
+    throw std::invalid_argument("probabilities need a last (class) axis of size >= 1");
+  return p.shape(p.ndim() - 1);
+}
+
+// The crossentropy bindings' shared part: checks the targets' size (targets_want: one label per
+// row, or one value per probability) and g's (one per row), then runs
+// kernel(p, g, rows, n, eps, values, grad) without the GIL into new (values, grad) arrays.
+template <typename S, typename Kernel>
+py::tuple crossentropy_on_softmax(const Arr<S>& p, const Arr<S>& g, const char* targets, Index targets_size,
+                                  Index targets_want, Kernel&& kernel, double eps) {
+  const Index n = class_axis(p), rows = p.size() / n;
+  if (targets_size != targets_want || g.size() != rows)
+    throw std::invalid_argument(std::string(targets) + " need " + std::to_string(targets_want) +
+                                " values and weights one per row of probabilities (" + std::to_string(rows) +
+                                "); got " + std::to_string(targets_size) + " and " + std::to_string(g.size()));
+  Arr<S> values(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim() - 1));
+  Arr<S> grad(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim()));
+  const S* pp = p.data();
+  const S* pg = g.data();
+  S* pv = values.mutable_data();
+  S* pd = grad.mutable_data();
+  {
+    py::gil_scoped_release release;
+    kernel(pp, pg, rows, n, static_cast<S>(eps), pv, pd);
+  }
+  return py::make_tuple(values, grad);
+}
+
 template <typename S>
 void register_dtype(py::module_& m, const char* suffix) {
   const std::string sfx(suffix);
@@ -370,48 +402,21 @@ void register_dtype(py::module_& m, const char* suffix) {
   // Crossentropy on softmax probabilities and ∂L/∂z (softmax.h). Shapes and label ranges are
   // checked again here: a wrong one would read or write outside the arrays.
   m.def(("xent_softmax_sparse_" + sfx).c_str(), [](const Arr<S>& p, const Ids& labels, const Arr<S>& g, double eps) {
-          if (p.ndim() < 1 || p.shape(p.ndim() - 1) < 1)
-            throw std::invalid_argument("probabilities need a last (class) axis of size >= 1");
-          const Index n = p.shape(p.ndim() - 1), rows = p.size() / n;
-          if (labels.size() != rows || g.size() != rows)
-            throw std::invalid_argument("labels and weights need one value per row of probabilities (" +
-                                        std::to_string(rows) + "); got " + std::to_string(labels.size()) +
-                                        " and " + std::to_string(g.size()));
+          const Index n = class_axis(p);
           check_ids("labels", labels, n);
-          Arr<S> values(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim() - 1));
-          Arr<S> grad(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim()));
-          const S* pp = p.data();
           const int64_t* pl = labels.data();
-          const S* pg = g.data();
-          S* pv = values.mutable_data();
-          S* pd = grad.mutable_data();
-          {
-            py::gil_scoped_release release;
-            xent_softmax_sparse(pp, pl, pg, rows, n, static_cast<S>(eps), pv, pd);
-          }
-          return py::make_tuple(values, grad);
+          return crossentropy_on_softmax(p, g, "labels", labels.size(), p.size() / n,
+                                         [pl](const S* pp, const S* pg, Index rows, Index cols, S e, S* pv, S* pd) {
+                                           xent_softmax_sparse(pp, pl, pg, rows, cols, e, pv, pd);
+                                         }, eps);
         }, py::arg("p").noconvert(), py::arg("labels").noconvert(), py::arg("g").noconvert(), py::arg("eps"),
         "(per-row crossentropy, its gradient with respect to the softmax's logits scaled by g).");
   m.def(("xent_softmax_dense_" + sfx).c_str(), [](const Arr<S>& p, const Arr<S>& t, const Arr<S>& g, double eps) {
-          if (p.ndim() < 1 || p.shape(p.ndim() - 1) < 1)
-            throw std::invalid_argument("probabilities need a last (class) axis of size >= 1");
-          const Index n = p.shape(p.ndim() - 1), rows = p.size() / n;
-          if (t.size() != p.size() || g.size() != rows)
-            throw std::invalid_argument("targets must match the probabilities' size (" + std::to_string(p.size()) +
-                                        ") and weights their rows (" + std::to_string(rows) + "); got " +
-                                        std::to_string(t.size()) + " and " + std::to_string(g.size()));
-          Arr<S> values(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim() - 1));
-          Arr<S> grad(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim()));
-          const S* pp = p.data();
           const S* pt = t.data();
-          const S* pg = g.data();
-          S* pv = values.mutable_data();
-          S* pd = grad.mutable_data();
-          {
-            py::gil_scoped_release release;
-            xent_softmax_dense(pp, pt, pg, rows, n, static_cast<S>(eps), pv, pd);
-          }
-          return py::make_tuple(values, grad);
+          return crossentropy_on_softmax(p, g, "targets", t.size(), p.size(),
+                                         [pt](const S* pp, const S* pg, Index rows, Index cols, S e, S* pv, S* pd) {
+                                           xent_softmax_dense(pp, pt, pg, rows, cols, e, pv, pd);
+                                         }, eps);
         }, py::arg("p").noconvert(), py::arg("t").noconvert(), py::arg("g").noconvert(), py::arg("eps"),
         "(per-row crossentropy, its gradient with respect to the softmax's logits scaled by g).");
   m.def(("activation_" + sfx).c_str(), [](const Arr<S>& x, int code) {

@@ -32,82 +32,84 @@ S chunked_sum(const S* x, Index n) {
   return acc.sum();
 }
 
+// f(r) for every row r in [0, rows), tiles of kRows rows on the kernels' threads.
+template <typename F>
+void parallel_for_rows(Index rows, F&& f) {
+  parallel_for_tiles((rows + kRows - 1) / kRows, [&](Index t) {
+    for (Index r = t * kRows; r < std::min(rows, (t + 1) * kRows); ++r) f(r);
+  });
+}
+
 }  // namespace
 
 template <typename S>
 void softmax_rows(const S* x, Index rows, Index n, S* y) {
   using Chunk = Eigen::Array<S, kChunk, 1>;
-  parallel_for_tiles((rows + kRows - 1) / kRows, [&](Index t) {
+  parallel_for_rows(rows, [&](Index r) {
     // The exponentials go through an aligned buffer of fixed size, so every value takes the same
     // vector path wherever the caller's rows start (Eigen's scalar and packet exp differ in the
     // last bit), and so does their sum (kChunk running sums): the results depend on the values
     // alone.
     alignas(64) S buf[kChunk];
     Eigen::Map<Chunk, Eigen::Aligned64> chunk(buf);
-    for (Index r = t * kRows; r < std::min(rows, (t + 1) * kRows); ++r) {
-      const S* xr = x + r * n;
-      S* yr = y + r * n;
-      const S m = CArrMap<S>(xr, n).maxCoeff();  // m_r (exact in any order)
-      Chunk acc = Chunk::Zero();
-      for (Index c0 = 0; c0 < n; c0 += kChunk) {
-        const Index w = std::min(kChunk, n - c0);
-        for (Index j = 0; j < kChunk; ++j) buf[j] = j < w ? xr[c0 + j] - m : S(0);
-        chunk = chunk.exp();  // e_j = exp(x_j − m_r)
-        for (Index j = w; j < kChunk; ++j) buf[j] = S(0);
-        std::copy(buf, buf + w, yr + c0);
-        acc += chunk;
-      }
-      ArrMap<S>(yr, n) *= S(1) / acc.sum();  // y_j = e_j / Σ_k e_k
+    const S* xr = x + r * n;
+    S* yr = y + r * n;
+    const S m = CArrMap<S>(xr, n).maxCoeff();  // m_r (exact in any order)
+    Chunk acc = Chunk::Zero();
+    for (Index c0 = 0; c0 < n; c0 += kChunk) {
+      const Index w = std::min(kChunk, n - c0);
+      for (Index j = 0; j < kChunk; ++j) buf[j] = j < w ? xr[c0 + j] - m : S(0);
+      chunk = chunk.exp();  // e_j = exp(x_j − m_r)
+      for (Index j = w; j < kChunk; ++j) buf[j] = S(0);
+      std::copy(buf, buf + w, yr + c0);
+      acc += chunk;
     }
+    ArrMap<S>(yr, n) *= S(1) / acc.sum();  // y_j = e_j / Σ_k e_k
   });
 }
 
 template <typename S>
 void xent_softmax_sparse(const S* p, const int64_t* labels, const S* g, Index rows, Index n, S eps, S* values,
                          S* grad) {
-  parallel_for_tiles((rows + kRows - 1) / kRows, [&](Index t) {
-    for (Index r = t * kRows; r < std::min(rows, (t + 1) * kRows); ++r) {
-      const S* pr = p + r * n;
-      const Index y = static_cast<Index>(labels[r]);
-      const S s = chunked_sum(pr, n);                           // Σ_j p_j
-      const S qy = pr[y] / s;                                   // q_y = p_y / Σp
-      values[r] = -std::log(std::clamp(qy, eps, S(1) - eps));  // −log clip(q_y, ε, 1 − ε)
-      const S gi = (qy >= eps && qy <= S(1) - eps) ? g[r] : S(0);  // g_r · inside_y
-      ArrMap<S> dz(grad + r * n, n);
-      if (gi == S(0)) {
-        dz.setZero();
-        continue;
-      }
-      dz = CArrMap<S>(pr, n) / s * gi;  // ∂L/∂z_j = g_r · q_j
-      dz[y] = (qy - S(1)) * gi;         //         − g_r at j = y
+  parallel_for_rows(rows, [&](Index r) {
+    const S* pr = p + r * n;
+    const Index y = static_cast<Index>(labels[r]);
+    const S s = chunked_sum(pr, n);                           // Σ_j p_j
+    const S qy = pr[y] / s;                                   // q_y = p_y / Σp
+    values[r] = -std::log(std::clamp(qy, eps, S(1) - eps));  // −log clip(q_y, ε, 1 − ε)
+    const S gi = (qy >= eps && qy <= S(1) - eps) ? g[r] : S(0);  // g_r · inside_y
+    ArrMap<S> dz(grad + r * n, n);
+    if (gi == S(0)) {
+      dz.setZero();
+      return;
     }
+    dz = CArrMap<S>(pr, n) / s * gi;  // ∂L/∂z_j = g_r · q_j
+    dz[y] = (qy - S(1)) * gi;         //         − g_r at j = y
   });
 }
 
 template <typename S>
 void xent_softmax_dense(const S* p, const S* t, const S* g, Index rows, Index n, S eps, S* values, S* grad) {
-  parallel_for_tiles((rows + kRows - 1) / kRows, [&](Index tile) {
-    for (Index r = tile * kRows; r < std::min(rows, (tile + 1) * kRows); ++r) {
-      const S* pr = p + r * n;
-      const S* tr = t + r * n;
-      const S s = chunked_sum(pr, n);  // Σ_j p_j
-      S value = 0, kept_sum = 0;
-      for (Index j = 0; j < n; ++j) {
-        if (tr[j] == S(0)) continue;
-        const S q = pr[j] / s;
-        value -= tr[j] * std::log(std::clamp(q, eps, S(1) - eps));  // −Σ_j t_j log qc_j
-        if (q >= eps && q <= S(1) - eps) kept_sum += tr[j];         // Σ_k kept_k
-      }
-      values[r] = value;
-      ArrMap<S> dz(grad + r * n, n);
-      if (g[r] == S(0)) {
-        dz.setZero();
-        continue;
-      }
-      const auto q = CArrMap<S>(pr, n) / s;
-      const auto kept = CArrMap<S>(tr, n) * ((q >= eps) && (q <= S(1) - eps)).template cast<S>();
-      dz = (q * kept_sum - kept) * g[r];  // ∂L/∂z_j = g_r (q_j Σ_k kept_k − kept_j)
+  parallel_for_rows(rows, [&](Index r) {
+    const S* pr = p + r * n;
+    const S* tr = t + r * n;
+    const S s = chunked_sum(pr, n);  // Σ_j p_j
+    S value = 0, kept_sum = 0;
+    for (Index j = 0; j < n; ++j) {
+      if (tr[j] == S(0)) continue;
+      const S q = pr[j] / s;
+      value -= tr[j] * std::log(std::clamp(q, eps, S(1) - eps));  // −Σ_j t_j log qc_j
+      if (q >= eps && q <= S(1) - eps) kept_sum += tr[j];         // Σ_k kept_k
     }
+    values[r] = value;
+    ArrMap<S> dz(grad + r * n, n);
+    if (g[r] == S(0)) {
+      dz.setZero();
+      return;
+    }
+    const auto q = CArrMap<S>(pr, n) / s;
+    const auto kept = CArrMap<S>(tr, n) * ((q >= eps) && (q <= S(1) - eps)).template cast<S>();
+    dz = (q * kept_sum - kept) * g[r];  // ∂L/∂z_j = g_r (q_j Σ_k kept_k − kept_j)
   });
 }
 

@@ -138,30 +138,6 @@ def _scce(labels, y_pred, from_logits, eps):
     return values, _through_normalization(dq, q, s)
 
 
-def _cce_softmax(y_true, y_pred, eps):
-    """_cce's values, and the gradient with respect to the logits z of y_pred = softmax(z).
-
-    With q = p/Σp clipped to [ε, 1 − ε] (inside_j: q_j not clipped), the chain through the
-    normalization and the softmax Jacobian collapses: ∂L/∂z_i = q_i·Σ_k t_k·inside_k − t_i·inside_i
-    (q − t where nothing is clipped): no Jacobian product over the classes."""
-    logq, qc, q, s, inside = _normalized_log(y_pred, eps)
-    kept = y_true * inside
-    return -np.sum(y_true * logq, axis=-1), q * np.sum(kept, axis=-1, keepdims=True) - kept
-
-
-def _scce_softmax(labels, y_pred, eps):
-    """_scce's values and ∂L/∂z for y_pred = softmax(z): inside_y·(q − onehot(y)) (see _cce_softmax)."""
-    onehot_idx = labels[..., None]
-    s = np.sum(y_pred, axis=-1, keepdims=True)
-    q = y_pred / s
-    qy = np.take_along_axis(q, onehot_idx, axis=-1)
-    values = -np.log(np.clip(qy, eps, 1 - eps))[..., 0]
-    inside = ((qy >= eps) & (qy <= 1 - eps)).astype(q.dtype)
-    local = q * inside
-    np.put_along_axis(local, onehot_idx, (qy - 1) * inside, axis=-1)
-    return values, local
-
-
 def _sparse_labels(y_true, y_pred, loss_name):
     y_true = np.asarray(y_true)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
@@ -282,12 +258,10 @@ class Loss:
             weighted = values * w
         else:
             weighted = values
+        g = self._value_gradient(w, values.shape, values.dtype)
         if self.reduction in (None, "none"):
-            return weighted, w if w is not None else np.ones_like(values)
-        total = weighted.sum()
-        div = self._divisor(w, values.size)
-        g = (w if w is not None else np.ones_like(values)) / values.dtype.type(div)
-        return values.dtype.type(total / div), g
+            return weighted, g
+        return values.dtype.type(weighted.sum() / self._divisor(w, values.size)), g
 
     def _divisor(self, w, size):
         """What the weighted sum of the values is divided by."""
@@ -317,16 +291,13 @@ class Loss:
         `softmax_logits` (only where `fuses_softmax`), the gradient is dLoss/dz instead, for
         y_pred = softmax(z): the output layer then skips its softmax backward."""
         prepared = self._prepare(y_true, y_pred)
-        if softmax_logits and y_pred.dtype in (np.float32, np.float64) and y_pred.flags.c_contiguous:
-            # the kernels: values and g·∂values/∂z in one pass over the rows
+        if softmax_logits:
+            # the kernels: values and g·∂values/∂z in one pass over the rows (ops.crossentropy_on_softmax)
             w = self._weights(y_pred.shape[:-1], sample_weight, mask, y_pred.dtype)
             g = self._value_gradient(w, y_pred.shape[:-1], y_pred.dtype)
-            values, grad = self._values_and_logit_grad(prepared, y_pred, g)
+            values, grad = self._values_and_logit_grad(prepared, np.ascontiguousarray(y_pred), g)
             return self._reduce(values, w)[0], grad
-        if softmax_logits:
-            values, local = self._values_and_logit_local(prepared, y_pred)
-        else:
-            values, local = self._values_and_local(prepared, y_pred)
+        values, local = self._values_and_local(prepared, y_pred)
         w = self._weights(values.shape, sample_weight, mask, values.dtype)
         loss, g = self._reduce(values, w)
         grad = local * g[..., None].astype(local.dtype, copy=False)
@@ -434,10 +405,10 @@ class CategoricalCrossentropy(Loss):
         """Whether _loss_and_grad can give ∂L/∂z past a softmax output (probabilities in)."""
         return not self.from_logits
 
-    def _values_and_logit_local(self, y_true, y_pred):
-        return _cce_softmax(y_true, y_pred, _config.epsilon())
-
     def _values_and_logit_grad(self, y_true, y_pred, g):
+        # With q = p/Σp clipped to [ε, 1 − ε] (inside_j: q_j not clipped), the chain through the
+        # normalization and the softmax Jacobian collapses: ∂L/∂z_i = q_i·Σ_k t_k·inside_k −
+        # t_i·inside_i (q − t where nothing is clipped), times g: no product over the classes.
         from . import ops
 
         return ops.crossentropy_on_softmax(y_pred, y_true, g, epsilon=_config.epsilon())
@@ -468,10 +439,8 @@ class SparseCategoricalCrossentropy(Loss):
     def fuses_softmax(self):
         return not self.from_logits
 
-    def _values_and_logit_local(self, labels, y_pred):
-        return _scce_softmax(labels, y_pred, _config.epsilon())
-
     def _values_and_logit_grad(self, labels, y_pred, g):
+        # ∂L/∂z = g·inside_y·(q − onehot(y)), the one-hot case of CategoricalCrossentropy's
         from . import ops
 
         return ops.crossentropy_on_softmax(y_pred, labels, g, epsilon=_config.epsilon(), sparse=True)
