@@ -94,6 +94,34 @@ inline void packet_map(S* y, Index n, F f, const Z*... z) {
   if (j < n) packet_map_tail(y, j, n, f, std::index_sequence_for<Z...>(), z...);
 }
 
+// Calls f(op) with op the packet function of a: op(p) = a(p) for a float packet p, computed
+// as activate() computes it. Each function is its own type, so a loop over packets inside f
+// is compiled once per function instead of asking which at every packet.
+template <typename F>
+inline void with_packet_op(Activation a, F&& f) {
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<float>::type;
+  switch (a) {
+    case Activation::Tanh: f([](const Packet& p) { return scalar_tanh_op<float>().packetOp(p); }); return;
+    case Activation::Relu: f([](const Packet& p) { return pmax(p, pzero(p)); }); return;
+    case Activation::Sigmoid: f([](const Packet& p) { return scalar_logistic_op<float>().packetOp(p); }); return;
+    case Activation::Linear: f([](const Packet& p) { return p; }); return;
+  }
+}
+
+template <typename F>
+inline void with_packet_op(RecurrentActivation a, F&& f) {
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<float>::type;
+  if (a == RecurrentActivation::Sigmoid) {
+    f([](const Packet& p) { return scalar_logistic_op<float>().packetOp(p); });
+  } else {  // clip(z/6 + 1/2, 0, 1), as activate() computes it
+    f([](const Packet& p) {
+      return pmin(pmax(padd(pmul(p, pset1<Packet>(1.0f / 6.0f)), pset1<Packet>(0.5f)), pzero(p)), pset1<Packet>(1.0f));
+    });
+  }
+}
+
 // y[0, n) = a(z[0, n)), a an Activation (φ) or a RecurrentActivation (σ); y may be z.
 template <typename A, typename S>
 inline void activate_span(A a, S* y, const S* z, Index n) {
@@ -108,25 +136,13 @@ inline void activate_span(A a, S* y, const S* z, Index n) {
       activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
       return;
     }
-    const auto tanh = [](const Packet& p) { return scalar_tanh_op<S>().packetOp(p); };
-    const auto sigmoid = [](const Packet& p) { return scalar_logistic_op<S>().packetOp(p); };
     if constexpr (std::is_same_v<A, Activation>) {
-      switch (a) {
-        case Activation::Tanh: packet_map(y, n, tanh, z); return;
-        case Activation::Relu: packet_map(y, n, [](const Packet& p) { return pmax(p, pzero(p)); }, z); return;
-        case Activation::Sigmoid: packet_map(y, n, sigmoid, z); return;
-        case Activation::Linear: if (y != z) std::copy(z, z + n, y); return;
-      }
-    } else {
-      if (a == RecurrentActivation::Sigmoid) {
-        packet_map(y, n, sigmoid, z);
-      } else {  // clip(z/6 + 1/2, 0, 1), as activate() computes it
-        packet_map(y, n, [](const Packet& p) {
-          return pmin(pmax(padd(pmul(p, pset1<Packet>(S(1.0 / 6.0))), pset1<Packet>(S(0.5))), pzero(p)),
-                      pset1<Packet>(S(1)));
-        }, z);
+      if (a == Activation::Linear) {
+        if (y != z) std::copy(z, z + n, y);
+        return;
       }
     }
+    with_packet_op(a, [&](auto op) { packet_map(y, n, op, z); });
   } else {
     activate(a, ArrMap<S>(y, n), CArrMap<S>(z, n));
   }

@@ -301,8 +301,10 @@ struct PackedGemm {
   }
 
   // acc (R × NR) = Σ_k Ap[k, r] · panel[k, :], then C (R × nc) = acc [+ Y] [+ C], Y's row r
-  // at Y + r·ldy (ldy = 0: one row added to every row, a bias).
-  template <int R, bool Prefetch, Sums Order = Sums::Partial>
+  // at Y + r·ldy (ldy = 0: one row added to every row, a bias). Half: a panel of nc ≤ PS
+  // columns (the last of an N that ends in its first packet), whose second packet of zeros is
+  // neither loaded nor multiplied.
+  template <int R, bool Prefetch, Sums Order = Sums::Partial, bool Half = false>
   static EIGEN_ALWAYS_INLINE void micro(Index K, const S* __restrict Ap, const S* __restrict panel,
                                         S* C, Index ldc, Index nc, bool accumulate, const S* Y,
                                         Index ldy, const S* pf) {
@@ -329,7 +331,7 @@ struct PackedGemm {
         for (int u = 0; u < 4; ++u) {
           const S* pk = panel + (k + u) * NR;
           if constexpr (Prefetch) prefetch_row(pf + (k + u) * NR);
-          const Packet b0 = ploadu<Packet>(pk), b1 = ploadu<Packet>(pk + PS);
+          const Packet b0 = ploadu<Packet>(pk), b1 = Half ? b0 : ploadu<Packet>(pk + PS);
           const S* a = Ap + (k + u) * R;
 #pragma GCC unroll 16
           for (int r = 0; r < R; ++r) {
@@ -337,28 +339,28 @@ struct PackedGemm {
             Packet& s0 = u == 0 ? c0[r] : p0[r][u - 1];
             Packet& s1 = u == 0 ? c1[r] : p1[r][u - 1];
             s0 = pmadd(ar, b0, s0);
-            s1 = pmadd(ar, b1, s1);
+            if constexpr (!Half) s1 = pmadd(ar, b1, s1);
           }
         }
       }
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         c0[r] = padd(padd(c0[r], p0[r][0]), padd(p0[r][1], p0[r][2]));
-        c1[r] = padd(padd(c1[r], p1[r][0]), padd(p1[r][1], p1[r][2]));
+        if constexpr (!Half) c1[r] = padd(padd(c1[r], p1[r][0]), padd(p1[r][1], p1[r][2]));
       }
     }
     for (; k < K; ++k) {
       if constexpr (Prefetch) prefetch_row(pf + k * NR);
-      const Packet b0 = ploadu<Packet>(panel + k * NR), b1 = ploadu<Packet>(panel + k * NR + PS);
+      const Packet b0 = ploadu<Packet>(panel + k * NR), b1 = Half ? b0 : ploadu<Packet>(panel + k * NR + PS);
       const S* a = Ap + k * R;
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const Packet ar = pset1<Packet>(a[r]);
         c0[r] = pmadd(ar, b0, c0[r]);
-        c1[r] = pmadd(ar, b1, c1[r]);
+        if constexpr (!Half) c1[r] = pmadd(ar, b1, c1[r]);
       }
     }
-    if (nc == NR) {
+    if (!Half && nc == NR) {
       if (Y) {
 #pragma GCC unroll 16
         for (int r = 0; r < R; ++r) {
@@ -413,6 +415,7 @@ struct PackedGemm {
     if constexpr (R > 0) {
       if (rows != R) micro_tail<R - 1, Order>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
       else if (pf) micro<R, true, Order>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      else if (nc <= PS) micro<R, false, Order, true>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
       else micro<R, false, Order>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
     }
   }

@@ -49,21 +49,96 @@ inline Walk step_walk(Index s) { return s % 2 == 1 ? Walk::Backwards : Walk::For
 
 // One LSTM cell over w units of one sample. z holds the unit tile's pre-activations
 // [z_i | z_f | z_c | z_o] and is overwritten by the gates [i | f | g | o]; c_prev, c, h are w
-// wide.
+// wide, and c may be c_prev (the update is then in place).
+//   i = σ(z_i), f = σ(z_f), g = φ(z_c), o = σ(z_o)
+//   c_t = f ⊙ c_{t−1} + i ⊙ g
+//   h_t = o ⊙ φ(c_t)
+// float: one pass over the units, a packet of units at a time with its gates, c_t and h_t in
+// registers (cell_row). double (gradient checks): Eigen's array expressions, step by step.
+using FloatPacket = Eigen::internal::packet_traits<float>::type;
+struct CellPacket {
+  FloatPacket i, f, g, o, c, h;
+};
+
+// The cell of units [j, j + PS) (sig: σ's packet function, act: φ's).
+template <typename Sig, typename Act>
+EIGEN_ALWAYS_INLINE CellPacket cell_packet(const Sig& sig, const Act& act, const float* z, Index w, const float* c_prev,
+                                     Index j) {
+  using namespace Eigen::internal;
+  CellPacket p;
+  p.i = sig(ploadu<FloatPacket>(z + j));          // i = σ(z_i)
+  p.f = sig(ploadu<FloatPacket>(z + w + j));      // f = σ(z_f)
+  p.g = act(ploadu<FloatPacket>(z + 2 * w + j));  // g = φ(z_c)
+  p.o = sig(ploadu<FloatPacket>(z + 3 * w + j));  // o = σ(z_o)
+  p.c = padd(pmul(p.f, ploadu<FloatPacket>(c_prev + j)), pmul(p.i, p.g));  // c_t = f ⊙ c_{t−1} + i ⊙ g
+  p.h = pmul(act(p.c), p.o);                                          // h_t = o ⊙ φ(c_t)
+  return p;
+}
+
+template <bool KeepGates>
+EIGEN_ALWAYS_INLINE void store_cell_packet(const CellPacket& p, float* z, Index w, float* c, float* h, Index j) {
+  using namespace Eigen::internal;
+  if constexpr (KeepGates) {
+    pstoreu(z + j, p.i);
+    pstoreu(z + w + j, p.f);
+    pstoreu(z + 2 * w + j, p.g);
+    pstoreu(z + 3 * w + j, p.o);
+  }
+  pstoreu(c + j, p.c);
+  pstoreu(h + j, p.h);
+}
+
+// Every unit is computed by the same packet functions wherever it lies, so the results do
+// not depend on w or on where a row starts. A row of w ≥ PS units that is not whole packets
+// ends with a packet that overlaps the one before it: it is loaded and computed first, while
+// z and c_{t−1} still hold its inputs, and stored last, rewriting the shared units with the
+// same values. A row shorter than one packet goes through a zero-padded copy.
+template <bool KeepGates, typename Sig, typename Act>
+inline void cell_row(const Sig& sig, const Act& act, float* z, const float* c_prev, float* c, float* h, Index w) {
+  constexpr Index PS = Eigen::internal::packet_traits<float>::size;
+  if (w < PS) {
+    alignas(64) float zt[kNumGates * PS] = {}, ct[PS] = {}, ht[PS];
+    for (Index q = 0; q < kNumGates; ++q) std::copy(z + q * w, z + (q + 1) * w, zt + q * PS);
+    std::copy(c_prev, c_prev + w, ct);
+    store_cell_packet<KeepGates>(cell_packet(sig, act, zt, PS, ct, 0), zt, PS, ct, ht, 0);
+    for (Index q = 0; q < kNumGates; ++q) std::copy(zt + q * PS, zt + q * PS + w, z + q * w);
+    std::copy(ct, ct + w, c);
+    std::copy(ht, ht + w, h);
+    return;
+  }
+  const Index whole = w / PS * PS;
+  CellPacket last{};
+  if (whole < w) last = cell_packet(sig, act, z, w, c_prev, w - PS);
+  for (Index j = 0; j < whole; j += PS)
+    store_cell_packet<KeepGates>(cell_packet(sig, act, z, w, c_prev, j), z, w, c, h, j);
+  if (whole < w) store_cell_packet<KeepGates>(last, z, w, c, h, w - PS);
+}
+
+// Whether the cell leaves the gates in z (a training forward, whose backward reads them) or
+// may leave anything there (inference; float skips the stores).
+enum class Gates : bool { Discard = false, Keep = true };
+
 template <typename S>
-inline void lstm_cell(Activation phi, RecurrentActivation sigma, S* z, const S* c_prev, S* c, S* h, Index w) {
-  activate_span(sigma, z, z, 2 * w);              // i = σ(z_i), f = σ(z_f) (side by side)
-  activate_span(phi, z + 2 * w, z + 2 * w, w);    // g = φ(z_c)
-  activate_span(sigma, z + 3 * w, z + 3 * w, w);  // o = σ(z_o)
-  // c_t = f ⊙ c_{t−1} + i ⊙ g, packet by packet from the start of the row (packet_map: every
-  // unit computed the same way wherever its row starts)
-  using Packet = typename Eigen::internal::packet_traits<S>::type;
-  activations::packet_map(c, w, [](const Packet& f, const Packet& cp, const Packet& i, const Packet& g) {
-    using namespace Eigen::internal;
-    return padd(pmul(f, cp), pmul(i, g));
-  }, z + w, c_prev, z, z + 2 * w);
-  activate_span(phi, h, c, w);  // h_t = o ⊙ φ(c_t)
-  ArrMap<S>(h, w) *= CArrMap<S>(z + 3 * w, w);
+inline void lstm_cell(Activation phi, RecurrentActivation sigma, Gates gates, S* z, const S* c_prev, S* c, S* h,
+                      Index w) {
+  if constexpr (std::is_same_v<S, float>) {
+    activations::with_packet_op(sigma, [&](const auto& sig) {
+      activations::with_packet_op(phi, [&](const auto& act) {
+        if (gates == Gates::Keep) cell_row<true>(sig, act, z, c_prev, c, h, w);
+        else cell_row<false>(sig, act, z, c_prev, c, h, w);
+      });
+    });
+  } else {
+    ArrMap<S> i(z, w), f(z + w, w), g(z + 2 * w, w), o(z + 3 * w, w);
+    activations::activate(sigma, i, i);  // i = σ(z_i)
+    activations::activate(sigma, f, f);  // f = σ(z_f)
+    activations::activate(phi, g, g);    // g = φ(z_c)
+    activations::activate(sigma, o, o);  // o = σ(z_o)
+    ArrMap<S> c_t(c, w), h_t(h, w);
+    c_t = f * CArrMap<S>(c_prev, w) + i * g;  // c_t = f ⊙ c_{t−1} + i ⊙ g
+    activations::activate(phi, h_t, c_t);     // h_t = o ⊙ φ(c_t)
+    h_t *= o;
+  }
 }
 
 // Where the forward's rows lie. A training forward keeps every step time-major in its cache;
@@ -236,6 +311,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
 
   const Activation phi = cfg.activation;
   const RecurrentActivation sigma = cfg.recurrent_activation;
+  const Gates gates = cache ? Gates::Keep : Gates::Discard;
   time_loop(tl, T, false, [&](Index s, Index tile) {
     const GateTiling::Tile t = tl.tile(tile);
     const Index w = t.w, w4 = kNumGates * t.w;
@@ -272,7 +348,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
         std::memcpy(cn, cp, sizeof(S) * w);
         std::memcpy(hn, rows.h_prev_rows(s) + b * rows.h_prev_ld(s) + t.u0, sizeof(S) * w);
       } else {
-        lstm_cell(phi, sigma, Z + b * rows.z_ld + t.c0, cp, cn, hn, w);
+        lstm_cell(phi, sigma, gates, Z + b * rows.z_ld + t.c0, cp, cn, hn, w);
       }
       if (drop_h) {
         S* hd_next = hd.data() + ((s + 1) % 2) * B * H + b * H + t.u0;
@@ -555,7 +631,7 @@ void LSTMStream<S>::step(const S* x, S* h, S* c, Index s, bool from_state) {
   for_tiles(ntiles, [&](Index k) {
     const GateTiling::Tile t = tl_.tile(k);
     for (Index b = t.b0; b < t.b0 + t.bn; ++b)
-      lstm_cell(phi_, sigma_, z_.data() + b * G + t.c0, c + b * H + t.u0, c + b * H + t.u0, h + b * H + t.u0, t.w);
+      lstm_cell(phi_, sigma_, Gates::Discard, z_.data() + b * G + t.c0, c + b * H + t.u0, c + b * H + t.u0, h + b * H + t.u0, t.w);
   });
 }
 

@@ -404,6 +404,32 @@ def test_results_are_bitwise_identical_for_one_or_two_threads(dtype, restore_thr
             assert np.array_equal(one, again), f"B={B}: {name} differs between two runs on 1 thread"
 
 
+@pytest.mark.parametrize("H", [3, 17, 50])
+@pytest.mark.parametrize("training", [False, True], ids=("inference", "training"))
+def test_a_unit_gives_the_same_bits_wherever_it_lies_in_its_row(H, training):
+    # The cell runs over a row of units a packet at a time; a row that is not whole packets
+    # ends in a packet that overlaps the one before it (or, shorter than a packet, in a padded
+    # copy). Units appended to a layer without coupling to it (zero blocks in W's and U's
+    # cross terms) must leave the first H units' outputs bit for bit as they were, although
+    # their places in packets change.
+    rng = np.random.default_rng(H)
+    B, T, D, extra = 40, 6, 5, 23
+    x = rng.standard_normal((B, T, D)).astype(np.float32)
+    W, U, b = (rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((D, 4 * H), (H, 4 * H), (4 * H,)))
+    H2 = H + extra
+    W2, U2, b2 = (rng.standard_normal(s).astype(np.float32) * 0.5 for s in ((D, 4 * H2), (H2, 4 * H2), (4 * H2,)))
+    for q in range(4):  # gate block q: the first H columns are the small layer's
+        W2[:, q * H2:q * H2 + H] = W[:, q * H:(q + 1) * H]
+        b2[q * H2:q * H2 + H] = b[q * H:(q + 1) * H]
+        U2[:, q * H2:(q + 1) * H2] = 0.0
+        U2[:H, q * H2:q * H2 + H] = U[:, q * H:(q + 1) * H]
+        U2[H:, q * H2 + H:(q + 1) * H2] = rng.standard_normal((extra, extra)) * 0.5
+    small = ops.lstm_forward(x, W, U, b, training=training)
+    large = ops.lstm_forward(x, W2, U2, b2, training=training)
+    assert np.array_equal(large.outputs[..., :H], small.outputs)
+    assert np.array_equal(large.c[:, :H], small.c)
+
+
 # --- matmul (Dense's products) ------------------------------------------------------------------
 
 # Sizes around the kernel's blocks: one value, a row, tails of panels and row blocks, K above
