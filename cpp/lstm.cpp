@@ -27,6 +27,9 @@
 
 LSTMFAST_NAMESPACE_BEGIN
 
+static_assert(kStepProjectionD <= PackedGemm<float>::kKc && kStepProjectionD <= PackedGemm<double>::kKc,
+              "the step projection reads the packed W as one K chunk");
+
 namespace {
 
 using activations::activate_span;
@@ -62,8 +65,8 @@ struct CellPacket {
 
 // The cell of units [j, j + PS) (sig: σ's packet function, act: φ's).
 template <typename Sig, typename Act>
-EIGEN_ALWAYS_INLINE CellPacket cell_packet(const Sig& sig, const Act& act, const float* z, Index w, const float* c_prev,
-                                     Index j) {
+EIGEN_ALWAYS_INLINE CellPacket cell_packet(const Sig& sig, const Act& act, const float* z, Index w,
+                                           const float* c_prev, Index j) {
   using namespace Eigen::internal;
   CellPacket p;
   p.i = sig(ploadu<FloatPacket>(z + j));          // i = σ(z_i)
@@ -71,7 +74,7 @@ EIGEN_ALWAYS_INLINE CellPacket cell_packet(const Sig& sig, const Act& act, const
   p.g = act(ploadu<FloatPacket>(z + 2 * w + j));  // g = φ(z_c)
   p.o = sig(ploadu<FloatPacket>(z + 3 * w + j));  // o = σ(z_o)
   p.c = padd(pmul(p.f, ploadu<FloatPacket>(c_prev + j)), pmul(p.i, p.g));  // c_t = f ⊙ c_{t−1} + i ⊙ g
-  p.h = pmul(act(p.c), p.o);                                          // h_t = o ⊙ φ(c_t)
+  p.h = pmul(act(p.c), p.o);                                               // h_t = o ⊙ φ(c_t)
   return p;
 }
 
@@ -88,13 +91,23 @@ EIGEN_ALWAYS_INLINE void store_cell_packet(const CellPacket& p, float* z, Index 
   pstoreu(h + j, p.h);
 }
 
+// Everything the row calls is inlined into it (flatten): left to itself the compiler calls
+// Eigen's tanh as a function twice per packet, and the registers that hold the last packet
+// are saved around each call (docs/benchmarks.md).
+#if defined(__GNUC__)
+#define LSTMFAST_FLATTEN __attribute__((flatten))
+#else
+#define LSTMFAST_FLATTEN
+#endif
+
 // Every unit is computed by the same packet functions wherever it lies, so the results do
 // not depend on w or on where a row starts. A row of w ≥ PS units that is not whole packets
 // ends with a packet that overlaps the one before it: it is loaded and computed first, while
 // z and c_{t−1} still hold its inputs, and stored last, rewriting the shared units with the
 // same values. A row shorter than one packet goes through a zero-padded copy.
 template <bool KeepGates, typename Sig, typename Act>
-inline void cell_row(const Sig& sig, const Act& act, float* z, const float* c_prev, float* c, float* h, Index w) {
+LSTMFAST_FLATTEN inline void cell_row(const Sig& sig, const Act& act, float* z, const float* c_prev, float* c, float* h,
+                                      Index w) {
   constexpr Index PS = Eigen::internal::packet_traits<float>::size;
   if (w < PS) {
     alignas(64) float zt[kNumGates * PS] = {}, ct[PS] = {}, ht[PS];
@@ -243,11 +256,19 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
 
   // Z = X·W + b for all steps in one GEMM: (T·B, D)·(D, 4H) → (T·B, 4H). A constant input
   // is projected once, z0 = x·W + b (B, 4H), and the loop's GEMM adds it to every step's Z.
-  k.gates.reset(T * B * G);
+  // An inference forward of a narrow input projects each step inside the loop instead, tile
+  // by tile, into a buffer of one tile that stays in cache (project_by_step): for such an x
+  // the product is cheap, and writing Z for all T·B rows and reading it back at every step
+  // would be much of its cost. Its sums run k after k either way, so the bits are the same.
+  const bool step_projection = x_direct && project_by_step(tl, D);
+  if (!step_projection) k.gates.reset(T * B * G);
   Buffer<S> z0(constant ? B * G : 0);
   // Weights packed here are tested for NaN and ±inf on the way when the caller asks.
   bool finite = true;
   bool* const check = in.check_weights ? &finite : nullptr;
+  const Buffer<S> W_here = pre || one_hot ? Buffer<S>() : pack_input_weights(D, G, cols, W, colmap, check);
+  if (!finite) throw NonFiniteWeights("kernel");
+  const S* W_panels = pre ? pre->W.data() : W_here.data();
   if (one_hot) {
     // A one-hot x_t picks one row of W: z = x_t·W + b = W[id, :] + b (columns in tile order).
     if (check && !all_finite(W, D * G)) throw NonFiniteWeights("kernel");
@@ -263,15 +284,13 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
         for (Index j = 0; j < G; ++j) z[j] = w[colmap ? colmap[j] : j] + bias[j];
       }
     });
-  } else {
-    const Buffer<S> W_here = pre ? Buffer<S>() : pack_input_weights(D, G, cols, W, colmap, check);
-    if (!finite) throw NonFiniteWeights("kernel");
+  } else if (!step_projection) {
     const auto X = MatrixView<const S>::row_major(x_direct ? in.x : k.x.data(), Tx * B, D, D);
     const auto Z = MatrixView<S>::row_major(constant ? z0.data() : k.gates.data(), Tx * B, G, G);
     // (k after k in every row block: a row's z does not depend on the rows beside it, which
     // LSTMStream relies on)
-    PG::run_parallel(X, pre ? pre->W.data() : W_here.data(), cols, Z, Accumulate::No,
-                     MatrixView<const S>::repeated_row(bias, Tx * B, G), Sums::Sequential);
+    PG::run_parallel(X, W_panels, cols, Z, Accumulate::No, MatrixView<const S>::repeated_row(bias, Tx * B, G),
+                     Sums::Sequential);
   }
 
   // States: h_{s−1} and c_{s−1} for every step (h[0] = h0, c[0] = c0), which the backward
@@ -312,17 +331,36 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   const Activation phi = cfg.activation;
   const RecurrentActivation sigma = cfg.recurrent_activation;
   const Gates gates = cache ? Gates::Keep : Gates::Discard;
+  // The step projection's tile buffers, one per thread: a tile's rows × its 4w gate columns.
+  std::vector<Buffer<S>> z_tiles;
+  if (step_projection)
+    for (Index n = std::min<Index>(max_threads(), tl.n_batch_tiles * tl.n_unit_tiles); n > 0; --n)
+      z_tiles.emplace_back(tl.batch_tile * kNumGates * tl.unit_tile);
   time_loop(tl, T, false, [&](Index s, Index tile) {
     const GateTiling::Tile t = tl.tile(tile);
     const Index w = t.w, w4 = kNumGates * t.w;
-    S* Z = rows.z_rows(s);
     const S* h_prev = drop_h ? hd.data() + (s % 2) * B * H : rows.h_prev_rows(s);
     const Index h_prev_ld = drop_h ? H : rows.h_prev_ld(s);
 
     // z_t = x_t·W + b + (h_{t−1}⊙m_h)·U for this tile's rows and its four gate blocks: the
-    // product adds to the projection in Z (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U).
-    // Without an initial state h_{−1} = 0 and the first step's product adds nothing.
-    const auto z_t = MatrixView<S>::row_major(Z + t.b0 * rows.z_ld + t.c0, t.bn, w4, rows.z_ld);
+    // product adds to the projection in Z (constant input: z_t = z0 + (h_{t−1}⊙m_h)·U), or
+    // to the step's own projection. Without an initial state h_{−1} = 0 and the first step's
+    // product adds nothing. Row b of the tile's z is at z_rows + (b − t.b0)·z_ld.
+    S* z_rows;
+    Index z_ld;
+    if (!step_projection) {
+      z_rows = rows.z_rows(s) + t.b0 * rows.z_ld + t.c0;
+      z_ld = rows.z_ld;
+    } else {  // z_t = x_t·W + b
+      z_rows = z_tiles[omp_get_thread_num()].data();
+      z_ld = w4;
+      const auto x_t = MatrixView<const S>::row_major(in.x + (t.b0 * T + time_index(cfg, s)) * D, t.bn, D, T * D);
+      // (D ≤ kKc: the packed W is one chunk, and the tile's columns start at column t.c0, a
+      // whole number of panels in)
+      PG::run(x_t, W_panels + t.c0 * D, MatrixView<S>::row_major(z_rows, t.bn, w4, w4), Accumulate::No,
+              MatrixView<const S>::repeated_row(bias + t.c0, t.bn, w4), Walk::Forwards, Sums::Sequential);
+    }
+    const auto z_t = MatrixView<S>::row_major(z_rows, t.bn, w4, z_ld);
     if (s > 0 || in.h0) {
       const auto h = MatrixView<const S>::row_major(h_prev + t.b0 * h_prev_ld, t.bn, H, h_prev_ld);
       const S* U_tile = U_panels + offsets[t.ut];
@@ -333,8 +371,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
         PG::run(h, U_tile, z_t, Accumulate::Yes, {}, step_walk(s));
       }
     } else if (constant) {
-      for (Index b = t.b0; b < t.b0 + t.bn; ++b)
-        std::copy_n(z0.data() + b * G + t.c0, w4, Z + b * rows.z_ld + t.c0);
+      for (Index b = t.b0; b < t.b0 + t.bn; ++b) std::copy_n(z0.data() + b * G + t.c0, w4, z_rows + (b - t.b0) * z_ld);
     }
 
     const S* c_prev = rows.c_rows(s);
@@ -348,7 +385,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
         std::memcpy(cn, cp, sizeof(S) * w);
         std::memcpy(hn, rows.h_prev_rows(s) + b * rows.h_prev_ld(s) + t.u0, sizeof(S) * w);
       } else {
-        lstm_cell(phi, sigma, gates, Z + b * rows.z_ld + t.c0, cp, cn, hn, w);
+        lstm_cell(phi, sigma, gates, z_rows + (b - t.b0) * z_ld, cp, cn, hn, w);
       }
       if (drop_h) {
         S* hd_next = hd.data() + ((s + 1) % 2) * B * H + b * H + t.u0;
@@ -630,8 +667,10 @@ void LSTMStream<S>::step(const S* x, S* h, S* c, Index s, bool from_state) {
   // gates, c_t and h_t, in place
   for_tiles(ntiles, [&](Index k) {
     const GateTiling::Tile t = tl_.tile(k);
-    for (Index b = t.b0; b < t.b0 + t.bn; ++b)
-      lstm_cell(phi_, sigma_, Gates::Discard, z_.data() + b * G + t.c0, c + b * H + t.u0, c + b * H + t.u0, h + b * H + t.u0, t.w);
+    for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
+      S* c_b = c + b * H + t.u0;
+      lstm_cell(phi_, sigma_, Gates::Discard, z_.data() + b * G + t.c0, c_b, c_b, h + b * H + t.u0, t.w);
+    }
   });
 }
 

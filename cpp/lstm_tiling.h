@@ -57,6 +57,18 @@ std::vector<S> tile_order_bias(Index G, const S* b, const Index* colmap);
 constexpr Index kParallelStepWork = Index(1) << 17;
 inline bool step_worth_threads(const GateTiling& tl) { return tl.B * tl.H * 4 * tl.H >= kParallelStepWork; }
 
+// Whether an inference forward projects its inputs step by step inside the time loop,
+// z_t = x_t·W + b into a buffer of one tile, instead of for all steps at once into Z
+// (T·B × 4H) that every step then reads back (lstm_forward). Per step and tile, the first
+// reads W (D × 4H) again, from cache; the second writes and reads back the tile's rows of Z
+// (rows × 4H, twice), from further away: narrow inputs and tiles of many rows favour the first
+// (docs/benchmarks.md). Results never depend on it. D stays within one K chunk of the packed W
+// (PackedGemm::kKc).
+constexpr Index kStepProjectionD = 64;
+inline bool project_by_step(const GateTiling& tl, Index D) {
+  return D <= kStepProjectionD && D <= 4 * tl.batch_tile;
+}
+
 // Runs body(s, k) for every tile k of every step s = 0..T−1 (or T−1..0 when reverse), each
 // thread owning the tiles k ≡ tid (mod threads) for the whole loop. When units are split
 // across tiles, step s needs all of step s−1 and the threads meet at a barrier; otherwise
