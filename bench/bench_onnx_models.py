@@ -5,8 +5,9 @@ process.
     python bench/bench_onnx_models.py                      # batch 1 and 256, 2 threads
     python bench/bench_onnx_models.py --batches 32 --threads 1
 
-For each model and batch: the median time of one call over --repeats calls (after warm-up) in
-each of --rounds rounds, the frameworks taking turns, and lstmfast / ONNX Runtime. The outputs
+For each model and batch: the median time of one call over --repeats calls in each of --rounds
+rounds, the frameworks taking turns, each turn opened by 50 ms of warm-up calls, and lstmfast /
+ONNX Runtime. The outputs
 are checked first (within 1e-5).
 """
 
@@ -41,8 +42,14 @@ def seed_models(lf):
              lambda b: rng.integers(1, 20000, (b, 200)).astype(np.float32))]
 
 
-def median_call(fn, repeats):
+def median_call(fn, repeats, warmup_seconds=0.05):
+    """Median seconds of fn() over `repeats` calls, after warm-up calls for `warmup_seconds`
+    (at least one): they also let the other framework's idle threads, which spin for a while
+    after its last call, stop competing for the cores."""
+    start = time.perf_counter()
     fn()
+    while time.perf_counter() - start < warmup_seconds:
+        fn()
     times = []
     for _ in range(repeats):
         s = time.perf_counter()
