@@ -482,16 +482,23 @@ struct PackedGemm {
     }
   }
 
-  // The same product over fixed (kRows × cols) tiles of C in parallel, B packed by
-  // pack_parallel with the same cols: A is read from L2 by one tile's panels, and tiles do
-  // not depend on the thread count.
+  // Row tiles of C for run_parallel: ⌈M / kRows⌉ tiles of near-equal height (640 rows: 4 of
+  // 160, not 3 of 192 and one of 64, which would leave a thread idle for a third of the
+  // product). A function of M only, as the results must not depend on threads.
+  static Index row_tiles(Index M) { return (M + kRows - 1) / kRows; }
+  static Index tile_rows(Index M) { return M == 0 ? 0 : (M + row_tiles(M) - 1) / row_tiles(M); }
+
+  // The same product over fixed (tile_rows × cols) tiles of C in parallel, B packed by
+  // pack_parallel with the same cols: A is read from L2 by one tile's panels, and the row
+  // tiles do not depend on the thread count (the column tiles change no sum: any cols gives
+  // the same bits).
   static void run_parallel(const View& A, const S* Bp, Index cols, const OutView& C, Accumulate accumulate,
                            const View& Y = {}, Sums sums = Sums::Partial) {
     const Index M = C.rows, N = C.cols, K = A.cols;
-    const Index mt = (M + kRows - 1) / kRows, nt = (N + cols - 1) / cols;
+    const Index mr = tile_rows(M), mt = row_tiles(M), nt = (N + cols - 1) / cols;
     parallel_for_tiles(mt * nt, [&](Index t) {
-      const Index r0 = (t / nt) * kRows, c0 = (t % nt) * cols;
-      const Index m = std::min(kRows, M - r0), n = std::min(cols, N - c0);
+      const Index r0 = (t / nt) * mr, c0 = (t % nt) * cols;
+      const Index m = std::min(mr, M - r0), n = std::min(cols, N - c0);
       run(A.block(r0, 0, m, K), Bp + c0 * K, C.block(r0, c0, m, n), accumulate,
           Y.data ? Y.block(r0, c0, m, n) : View{}, Walk::Forwards, sums);
     });

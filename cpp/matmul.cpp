@@ -23,7 +23,17 @@ void matmul(const MatrixView<const S>& A, const MatrixView<const S>& B, const S*
         C.data[r * C.rs + j] = (accumulate == Accumulate::Yes ? C.data[r * C.rs + j] : S(0)) + (bias ? bias[j] : S(0));
     return;
   }
-  const Index cols = PG::tile_cols(M, N);
+  // Column tiles: tile_cols's, narrowed when the tiles are few and the threads cannot share
+  // them evenly (3 row tiles on 2 threads: 6 tiles instead of 3). The column tiles change
+  // no sum, so this may depend on the threads.
+  Index cols = PG::tile_cols(M, N);
+  const Index mt = PG::row_tiles(M), threads = num_threads();
+  Index nt = (N + cols - 1) / cols;
+  if (mt * nt < 4 * threads && (mt * nt) % threads != 0) {
+    while ((mt * nt) % threads != 0) ++nt;
+    const Index per_tile = (N + nt - 1) / nt;
+    cols = (per_tile + PG::NR - 1) / PG::NR * PG::NR;  // whole panels
+  }
   Buffer<S> panels(PG::packed_size(K, N));
   PG::pack_parallel(B, cols, panels.data(), Reorder{}, CheckFinite::No, PG::packing_stores(K, N));
   // The bias is a row added to every row of C: a view with row stride 0.
