@@ -356,7 +356,8 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
       z_ld = w4;
       const auto x_t = MatrixView<const S>::row_major(in.x + (t.b0 * T + time_index(cfg, s)) * D, t.bn, D, T * D);
       // (D ≤ kKc: the packed W is one chunk, and the tile's columns start at column t.c0, a
-      // whole number of panels in)
+      // whole number of panels in: unit tiles are multiples of 8 units)
+      eigen_assert(t.c0 % PG::NR == 0);
       PG::run(x_t, W_panels + t.c0 * D, MatrixView<S>::row_major(z_rows, t.bn, w4, w4), Accumulate::No,
               MatrixView<const S>::repeated_row(bias + t.c0, t.bn, w4), Walk::Forwards, Sums::Sequential);
     }
