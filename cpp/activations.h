@@ -148,6 +148,40 @@ inline void activate_span(A a, S* y, const S* z, Index n) {
   }
 }
 
+// Calls f(op) with op(d, y) = d ⊙ a'(z) for float packets, written through y = a(z) and
+// computed as mul_derivative() computes it (with_packet_op's counterpart for the backward).
+template <typename F>
+inline void with_packet_derivative(Activation a, F&& f) {
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<float>::type;
+  switch (a) {
+    case Activation::Tanh:  // 1 − tanh²
+      f([](const Packet& d, const Packet& y) { return pmul(d, psub(pset1<Packet>(1.0f), pmul(y, y))); });
+      return;
+    case Activation::Relu:  // [z > 0]
+      f([](const Packet& d, const Packet& y) { return pselect(pcmp_lt(pzero(y), y), d, pzero(d)); });
+      return;
+    case Activation::Sigmoid:  // σ(1 − σ)
+      f([](const Packet& d, const Packet& y) { return pmul(d, pmul(y, psub(pset1<Packet>(1.0f), y))); });
+      return;
+    case Activation::Linear: f([](const Packet& d, const Packet&) { return d; }); return;
+  }
+}
+
+template <typename F>
+inline void with_packet_derivative(RecurrentActivation a, F&& f) {
+  using namespace Eigen::internal;
+  using Packet = typename packet_traits<float>::type;
+  if (a == RecurrentActivation::Sigmoid) {  // σ(1 − σ)
+    f([](const Packet& d, const Packet& y) { return pmul(d, pmul(y, psub(pset1<Packet>(1.0f), y))); });
+  } else {  // slope 1/6 strictly inside the ramp, 0 on the clipped parts
+    f([](const Packet& d, const Packet& y) {
+      const Packet inside = pand(pcmp_lt(pzero(y), y), pcmp_lt(y, pset1<Packet>(1.0f)));
+      return pselect(inside, pmul(d, pset1<Packet>(1.0f / 6.0f)), pzero(d));
+    });
+  }
+}
+
 // d ⊙= φ'(z), written through y = φ(z).
 template <typename D, typename Y>
 inline void mul_derivative(Activation a, D&& d, const Y& y) {

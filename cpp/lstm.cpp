@@ -32,7 +32,6 @@ static_assert(kStepProjectionD <= PackedGemm<float>::kKc && kStepProjectionD <= 
 
 namespace {
 
-using activations::activate_span;
 using activations::mul_derivative;
 
 // A masked step outputs zeros (instead of the previous output) when asked to, and before the
@@ -151,6 +150,110 @@ inline void lstm_cell(Activation phi, RecurrentActivation sigma, Gates gates, S*
     c_t = f * CArrMap<S>(c_prev, w) + i * g;  // c_t = f ⊙ c_{t−1} + i ⊙ g
     activations::activate(phi, h_t, c_t);     // h_t = o ⊙ φ(c_t)
     h_t *= o;
+  }
+}
+
+// The cell's backward over w units of one sample at one step. From dh_t (d_h) and the carry
+// dc_t from step t+1 (d_c, replaced by the carry dc_{t−1}), with the step's gates [i|f|g|o]
+// (gate), c_{t−1} and c_t, it writes dz = [dz_i | dz_f | dz_g | dz_o]:
+//   dz_o = dh_t ⊙ φ(c_t) ⊙ σ'(z_o)        through h_t = o ⊙ φ(c_t)
+//   dc_t += dh_t ⊙ o ⊙ φ'(c_t)             the same, plus the carry from t+1 (already in d_c)
+//   dz_i = dc_t ⊙ g ⊙ σ'(z_i)              through c_t = f ⊙ c_{t−1} + i ⊙ g
+//   dz_g = dc_t ⊙ i ⊙ φ'(z_c)
+//   dz_f = dc_t ⊙ c_{t−1} ⊙ σ'(z_f)
+//   dc_{t−1} = dc_t ⊙ f                    the carry to step t−1
+// float: one pass, a packet of units at a time (cell_backward_row); double: Eigen's arrays.
+struct CellGradPacket {
+  FloatPacket dz_i, dz_f, dz_g, dz_o, dc;
+};
+
+// The backward of units [j, j + PS) (act: φ; sig_d, act_d: d ⊙ σ'(z) and d ⊙ φ'(z) through
+// the activation's output).
+template <typename Act, typename SigD, typename ActD>
+EIGEN_ALWAYS_INLINE CellGradPacket cell_grad_packet(const Act& act, const SigD& sig_d, const ActD& act_d,
+                                                    const float* gate, Index w, const float* c_prev,
+                                                    const float* c_t, const float* d_h, const float* d_c, Index j) {
+  using namespace Eigen::internal;
+  const FloatPacket i = ploadu<FloatPacket>(gate + j), f = ploadu<FloatPacket>(gate + w + j);
+  const FloatPacket g = ploadu<FloatPacket>(gate + 2 * w + j), o = ploadu<FloatPacket>(gate + 3 * w + j);
+  const FloatPacket dh = ploadu<FloatPacket>(d_h + j);
+  const FloatPacket phi_c = act(ploadu<FloatPacket>(c_t + j));               // φ(c_t)
+  CellGradPacket r;
+  r.dz_o = sig_d(pmul(dh, phi_c), o);                                          // dh_t ⊙ φ(c_t) ⊙ σ'(z_o)
+  const FloatPacket dc = padd(ploadu<FloatPacket>(d_c + j), act_d(pmul(dh, o), phi_c));  // dc_t
+  r.dz_i = sig_d(pmul(dc, g), i);                                              // dc_t ⊙ g ⊙ σ'(z_i)
+  r.dz_g = act_d(pmul(dc, i), g);                                              // dc_t ⊙ i ⊙ φ'(z_c)
+  r.dz_f = sig_d(pmul(dc, ploadu<FloatPacket>(c_prev + j)), f);                // dc_t ⊙ c_{t−1} ⊙ σ'(z_f)
+  r.dc = pmul(dc, f);                                                          // dc_{t−1} = dc_t ⊙ f
+  return r;
+}
+
+EIGEN_ALWAYS_INLINE void store_cell_grad_packet(const CellGradPacket& r, float* dz, Index w, float* d_c, Index j) {
+  using namespace Eigen::internal;
+  pstoreu(dz + j, r.dz_i);
+  pstoreu(dz + w + j, r.dz_f);
+  pstoreu(dz + 2 * w + j, r.dz_g);
+  pstoreu(dz + 3 * w + j, r.dz_o);
+  pstoreu(d_c + j, r.dc);
+}
+
+// As cell_row: a row that is not whole packets ends in an overlapping packet, loaded and
+// computed before any store (d_c is read and written in place) and stored last; a row
+// shorter than one packet goes through zero-padded copies.
+template <typename Act, typename SigD, typename ActD>
+LSTMFAST_FLATTEN inline void cell_backward_row(const Act& act, const SigD& sig_d, const ActD& act_d,
+                                               const float* gate, const float* c_prev, const float* c_t,
+                                               const float* d_h, float* d_c, float* dz, Index w) {
+  constexpr Index PS = Eigen::internal::packet_traits<float>::size;
+  if (w < PS) {
+    alignas(64) float gt[kNumGates * PS] = {}, cp[PS] = {}, ct[PS] = {}, dh[PS] = {}, dc[PS] = {};
+    alignas(64) float dzt[kNumGates * PS];
+    for (Index q = 0; q < kNumGates; ++q) std::copy(gate + q * w, gate + (q + 1) * w, gt + q * PS);
+    std::copy(c_prev, c_prev + w, cp);
+    std::copy(c_t, c_t + w, ct);
+    std::copy(d_h, d_h + w, dh);
+    std::copy(d_c, d_c + w, dc);
+    store_cell_grad_packet(cell_grad_packet(act, sig_d, act_d, gt, PS, cp, ct, dh, dc, 0), dzt, PS, dc, 0);
+    for (Index q = 0; q < kNumGates; ++q) std::copy(dzt + q * PS, dzt + q * PS + w, dz + q * w);
+    std::copy(dc, dc + w, d_c);
+    return;
+  }
+  const Index whole = w / PS * PS;
+  CellGradPacket last{};
+  if (whole < w) last = cell_grad_packet(act, sig_d, act_d, gate, w, c_prev, c_t, d_h, d_c, w - PS);
+  for (Index j = 0; j < whole; j += PS)
+    store_cell_grad_packet(cell_grad_packet(act, sig_d, act_d, gate, w, c_prev, c_t, d_h, d_c, j), dz, w, d_c, j);
+  if (whole < w) store_cell_grad_packet(last, dz, w, d_c, w - PS);
+}
+
+template <typename S>
+inline void lstm_cell_backward(Activation phi, RecurrentActivation sigma, const S* gate, const S* c_prev,
+                               const S* c_t, const S* d_h, S* d_c, S* dz, Index w, S* work) {
+  if constexpr (std::is_same_v<S, float>) {
+    activations::with_packet_op(phi, [&](const auto& act) {
+      activations::with_packet_derivative(sigma, [&](const auto& sig_d) {
+        activations::with_packet_derivative(phi, [&](const auto& act_d) {
+          cell_backward_row(act, sig_d, act_d, gate, c_prev, c_t, d_h, d_c, dz, w);
+        });
+      });
+    });
+  } else {
+    CArrMap<S> i(gate, w), f(gate + w, w), g(gate + 2 * w, w), o(gate + 3 * w, w), dh(d_h, w);
+    ArrMap<S> dc(d_c, w), dz_i(dz, w), dz_f(dz + w, w), dz_g(dz + 2 * w, w), dz_o(dz + 3 * w, w);
+    ArrMap<S> phi_c(work, w), dc_h(work + w, w);             // (2w values of scratch)
+    activations::activate(phi, phi_c, CArrMap<S>(c_t, w));  // φ(c_t)
+    dz_o = dh * phi_c;                                       // dz_o = dh_t ⊙ φ(c_t) ⊙ σ'(z_o)
+    mul_derivative(sigma, dz_o, o);
+    dc_h = dh * o;                                           // dc_t += dh_t ⊙ o ⊙ φ'(c_t)
+    mul_derivative(phi, dc_h, phi_c);
+    dc += dc_h;
+    dz_i = dc * g;                                           // dz_i = dc_t ⊙ g ⊙ σ'(z_i)
+    mul_derivative(sigma, dz_i, i);
+    dz_g = dc * i;                                           // dz_g = dc_t ⊙ i ⊙ φ'(z_c)
+    mul_derivative(phi, dz_g, g);
+    dz_f = dc * CArrMap<S>(c_prev, w);                       // dz_f = dc_t ⊙ c_{t−1} ⊙ σ'(z_f)
+    mul_derivative(sigma, dz_f, f);
+    dc *= f;                                                 // dc_{t−1} = dc_t ⊙ f
   }
 }
 
@@ -475,47 +578,25 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // db = Σ_s Σ_b dz_s[b]: each batch tile sums its own rows inside the loop, while they are
   // in cache (steps in processing order backwards, rows in order), into its own row here.
   std::vector<S> db_tiles(grads.dbias ? tl.n_batch_tiles * G : 0, S(0));
+  // (double's cell backward works in 2w values of its thread's scratch)
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
   std::vector<std::vector<S>> scratch(std::min<Index>(max_threads(), ntiles), std::vector<S>(2 * tl.unit_tile));
   time_loop(tl, T, true, [&](Index s, Index tile) {
     const GateTiling::Tile t = tl.tile(tile);
     const Index w = t.w, w4 = kNumGates * t.w;
     gather_dh(s, t);
-    S* tmp = scratch[omp_get_thread_num()].data();
-    ArrMap<S> phi_c(tmp, w), dc_h(tmp + w, w);
-
+    S* work = scratch[omp_get_thread_num()].data();
     for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
       S* dz = dZ.data() + (s * B + b) * G + t.c0;
-      ArrMap<S> d_h(dh.data() + b * H + t.u0, w), d_c(dc.data() + b * H + t.u0, w);
+      S* d_h = dh.data() + b * H + t.u0;
       if (!real_step(s, b)) {  // h_t = h_{t−1}, c_t = c_{t−1}: both gradients pass through
         std::fill(dz, dz + w4, S(0));
-        ArrMap<S>(pass.data() + b * H + t.u0, w) = d_h;
+        std::copy_n(d_h, w, pass.data() + b * H + t.u0);
         continue;
       }
-      if (k.has_mask) ArrMap<S>(pass.data() + b * H + t.u0, w).setZero();
-      const S* gate = k.gates.data() + (s * B + b) * G + t.c0;
-      CArrMap<S> i(gate, w), f(gate + w, w), g(gate + 2 * w, w), o(gate + 3 * w, w);
-      CArrMap<S> c_prev(k.c.data() + (s * B + b) * H + t.u0, w);
-      ArrMap<S> dz_i(dz, w), dz_f(dz + w, w), dz_g(dz + 2 * w, w), dz_o(dz + 3 * w, w);
-
-      activate_span(phi, phi_c.data(), k.c.data() + ((s + 1) * B + b) * H + t.u0, w);  // φ(c_t)
-      // dz_o: through h_t = o ⊙ φ(c_t):              dz_o = dh_t ⊙ φ(c_t) ⊙ σ'(z_o)
-      dz_o = d_h * phi_c;
-      mul_derivative(sigma, dz_o, o);
-      // dc_t: through h_t = o ⊙ φ(c_t), plus the carry from t+1 (already in d_c):
-      //                                               dc_t += dh_t ⊙ o ⊙ φ'(c_t)
-      dc_h = d_h * o;
-      mul_derivative(phi, dc_h, phi_c);
-      d_c += dc_h;
-      // dz_i, dz_g, dz_f: through c_t = f ⊙ c_{t−1} + i ⊙ g:
-      dz_i = d_c * g;                     // dz_i = dc_t ⊙ g ⊙ σ'(z_i)
-      mul_derivative(sigma, dz_i, i);
-      dz_g = d_c * i;                     // dz_g = dc_t ⊙ i ⊙ φ'(z_c)
-      mul_derivative(phi, dz_g, g);
-      dz_f = d_c * c_prev;                // dz_f = dc_t ⊙ c_{t−1} ⊙ σ'(z_f)
-      mul_derivative(sigma, dz_f, f);
-      // dc_{t−1} = dc_t ⊙ f: the carry to step t−1
-      d_c *= f;
+      if (k.has_mask) std::fill_n(pass.data() + b * H + t.u0, w, S(0));
+      lstm_cell_backward(phi, sigma, k.gates.data() + (s * B + b) * G + t.c0, k.c.data() + (s * B + b) * H + t.u0,
+                         k.c.data() + ((s + 1) * B + b) * H + t.u0, d_h, dc.data() + b * H + t.u0, dz, w, work);
       if (grads.dbias) ArrMap<S>(db_tiles.data() + t.bt * G + t.c0, w4) += CArrMap<S>(dz, w4);
     }
   });
