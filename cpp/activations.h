@@ -94,6 +94,17 @@ inline void packet_map(S* y, Index n, F f, const Z*... z) {
   if (j < n) packet_map_tail(y, j, n, f, std::index_sequence_for<Z...>(), z...);
 }
 
+// σ and d ⊙ σ'(z) = d ⊙ σ(1 − σ) (through y = σ(z)) on float packets: the sigmoid of both σ and
+// φ, for with_packet_op and with_packet_derivative.
+using FloatPacket = Eigen::internal::packet_traits<float>::type;
+inline constexpr auto sigmoid_packet = [](const FloatPacket& p) {
+  return Eigen::internal::scalar_logistic_op<float>().packetOp(p);
+};
+inline constexpr auto sigmoid_derivative_packet = [](const FloatPacket& d, const FloatPacket& y) {
+  using namespace Eigen::internal;
+  return pmul(d, pmul(y, psub(pset1<FloatPacket>(1.0f), y)));
+};
+
 // Calls f(op) with op the packet function of a: op(p) = a(p) for a float packet p, computed
 // as activate() computes it. Each function is its own type, so a loop over packets inside f
 // is compiled once per function instead of asking which at every packet.
@@ -104,7 +115,7 @@ inline void with_packet_op(Activation a, F&& f) {
   switch (a) {
     case Activation::Tanh: f([](const Packet& p) { return scalar_tanh_op<float>().packetOp(p); }); return;
     case Activation::Relu: f([](const Packet& p) { return pmax(p, pzero(p)); }); return;
-    case Activation::Sigmoid: f([](const Packet& p) { return scalar_logistic_op<float>().packetOp(p); }); return;
+    case Activation::Sigmoid: f(sigmoid_packet); return;
     case Activation::Linear: f([](const Packet& p) { return p; }); return;
   }
 }
@@ -114,7 +125,7 @@ inline void with_packet_op(RecurrentActivation a, F&& f) {
   using namespace Eigen::internal;
   using Packet = typename packet_traits<float>::type;
   if (a == RecurrentActivation::Sigmoid) {
-    f([](const Packet& p) { return scalar_logistic_op<float>().packetOp(p); });
+    f(sigmoid_packet);
   } else {  // clip(z/6 + 1/2, 0, 1), as activate() computes it
     f([](const Packet& p) {
       return pmin(pmax(padd(pmul(p, pset1<Packet>(1.0f / 6.0f)), pset1<Packet>(0.5f)), pzero(p)), pset1<Packet>(1.0f));
@@ -161,9 +172,7 @@ inline void with_packet_derivative(Activation a, F&& f) {
     case Activation::Relu:  // [z > 0]
       f([](const Packet& d, const Packet& y) { return pselect(pcmp_lt(pzero(y), y), d, pzero(d)); });
       return;
-    case Activation::Sigmoid:  // σ(1 − σ)
-      f([](const Packet& d, const Packet& y) { return pmul(d, pmul(y, psub(pset1<Packet>(1.0f), y))); });
-      return;
+    case Activation::Sigmoid: f(sigmoid_derivative_packet); return;  // σ(1 − σ)
     case Activation::Linear: f([](const Packet& d, const Packet&) { return d; }); return;
   }
 }
@@ -173,7 +182,7 @@ inline void with_packet_derivative(RecurrentActivation a, F&& f) {
   using namespace Eigen::internal;
   using Packet = typename packet_traits<float>::type;
   if (a == RecurrentActivation::Sigmoid) {  // σ(1 − σ)
-    f([](const Packet& d, const Packet& y) { return pmul(d, pmul(y, psub(pset1<Packet>(1.0f), y))); });
+    f(sigmoid_derivative_packet);
   } else {  // slope 1/6 strictly inside the ramp, 0 on the clipped parts
     f([](const Packet& d, const Packet& y) {
       const Packet inside = pand(pcmp_lt(pzero(y), y), pcmp_lt(y, pset1<Packet>(1.0f)));

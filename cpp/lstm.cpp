@@ -57,7 +57,7 @@ inline Walk step_walk(Index s) { return s % 2 == 1 ? Walk::Backwards : Walk::For
 //   h_t = o ⊙ φ(c_t)
 // float: one pass over the units, a packet of units at a time with its gates, c_t and h_t in
 // registers (cell_row). double (gradient checks): Eigen's array expressions, step by step.
-using FloatPacket = Eigen::internal::packet_traits<float>::type;
+using activations::FloatPacket;
 struct CellPacket {
   FloatPacket i, f, g, o, c, h;
 };
@@ -578,9 +578,10 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // db = Σ_s Σ_b dz_s[b]: each batch tile sums its own rows inside the loop, while they are
   // in cache (steps in processing order backwards, rows in order), into its own row here.
   std::vector<S> db_tiles(grads.dbias ? tl.n_batch_tiles * G : 0, S(0));
-  // (double's cell backward works in 2w values of its thread's scratch)
+  // (double's cell backward works in 2w values of its thread's scratch; float's in registers)
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
-  std::vector<std::vector<S>> scratch(std::min<Index>(max_threads(), ntiles), std::vector<S>(2 * tl.unit_tile));
+  const Index scratch_size = std::is_same_v<S, float> ? 0 : 2 * tl.unit_tile;
+  std::vector<std::vector<S>> scratch(std::min<Index>(max_threads(), ntiles), std::vector<S>(scratch_size));
   time_loop(tl, T, true, [&](Index s, Index tile) {
     const GateTiling::Tile t = tl.tile(tile);
     const Index w = t.w, w4 = kNumGates * t.w;
