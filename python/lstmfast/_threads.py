@@ -7,6 +7,7 @@ import os
 import sys
 
 from ._core import core
+from ._memory import keep_freed_memory
 
 
 def physical_memory() -> int:
@@ -112,7 +113,8 @@ set_thread_policy(_default_policy())
 # between two LSTM kernels they would fight the kernels' own threads for the cores (measured:
 # the translation seed model trained 1.7x slower). The model loops therefore run numpy's BLAS
 # (Dense, losses) on one thread and give the cores to the kernels; the previous setting is
-# restored on return.
+# restored on return. The first loop also has malloc keep freed blocks for the next step
+# (`_memory`).
 try:
     from threadpoolctl import ThreadpoolController
 except ImportError:  # pragma: no cover - a declared dependency
@@ -122,13 +124,15 @@ _controller = None
 _modules_seen = 0  # len(sys.modules) when the controller last looked for BLAS libraries
 
 
-def blas_single_threaded(fn):
-    """Decorator: run ``fn`` with every loaded BLAS (numpy's, and scipy's when it brings its
-    own) limited to one thread."""
+def model_loop(fn):
+    """Decorator of a model's loops (fit, evaluate, predict, …): run ``fn`` with every loaded
+    BLAS (numpy's, and scipy's when it brings its own) limited to one thread, and with freed
+    memory kept for reuse (`_memory.keep_freed_memory`, set once per process)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         global _controller, _modules_seen
+        keep_freed_memory()
         if ThreadpoolController is None:
             return fn(*args, **kwargs)
         if _controller is None or len(sys.modules) != _modules_seen:  # an import may have loaded a BLAS

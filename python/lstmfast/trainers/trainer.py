@@ -25,7 +25,7 @@ from .. import callbacks as callbacks_module
 from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
-from .._threads import blas_single_threaded
+from .._threads import model_loop
 from . import data, distributed
 from .data_sources import is_batch_source, unpack_batch, unpack_targets
 from .epoch_iterator import ArrayBatches, InterruptGuard, SourceBatches
@@ -199,7 +199,7 @@ class Trainer:
         return ArrayBatches(x, y, sw, batch_size, shuffle, _random.global_generator() if shuffle else None)
 
     # ------------------------------------------------------------------ fit
-    @blas_single_threaded
+    @model_loop
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -314,7 +314,7 @@ class Trainer:
     def _evaluate_arrays(self, x, y, sw, batch_size, cbs=None):
         return self._evaluate_batches(ArrayBatches(x, y, sw, batch_size), cbs)
 
-    @blas_single_threaded
+    @model_loop
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None, steps=None,
                  callbacks=None, return_dict=False):
         """Loss (and metrics) on (x, y), or on the batches of a generator, iterable or
@@ -336,7 +336,7 @@ class Trainer:
         cbs.call("on_test_end", logs)
         return self._results(logs, return_dict)
 
-    @blas_single_threaded
+    @model_loop
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x, computed in batches of `batch_size` (default 32): an array, or a
         list of arrays for a model with several outputs. `x` may be a generator, iterable or
@@ -391,7 +391,7 @@ class Trainer:
             outs = distributed.gather_parts(strategy, outs)
         return outs[0] if len(outs) == 1 else outs
 
-    @blas_single_threaded
+    @model_loop
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One optimizer step on one batch; returns the loss (and metrics, accumulated since the
         last `reset_metrics()`)."""
@@ -405,14 +405,14 @@ class Trainer:
         self._loss_total, self._loss_count = loss * x.shape[0], x.shape[0]
         return self._results(self._logs(), return_dict)
 
-    @blas_single_threaded
+    @model_loop
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) on one batch, without training."""
         self._check_compiled("test_on_batch")
         x, y, sw = self._prepare_xy(x, y, sample_weight)
         return self._results(self._evaluate_arrays(x, y, sw, max(1, x.shape[0])), return_dict)
 
-    @blas_single_threaded
+    @model_loop
     def predict_on_batch(self, x):
         """Model outputs for one batch."""
         return self.forward(self.prepare_inputs(x), False)[0]
