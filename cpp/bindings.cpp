@@ -11,6 +11,7 @@
 #include <tuple>
 
 #include "adam.h"
+#include "attention.h"
 #include "embedding.h"
 #include "lstm.h"
 #include "matmul.h"
@@ -156,7 +157,8 @@ py::array copy_view(const LSTMPackedWeights<S>& p, const std::vector<S>& v, std:
 template <typename S>
 py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
                    const std::optional<Arr<S>>& d_h, const std::optional<Arr<S>>& d_c,
-                   bool input_gradient, bool initial_state_gradient) {
+                   bool input_gradient, bool initial_state_gradient, const std::optional<Arr<S>>& out_kernel,
+                   const std::optional<Arr<S>>& out_recurrent_kernel, const std::optional<Arr<S>>& out_bias) {
   const LSTMConfig& cfg = cache.cfg;
   const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H;
   if (d_outputs) {
@@ -167,11 +169,18 @@ py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
   if (d_c) expect_shape("d_c", *d_c, {B, H});
   std::optional<Arr<S>> dx;
   if (input_gradient) dx = cfg.constant_input ? Arr<S>({B, D}) : Arr<S>({B, T, D});
-  Arr<S> dW({D, 4 * H}), dU({H, 4 * H});
+  // The weight gradients go to the caller's buffers where given (a model's gradient buffer),
+  // else to new arrays.
+  if (out_kernel) expect_shape("out_kernel", *out_kernel, {D, 4 * H});
+  if (out_recurrent_kernel) expect_shape("out_recurrent_kernel", *out_recurrent_kernel, {H, 4 * H});
+  if (out_bias && !cache.has_bias) throw std::invalid_argument("out_bias given for an LSTM without a bias");
+  if (out_bias) expect_shape("out_bias", *out_bias, {4 * H});
+  Arr<S> dW = out_kernel ? *out_kernel : Arr<S>({D, 4 * H});
+  Arr<S> dU = out_recurrent_kernel ? *out_recurrent_kernel : Arr<S>({H, 4 * H});
   std::optional<Arr<S>> dh0, dc0;
   if (initial_state_gradient) dh0 = Arr<S>({B, H}), dc0 = Arr<S>({B, H});
   std::optional<Arr<S>> db;
-  if (cache.has_bias) db = Arr<S>({4 * H});
+  if (cache.has_bias) db = out_bias ? *out_bias : Arr<S>({4 * H});
   LSTMGrads<S> g;
   g.dx = dx ? dx->mutable_data() : nullptr;
   g.dkernel = dW.mutable_data();
@@ -300,6 +309,93 @@ Arr<S> batched_matmul_new(const Arr<S>& a, const Arr<S>& b, bool transpose_a, bo
   return out;
 }
 
+// Luong dot attention (attention.h). q (B, Tq, D), k (B, Tv, D), v (B, Tv, Dv); scale: None or
+// one value; value_mask (B, Tv), query_mask (B, Tq): None or 0/1; keep (B, Tq, Tv) or None.
+// Returns (out, weights, dropped or None, raw or None); raw is kept with keep_raw.
+template <typename S>
+DotAttentionInputs<S> attention_inputs(const Arr<S>& q, const Arr<S>& k, const Arr<S>& v,
+                                       const std::optional<Arr<S>>& scale, const std::optional<Mask>& value_mask,
+                                       bool causal, const std::optional<Arr<S>>& keep,
+                                       const std::optional<Mask>& query_mask) {
+  if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3)
+    throw std::invalid_argument("attention takes 3-D query, key and value");
+  DotAttentionInputs<S> in;
+  in.B = q.shape(0), in.Tq = q.shape(1), in.D = q.shape(2), in.Tv = v.shape(1), in.Dv = v.shape(2);
+  expect_shape("key", k, {in.B, in.Tv, in.D});
+  expect_shape("value", v, {in.B, in.Tv, in.Dv});
+  if (in.Tv < 1) throw std::invalid_argument("attention needs a value of at least one step");
+  if (scale && scale->size() != 1) throw std::invalid_argument("the attention scale must be one value");
+  if (value_mask) expect_shape("value_mask", *value_mask, {in.B, in.Tv});
+  if (keep) expect_shape("keep", *keep, {in.B, in.Tq, in.Tv});
+  if (query_mask) expect_shape("query_mask", *query_mask, {in.B, in.Tq});
+  in.q = q.data(), in.k = k.data(), in.v = v.data();
+  in.scale = opt_ptr(scale);
+  in.value_mask = value_mask ? value_mask->data() : nullptr;
+  in.causal = causal;
+  in.keep = opt_ptr(keep);
+  in.query_mask = query_mask ? query_mask->data() : nullptr;
+  return in;
+}
+
+template <typename S>
+py::tuple dot_attention_fwd(const Arr<S>& q, const Arr<S>& k, const Arr<S>& v, const std::optional<Arr<S>>& scale,
+                            const std::optional<Mask>& value_mask, bool causal, const std::optional<Arr<S>>& keep,
+                            const std::optional<Mask>& query_mask, bool keep_raw) {
+  const DotAttentionInputs<S> in = attention_inputs(q, k, v, scale, value_mask, causal, keep, query_mask);
+  Arr<S> out({in.B, in.Tq, in.Dv}), weights({in.B, in.Tq, in.Tv});
+  std::optional<Arr<S>> dropped, raw;
+  if (keep) dropped.emplace(std::vector<py::ssize_t>{in.B, in.Tq, in.Tv});
+  if (keep_raw) raw.emplace(std::vector<py::ssize_t>{in.B, in.Tq, in.Tv});
+  DotAttentionOutputs<S> o;
+  o.out = out.mutable_data(), o.weights = weights.mutable_data();
+  o.dropped = dropped ? dropped->mutable_data() : nullptr;
+  o.raw = raw ? raw->mutable_data() : nullptr;
+  {
+    py::gil_scoped_release release;
+    dot_attention_forward(in, o);
+  }
+  return py::make_tuple(out, weights, dropped, raw);
+}
+
+// ∂L/∂O may be a column slice of a wider array (Concatenate's gradient): rows of Dv values
+// a fixed stride apart. Returns (dq, dk or None, dv, d_scale or None); without separate_key,
+// the key is the value and dK is added into dv.
+template <typename S>
+py::tuple dot_attention_bwd(const Arr<S>& q, const Arr<S>& k, const Arr<S>& v, const std::optional<Arr<S>>& scale,
+                            const std::optional<Arr<S>>& keep, const std::optional<Mask>& query_mask,
+                            const Arr<S>& weights, const std::optional<Arr<S>>& dropped,
+                            const std::optional<Arr<S>>& raw, const py::array_t<S>& d_out,
+                            const std::optional<Arr<S>>& d_weights, bool separate_key) {
+  const DotAttentionInputs<S> in = attention_inputs(q, k, v, scale, std::nullopt, false, keep, query_mask);
+  expect_shape("weights", weights, {in.B, in.Tq, in.Tv});
+  if (keep && !dropped) throw std::invalid_argument("the dropped weights are needed with keep");
+  if (dropped) expect_shape("dropped", *dropped, {in.B, in.Tq, in.Tv});
+  if (scale && !raw) throw std::invalid_argument("the raw scores are needed with a scale");
+  if (raw) expect_shape("raw", *raw, {in.B, in.Tq, in.Tv});
+  if (d_weights) expect_shape("d_weights", *d_weights, {in.B, in.Tq, in.Tv});
+  expect_shape("d_out", d_out, {in.B, in.Tq, in.Dv});
+  const py::ssize_t e = sizeof(S);
+  if (d_out.strides(2) != e || d_out.strides(1) % e != 0 || d_out.strides(1) < in.Dv * e ||
+      d_out.strides(0) != in.Tq * d_out.strides(1))
+    throw std::invalid_argument("d_out must hold rows of contiguous values a fixed stride apart");
+  if (!separate_key && in.D != in.Dv) throw std::invalid_argument("a key that is the value has its width");
+  Arr<S> dq({in.B, in.Tq, in.D}), dv({in.B, in.Tv, in.Dv});
+  std::optional<Arr<S>> dk, d_scale;
+  if (separate_key) dk.emplace(std::vector<py::ssize_t>{in.B, in.Tv, in.D});
+  if (scale) d_scale.emplace(std::vector<py::ssize_t>{in.B});
+  DotAttentionGrads<S> g;
+  g.d_out = d_out.data(), g.d_out_stride = d_out.strides(1) / e;
+  g.d_weights = opt_ptr(d_weights);
+  g.dq = dq.mutable_data(), g.dv = dv.mutable_data();
+  g.dk = dk ? dk->mutable_data() : nullptr;
+  g.d_scale = d_scale ? d_scale->mutable_data() : nullptr;
+  {
+    py::gil_scoped_release release;
+    dot_attention_backward(in, weights.data(), opt_ptr(dropped), opt_ptr(raw), g);
+  }
+  return py::make_tuple(dq, dk, dv, d_scale);
+}
+
 // The size of p's last (class) axis, which must be at least 1.
 template <typename S>
 Index class_axis(const Arr<S>& p) {
@@ -372,7 +468,9 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("timesteps") = 0, py::arg("packed") = py::none(), py::arg("check_weights") = false);
   m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
         py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert(),
-        py::arg("input_gradient") = true, py::arg("initial_state_gradient") = true);
+        py::arg("input_gradient") = true, py::arg("initial_state_gradient") = true,
+        py::arg("out_kernel").noconvert() = py::none(), py::arg("out_recurrent_kernel").noconvert() = py::none(),
+        py::arg("out_bias").noconvert() = py::none());
   m.def(("all_finite_" + sfx).c_str(), [](const Arr<S>& a) {
           const S* p = a.data();
           const Index n = a.size();
@@ -460,6 +558,15 @@ void register_dtype(py::module_& m, const char* suffix) {
            py::arg("from_state"), "x (B, D) -> h, c (B, H) in place; s: the step's index since the start.");
   m.def(("batched_matmul_" + sfx).c_str(), &batched_matmul_new<S>, py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("transpose_a"), py::arg("transpose_b"));
+  m.def(("dot_attention_forward_" + sfx).c_str(), &dot_attention_fwd<S>, py::arg("q").noconvert(),
+        py::arg("k").noconvert(), py::arg("v").noconvert(), py::arg("scale").noconvert(),
+        py::arg("value_mask").noconvert(), py::arg("causal"), py::arg("keep").noconvert(),
+        py::arg("query_mask").noconvert(), py::arg("keep_raw"));
+  m.def(("dot_attention_backward_" + sfx).c_str(), &dot_attention_bwd<S>, py::arg("q").noconvert(),
+        py::arg("k").noconvert(), py::arg("v").noconvert(), py::arg("scale").noconvert(),
+        py::arg("keep").noconvert(), py::arg("query_mask").noconvert(), py::arg("weights").noconvert(),
+        py::arg("dropped").noconvert(), py::arg("raw").noconvert(), py::arg("d_out").noconvert(),
+        py::arg("d_weights").noconvert(), py::arg("separate_key"));
   m.def(("matmul_" + sfx).c_str(), &matmul_out<S>, py::arg("a").noconvert(), py::arg("b").noconvert(),
         py::arg("bias").noconvert(), py::arg("out").noconvert(), py::arg("transpose_a"),
         py::arg("transpose_b"), py::arg("accumulate"));

@@ -42,35 +42,48 @@ void matmul(const MatrixView<const S>& A, const MatrixView<const S>& B, const S*
 }
 
 template <typename S>
-void batched_matmul(Index batch, const MatrixView<const S>& A, Index a_step, const MatrixView<const S>& B,
-                    Index b_step, const MatrixView<S>& C, Index c_step) {
+void small_product(const MatrixView<const S>& A, const MatrixView<const S>& B, const MatrixView<S>& C,
+                   Accumulate accumulate) {
   using PG = PackedGemm<S>;
   const Index M = A.rows, K = A.cols, N = B.cols;
   eigen_assert(B.rows == K && C.rows == M && C.cols == N && C.cs == 1 && (B.cs == 1 || B.rs == 1));
-  if (batch == 0 || M == 0 || N == 0) return;
-  // One product per tile: its B packed into this thread's buffer (a transposed B first copied
-  // row-major, which moves values without arithmetic), then one run over its rows. The sums
-  // are the packed GEMM's, whose order depends on the sizes alone: not on the thread count,
-  // nor on where the arrays lie in memory (Eigen's own small products peel unaligned heads).
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // an empty sum
+    if (accumulate == Accumulate::No)
+      for (Index r = 0; r < M; ++r) std::fill_n(C.data + r * C.rs, N, S(0));
+    return;
+  }
+  // B packed into this thread's buffer (a transposed B first copied row-major, which moves
+  // values without arithmetic), then one run over the rows. The sums are the packed GEMM's,
+  // whose order depends on the sizes alone: not on the thread, nor on where the arrays lie in
+  // memory (Eigen's own small products peel unaligned heads).
+  thread_local std::vector<S> panels, rows;
+  panels.resize(PG::packed_size(K, N));
+  MatrixView<const S> Bi = B;
+  if (B.cs != 1) {  // Bᵀ stored row-major (N × K): copied to K × N
+    rows.resize(K * N);
+    MapR<S>(rows.data(), K, N, Eigen::OuterStride<>(N)) = CMapR<S>(B.data, N, K, Eigen::OuterStride<>(B.cs)).transpose();
+    Bi = MatrixView<const S>::row_major(rows.data(), K, N, N);
+  }
+  for (Index k0 = 0; k0 < K; k0 += PG::kKc) PG::pack_chunk(Bi, k0, panels.data());
+  PG::run(A, panels.data(), C, accumulate);
+}
+
+template <typename S>
+void batched_matmul(Index batch, const MatrixView<const S>& A, Index a_step, const MatrixView<const S>& B,
+                    Index b_step, const MatrixView<S>& C, Index c_step) {
+  if (batch == 0 || A.rows == 0 || B.cols == 0) return;
+  // One product per tile (small_product), the tiles shared out between threads.
   parallel_for_tiles(batch, [&](Index i) {
-    const MatrixView<S> Ci{C.data + i * c_step, M, N, C.rs, C.cs};
-    if (K == 0) {  // an empty sum
-      for (Index r = 0; r < M; ++r) std::fill_n(Ci.data + r * Ci.rs, N, S(0));
-      return;
-    }
-    thread_local std::vector<S> panels, rows;
-    panels.resize(PG::packed_size(K, N));
-    MatrixView<const S> Bi{B.data + i * b_step, K, N, B.rs, B.cs};
-    if (B.cs != 1) {  // Bᵀ stored row-major (N × K): copied to K × N
-      rows.resize(K * N);
-      MapR<S>(rows.data(), K, N, Eigen::OuterStride<>(N)) = CMapR<S>(Bi.data, N, K, Eigen::OuterStride<>(B.cs)).transpose();
-      Bi = MatrixView<const S>::row_major(rows.data(), K, N, N);
-    }
-    for (Index k0 = 0; k0 < K; k0 += PG::kKc) PG::pack_chunk(Bi, k0, panels.data());
-    PG::run({A.data + i * a_step, M, K, A.rs, A.cs}, panels.data(), Ci, Accumulate::No);
+    small_product<S>({A.data + i * a_step, A.rows, A.cols, A.rs, A.cs}, {B.data + i * b_step, B.rows, B.cols, B.rs, B.cs},
+                     {C.data + i * c_step, C.rows, C.cols, C.rs, C.cs}, Accumulate::No);
   });
 }
 
+template void small_product<float>(const MatrixView<const float>&, const MatrixView<const float>&,
+                                   const MatrixView<float>&, Accumulate);
+template void small_product<double>(const MatrixView<const double>&, const MatrixView<const double>&,
+                                    const MatrixView<double>&, Accumulate);
 template void batched_matmul<float>(Index, const MatrixView<const float>&, Index, const MatrixView<const float>&,
                                     Index, const MatrixView<float>&, Index);
 template void batched_matmul<double>(Index, const MatrixView<const double>&, Index, const MatrixView<const double>&,

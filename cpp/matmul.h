@@ -29,4 +29,10 @@ template <typename S>
 void batched_matmul(Index batch, const MatrixView<const S>& A, Index a_step, const MatrixView<const S>& B,
                     Index b_step, const MatrixView<S>& C, Index c_step);
 
+// One of batched_matmul's products on the calling thread: C = op(A)·op(B), or C += op(A)·op(B)
+// (Accumulate::Yes), B row-major (B.cs = 1) or transposed (B.rs = 1).
+template <typename S>
+void small_product(const MatrixView<const S>& A, const MatrixView<const S>& B, const MatrixView<S>& C,
+                   Accumulate accumulate);
+
 LSTMFAST_NAMESPACE_END  // lstmfast

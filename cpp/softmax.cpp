@@ -43,29 +43,30 @@ void parallel_for_rows(Index rows, F&& f) {
 }  // namespace
 
 template <typename S>
-void softmax_rows(const S* x, Index rows, Index n, S* y) {
+void softmax_row(const S* xr, Index n, S* yr) {
+  // The exponentials go through an aligned buffer of fixed size, so every value takes the same
+  // vector path wherever the caller's rows start (Eigen's scalar and packet exp differ in the
+  // last bit), and so does their sum (kChunk running sums): the results depend on the values
+  // alone.
   using Chunk = Eigen::Array<S, kChunk, 1>;
-  parallel_for_rows(rows, [&](Index r) {
-    // The exponentials go through an aligned buffer of fixed size, so every value takes the same
-    // vector path wherever the caller's rows start (Eigen's scalar and packet exp differ in the
-    // last bit), and so does their sum (kChunk running sums): the results depend on the values
-    // alone.
-    alignas(64) S buf[kChunk];
-    Eigen::Map<Chunk, Eigen::Aligned64> chunk(buf);
-    const S* xr = x + r * n;
-    S* yr = y + r * n;
-    const S m = CArrMap<S>(xr, n).maxCoeff();  // m_r (exact in any order)
-    Chunk acc = Chunk::Zero();
-    for (Index c0 = 0; c0 < n; c0 += kChunk) {
-      const Index w = std::min(kChunk, n - c0);
-      for (Index j = 0; j < kChunk; ++j) buf[j] = j < w ? xr[c0 + j] - m : S(0);
-      chunk = chunk.exp();  // e_j = exp(x_j − m_r)
-      for (Index j = w; j < kChunk; ++j) buf[j] = S(0);
-      std::copy(buf, buf + w, yr + c0);
-      acc += chunk;
-    }
-    ArrMap<S>(yr, n) *= S(1) / acc.sum();  // y_j = e_j / Σ_k e_k
-  });
+  alignas(64) S buf[kChunk];
+  Eigen::Map<Chunk, Eigen::Aligned64> chunk(buf);
+  const S m = CArrMap<S>(xr, n).maxCoeff();  // m_r (exact in any order)
+  Chunk acc = Chunk::Zero();
+  for (Index c0 = 0; c0 < n; c0 += kChunk) {
+    const Index w = std::min(kChunk, n - c0);
+    for (Index j = 0; j < kChunk; ++j) buf[j] = j < w ? xr[c0 + j] - m : S(0);
+    chunk = chunk.exp();  // e_j = exp(x_j − m_r)
+    for (Index j = w; j < kChunk; ++j) buf[j] = S(0);
+    std::copy(buf, buf + w, yr + c0);
+    acc += chunk;
+  }
+  ArrMap<S>(yr, n) *= S(1) / acc.sum();  // y_j = e_j / Σ_k e_k
+}
+
+template <typename S>
+void softmax_rows(const S* x, Index rows, Index n, S* y) {
+  parallel_for_rows(rows, [&](Index r) { softmax_row(x + r * n, n, y + r * n); });
 }
 
 template <typename S>
@@ -127,6 +128,8 @@ void activation_values(int code, const S* x, Index n, S* y) {
   });
 }
 
+template void softmax_row<float>(const float*, Index, float*);
+template void softmax_row<double>(const double*, Index, double*);
 template void softmax_rows<float>(const float*, Index, Index, float*);
 template void softmax_rows<double>(const double*, Index, Index, double*);
 template void xent_softmax_sparse<float>(const float*, const int64_t*, const float*, Index, Index, float, float*,

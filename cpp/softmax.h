@@ -21,6 +21,10 @@ LSTMFAST_NAMESPACE_BEGIN
 template <typename S>
 void softmax_rows(const S* x, Index rows, Index n, S* y);
 
+// One row of softmax_rows on the calling thread: x, y of n values, not overlapping.
+template <typename S>
+void softmax_row(const S* x, Index n, S* y);
+
 // Codes of activation_values: the LSTM's Activation codes, then hard_sigmoid.
 constexpr int kHardSigmoidCode = 4;
 

@@ -9,8 +9,8 @@
 //                   softmax_rows or activation_values, relu as max(z, 0)
 //   Embedding       y[b, t] = E[ids[b, t]]; mask_zero: mask = ids ≠ 0
 //   Masking         keep[b, t] = any_j x[b, t, j] ≠ mask_value; y = keep ? x : 0
-//   Attention       S = Q·Kᵀ (× scale) and O = A·V by batched_matmul, A = softmax_rows(S) with
-//                   hidden positions (value mask, causal) lowered by 1e9
+//   Attention       dot_attention_forward: S = Q·Kᵀ (× scale), A = softmax_j(S) with hidden
+//                   positions (value mask, causal) lowered by 1e9, O = A·V
 //   pooling, merges element by element in numpy's order of operations
 //
 // A stream (Sequential models) runs each LSTM one step at a time with LSTMStream: the
@@ -21,6 +21,7 @@
 #include <cstring>
 #include <string>
 
+#include "../attention.h"
 #include "../lstm.h"
 #include "../matmul.h"
 #include "../softmax.h"
@@ -429,7 +430,7 @@ class Engine final : public runtime::Engine {
       }
       case Kind::Attention: {
         // S = Q·Kᵀ (× s); hidden positions (value mask, causal) − 1e9; A = softmax_j(S); O = A·V,
-        // zeros at masked query steps: the products and softmax of Python's Attention
+        // zeros at masked query steps: the kernel of Python's Attention (attention.h)
         Value scratch_v, scratch_k;
         const Value& v = materialized(*in[1], scratch_v);
         const Value& key = in.size() > 2 ? materialized(*in[2], scratch_k) : v;
@@ -437,38 +438,21 @@ class Engine final : public runtime::Engine {
         if (key.shape[0] != B || v.shape[0] != B || key.shape[1] != Tv || key.shape[2] != D)
           throw Error("layer '" + n.name + "' received query " + shape_str(x.shape) + ", value " + shape_str(v.shape) +
                       " and key " + shape_str(key.shape) + ", which do not fit together");
-        using V = MatrixView<const float>;
-        std::vector<float> scores(size_t(B * Tq * Tv));
-        batched_matmul(Index(B), V::row_major(x.data.data(), Tq, D, D), Index(Tq * D),
-                       V::transposed(key.data.data(), D, Tv, D), Index(Tv * D),
-                       MatrixView<float>::row_major(scores.data(), Tq, Tv, Tv), Index(Tq * Tv));
-        if (n.kernel >= 0) {
-          const float scale = weight(f, n.kernel)[0];
-          for (float& e : scores) e = e * scale;
-        }
-        const std::vector<uint8_t>& v_mask = in[1]->mask;
-        if (!v_mask.empty() || n.causal) {
-          for (int64_t b = 0; b < B; ++b)
-            for (int64_t i = 0; i < Tq; ++i)
-              for (int64_t j = 0; j < Tv; ++j) {
-                const bool hide = (!v_mask.empty() && !v_mask[size_t(b * Tv + j)]) || (n.causal && j > i);
-                float& e = scores[size_t((b * Tq + i) * Tv + j)];
-                if (hide) e = e - 1.0e9f;
-              }
-        }
-        std::vector<float> weights(scores.size());
-        softmax_rows(scores.data(), Index(B * Tq), Index(Tv), weights.data());
+        DotAttentionInputs<float> att;
+        att.B = Index(B), att.Tq = Index(Tq), att.Tv = Index(Tv), att.D = Index(D), att.Dv = Index(Dv);
+        att.q = x.data.data(), att.k = key.data.data(), att.v = v.data.data();
+        att.scale = n.kernel >= 0 ? weight(f, n.kernel).data() : nullptr;
+        att.value_mask = in[1]->mask.empty() ? nullptr : in[1]->mask.data();
+        att.causal = n.causal;
+        att.query_mask = x.mask.empty() ? nullptr : x.mask.data();
+        std::vector<float> weights(size_t(B * Tq * Tv));
         Value y;
         y.shape = {B, Tq, Dv};
         y.data.resize(size_t(B * Tq * Dv));
-        batched_matmul(Index(B), V::row_major(weights.data(), Tq, Tv, Tv), Index(Tq * Tv),
-                       V::row_major(v.data.data(), Tv, Dv, Dv), Index(Tv * Dv),
-                       MatrixView<float>::row_major(y.data.data(), Tq, Dv, Dv), Index(Tq * Dv));
-        if (!x.mask.empty()) {
-          for (int64_t r = 0; r < B * Tq; ++r)
-            if (!x.mask[size_t(r)]) std::fill_n(y.data.data() + r * Dv, Dv, 0.f);
-          y.mask = x.mask;
-        }
+        DotAttentionOutputs<float> outputs;
+        outputs.out = y.data.data(), outputs.weights = weights.data();
+        dot_attention_forward(att, outputs);
+        y.mask = x.mask;
         return {std::move(y)};
       }
       default: break;

@@ -352,7 +352,7 @@ def lstm_forward(
 
 
 def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
-                  input_gradient=True, initial_state_gradient=True, check_finite=True) -> LSTMGradients:
+                  input_gradient=True, initial_state_gradient=True, check_finite=True, out=None) -> LSTMGradients:
     """Backward through time for one :func:`lstm_forward` call made with ``training=True``.
 
     Args:
@@ -367,6 +367,10 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
             step's product, is then skipped, and both are None.
         check_finite: reject NaN/inf in the incoming gradients (a training loop that handles
             divergence itself passes False).
+        out: None, or (d_kernel, d_recurrent_kernel, d_bias) C-contiguous arrays of the
+            forward's dtype and the weights' shapes (d_bias None without a bias) that receive
+            the weight gradients, which are then returned in them (a model's gradient buffer,
+            written without a copy).
 
     Returns:
         ``LSTMGradients(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0, d_c0)``; dx is (B, T, D),
@@ -385,8 +389,18 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
         d_h = _array("d_h", d_h, dt, shape=(B, H), check_finite=check_finite)
     if d_c is not None:
         d_c = _array("d_c", d_c, dt, shape=(B, H), check_finite=check_finite)
+    outs = (None, None, None)
+    if out is not None:
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            raise TypeError("`out` must be (d_kernel, d_recurrent_kernel, d_bias) arrays, d_bias None without a bias")
+        D = cache.features
+        shapes = ((D, 4 * H), (H, 4 * H), (4 * H,))
+        outs = tuple(None if a is None else _array(n, a, dt, shape=s, check_finite=False)
+                     for a, n, s in zip(out, ("out d_kernel", "out d_recurrent_kernel", "out d_bias"), shapes))
+        if any(not a.flags.writeable for a in outs if a is not None):
+            raise ValueError("`out` arrays must be writeable")
     return LSTMGradients(*_core_fn("lstm_backward", dt)(cache._impl, d_outputs, d_h, d_c,
-                                                        bool(input_gradient), bool(initial_state_gradient)))
+                                                        bool(input_gradient), bool(initial_state_gradient), *outs))
 
 
 def adam_update(param, grad, m, v, *, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step):
@@ -502,6 +516,72 @@ def batched_matmul(a, b, *, transpose_a=False, transpose_b=False) -> np.ndarray:
     a = _array("a", a, ndim=3, check_finite=False)
     b = _array("b", b, a.dtype, ndim=3, check_finite=False)
     return _core_fn("batched_matmul", a.dtype)(a, b, bool(transpose_a), bool(transpose_b))
+
+
+def _mask(name, mask, shape):
+    if mask is None:
+        return None
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"`{name}` must have shape {tuple(shape)}; got {_shape(mask)}")
+    return np.ascontiguousarray(mask, dtype=np.uint8)
+
+
+def dot_attention(q, k, v, *, scale=None, value_mask=None, causal=False, keep=None, query_mask=None,
+                  keep_raw=False):
+    """Luong's dot-product attention (Keras's ``Attention``, score_mode ``"dot"``) on the
+    kernels' threads, sample by sample::
+
+        R = Q·Kᵀ;  S = s·R;  S_ij − 10⁹ where hidden;  A = softmax_j(S);  A_d = A ⊙ keep;
+        O = A_d·V, zero at hidden queries
+
+    q (B, Tq, D), k (B, Tv, D), v (B, Tv, Dv): 3-D C-contiguous arrays of one float dtype;
+    ``scale`` s: a one-value array or None; ``value_mask`` (B, Tv) and ``query_mask`` (B, Tq):
+    truthy where visible, or None; ``causal``: hide k_j from q_i for j > i; ``keep``
+    (B, Tq, Tv): dropout multipliers, or None. Returns (O, A, A_d or None, R or None; R with
+    ``keep_raw``). The products and the softmax are those of :func:`batched_matmul` and
+    :func:`softmax`, so the values are theirs, bit for bit. Values are not checked for NaN."""
+    q = _array("q", q, ndim=3, check_finite=False)
+    k = _array("k", k, q.dtype, ndim=3, check_finite=False)
+    v = _array("v", v, q.dtype, ndim=3, check_finite=False)
+    b, tq, _ = q.shape
+    tv = v.shape[1]
+    if scale is not None:
+        scale = _array("scale", np.reshape(scale, (1,)), q.dtype, check_finite=False)
+    if keep is not None:
+        keep = _array("keep", keep, q.dtype, shape=(b, tq, tv), check_finite=False)
+    return _core_fn("dot_attention_forward", q.dtype)(
+        q, k, v, scale, _mask("value_mask", value_mask, (b, tv)), bool(causal), keep,
+        _mask("query_mask", query_mask, (b, tq)), bool(keep_raw))
+
+
+def dot_attention_backward(q, k, v, weights, d_out, *, scale=None, keep=None, dropped=None, raw=None,
+                           query_mask=None, d_weights=None, separate_key=True):
+    """The backward of :func:`dot_attention`: (dQ, dK or None, dV, ∂L/∂s or None) from
+    ∂L/∂O (``d_out``; it may be a slice of a wider array's last axis) and ∂L/∂A_d
+    (``d_weights``, or None)::
+
+        dO' = ∂L/∂O, zero at hidden queries;  dV = A_dᵀ·dO';  dA = (dO'·Vᵀ + ∂L/∂A_d) ⊙ keep
+        dS = A ⊙ (dA − Σ_j dA ⊙ A);  ∂L/∂s = Σ dS ⊙ R;  dQ = s·dS·K;  dK = s·dSᵀ·Q
+
+    ``weights`` A, ``dropped`` A_d (with ``keep``) and ``raw`` R (with ``scale``) are the
+    forward's. Without ``separate_key`` the key is the value: dK is added into dV."""
+    q = _array("q", q, ndim=3, check_finite=False)
+    k = _array("k", k, q.dtype, ndim=3, check_finite=False)
+    v = _array("v", v, q.dtype, ndim=3, check_finite=False)
+    b, tq, _ = q.shape
+    if not isinstance(d_out, np.ndarray) or d_out.dtype != q.dtype:
+        raise TypeError(f"`d_out` must be a numpy.ndarray of dtype {q.dtype.name}")
+    if d_out.ndim != 3 or d_out.strides[2] != d_out.itemsize or d_out.strides[0] != tq * d_out.strides[1] \
+            or d_out.strides[1] < d_out.shape[2] * d_out.itemsize:
+        d_out = np.ascontiguousarray(d_out)  # rows a fixed stride apart are taken as they lie
+    if scale is not None:
+        scale = _array("scale", np.reshape(scale, (1,)), q.dtype, check_finite=False)
+    grads = _core_fn("dot_attention_backward", q.dtype)(
+        q, k, v, scale, keep, _mask("query_mask", query_mask, (b, tq)), weights, dropped, raw, d_out,
+        d_weights if d_weights is None else np.ascontiguousarray(d_weights, dtype=q.dtype), bool(separate_key))
+    dq, dk, dv, d_scale = grads
+    return dq, dk, dv, (None if d_scale is None else np.sum(d_scale))
 
 
 # Codes of the element-wise functions `activation` computes.

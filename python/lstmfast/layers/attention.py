@@ -12,6 +12,10 @@ attention weights A (B, Tq, Tv). Every product is one batched matrix product ove
     weights     A = softmax_j(S)            (dropout on A in training)
     output      O = A·V, zero at the steps the query mask hides
 
+The dot score of float arrays runs forward and backward as one kernel call each
+(ops.dot_attention, cpp/attention.h: sample by sample on the kernels' threads, and the C++
+runtime's attention); the other scores are numpy expressions of the equations.
+
 Backward, with dO given (and dA, when the weights are a model output too):
     dO' = dO where the query is unmasked, else 0
     dV = Aᵀ·dO'                   dA += dO'·Vᵀ
@@ -147,11 +151,19 @@ class Attention(Merge):
         self._cache_scores = (base, t, total)
         return self.concat_score_weight.value * total
 
+    def _on_kernels(self, q, k, v):
+        """Whether the dot score runs as one kernel (ops.dot_attention): 3-D float arrays of one dtype."""
+        return (type(self)._scores is Attention._scores and self.score_mode == "dot"
+                and all(isinstance(x, np.ndarray) and x.ndim == 3 for x in (q, k, v))
+                and q.dtype in (np.float32, np.float64) and q.dtype == k.dtype == v.dtype)
+
     def forward(self, xs, masks=None, training=False, return_attention_scores=False, use_causal_mask=False):
         q, v = xs[0], xs[1]
         k = xs[2] if len(xs) > 2 else v
         masks = masks or [None] * len(xs)
         q_mask, v_mask = masks[0], masks[1]
+        if self._on_kernels(q, k, v):
+            return self._dot_forward(xs, q, k, v, q_mask, v_mask, training, return_attention_scores, use_causal_mask)
         scores = self._scores(q, k)
         hide = None  # positions of S that are hidden
         if v_mask is not None:
@@ -178,7 +190,39 @@ class Attention(Merge):
             self._cache = (v, a, keep, a_d, qm, len(xs))
         return (out, a_d) if return_attention_scores else out
 
+    def _dot_forward(self, xs, q, k, v, q_mask, v_mask, training, return_attention_scores, use_causal_mask):
+        """The dot score's forward in one kernel call (the equations at the top)."""
+        q, k, v = (np.ascontiguousarray(x) for x in (q, k, v))
+        keep = None
+        if training and self.dropout > 0:
+            shape = (q.shape[0], q.shape[1], v.shape[1])
+            keep = (self._gen.rng.random(shape) >= self.dropout).astype(q.dtype) / q.dtype.type(1 - self.dropout)
+        scale = self.scale.value if self.scale is not None else None
+        out, a, a_d, raw = ops.dot_attention(q, k, v, scale=scale, value_mask=v_mask, causal=use_causal_mask,
+                                             keep=keep, query_mask=q_mask, keep_raw=training and scale is not None)
+        a_d = a if a_d is None else a_d
+        if training:
+            self._cache = ("kernel", q, k, v, a, keep, a_d, raw, q_mask, len(xs))
+        return (out, a_d) if return_attention_scores else out
+
+    def _dot_backward(self, d_out, d_weights):
+        _, q, k, v, a, keep, a_d, raw, q_mask, n_inputs = self._cache
+        self._cache = None
+        if d_out is None:  # only the weights reach the loss
+            d_out = np.zeros(a.shape[:2] + v.shape[2:], dtype=v.dtype)
+        elif d_out.dtype != v.dtype:
+            d_out = d_out.astype(v.dtype)
+        dq, dk, dv, d_scale = ops.dot_attention_backward(
+            q, k, v, a, d_out, scale=None if self.scale is None else self.scale.value, keep=keep,
+            dropped=a_d if keep is not None else None, raw=raw, query_mask=q_mask, d_weights=d_weights,
+            separate_key=n_inputs > 2)
+        if d_scale is not None:
+            np.copyto(self.scale._ensure_grad(), d_scale)  # ∂L/∂s = Σ dS ⊙ Q·Kᵀ
+        return [dq, dv, dk] if n_inputs > 2 else [dq, dv]  # key = value: dK is in dV
+
     def backward(self, d_out, d_weights=None):
+        if isinstance(self._cache[0], str):  # ("kernel", …): the dot score's kernel
+            return self._dot_backward(d_out, d_weights)
         v, a, keep, a_d, qm, n_inputs = self._cache
         self._cache = None
         if d_out is None:  # only the weights reach the loss

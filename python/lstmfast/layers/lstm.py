@@ -246,20 +246,23 @@ class LSTM(Layer):
     def backward(self, dy, d_h=None, d_c=None):
         if self._cache is None:
             raise RuntimeError(f"LSTM {self.name!r}: backward called without a training forward pass.")
-        if dy is not None and (dy.dtype != self.kernel.value.dtype or not dy.flags.c_contiguous):
-            dy = np.ascontiguousarray(dy, dtype=self.kernel.value.dtype)
-        dx, dk, drk, db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c,
-                                                        input_gradient=self.needs_input_gradient,
-                                                        initial_state_gradient=self._initial_state_given,
-                                                        check_finite=False)
+        dt = self.kernel.value.dtype
+        # The kernel reads contiguous rows; a merge's gradient may hand on views of its parts.
+        dy, d_h, d_c = (g if g is None or (g.dtype == dt and g.flags.c_contiguous) else np.ascontiguousarray(g, dt)
+                        for g in (dy, d_h, d_c))
+        # ∂L/∂kernel, ∂L/∂recurrent_kernel, ∂L/∂bias are written straight into the weights'
+        # gradient buffers (a frozen layer's go to arrays that are dropped).
+        out = None
+        if self.trainable:
+            out = (self.kernel._ensure_grad(), self.recurrent_kernel._ensure_grad(),
+                   self.bias._ensure_grad() if self.use_bias else None)
+        dx, _dk, _drk, _db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c,
+                                                           input_gradient=self.needs_input_gradient,
+                                                           initial_state_gradient=self._initial_state_given,
+                                                           check_finite=False, out=out)
         constant_input = self._cache.constant_input
         self._cache = None
         self._d_initial_state = (_dh0, _dc0)  # ∂L/∂h0, ∂L/∂c0, for graph_backward
-        if self.trainable:
-            np.copyto(self.kernel._ensure_grad(), dk)
-            np.copyto(self.recurrent_kernel._ensure_grad(), drk)
-            if self.use_bias:
-                np.copyto(self.bias._ensure_grad(), db)
         if dx is None:
             return None
         return TimeSummedGradient(dx) if constant_input else dx

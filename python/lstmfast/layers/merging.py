@@ -355,8 +355,10 @@ class Concatenate(Merge):
         return np.concatenate(xs, axis=self.axis)  # y = [x_0 | x_1 | …]
 
     def backward(self, dy):
+        # ∂L/∂x_i: views of dy's parts (a layer whose kernel needs contiguous rows copies them;
+        # attention's kernel and a sum with another gradient take them as they lie)
         cuts = np.cumsum(self._sizes)[:-1]
-        return [np.ascontiguousarray(d) for d in np.split(dy, cuts, axis=self.axis)]
+        return np.split(dy, cuts, axis=self.axis)
 
     def compute_mask(self, inputs, mask=None):
         if mask is None or all(m is None for m in mask):
