@@ -86,6 +86,7 @@ struct PackedGemm {
   static constexpr Index kCols = 16 * NR;  // columns of one run_parallel tile (at most)
   static constexpr Index kRows = 16 * MR;  // rows of one run_parallel tile
   static constexpr Index kStreamBytes = Index(1) << 19;  // packed B above this (L2): prefetch it
+  static constexpr Index kDirectPanels = 4;  // A's rows read unpacked against at most this many panels
   // A packed matrix this large is written around the caches (see streams_packing).
   static constexpr Index kStreamPackBytes = Index(8) << 20;
 
@@ -230,10 +231,10 @@ struct PackedGemm {
             for (Index k = kb; k < ke; ++k) d[k * NR + c] = S(0);
         };
         Index k = 0;
-        if (rs == 1 && nc == NR) {
+        if (rs == 1) {
           // The source's rows lie side by side (a transposed matrix): PS × PS blocks are
           // transposed in registers, PS packed rows at a time, where the map keeps PS
-          // consecutive rows together.
+          // consecutive rows together; the columns a tail panel lacks are packets of zeros.
           for (; k + PS <= kc; k += PS) {
             const Index r0 = row(k0 + k);
             if (rowmap && row(k0 + k + PS - 1) != r0 + PS - 1) {
@@ -245,9 +246,11 @@ struct PackedGemm {
 #pragma GCC diagnostic ignored "-Wignored-attributes"  // Packet's alignment attribute: harmless
               PacketBlock<Packet, PS> block;
 #pragma GCC diagnostic pop
-              for (int i = 0; i < PS; ++i)
-                block.packet[i] = ploadu<Packet>(src.data + col(p * NR + half * PS + i) * cs + r0);
-              ptranspose(block);
+              for (int i = 0; i < PS; ++i) {
+                const Index c = half * PS + i;
+                block.packet[i] = c < nc ? ploadu<Packet>(src.data + col(p * NR + c) * cs + r0) : pzero(Packet());
+              }
+              if (half * PS < nc) ptranspose(block);
               for (int i = 0; i < PS; ++i) pstoreu(d + (k + i) * NR + half * PS, block.packet[i]);
             }
           }
@@ -287,6 +290,13 @@ struct PackedGemm {
         const S* a = A + r * ars;
         for (Index k = 0; k < kc; ++k) dst[k * R + r] = a[k];
       }
+    } else if (ars == 1) {  // a transposed A: each k's R values lie side by side, a copy of fixed size
+      for (Index k = 0; k < kc; ++k) {
+        const S* a = A + k * aks;
+        S* d = dst + k * R;
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) d[r] = a[r];
+      }
     } else {
       for (Index k = 0; k < kc; ++k)
         for (int r = 0; r < R; ++r) dst[k * R + r] = A[r * ars + k * aks];
@@ -300,15 +310,21 @@ struct PackedGemm {
       _mm_prefetch(reinterpret_cast<const char*>(p) + l, _MM_HINT_T0);
   }
 
-  // acc (R × NR) = Σ_k Ap[k, r] · panel[k, :], then C (R × nc) = acc [+ Y] [+ C], Y's row r
-  // at Y + r·ldy (ldy = 0: one row added to every row, a bias). Half: a panel of nc ≤ PS
-  // columns (the last of an N that ends in its first packet), whose second packet of zeros is
-  // neither loaded nor multiplied.
-  template <int R, bool Prefetch, Sums Order = Sums::Partial, bool Half = false>
-  static EIGEN_ALWAYS_INLINE void micro(Index K, const S* __restrict Ap, const S* __restrict panel,
+  // acc (R × NR) = Σ_k A[r, k] · panel[k, :], then C (R × nc) = acc [+ Y] [+ C], Y's row r
+  // at Y + r·ldy (ldy = 0: one row added to every row, a bias). A's block: packed by pack_a
+  // (Ap[k·R + r]), or, Direct, read where it lies, its rows lda apart (Ap[r·lda + k]): the
+  // same values in the same order, so the same sums. Half: a panel of nc ≤ PS columns (the
+  // last of an N that ends in its first packet), whose second packet of zeros is neither
+  // loaded nor multiplied.
+  template <int R, bool Prefetch, Sums Order = Sums::Partial, bool Half = false, bool Direct = false>
+  static EIGEN_ALWAYS_INLINE void micro(Index K, const S* __restrict Ap, Index lda, const S* __restrict panel,
                                         S* C, Index ldc, Index nc, bool accumulate, const S* Y,
                                         Index ldy, const S* pf) {
     using namespace Eigen::internal;
+    auto a_at = [&](Index k, int r) -> S {
+      if constexpr (Direct) return Ap[r * lda + k];
+      else return Ap[k * R + r];
+    };
     // The C rows that are added to at the end (a step's pre-activations, written by the input
     // projection long before) are fetched now, so that the loads at the end hit L1.
     if (accumulate) {
@@ -332,10 +348,9 @@ struct PackedGemm {
           const S* pk = panel + (k + u) * NR;
           if constexpr (Prefetch) prefetch_row(pf + (k + u) * NR);
           const Packet b0 = ploadu<Packet>(pk), b1 = Half ? b0 : ploadu<Packet>(pk + PS);
-          const S* a = Ap + (k + u) * R;
 #pragma GCC unroll 16
           for (int r = 0; r < R; ++r) {
-            const Packet ar = pset1<Packet>(a[r]);
+            const Packet ar = pset1<Packet>(a_at(k + u, r));
             Packet& s0 = u == 0 ? c0[r] : p0[r][u - 1];
             Packet& s1 = u == 0 ? c1[r] : p1[r][u - 1];
             s0 = pmadd(ar, b0, s0);
@@ -352,10 +367,9 @@ struct PackedGemm {
     for (; k < K; ++k) {
       if constexpr (Prefetch) prefetch_row(pf + k * NR);
       const Packet b0 = ploadu<Packet>(panel + k * NR), b1 = Half ? b0 : ploadu<Packet>(panel + k * NR + PS);
-      const S* a = Ap + k * R;
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        const Packet ar = pset1<Packet>(a[r]);
+        const Packet ar = pset1<Packet>(a_at(k, r));
         c0[r] = pmadd(ar, b0, c0[r]);
         if constexpr (!Half) c1[r] = pmadd(ar, b1, c1[r]);
       }
@@ -408,15 +422,15 @@ struct PackedGemm {
   }
 
   // pf: the panel to prefetch while computing, or nullptr.
-  template <int R, Sums Order>
-  static EIGEN_ALWAYS_INLINE void micro_tail(Index rows, Index K, const S* Ap, const S* panel, S* C,
+  template <int R, Sums Order, bool Direct>
+  static EIGEN_ALWAYS_INLINE void micro_tail(Index rows, Index K, const S* Ap, Index lda, const S* panel, S* C,
                                              Index ldc, Index nc, bool accumulate, const S* Y,
                                              Index ldy, const S* pf) {
     if constexpr (R > 0) {
-      if (rows != R) micro_tail<R - 1, Order>(rows, K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
-      else if (pf) micro<R, true, Order>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, pf);
-      else if (nc <= PS) micro<R, false, Order, true>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
-      else micro<R, false, Order>(K, Ap, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
+      if (rows != R) micro_tail<R - 1, Order, Direct>(rows, K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      else if (pf) micro<R, true, Order, false, Direct>(K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      else if (nc <= PS) micro<R, false, Order, true, Direct>(K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
+      else micro<R, false, Order, false, Direct>(K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
     }
   }
 
@@ -440,6 +454,12 @@ struct PackedGemm {
     // between calls (a small recurrent matrix) needs no prefetch.
     const bool stream = K * npanels * NR * Index(sizeof(S)) > kStreamBytes;
     const bool rev = backwards && stream;
+    // Packing a block of A's rows costs about as much as multiplying it by one or two panels:
+    // against few panels (at most kDirectPanels), rows whose values lie side by side (aks = 1)
+    // are read where they lie instead, unless they are a multiple of 4 KB apart (the rows of
+    // a block would then share one set of the L1 cache, more of them than it has ways).
+    // Against many panels the packed block, one contiguous stream, is faster to read.
+    const bool direct = aks == 1 && npanels <= kDirectPanels && (ars * Index(sizeof(S))) % 4096 != 0;
     for (Index m0 = 0; m0 < M; m0 += kMc) {
       const Index mc = std::min(kMc, M - m0);
       // Rows in ⌈mc/MR⌉ blocks of near-equal size (32 = 6+6+5+5+5+5, not 6·5+2): a block of
@@ -450,7 +470,7 @@ struct PackedGemm {
         const Index k0 = (rev ? nchunks - 1 - ci : ci) * kKc, kc = std::min(kKc, K - k0);
         const bool acc = accumulate || ci > 0;
         const S* y = ci == 0 ? Y.data : nullptr;  // added with the first chunk visited only
-        for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
+        for (Index blk = 0, i = 0; blk < nblocks && !direct; ++blk) {
           const Index rows = small + (blk < nbig);
           pack_a_tail<MR>(rows, kc, A.data + (m0 + i) * ars + k0 * aks, ars, aks, packed.data() + i * kc);
           i += rows;
@@ -471,10 +491,17 @@ struct PackedGemm {
             const S* yj = y ? y + (m0 + i) * ldy + j : nullptr;
             // The first block fetches the next panel while it computes.
             const S* pf = blk == 0 && stream ? next : nullptr;
-            if (sums == Sums::Partial)
-              micro_tail<MR, Sums::Partial>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy, pf);
-            else
-              micro_tail<MR, Sums::Sequential>(rows, kc, packed.data() + i * kc, panel, c, ldc, nc, acc, yj, ldy, pf);
+            const S* a = direct ? A.data + (m0 + i) * ars + k0 : packed.data() + i * kc;
+            if (direct) {
+              if (sums == Sums::Partial)
+                micro_tail<MR, Sums::Partial, true>(rows, kc, a, ars, panel, c, ldc, nc, acc, yj, ldy, pf);
+              else
+                micro_tail<MR, Sums::Sequential, true>(rows, kc, a, ars, panel, c, ldc, nc, acc, yj, ldy, pf);
+            } else if (sums == Sums::Partial) {
+              micro_tail<MR, Sums::Partial, false>(rows, kc, a, 0, panel, c, ldc, nc, acc, yj, ldy, pf);
+            } else {
+              micro_tail<MR, Sums::Sequential, false>(rows, kc, a, 0, panel, c, ldc, nc, acc, yj, ldy, pf);
+            }
             i += rows;
           }
         }

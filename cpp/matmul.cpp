@@ -53,19 +53,13 @@ void small_product(const MatrixView<const S>& A, const MatrixView<const S>& B, c
       for (Index r = 0; r < M; ++r) std::fill_n(C.data + r * C.rs, N, S(0));
     return;
   }
-  // B packed into this thread's buffer (a transposed B first copied row-major, which moves
-  // values without arithmetic), then one run over the rows. The sums are the packed GEMM's,
-  // whose order depends on the sizes alone: not on the thread, nor on where the arrays lie in
-  // memory (Eigen's own small products peel unaligned heads).
-  thread_local std::vector<S> panels, rows;
+  // B packed into this thread's buffer (a transposed B, Bᵀ row-major, by PS × PS transposes in
+  // registers: packing moves values without arithmetic), then one run over the rows. The sums
+  // are the packed GEMM's, whose order depends on the sizes alone: not on the thread, nor on
+  // where the arrays lie in memory (Eigen's own small products peel unaligned heads).
+  thread_local std::vector<S> panels;
   panels.resize(PG::packed_size(K, N));
-  MatrixView<const S> Bi = B;
-  if (B.cs != 1) {  // Bᵀ stored row-major (N × K): copied to K × N
-    rows.resize(K * N);
-    MapR<S>(rows.data(), K, N, Eigen::OuterStride<>(N)) = CMapR<S>(B.data, N, K, Eigen::OuterStride<>(B.cs)).transpose();
-    Bi = MatrixView<const S>::row_major(rows.data(), K, N, N);
-  }
-  for (Index k0 = 0; k0 < K; k0 += PG::kKc) PG::pack_chunk(Bi, k0, panels.data());
+  for (Index k0 = 0; k0 < K; k0 += PG::kKc) PG::pack_chunk(B, k0, panels.data());
   PG::run(A, panels.data(), C, accumulate);
 }
 

@@ -459,10 +459,13 @@ def test_matmul_matches_numpy_for_every_transpose_bias_and_accumulate(m, k, n, d
         assert np.abs(out - (start + want)).max() <= tol * scale, (ta, tb, "accumulate")
 
 
+# A's rows read where they lie (few panels, rows not 4 KB apart), packed (many panels; rows
+# 4 KB apart), and a transposed A (packed): the same values in the same order, the same bits.
+@pytest.mark.parametrize("k,n", [(700, 90), (700, 300), (1024, 90)], ids=["direct", "many_panels", "4kb_rows"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
-def test_matmul_gives_the_same_bits_for_one_or_two_threads(dtype, restore_threads):
+def test_matmul_gives_the_same_bits_for_one_or_two_threads(dtype, k, n, restore_threads):
     rng = np.random.default_rng(5)
-    a, b = rng.standard_normal((300, 700)).astype(dtype), rng.standard_normal((700, 90)).astype(dtype)
+    a, b = rng.standard_normal((300, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
     runs = []
     for n in (1, 2, 1):
         lstmfast.set_num_threads(n)
