@@ -86,7 +86,7 @@ struct PackedGemm {
   static constexpr Index kCols = 16 * NR;  // columns of one run_parallel tile (at most)
   static constexpr Index kRows = 16 * MR;  // rows of one run_parallel tile
   static constexpr Index kStreamBytes = Index(1) << 19;  // packed B above this (L2): prefetch it
-  static constexpr Index kDirectPanels = 4;  // A's rows read unpacked against at most this many panels
+  static constexpr Index kDirectPanels = 8;  // A's rows read unpacked against at most this many panels
   // A packed matrix this large is written around the caches (see streams_packing).
   static constexpr Index kStreamPackBytes = Index(8) << 20;
 

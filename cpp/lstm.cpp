@@ -539,7 +539,11 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   const Buffer<S>& UT_panels = k.UT_panels;
   const std::vector<Index>& offsets = k.UT_offsets;
 
-  Buffer<S> dZ(T * B * G);                  // dL/dz_t, tile-packed, every step
+  // dL/dz_t, tile-packed, every step: rows ldz apart, a packet more than 4H where 4H values
+  // are a multiple of 4 KB, so that the recurrence's product reads a block of rows where
+  // they lie (PackedGemm::run: rows 4 KB apart would share one set of the L1 cache).
+  const Index ldz = (G * Index(sizeof(S))) % 4096 == 0 ? G + PG::PS : G;
+  Buffer<S> dZ(T * B * ldz);
   std::vector<S> dh(B * H), dc(B * H, S(0));  // dL/dh_t and dL/dc_t, carried backwards
   std::vector<S> pass(k.has_mask ? B * H : 0, S(0));  // dh_t passed through masked steps
   if (d_cT) std::copy(d_cT, d_cT + B * H, dc.begin());
@@ -547,7 +551,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // dh_s = dz_{s+1}·Uᵀ (⊙ m_h) over one tile's units and rows: (bn, 4H)·(4H, w), into dst
   // (rows H apart), plus what a masked step passed on. Uᵀ is walked backwards at odd steps.
   auto dh_through_recurrence = [&](const S* dz_next, const GateTiling::Tile& t, S* dst, Walk walk) {
-    PG::run(View::row_major(dz_next + t.b0 * G, t.bn, G, G), UT_panels.data() + offsets[t.ut],
+    PG::run(View::row_major(dz_next + t.b0 * ldz, t.bn, G, ldz), UT_panels.data() + offsets[t.ut],
             MatrixView<S>::row_major(dst + t.b0 * H + t.u0, t.bn, t.w, H), Accumulate::No, {}, walk);
     for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
       ArrMap<S> row(dst + b * H + t.u0, t.w);
@@ -564,7 +568,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       if (d_hT) dh_t = CMapR<S>(d_hT + t.b0 * H + t.u0, t.bn, t.w, Eigen::OuterStride<>(H));
       else dh_t.setZero();
     } else {
-      dh_through_recurrence(dZ.data() + (s + 1) * B * G, t, dh.data(), step_walk(s));
+      dh_through_recurrence(dZ.data() + (s + 1) * B * ldz, t, dh.data(), step_walk(s));
     }
     if (!d_outputs) return;
     for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
@@ -588,7 +592,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     gather_dh(s, t);
     S* work = scratch[omp_get_thread_num()].data();
     for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
-      S* dz = dZ.data() + (s * B + b) * G + t.c0;
+      S* dz = dZ.data() + (s * B + b) * ldz + t.c0;
       S* d_h = dh.data() + b * H + t.u0;
       if (!real_step(s, b)) {  // h_t = h_{t−1}, c_t = c_{t−1}: both gradients pass through
         std::fill(dz, dz + w4, S(0));
@@ -618,7 +622,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   Buffer<S> dZ_panels(PG::packed_size(T * B, G));
   // dZ's panels serve dW (D rows) and dU (H rows): one tile width for both.
   const Index dz_cols = PG::tile_cols(std::min(D, H), G);
-  PG::pack_parallel(View::row_major(dZ.data(), T * B, G, G), dz_cols, dZ_panels.data(), Reorder{colmap});
+  PG::pack_parallel(View::row_major(dZ.data(), T * B, G, ldz), dz_cols, dZ_panels.data(), Reorder{colmap});
   // A constant input meets the sum of the steps' gradients: Σ_s dz_s (B, 4H), summed in
   // step order for every element.
   const bool constant = cfg.constant_input;
@@ -627,8 +631,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   if (constant) {
     parallel_for_tiles(B, [&](Index b) {
       ArrMap<S> acc(dZ_sum.data() + b * G, G);
-      acc = CArrMap<S>(dZ.data() + b * G, G);
-      for (Index s = 1; s < T; ++s) acc += CArrMap<S>(dZ.data() + (s * B + b) * G, G);
+      acc = CArrMap<S>(dZ.data() + b * ldz, G);
+      for (Index s = 1; s < T; ++s) acc += CArrMap<S>(dZ.data() + (s * B + b) * ldz, G);
     });
     PG::pack_parallel(View::row_major(dZ_sum.data(), B, G, G), dz_cols, dZ_sum_panels.data(), Reorder{colmap});
   }
@@ -644,7 +648,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
         const Index id = k.ids[r];
         if (id < 0) continue;
         S* dst = grads.dkernel + id * G;
-        const S* src = dZ.data() + r * G;
+        const S* src = dZ.data() + r * ldz;
         for (Index c = c0; c < c1; ++c) dst[c] += src[colmap ? colmap[c] : c];  // to Keras's order
       }
     });
@@ -677,7 +681,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // when D = H.
   if (!grads.dx) return;
   Buffer<S> dX(Tx * B * D);
-  PG::run_parallel(View::row_major(constant ? dZ_sum.data() : dZ.data(), Tx * B, G, G), k.WT_panels.data(),
+  PG::run_parallel(View::row_major(constant ? dZ_sum.data() : dZ.data(), Tx * B, G, constant ? G : ldz), k.WT_panels.data(),
                    PG::tile_cols(Tx * B, D), MatrixView<S>::row_major(dX.data(), Tx * B, D, D), Accumulate::No);
   parallel_for_tiles(Tx, [&](Index s) {
     const Index t = constant ? 0 : time_index(cfg, s);
