@@ -14,6 +14,11 @@ context, nn.Linear, cross_entropy on the logits, torch.optim.Adam. Every framewo
 on the same number of threads (--threads, default 2); medians over --rounds rounds of --steps
 steps each, warm-up steps excluded, the frameworks taking turns so that a slow spell of the
 machine hits all of them alike.
+
+One process for all three means one allocator: lstmfast's first training step sets glibc's malloc
+to keep freed memory (docs/architecture.md), and PyTorch and Keras then run with that setting
+too (PyTorch's step is about 20 % shorter with it at this shape). LSTMFAST_KEEP_FREED_MEMORY=0
+leaves malloc as PyTorch and Keras find it when they run by themselves.
 """
 
 from __future__ import annotations
