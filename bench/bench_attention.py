@@ -17,7 +17,7 @@ machine hits all of them alike.
 
 One process for all three means one allocator: lstmfast's first training step sets glibc's malloc
 to keep freed memory (docs/architecture.md), and PyTorch and Keras then run with that setting
-too (PyTorch's step is about 20 % shorter with it at this shape). LSTMFAST_KEEP_FREED_MEMORY=0
+too (docs/benchmarks.md has PyTorch's step both ways). LSTMFAST_KEEP_FREED_MEMORY=0
 leaves malloc as PyTorch and Keras find it when they run by themselves.
 """
 

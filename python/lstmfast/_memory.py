@@ -4,8 +4,8 @@ A training step allocates its large arrays afresh (a Dense(6000) output over 768
 its softmax and its gradient as much again) and frees them when the step ends. glibc gives
 blocks above its mmap threshold back to the system when they are freed, and trims the top of
 the heap when more than twice that threshold lies free there; the next step then takes every
-page again from the kernel, zero-filled, one page fault at a time (about 1,800 faults and 10 ms
-of system time a step of the translation model). Frameworks keep such memory in a caching
+page again from the kernel, zero-filled, one page fault at a time (docs/benchmarks.md, "Memory
+between steps", has what it costs). Frameworks keep such memory in a caching
 allocator of their own; lstmfast asks glibc to do the same, once, when a model's first loop
 (fit, evaluate, predict, …) starts:
 
