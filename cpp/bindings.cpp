@@ -318,13 +318,15 @@ DotAttentionInputs<S> attention_inputs(const Arr<S>& q, const Arr<S>& k, const A
                                        bool causal, const std::optional<Arr<S>>& keep,
                                        const std::optional<Mask>& query_mask) {
   if (q.ndim() != 3 || k.ndim() != 3 || v.ndim() != 3)
-    throw std::invalid_argument("attention takes 3-D query, key and value");
+    throw std::invalid_argument("attention takes 3-D query, key and value; got " + std::to_string(q.ndim()) + "-D, " +
+                                std::to_string(k.ndim()) + "-D and " + std::to_string(v.ndim()) + "-D");
   DotAttentionInputs<S> in;
   in.B = q.shape(0), in.Tq = q.shape(1), in.D = q.shape(2), in.Tv = v.shape(1), in.Dv = v.shape(2);
   expect_shape("key", k, {in.B, in.Tv, in.D});
   expect_shape("value", v, {in.B, in.Tv, in.Dv});
-  if (in.Tv < 1) throw std::invalid_argument("attention needs a value of at least one step");
-  if (scale && scale->size() != 1) throw std::invalid_argument("the attention scale must be one value");
+  if (in.Tv < 1) throw std::invalid_argument("attention needs a value of at least one step; got 0 steps");
+  if (scale && scale->size() != 1)
+    throw std::invalid_argument("the attention scale must be one value; got " + std::to_string(scale->size()));
   if (value_mask) expect_shape("value_mask", *value_mask, {in.B, in.Tv});
   if (keep) expect_shape("keep", *keep, {in.B, in.Tq, in.Tv});
   if (query_mask) expect_shape("query_mask", *query_mask, {in.B, in.Tq});
@@ -368,17 +370,21 @@ py::tuple dot_attention_bwd(const Arr<S>& q, const Arr<S>& k, const Arr<S>& v, c
                             const std::optional<Arr<S>>& d_weights, bool separate_key) {
   const DotAttentionInputs<S> in = attention_inputs(q, k, v, scale, std::nullopt, false, keep, query_mask);
   expect_shape("weights", weights, {in.B, in.Tq, in.Tv});
-  if (keep && !dropped) throw std::invalid_argument("the dropped weights are needed with keep");
+  if (keep && !dropped) throw std::invalid_argument("with keep, the forward's dropped weights are needed; got None");
   if (dropped) expect_shape("dropped", *dropped, {in.B, in.Tq, in.Tv});
-  if (scale && !raw) throw std::invalid_argument("the raw scores are needed with a scale");
+  if (scale && !raw) throw std::invalid_argument("with a scale, the forward's raw scores are needed; got None");
   if (raw) expect_shape("raw", *raw, {in.B, in.Tq, in.Tv});
   if (d_weights) expect_shape("d_weights", *d_weights, {in.B, in.Tq, in.Tv});
   expect_shape("d_out", d_out, {in.B, in.Tq, in.Dv});
   const py::ssize_t e = sizeof(S);
   if (d_out.strides(2) != e || d_out.strides(1) % e != 0 || d_out.strides(1) < in.Dv * e ||
       d_out.strides(0) != in.Tq * d_out.strides(1))
-    throw std::invalid_argument("d_out must hold rows of contiguous values a fixed stride apart");
-  if (!separate_key && in.D != in.Dv) throw std::invalid_argument("a key that is the value has its width");
+    throw std::invalid_argument("d_out must hold rows of contiguous values a fixed stride apart; got strides (" +
+                                std::to_string(d_out.strides(0)) + ", " + std::to_string(d_out.strides(1)) + ", " +
+                                std::to_string(d_out.strides(2)) + ") bytes");
+  if (!separate_key && in.D != in.Dv)
+    throw std::invalid_argument("a key that is the value needs the query's features (" + std::to_string(in.D) +
+                                ") equal to the value's (" + std::to_string(in.Dv) + ")");
   Arr<S> dq({in.B, in.Tq, in.D}), dv({in.B, in.Tv, in.Dv});
   std::optional<Arr<S>> dk, d_scale;
   if (separate_key) dk.emplace(std::vector<py::ssize_t>{in.B, in.Tv, in.D});

@@ -99,6 +99,10 @@ struct PackedGemm {
     return std::min(kCols, (N / 2 + NR - 1) / NR * NR);
   }
 
+  // Whether rows ld values apart fall into the same set of the L1 cache (a multiple of 4 KB
+  // apart): a block of MR such rows, read where they lie, would need more ways than L1 has.
+  static bool rows_share_l1_sets(Index ld) { return (ld * Index(sizeof(S))) % 4096 == 0; }
+
   // Size of the packed form of a K × N matrix.
   static Index packed_size(Index K, Index N) { return K * ((N + NR - 1) / NR) * NR; }
 
@@ -434,6 +438,17 @@ struct PackedGemm {
     }
   }
 
+  // micro_tail for a block of rows of at most MR, with the order of the sums known at run time.
+  template <bool Direct>
+  static EIGEN_ALWAYS_INLINE void micro_block(Sums sums, Index rows, Index K, const S* Ap, Index lda,
+                                              const S* panel, S* C, Index ldc, Index nc, bool accumulate,
+                                              const S* Y, Index ldy, const S* pf) {
+    if (sums == Sums::Partial)
+      micro_tail<MR, Sums::Partial, Direct>(rows, K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+    else
+      micro_tail<MR, Sums::Sequential, Direct>(rows, K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+  }
+
   // C (M × N) = A (M × K) · B [+ Y], or C += A·B [+ Y] (Accumulate::Yes); Bp is B (K × N)
   // packed whole, every chunk by pack_chunk. C's rows are contiguous (C.cs = 1), and so
   // are Y's (Y.rs = 0 adds one row, a bias, to every row); Y, when its data is not null, is
@@ -456,10 +471,9 @@ struct PackedGemm {
     const bool rev = backwards && stream;
     // Packing a block of A's rows costs about as much as multiplying it by one or two panels:
     // against few panels (at most kDirectPanels), rows whose values lie side by side (aks = 1)
-    // are read where they lie instead, unless they are a multiple of 4 KB apart (the rows of
-    // a block would then share one set of the L1 cache, more of them than it has ways).
-    // Against many panels the packed block, one contiguous stream, is faster to read.
-    const bool direct = aks == 1 && npanels <= kDirectPanels && (ars * Index(sizeof(S))) % 4096 != 0;
+    // are read where they lie instead, unless they share L1 sets. Against many panels the
+    // packed block, one contiguous stream, is faster to read.
+    const bool direct = aks == 1 && npanels <= kDirectPanels && !rows_share_l1_sets(ars);
     for (Index m0 = 0; m0 < M; m0 += kMc) {
       const Index mc = std::min(kMc, M - m0);
       // Rows in ⌈mc/MR⌉ blocks of near-equal size (32 = 6+6+5+5+5+5, not 6·5+2): a block of
@@ -491,17 +505,10 @@ struct PackedGemm {
             const S* yj = y ? y + (m0 + i) * ldy + j : nullptr;
             // The first block fetches the next panel while it computes.
             const S* pf = blk == 0 && stream ? next : nullptr;
-            const S* a = direct ? A.data + (m0 + i) * ars + k0 : packed.data() + i * kc;
-            if (direct) {
-              if (sums == Sums::Partial)
-                micro_tail<MR, Sums::Partial, true>(rows, kc, a, ars, panel, c, ldc, nc, acc, yj, ldy, pf);
-              else
-                micro_tail<MR, Sums::Sequential, true>(rows, kc, a, ars, panel, c, ldc, nc, acc, yj, ldy, pf);
-            } else if (sums == Sums::Partial) {
-              micro_tail<MR, Sums::Partial, false>(rows, kc, a, 0, panel, c, ldc, nc, acc, yj, ldy, pf);
-            } else {
-              micro_tail<MR, Sums::Sequential, false>(rows, kc, a, 0, panel, c, ldc, nc, acc, yj, ldy, pf);
-            }
+            if (direct)
+              micro_block<true>(sums, rows, kc, A.data + (m0 + i) * ars + k0, ars, panel, c, ldc, nc, acc, yj, ldy, pf);
+            else
+              micro_block<false>(sums, rows, kc, packed.data() + i * kc, 0, panel, c, ldc, nc, acc, yj, ldy, pf);
             i += rows;
           }
         }

@@ -539,10 +539,10 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   const Buffer<S>& UT_panels = k.UT_panels;
   const std::vector<Index>& offsets = k.UT_offsets;
 
-  // dL/dz_t, tile-packed, every step: rows ldz apart, a packet more than 4H where 4H values
-  // are a multiple of 4 KB, so that the recurrence's product reads a block of rows where
-  // they lie (PackedGemm::run: rows 4 KB apart would share one set of the L1 cache).
-  const Index ldz = (G * Index(sizeof(S))) % 4096 == 0 ? G + PG::PS : G;
+  // dL/dz_t, tile-packed, every step: rows ldz apart, a packet more than 4H where rows 4H
+  // apart would share L1 sets, so that the recurrence's product reads a block of rows where
+  // they lie (PackedGemm::run).
+  const Index ldz = PG::rows_share_l1_sets(G) ? G + PG::PS : G;
   Buffer<S> dZ(T * B * ldz);
   std::vector<S> dh(B * H), dc(B * H, S(0));  // dL/dh_t and dL/dc_t, carried backwards
   std::vector<S> pass(k.has_mask ? B * H : 0, S(0));  // dh_t passed through masked steps

@@ -36,16 +36,11 @@ _done = False
 applied = False  # whether this process's malloc was set
 
 
-def _user_chose() -> str | None:
-    """Why the allocator is left alone, or None."""
-    if os.environ.get("LSTMFAST_KEEP_FREED_MEMORY", "").strip().lower() in ("0", "false", "no", "off"):
-        return "LSTMFAST_KEEP_FREED_MEMORY=0"
-    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
-        if name in os.environ:
-            return f"{name} is set"
-    if "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
-        return "GLIBC_TUNABLES sets glibc.malloc"
-    return None
+def _left_to_user() -> bool:
+    """Whether the user asked for the allocator to be left alone, or set it up themselves."""
+    return (os.environ.get("LSTMFAST_KEEP_FREED_MEMORY", "").strip().lower() in ("0", "false", "no", "off")
+            or any(name in os.environ for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"))
+            or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""))
 
 
 def keep_freed_memory() -> bool:
@@ -55,12 +50,13 @@ def keep_freed_memory() -> bool:
     if _done:
         return applied
     _done = True
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or _user_chose():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or _left_to_user():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    mmap_set = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))  # mallopt returns 1 on success
+    applied = bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)) and mmap_set
     return applied

@@ -527,6 +527,16 @@ def _mask(name, mask, shape):
     return np.ascontiguousarray(mask, dtype=np.uint8)
 
 
+def _attention_inputs(q, k, v, scale):
+    """q, k, v checked as 3-D C-contiguous arrays of one float dtype, and the scale as one value of it."""
+    q = _array("q", q, ndim=3, check_finite=False)
+    k = _array("k", k, q.dtype, ndim=3, check_finite=False)
+    v = _array("v", v, q.dtype, ndim=3, check_finite=False)
+    if scale is not None:
+        scale = _array("scale", np.reshape(scale, (1,)), q.dtype, check_finite=False)
+    return q, k, v, scale
+
+
 def dot_attention(q, k, v, *, scale=None, value_mask=None, causal=False, keep=None, query_mask=None,
                   keep_raw=False):
     """Luong's dot-product attention (Keras's ``Attention``, score_mode ``"dot"``) on the
@@ -541,13 +551,8 @@ def dot_attention(q, k, v, *, scale=None, value_mask=None, causal=False, keep=No
     (B, Tq, Tv): dropout multipliers, or None. Returns (O, A, A_d or None, R or None; R with
     ``keep_raw``). The products and the softmax are those of :func:`batched_matmul` and
     :func:`softmax`, so the values are theirs, bit for bit. Values are not checked for NaN."""
-    q = _array("q", q, ndim=3, check_finite=False)
-    k = _array("k", k, q.dtype, ndim=3, check_finite=False)
-    v = _array("v", v, q.dtype, ndim=3, check_finite=False)
-    b, tq, _ = q.shape
-    tv = v.shape[1]
-    if scale is not None:
-        scale = _array("scale", np.reshape(scale, (1,)), q.dtype, check_finite=False)
+    q, k, v, scale = _attention_inputs(q, k, v, scale)
+    b, tq, tv = q.shape[0], q.shape[1], v.shape[1]
     if keep is not None:
         keep = _array("keep", keep, q.dtype, shape=(b, tq, tv), check_finite=False)
     return _core_fn("dot_attention_forward", q.dtype)(
@@ -566,20 +571,24 @@ def dot_attention_backward(q, k, v, weights, d_out, *, scale=None, keep=None, dr
 
     ``weights`` A, ``dropped`` A_d (with ``keep``) and ``raw`` R (with ``scale``) are the
     forward's. Without ``separate_key`` the key is the value: dK is added into dV."""
-    q = _array("q", q, ndim=3, check_finite=False)
-    k = _array("k", k, q.dtype, ndim=3, check_finite=False)
-    v = _array("v", v, q.dtype, ndim=3, check_finite=False)
-    b, tq, _ = q.shape
+    q, k, v, scale = _attention_inputs(q, k, v, scale)
+    b, tq, tv = q.shape[0], q.shape[1], v.shape[1]
     if not isinstance(d_out, np.ndarray) or d_out.dtype != q.dtype:
-        raise TypeError(f"`d_out` must be a numpy.ndarray of dtype {q.dtype.name}")
+        got = f"dtype {d_out.dtype}" if isinstance(d_out, np.ndarray) else type(d_out).__name__
+        raise TypeError(f"`d_out` must be a numpy.ndarray of dtype {q.dtype.name}; got {got}")
     if d_out.ndim != 3 or d_out.strides[2] != d_out.itemsize or d_out.strides[0] != tq * d_out.strides[1] \
             or d_out.strides[1] < d_out.shape[2] * d_out.itemsize:
         d_out = np.ascontiguousarray(d_out)  # rows a fixed stride apart are taken as they lie
-    if scale is not None:
-        scale = _array("scale", np.reshape(scale, (1,)), q.dtype, check_finite=False)
+    scores = (b, tq, tv)  # the shape of A, A_d, R, keep and ∂L/∂A_d
+    weights = _array("weights", weights, q.dtype, shape=scores, check_finite=False)
+    keep, dropped, raw = (None if a is None else _array(n, a, q.dtype, shape=scores, check_finite=False)
+                          for a, n in ((keep, "keep"), (dropped, "dropped"), (raw, "raw")))
+    if d_weights is not None:
+        d_weights = _array("d_weights", np.ascontiguousarray(d_weights, dtype=q.dtype), q.dtype, shape=scores,
+                           check_finite=False)
     grads = _core_fn("dot_attention_backward", q.dtype)(
         q, k, v, scale, keep, _mask("query_mask", query_mask, (b, tq)), weights, dropped, raw, d_out,
-        d_weights if d_weights is None else np.ascontiguousarray(d_weights, dtype=q.dtype), bool(separate_key))
+        d_weights, bool(separate_key))
     dq, dk, dv, d_scale = grads
     return dq, dk, dv, (None if d_scale is None else np.sum(d_scale))
 

@@ -65,6 +65,7 @@ class Attention(Merge):
         self.seed = seed
         self._gen = _random.SeedGenerator(seed)
         self.scale = self.concat_score_weight = None
+        self._dot_cache = None  # what the dot score kernel's backward needs (_dot_forward)
         self._options = {}
 
     # ----- shapes and options -----
@@ -163,7 +164,8 @@ class Attention(Merge):
         masks = masks or [None] * len(xs)
         q_mask, v_mask = masks[0], masks[1]
         if self._on_kernels(q, k, v):
-            return self._dot_forward(xs, q, k, v, q_mask, v_mask, training, return_attention_scores, use_causal_mask)
+            return self._dot_forward(q, k, v, len(xs), q_mask, v_mask, training, return_attention_scores,
+                                     use_causal_mask)
         scores = self._scores(q, k)
         hide = None  # positions of S that are hidden
         if v_mask is not None:
@@ -177,7 +179,7 @@ class Attention(Merge):
         a = activations.softmax(scores)  # A = softmax_j(S)
         keep = None
         if training and self.dropout > 0:
-            keep = (self._gen.rng.random(a.shape) >= self.dropout).astype(a.dtype) / a.dtype.type(1 - self.dropout)
+            keep = self._dropout_keep(a.shape, a.dtype)
             a_d = a * keep
         else:
             a_d = a
@@ -187,27 +189,30 @@ class Attention(Merge):
             qm = np.asarray(q_mask, bool)[:, :, None]
             out = np.where(qm, out, out.dtype.type(0))
         if training:
-            self._cache = (v, a, keep, a_d, qm, len(xs))
+            self._cache, self._dot_cache = (v, a, keep, a_d, qm, len(xs)), None
         return (out, a_d) if return_attention_scores else out
 
-    def _dot_forward(self, xs, q, k, v, q_mask, v_mask, training, return_attention_scores, use_causal_mask):
+    def _dropout_keep(self, shape, dtype):
+        """Dropout's multipliers of A: 0, or 1/(1 − rate) for the weights kept."""
+        return (self._gen.rng.random(shape) >= self.dropout).astype(dtype) / np.dtype(dtype).type(1 - self.dropout)
+
+    def _dot_forward(self, q, k, v, n_inputs, q_mask, v_mask, training, return_attention_scores, use_causal_mask):
         """The dot score's forward in one kernel call (the equations at the top)."""
         q, k, v = (np.ascontiguousarray(x) for x in (q, k, v))
         keep = None
         if training and self.dropout > 0:
-            shape = (q.shape[0], q.shape[1], v.shape[1])
-            keep = (self._gen.rng.random(shape) >= self.dropout).astype(q.dtype) / q.dtype.type(1 - self.dropout)
+            keep = self._dropout_keep((q.shape[0], q.shape[1], v.shape[1]), q.dtype)
         scale = self.scale.value if self.scale is not None else None
         out, a, a_d, raw = ops.dot_attention(q, k, v, scale=scale, value_mask=v_mask, causal=use_causal_mask,
                                              keep=keep, query_mask=q_mask, keep_raw=training and scale is not None)
         a_d = a if a_d is None else a_d
         if training:
-            self._cache = ("kernel", q, k, v, a, keep, a_d, raw, q_mask, len(xs))
+            self._cache, self._dot_cache = None, (q, k, v, a, keep, a_d, raw, q_mask, n_inputs)
         return (out, a_d) if return_attention_scores else out
 
     def _dot_backward(self, d_out, d_weights):
-        _, q, k, v, a, keep, a_d, raw, q_mask, n_inputs = self._cache
-        self._cache = None
+        q, k, v, a, keep, a_d, raw, q_mask, n_inputs = self._dot_cache
+        self._dot_cache = None
         if d_out is None:  # only the weights reach the loss
             d_out = np.zeros(a.shape[:2] + v.shape[2:], dtype=v.dtype)
         elif d_out.dtype != v.dtype:
@@ -221,7 +226,7 @@ class Attention(Merge):
         return [dq, dv, dk] if n_inputs > 2 else [dq, dv]  # key = value: dK is in dV
 
     def backward(self, d_out, d_weights=None):
-        if isinstance(self._cache[0], str):  # ("kernel", …): the dot score's kernel
+        if self._dot_cache is not None:  # the forward ran the dot score's kernel
             return self._dot_backward(d_out, d_weights)
         v, a, keep, a_d, qm, n_inputs = self._cache
         self._cache = None
