@@ -1,5 +1,6 @@
 """Times one training step of a Luong-attention encoder-decoder: lstmfast against the same model
-hand-written in PyTorch and written in Keras 3 (torch backend), in turns in one process.
+hand-written in PyTorch and written in Keras 3 (torch backend), each framework in its own process
+as its users run it, taking turns.
 
     python bench/bench_attention.py              # B=64, T_enc=T_dec=20, H=256, 60 one-hot symbols
     python bench/bench_attention.py --quick      # fewer rounds
@@ -15,10 +16,11 @@ on the same number of threads (--threads, default 2); medians over --rounds roun
 steps each, warm-up steps excluded, the frameworks taking turns so that a slow spell of the
 machine hits all of them alike.
 
-One process for all three means one allocator: lstmfast's first training step sets glibc's malloc
-to keep freed memory (docs/architecture.md), and PyTorch and Keras then run with that setting
-too (docs/benchmarks.md has PyTorch's step both ways). LSTMFAST_KEEP_FREED_MEMORY=0
-leaves malloc as PyTorch and Keras find it when they run by themselves.
+Each framework has a process of its own, so each runs with its own allocator settings: lstmfast's
+first training step sets glibc's malloc to keep freed memory (docs/architecture.md), which PyTorch
+and Keras do not do. The row "pytorch, lstmfast's malloc" is PyTorch given that same setting
+(through MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ in its environment): the difference the
+allocator alone makes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -140,6 +143,98 @@ def lstm_share(name, step, torch, steps=20):
     return total / steps / 1e3, lstm / steps / 1e3
 
 
+ANSWER = "answer: "  # how a worker's answer line begins
+PAUSE = 0.5  # seconds between one framework's round and the next's
+
+# The frameworks timed, each in its own process: name → (framework, extra environment).
+WORKERS = {
+    "lstmfast": ("lstmfast", {}),
+    "pytorch": ("pytorch", {}),
+    "keras": ("keras", {}),
+}
+
+
+def lstmfast_malloc_env():
+    """The environment that gives glibc's malloc lstmfast's setting from a process's start."""
+    from lstmfast import _memory
+    return {"MALLOC_MMAP_THRESHOLD_": str(_memory.MMAP_THRESHOLD),
+            "MALLOC_TRIM_THRESHOLD_": str(_memory.TRIM_THRESHOLD)}
+
+
+def make_step(framework, args):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    batch = data(args.batch, args.steps_len, args.vocab)
+    if framework == "pytorch":
+        return torch_step(torch, args.vocab, args.units, batch), torch
+    if framework == "keras":
+        import keras
+        return keras_like_step(keras, args.vocab, args.units, batch), torch
+    import lstmfast
+
+    lstmfast.set_num_threads(args.threads)
+    step = keras_like_step(lstmfast, args.vocab, args.units, batch)
+    if framework == "lstmfast-numpy-dense":
+        step = with_numpy_dense(step)
+    return step, torch
+
+
+def worker(framework, args):
+    """Serve the parent: each line "round" runs 2 warm-up and --steps timed steps and answers
+    their times; "profile" answers lstm_share's; "quit" ends."""
+    step, torch = make_step(framework, args)
+    step()  # the first step builds and compiles
+    print(ANSWER + json.dumps("ready"), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        if command == "round":
+            for _ in range(2):
+                step()  # warm-up
+            times = []
+            for _ in range(args.steps):
+                t0 = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t0)
+            answer = times
+        elif command == "profile":
+            answer = lstm_share(framework, step, torch)
+        else:
+            break
+        print(ANSWER + json.dumps(answer), flush=True)
+    return 0
+
+
+class Worker:
+    """A framework's process, asked for a round at a time."""
+
+    def __init__(self, framework, env, argv):
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker", framework, *argv],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env})
+        self.answer()  # started: one at a time, so that no start competes with another's steps
+
+    def answer(self):
+        for line in self.proc.stdout:  # a library may print lines of its own
+            if line.startswith(ANSWER):
+                return json.loads(line[len(ANSWER):])
+        raise RuntimeError(f"the worker process {self.proc.args[3]!r} ended (status {self.proc.wait()})")
+
+    def ask(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        answer = self.answer()
+        time.sleep(PAUSE)  # the threads of the framework that ran last stop spinning
+        return answer
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=64)
@@ -155,45 +250,44 @@ def main(argv=None) -> int:
                    help="also time lstmfast with Dense's products on numpy's BLAS (one thread) instead of its own")
     p.add_argument("--profile", action="store_true",
                    help="also profile lstmfast and PyTorch: the time inside their LSTM kernels")
+    p.add_argument("--no-malloc-row", action="store_true",
+                   help="leave out PyTorch with lstmfast's malloc setting")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.steps = 2, 5
-    import torch
-    import keras
-    import lstmfast
-
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    lstmfast.set_num_threads(args.threads)
-    batch = data(args.batch, args.steps_len, args.vocab)
-    steps = {"lstmfast": keras_like_step(lstmfast, args.vocab, args.units, batch),
-             "pytorch": torch_step(torch, args.vocab, args.units, batch),
-             "keras": keras_like_step(keras, args.vocab, args.units, batch)}
+    if args.worker:
+        return worker(args.worker, args)
+    shape = ["--batch", str(args.batch), "--steps-len", str(args.steps_len), "--units", str(args.units),
+             "--vocab", str(args.vocab), "--threads", str(args.threads), "--steps", str(args.steps)]
+    workers = dict(WORKERS)
+    if not args.no_malloc_row:
+        workers["pytorch, lstmfast's malloc"] = ("pytorch", lstmfast_malloc_env())
     if args.numpy_dense:
-        steps["lstmfast-numpy-dense"] = with_numpy_dense(keras_like_step(lstmfast, args.vocab, args.units, batch))
-    times = {name: [] for name in steps}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            for _ in range(2):
-                step()  # warm-up
-            for _ in range(args.steps):
-                t0 = time.perf_counter()
-                step()
-                times[name].append(time.perf_counter() - t0)
-    med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
-    print(f"Luong attention encoder-decoder, one training step: B={args.batch}, T_enc=T_dec={args.steps_len}, "
-          f"H={args.units}, V={args.vocab}, {args.threads} threads, {cpu_model()}")
-    for name, ms in med.items():
-        print(f"  {name:20s} {ms:8.2f} ms")
-    print(f"  lstmfast / pytorch {med['lstmfast'] / med['pytorch']:.2f}   "
-          f"lstmfast / keras {med['lstmfast'] / med['keras']:.2f}")
-    if args.profile:
-        for name in ("lstmfast", "pytorch"):
-            total, lstm = lstm_share(name, steps[name], torch)
-            print(f"  {name:9s} profiled {total:6.2f} ms a step, LSTM kernels {lstm:6.2f} ms ({lstm / total:.0%})")
+        workers["lstmfast-numpy-dense"] = ("lstmfast-numpy-dense", {})
+    procs = {name: Worker(framework, env, shape) for name, (framework, env) in workers.items()}
+    try:
+        times = {name: [] for name in procs}
+        for _ in range(args.rounds):
+            for name, w in procs.items():
+                times[name] += w.ask("round")
+        med = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+        print(f"Luong attention encoder-decoder, one training step: B={args.batch}, T_enc=T_dec={args.steps_len}, "
+              f"H={args.units}, V={args.vocab}, {args.threads} threads, {cpu_model()}; "
+              "each framework in its own process")
+        for name, ms in med.items():
+            print(f"  {name:28s} {ms:8.2f} ms   lstmfast / it {med['lstmfast'] / ms:.2f}")
+        profile = {}
+        if args.profile:
+            for name in ("lstmfast", "pytorch"):
+                total, lstm = profile[name] = procs[name].ask("profile")
+                print(f"  {name:9s} profiled {total:6.2f} ms a step, LSTM kernels {lstm:6.2f} ms ({lstm / total:.0%})")
+    finally:
+        for w in procs.values():
+            w.close()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "median_ms": med, "cpu": cpu_model()}, f, indent=1)
+            json.dump({"args": vars(args), "median_ms": med, "profile_ms": profile, "cpu": cpu_model()}, f, indent=1)
     return 0
 
 
