@@ -13,8 +13,10 @@ at N = 4 only); and two independent `1x1` processes at once, whose epoch time ag
 alone bounds any two-way speed-up on this machine (2 · t_alone / t_both: 2 only where two busy
 cores run as fast as one). The models are bench_models.py's (the seed's sizes, random data, 2,048 samples,
 global batch 64); each run times --epochs epochs after a warm-up epoch (median), and the
-distributed runs also time every allreduce of the gradient buffer (the step's sum of gradients;
-its time includes waiting for the slower rank). The configurations take turns for --rounds rounds
+distributed runs also time each step's exchange: the allreduce of the gradient buffer, or, with
+the update shared out (the default), its reduce-scatter and the allgather of the updated weights;
+its time includes waiting for the slower rank. `2x1w` is `2x1` with every rank updating all the
+weights (`init(shard_optimizer=False)`). The configurations take turns for --rounds rounds
 and the medians pool all rounds.
 
 The cost model (docs/distributed.md): per step, a rank computes for t_c(N) and then sums the
@@ -54,18 +56,28 @@ import lstmfast
 from bench_models import BATCH, build_keras_like, make_data
 
 name, samples, epochs, distributed, out = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]
-threads = int(sys.argv[7])
+threads, whole = int(sys.argv[7]), sys.argv[8] == "1"
 if distributed:
-    strategy = lstmfast.distribute.init(threads=threads)
-    ar = {"s": 0.0, "n": 0}
-    inner = strategy.allreduce_sum
-    def timed(array):
-        t = time.perf_counter()
-        inner(array)
-        if array.size > 16:  # the gradient buffer, not the three numbers of the step's loss
-            ar["s"] += time.perf_counter() - t
-            ar["n"] += 1
-    strategy.allreduce_sum = timed
+    strategy = lstmfast.distribute.init(threads=threads, shard_optimizer=not whole)
+    # The step's exchange of gradients: one allreduce, or a reduce-scatter and the allgather of
+    # the updated weights that follows it (not the gathers of the optimizer's state at an epoch's end).
+    ar = {"s": 0.0, "n": 0, "scattered": False}
+    def timed(inner, kind):
+        def call(array, *rest):
+            t = time.perf_counter()
+            inner(array, *rest)
+            if array.size <= 16:  # the step's loss and flag
+                return
+            if kind != "gather":
+                ar["s"] += time.perf_counter() - t
+                ar["n"] += 1
+            elif ar["scattered"]:
+                ar["s"] += time.perf_counter() - t
+            ar["scattered"] = kind == "scatter"
+        return call
+    strategy.allreduce_sum = timed(strategy.allreduce_sum, "allreduce")
+    strategy.reduce_scatter_sum = timed(strategy.reduce_scatter_sum, "scatter")
+    strategy.allgather_parts = timed(strategy.allgather_parts, "gather")
 else:
     lstmfast.set_num_threads(threads)
 lstmfast.utils.set_random_seed(0)
@@ -95,7 +107,7 @@ def run_two_alone(name, args, tmp):
     env = {k: v for k, v in os.environ.items() if k not in ("LSTMFAST_NUM_THREADS", "OMP_NUM_THREADS")}
     env["OPENBLAS_NUM_THREADS"] = "1"
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, HERE, name, str(args.samples), str(args.epochs), "0",
-                               out, "1"], env=env) for out in outs]
+                               out, "1", "0"], env=env) for out in outs]
     for p in procs:
         if p.wait(timeout=args.timeout) != 0:
             raise RuntimeError("a benchmark process failed")
@@ -110,10 +122,10 @@ def mpiexec():
     return shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 
 
-def run(name, procs, threads, args, tmp):
-    out = os.path.join(tmp, f"{name}-{procs}x{threads}.json")
+def run(name, procs, threads, args, tmp, whole=False):
+    out = os.path.join(tmp, f"{name}-{procs}x{threads}{'w' if whole else ''}.json")
     cmd = [sys.executable, "-c", WORKER, HERE, name, str(args.samples), str(args.epochs), "1" if procs > 1 else "0",
-           out, str(threads)]
+           out, str(threads), "1" if whole else "0"]
     if procs > 1:
         cmd = [mpiexec(), "-n", str(procs)] + cmd
     env = {k: v for k, v in os.environ.items() if k not in ("LSTMFAST_NUM_THREADS", "OMP_NUM_THREADS")}
@@ -152,7 +164,9 @@ def main():
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per run (after a warm-up)")
     p.add_argument("--rounds", type=int, default=3,
                    help="rounds in which the configurations take turns; the medians pool them (default 3)")
-    p.add_argument("--configs", default="1x1,1x2,2x1,4x1", help="processes x threads, comma-separated")
+    p.add_argument("--configs", default="1x1,1x2,2x1,4x1",
+                   help="processes x threads, comma-separated; a final w (2x1w): every rank updates all the "
+                        "weights (shard_optimizer=False) instead of its part")
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PNG", help="draw the cost model's scaling efficiency (needs matplotlib)")
@@ -162,7 +176,8 @@ def main():
     _, warning = load_average_warning()
     if warning:
         print(warning)
-    configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    configs = [(int(c.split("x")[0]), int(c.split("x")[1].rstrip("w")), c.endswith("w"))
+               for c in args.configs.split(",")]
     results = {"cpu": cpu_model(), "cores": os.cpu_count(), "samples": args.samples, "epochs": args.epochs,
                "models": {}}
     print(f"{cpu_model()}, {os.cpu_count()} cores; {args.samples} samples, global batch 64, "
@@ -171,9 +186,10 @@ def main():
         for name in args.models.split(","):
             rows = {}
             for _ in range(args.rounds):  # the configurations take turns, so that a slow spell hits all
-                for pr, th in configs + [("two", "alone")]:
-                    r = run(name, pr, th, args, tmp) if pr != "two" else run_two_alone(name, args, tmp)
-                    prev = rows.setdefault(f"{pr}x{th}", dict(r, epoch_s=[], allreduce_s=0.0, allreduces=0)
+                for pr, th, whole in configs + [("two", "alone", False)]:
+                    r = run(name, pr, th, args, tmp, whole) if pr != "two" else run_two_alone(name, args, tmp)
+                    key = f"{pr}x{th}{'w' if whole else ''}"
+                    prev = rows.setdefault(key, dict(r, epoch_s=[], allreduce_s=0.0, allreduces=0)
                                            if "allreduce_s" in r else dict(r, epoch_s=[]))
                     prev["epoch_s"] += r["epoch_s"]
                     if "allreduce_s" in r:
@@ -194,9 +210,9 @@ def main():
                               f"so no 2-way split can beat x{r['speedup_ceiling']:.2f} here")
                     continue
                 speedup = base["epoch_median_s"] / r["epoch_median_s"] if base else float("nan")
-                extra = (f"  allreduce {r['allreduce_ms_per_step']:.2f} ms/step, {100 * r['allreduce_share']:.1f}% "
+                extra = (f"  exchange {r['allreduce_ms_per_step']:.2f} ms/step, {100 * r['allreduce_share']:.1f}% "
                          f"of the epoch" if "allreduce_s" in r else "")
-                print(f"  {name:12s} {key:4s} epoch {r['epoch_median_s']:7.2f} s  speed-up over 1x1 "
+                print(f"  {name:12s} {key:5s} epoch {r['epoch_median_s']:7.2f} s  speed-up over 1x1 "
                       f"x{speedup:.2f}{extra}", flush=True)
             if base:
                 step_s = base["epoch_median_s"] * args.epochs / base["steps"]
@@ -213,7 +229,7 @@ def main():
                 for key, r in rows.items():
                     if "allreduce_s" in r:
                         shm = allreduce_time(r["size"], nbytes, 10e9, 1e-6)
-                        print(f"    measured allreduce at N={r['size']} on this machine "
+                        print(f"    measured exchange ({key}) at N={r['size']} on this machine "
                               f"{r['allreduce_ms_per_step']:.2f} ms (the formula at 10 GB/s, 1 µs: "
                               f"{1e3 * shm:.2f} ms)")
     if args.json:

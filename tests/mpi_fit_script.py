@@ -18,7 +18,8 @@ out_dir, case = sys.argv[1], sys.argv[2]
 opts = dict(a.split("=", 1) for a in sys.argv[3:])
 lf.config.set_floatx("float64")
 if opts.get("distribute") == "1":
-    lf.distribute.init(data=opts.get("data", "whole"), deterministic=opts.get("deterministic") == "1")
+    lf.distribute.init(data=opts.get("data", "whole"), deterministic=opts.get("deterministic") == "1",
+                       shard_optimizer=opts.get("shard_optimizer", "1") == "1")
 rank = lf.distribute.rank()
 
 rng = np.random.default_rng(0)
@@ -30,8 +31,11 @@ if "resume" in opts:  # a checkpoint written by another run, maybe on another nu
     model = lf.models.load_model(opts["resume"])
 else:
     model = lf.Sequential([lf.Input((T, D)), lf.layers.LSTM(5), lf.layers.Dense(1)])
-    model.compile(lf.optimizers.Adam(learning_rate=0.01, clipnorm=float(opts.get("clipnorm", 0)) or None),
-                  "mse", metrics=["mae"])
+    clip = {k: float(opts[k]) for k in ("clipnorm", "global_clipnorm") if k in opts}
+    optimizer = (lf.optimizers.RMSprop(learning_rate=0.01, momentum=0.5, centered=True, **clip)
+                 if opts.get("optimizer") == "rmsprop" else
+                 lf.optimizers.Adam(learning_rate=0.01, use_ema=opts.get("ema") == "1", **clip))
+    model.compile(optimizer, "mse", metrics=["mae"])
 
 
 class Count(lf.callbacks.Callback):
@@ -59,8 +63,21 @@ class StopOneRank(lf.callbacks.Callback):
             self.model.stop_training = True
 
 
+class PeekState(lf.callbacks.Callback):
+    """Reads the optimizer's state in the middle of an epoch, on rank 0 only."""
+
+    def on_train_batch_end(self, step, logs=None):
+        if step == 1 and lf.distribute.rank() == 0:
+            self.model.optimizer.get_state()
+
+
 count = Count()
 callbacks = [count, lf.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"))]
+if "checkpoint_every" in opts:  # saves the model (and the optimizer's state) every few steps
+    callbacks.append(lf.callbacks.ModelCheckpoint(os.path.join(out_dir, "step.lstmfast"),
+                                                  save_freq=int(opts["checkpoint_every"])))
+if opts.get("peek_state") == "1":
+    callbacks.append(PeekState())
 if "fail_rank" in opts:
     callbacks.append(Fail())
 if "stop_rank" in opts:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import lstmfast
+import lstmfast as lf
 
 pytest.importorskip("mpi4py", reason="lstmfast[mpi] is not installed")
 MPIEXEC = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
@@ -78,6 +79,53 @@ def test_whole_arrays_train_as_one_process_with_the_same_global_batch(tmp_path, 
         assert len(f.read().strip().splitlines()) == 1 + 3
     assert os.path.exists(out / "model.lstmfast")
     assert not glob.glob(str(out / ".*tmp"))
+
+
+def test_the_shared_out_update_gives_the_bits_of_every_rank_updating_all(tmp_path):
+    # Two ranks: the reduce-scatter adds the same two numbers the allreduce adds, and each part's
+    # update is the whole update's arithmetic on that part.
+    shared, w_shared, proc, _ = run(tmp_path, 2, shuffle=1)
+    assert proc.returncode == 0, proc.stderr
+    every, w_every, proc, _ = run(tmp_path, 2, shuffle=1, shard_optimizer=0)
+    assert proc.returncode == 0, proc.stderr
+    for r in range(2):
+        assert_same_weights(w_shared[r], w_every[r])
+        assert shared[r]["history"] == every[r]["history"]
+
+
+@pytest.mark.parametrize("ranks,opts", [(2, {"clipnorm": 0.05}), (3, {"global_clipnorm": 0.05}),
+                                        (2, {"optimizer": "rmsprop", "ema": 1}), (3, {"ema": 1})])
+def test_the_shared_out_update_trains_as_one_process(tmp_path, ranks, opts):
+    # clipping by norm sums the squares of every rank's part; EMA's average is gathered at the end
+    results, weights, proc, _ = run(tmp_path, ranks, **opts)
+    assert proc.returncode == 0, proc.stderr
+    one, w1, proc1, _ = run(tmp_path, 0, **opts)
+    assert proc1.returncode == 0, proc1.stderr
+    for r, w in zip(results, weights):
+        assert_same_weights(w, w1[0], tol=1e-10)
+        np.testing.assert_allclose(r["history"]["loss"], one[0]["history"]["loss"], rtol=1e-10)
+
+
+def test_checkpoints_hold_the_whole_optimizer_state(tmp_path):
+    # every epoch (the state gathered before the callbacks) and every 2 steps (then every rank
+    # keeps the whole update): the saved states are those of one process.
+    _, _, proc, out = run(tmp_path, 2, checkpoint_every=2)
+    assert proc.returncode == 0, proc.stderr
+    _, _, proc1, out1 = run(tmp_path, 0, checkpoint_every=2)
+    assert proc1.returncode == 0, proc1.stderr
+    for name in ("step.lstmfast", "model.lstmfast"):
+        got = lf.models.load_model(out / name).optimizer.get_state()
+        want = lf.models.load_model(out1 / name).optimizer.get_state()
+        assert got.keys() == want.keys()
+        for key in want:
+            np.testing.assert_allclose(got[key], want[key], rtol=0, atol=1e-10)
+        assert np.any(want["m"] != 0)
+
+
+def test_reading_the_split_optimizer_state_mid_epoch_ends_the_job_with_why(tmp_path):
+    _, _, proc, _ = run(tmp_path, 2, peek_state=1, timeout=120)
+    assert proc.returncode != 0
+    assert "split over the ranks" in proc.stderr + proc.stdout
 
 
 def test_train_on_batch_splits_the_batch_over_the_ranks(tmp_path, alone):

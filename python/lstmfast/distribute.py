@@ -15,8 +15,16 @@ cores, and makes `fit`, `evaluate` and `predict` data-parallel:
 
       ∂L/∂w = Σ_r (n_r / n) · ∂L_r/∂w        n_r: rank r's samples of the step, n = Σ_r n_r
 
-  which is the gradient of the batch's mean loss, as one process would compute it; then every
-  rank applies the same optimizer update to the same weights;
+  which is the gradient of the batch's mean loss, as one process would compute it;
+- the optimizer's update is shared out as the first stage of ZeRO does it: the buffer is cut into
+  N contiguous parts, a reduce-scatter gives rank r the sum of its part r only, rank r updates
+  that part of the weights (and keeps the optimizer's state of that part), and an allgather gives
+  every rank all the updated weights (two ranks: each sends the other the half it updates, twice;
+  more: `MPI_Reduce_scatter` and `MPI_Allgatherv`). The same bytes move as in one
+  allreduce, and each rank does 1/N of the update. The optimizer's state is gathered whole at
+  the end of every epoch and of `fit` (for checkpoints); `init(shard_optimizer=False)` keeps one
+  allreduce and the whole update on every rank (so does deterministic mode, and an optimizer
+  that cannot update a part);
 - the loss and the metrics are summed over the ranks at the end of every epoch (and of
   `evaluate`), so logs, `History`, `EarlyStopping` and `ReduceLROnPlateau` see the same figures
   on every rank and decide alike; the progress bar, `ModelCheckpoint`, `CSVLogger` and
@@ -71,7 +79,7 @@ def _import_mpi():
 class Strategy:
     """The MPI job this process is part of, and the collective operations `fit` needs."""
 
-    def __init__(self, comm, data="whole", deterministic=False):
+    def __init__(self, comm, data="whole", deterministic=False, shard_optimizer=True):
         if data not in ("whole", "shard"):
             raise ValueError(f"Argument `data` must be 'whole' or 'shard'. Received: data={data!r}")
         MPI = _import_mpi()
@@ -83,6 +91,7 @@ class Strategy:
         local.Free()
         self.data = data
         self.deterministic = bool(deterministic)
+        self.shard_optimizer = bool(shard_optimizer)
 
     @property
     def is_chief(self) -> bool:
@@ -113,6 +122,36 @@ class Strategy:
                 array += p
         else:
             self.comm.Allreduce(self._MPI.IN_PLACE, array, op=self._MPI.SUM)
+
+    def reduce_scatter_sum(self, array: np.ndarray, counts, displs, scratch: np.ndarray) -> None:
+        """This rank's part of `array` ← its sum over the ranks, in place (1-D; part r:
+        `counts[r]` elements from `displs[r]`, the parts consecutive in rank order); the other
+        parts are left as they are. scratch: at least this rank's part's size.
+
+        Two ranks swap the halves each needs from the other (one MPI_Sendrecv) and add: what any
+        reduce-scatter of two does, without the collective's own copies (MPICH's reduce-scatter
+        takes about as long as its whole allreduce). More ranks: MPI_Reduce_scatter."""
+        a, n = displs[self.rank], counts[self.rank]
+        got = scratch[:n]
+        if self.size == 2:
+            other = 1 - self.rank
+            theirs = array[displs[other]:displs[other] + counts[other]]
+            self.comm.Sendrecv(theirs, dest=other, recvbuf=got, source=other)
+            array[a:a + n] += got
+        else:
+            self.comm.Reduce_scatter(array[:sum(counts)], got, recvcounts=list(counts), op=self._MPI.SUM)
+            array[a:a + n] = got
+
+    def allgather_parts(self, array: np.ndarray, counts, displs) -> None:
+        """Every rank's part of `array` (1-D; part r: `counts[r]` elements from `displs[r]`)
+        copied from that rank into every rank's `array`, in place (two ranks: one
+        MPI_Sendrecv; more: MPI_Allgatherv)."""
+        if self.size == 2:
+            mine, other = self.rank, 1 - self.rank
+            self.comm.Sendrecv(array[displs[mine]:displs[mine] + counts[mine]], dest=other,
+                               recvbuf=array[displs[other]:displs[other] + counts[other]], source=other)
+        else:
+            self.comm.Allgatherv(self._MPI.IN_PLACE, [array, (list(counts), list(displs))])
 
     def sum_floats(self, *values) -> np.ndarray:
         """Σ over ranks of a few float64 values (in rank order when deterministic)."""
@@ -146,7 +185,8 @@ class Strategy:
         return n * self.rank // self.size, n * (self.rank + 1) // self.size
 
 
-def init(comm=None, data: str = "whole", deterministic: bool = False, threads: int | None = None) -> Strategy:
+def init(comm=None, data: str = "whole", deterministic: bool = False, threads: int | None = None,
+         shard_optimizer: bool = True) -> Strategy:
     """Join the MPI job and make `fit`, `evaluate` and `predict` data-parallel over its ranks.
 
     comm: an mpi4py communicator (default: MPI.COMM_WORLD). data: "whole" (every rank is given
@@ -154,14 +194,16 @@ def init(comm=None, data: str = "whole", deterministic: bool = False, threads: i
     the gradients in rank order, so results are bitwise the same from run to run for a fixed
     number of ranks (slower for many ranks). threads: kernel threads per rank (default: the
     physical cores divided by the ranks on this machine, at least 1; `LSTMFAST_NUM_THREADS`
-    also sets it). Returns the `Strategy`, also given by `lstmfast.distribute.current()`.
+    also sets it). shard_optimizer: each rank updates its part of the weights during `fit`
+    (module docstring); False: every rank updates all of them. Returns the `Strategy`, also
+    given by `lstmfast.distribute.current()`.
 
     A rank that raises ends the whole job (MPI_Abort) after printing its error, so that the
     other ranks never wait forever for it.
     """
     global _current
     MPI = _import_mpi()
-    strategy = Strategy(comm if comm is not None else MPI.COMM_WORLD, data, deterministic)
+    strategy = Strategy(comm if comm is not None else MPI.COMM_WORLD, data, deterministic, shard_optimizer)
     from . import _threads
 
     if threads is not None:

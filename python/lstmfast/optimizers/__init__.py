@@ -16,6 +16,10 @@ as in Keras, at the end of `fit`.
 
 Gradient clipping as in Keras: `clipnorm` rescales each weight's gradient to at most that L2 norm,
 `global_clipnorm` all of them together, `clipvalue` clips element-wise.
+
+Every rule above is element by element once the gradient is clipped, so a part of the buffer can
+be updated on its own with the same part of the state (`apply(..., part=(start, stop))`): data-
+parallel training gives each rank its part of the update (trainers.distributed).
 """
 
 import numpy as np
@@ -31,7 +35,11 @@ def _zeros_like(params):
 
 
 class Optimizer:
-    """Base class. Subclasses implement `_update(params, grads, lr)` on flat arrays."""
+    """Base class. Subclasses implement `_update(params, grads, lr)` on flat arrays. One that
+    reads its state through `_slot` (the state arrays' part being updated) sets `_updates_parts`,
+    and may then update a part of the buffer (`apply(part=...)`)."""
+
+    _updates_parts = False
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
@@ -76,6 +84,8 @@ class Optimizer:
         self.built = False
         self._segments = None
         self._average = None
+        self._part = slice(None)  # the part of the buffer that apply() updates
+        self._state_split = False  # each rank's state is current on its part only (state_split)
 
     # ----- learning rate -----
     @property
@@ -129,6 +139,12 @@ class Optimizer:
 
     def get_state(self):
         """The optimizer's variables: {"iterations": int, name: flat array, ...}."""
+        if self._state_split:
+            raise RuntimeError(
+                "The optimizer's state is split over the ranks while `fit` runs data-parallel (each rank "
+                "updates its part of the weights); it is whole again at the end of every epoch and of "
+                "`fit`. Save the model then (ModelCheckpoint with save_freq='epoch'), or pass "
+                "shard_optimizer=False to lstmfast.distribute.init().")
         state = {"iterations": np.int64(self.iterations)}
         state.update({k: v.copy() for k, v in self._all_state_arrays().items()})
         return state
@@ -152,40 +168,70 @@ class Optimizer:
         return 2 + n * len(self._all_state_arrays())
 
     # ----- update -----
-    def _clip(self, grads):
+    def _slot(self, array):
+        """The part of a state array that the update in progress reads and writes."""
+        return array[self._part]
+
+    def _clip(self, grads, total=None):
+        """Clip `grads`, the part of the gradient buffer being updated. total: a function that
+        sums a float64 array over every rank's part (the norms need the whole gradient), or None
+        when `grads` is whole."""
         if self.clipvalue:
             np.clip(grads, -self.clipvalue, self.clipvalue, out=grads)
         elif self.clipnorm:
             # each weight's gradient scaled to at most `clipnorm` in L2 norm
-            for start, stop in self._segments:
-                g = grads[start:stop]
-                norm = float(np.sqrt(np.dot(g, g)))
-                if norm > self.clipnorm:
-                    g *= g.dtype.type(self.clipnorm / norm)
+            a = self._part.start or 0
+            pieces = [(max(start, a) - a, min(stop, a + grads.size) - a) for start, stop in self._segments]
+            if total is None:
+                norms = [float(np.sqrt(np.dot(grads[i:j], grads[i:j]))) for i, j in pieces]
+            else:  # Σ g² of this rank's piece of each weight, summed over the ranks
+                squares = [float(np.dot(grads[i:j], grads[i:j])) if j > i else 0.0 for i, j in pieces]
+                norms = np.sqrt(total(np.array(squares, np.float64)))
+            for (i, j), norm in zip(pieces, norms):
+                if j > i and norm > self.clipnorm:
+                    grads[i:j] *= grads.dtype.type(self.clipnorm / norm)
         elif self.global_clipnorm:
-            norm = float(np.sqrt(np.dot(grads, grads)))
+            if total is None:
+                norm = float(np.sqrt(np.dot(grads, grads)))
+            else:
+                norm = float(np.sqrt(total(np.array([float(np.dot(grads, grads))], np.float64))[0]))
             if not np.isfinite(norm):
                 grads[...] = np.nan
             elif norm > self.global_clipnorm:
                 grads *= grads.dtype.type(self.global_clipnorm / norm)
 
-    def apply(self, params, grads):
-        """One update of the flat `params` from the flat `grads` (which may be clipped in place)."""
+    def apply(self, params, grads, part=None, total=None):
+        """One update of the flat `params` from the flat `grads` (which may be clipped in place).
+
+        part: (start, stop), to update params[start:stop] only, from grads[start:stop] and the
+        same part of the optimizer's state (an optimizer with `_updates_parts`); the rest of the
+        buffer is left as it is. total: with a part, a function that sums a float64 array over
+        the ranks, whose parts together make the whole buffer (clipping by norm needs it).
+        """
         if not self.built:
             self.build(params, [(0, params.size)])
-        self._clip(grads)
-        lr = self.learning_rate
-        if self.weight_decay:
-            params -= params * params.dtype.type(self.weight_decay * lr)
-        self.iterations += 1
-        self._update(params, grads, lr)
-        if self.use_ema:
-            # w̄ = μ·w̄ + (1 − μ)·w, with μ = 0 at the first step (w̄ starts at the weights)
-            mu = params.dtype.type(self.ema_momentum if self.iterations > 1 else 0.0)
-            self._average *= mu
-            self._average += (1 - mu) * params
-            if self.ema_overwrite_frequency and self.iterations % self.ema_overwrite_frequency == 0:
-                params[...] = self._average
+        if part is not None and not self._updates_parts:
+            raise ValueError(f"{type(self).__name__} updates the whole buffer only (it reads its state "
+                             "without `_slot`)")
+        self._part = slice(None) if part is None else slice(*part)
+        try:
+            params, grads = params[self._part], grads[self._part]
+            self._clip(grads, total if part is not None else None)
+            lr = self.learning_rate
+            if self.weight_decay:
+                params -= params * params.dtype.type(self.weight_decay * lr)
+            self.iterations += 1
+            self._update(params, grads, lr)
+            if self.use_ema:
+                # w̄ = μ·w̄ + (1 − μ)·w, with μ = 0 at the first step (w̄ starts at the weights)
+                average = self._slot(self._average)
+                mu = params.dtype.type(self.ema_momentum if self.iterations > 1 else 0.0)
+                average *= mu
+                average += (1 - mu) * params
+                if self.ema_overwrite_frequency and self.iterations % self.ema_overwrite_frequency == 0:
+                    params[...] = average
+        finally:
+            self._part = slice(None)
 
     def finalize_variable_values(self, params):
         """At the end of `fit`: with `use_ema`, the weights become their moving average."""
@@ -235,6 +281,8 @@ class Adam(Optimizer):
     """Keras's Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False).
     Without amsgrad the update is the fused C++ kernel."""
 
+    _updates_parts = True
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                  name="adam", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -261,16 +309,18 @@ class Adam(Optimizer):
 
     def _update(self, params, grads, lr):
         t = self.iterations
+        m, v = self._slot(self._m), self._slot(self._v)
         if not self.amsgrad:
-            ops.adam_update(params, grads, self._m, self._v, learning_rate=lr, beta_1=self.beta_1,
+            ops.adam_update(params, grads, m, v, learning_rate=lr, beta_1=self.beta_1,
                             beta_2=self.beta_2, epsilon=self.epsilon, step=t)
             return
         dt = params.dtype.type
+        vhat = self._slot(self._vhat)
         alpha = lr * np.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        self._m += (grads - self._m) * dt(1 - self.beta_1)
-        self._v += (grads * grads - self._v) * dt(1 - self.beta_2)
-        np.maximum(self._vhat, self._v, out=self._vhat)
-        params -= (self._m * dt(alpha)) / (np.sqrt(self._vhat) + dt(self.epsilon))
+        m += (grads - m) * dt(1 - self.beta_1)
+        v += (grads * grads - v) * dt(1 - self.beta_2)
+        np.maximum(vhat, v, out=vhat)
+        params -= (m * dt(alpha)) / (np.sqrt(vhat) + dt(self.epsilon))
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -279,6 +329,8 @@ class Adam(Optimizer):
 
 class SGD(Optimizer):
     """Keras's SGD(learning_rate=0.01, momentum=0.0, nesterov=False)."""
+
+    _updates_parts = True
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -298,7 +350,7 @@ class SGD(Optimizer):
         if not self.momentum:
             params -= grads * dt(lr)
             return
-        m = self._mom
+        m = self._slot(self._mom)
         m *= dt(self.momentum)
         m -= grads * dt(lr)
         if self.nesterov:
@@ -312,6 +364,8 @@ class SGD(Optimizer):
 
 class RMSprop(Optimizer):
     """Keras's RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False)."""
+
+    _updates_parts = True
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
                  name="rmsprop", **kwargs):
@@ -337,19 +391,22 @@ class RMSprop(Optimizer):
     def _update(self, params, grads, lr):
         dt = params.dtype.type
         rho = dt(self.rho)
-        self._vel *= rho
-        self._vel += (1 - rho) * grads * grads
+        vel = self._slot(self._vel)
+        vel *= rho
+        vel += (1 - rho) * grads * grads
         if self.centered:
-            self._avg *= rho
-            self._avg += (1 - rho) * grads
-            denom = self._vel - self._avg * self._avg + dt(self.epsilon)
+            avg = self._slot(self._avg)
+            avg *= rho
+            avg += (1 - rho) * grads
+            denom = vel - avg * avg + dt(self.epsilon)
         else:
-            denom = self._vel + dt(self.epsilon)
+            denom = vel + dt(self.epsilon)
         increment = dt(lr) * grads / np.sqrt(denom)
         if self._mom is not None:
-            self._mom *= dt(self.momentum)
-            self._mom += increment
-            params -= self._mom
+            mom = self._slot(self._mom)
+            mom *= dt(self.momentum)
+            mom += increment
+            params -= mom
         else:
             params -= increment
 

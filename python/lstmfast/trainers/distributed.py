@@ -11,10 +11,23 @@ A step on rank r with n_r of the step's n = Σ_r n_r samples (n_r may be 0):
 n is known to every rank when each is given the whole arrays (the step's batch is cut from them);
 otherwise a first allreduce of (n_r, n_r·L_r, L_r not finite) finds it before the backward.
 The step follows the gradient of the whole batch's mean loss, as one process would.
+
+In `fit` the update is shared out (ZeRO's first stage; OptimizerParts): with the buffer cut into
+parts P_0 … P_{N−1}, one per rank,
+
+    [Σ_r n_r·L_r | f] = Σ_r [n_r·L_r | L_r not finite]       a small allreduce
+    g[P_r] = Σ_q backward_q(∂L/∂ŷ_q)[P_r]                    one reduce-scatter: rank r its part
+    w[P_r] ← optimizer(w[P_r], g[P_r])                       rank r, with its part of the state
+    w = [w[P_0] | … | w[P_{N−1}]]                            one allgather, to every rank
+
+The same bytes move as in the allreduce of g (which is a reduce-scatter and an allgather), and
+each rank does 1/N of the update's work. The update is element by element and every part starts
+on a multiple of the packet size, so the weights are the bits that the whole update gives.
 """
 
 import numpy as np
 
+from ..parameters import ALIGN, aligned_zeros
 from .epoch_iterator import ArrayBatches, EpochIterator
 from .steps import apply_gradients, backward_from_output, loss_and_output_gradient
 
@@ -129,6 +142,7 @@ def train_step(trainer, strategy, xb, yb, swb, n=None):
     if n_r and trainer._regularized:
         loss += trainer.regularization_loss()  # Σ R(w) (the same on every rank) + this rank's Σ R(y)/B
     finite = bool(np.isfinite(loss))
+    loss_sum = None
     if n is None:
         n, loss_sum, bad = strategy.sum_floats(n_r, n_r * loss if finite else 0.0, not finite)
         if bad:  # every rank skips the update (as one process does after a non-finite loss)
@@ -137,6 +151,17 @@ def train_step(trainer, strategy, xb, yb, swb, n=None):
         backward_from_output(trainer, _scaled(dy, n_r / n), logits_layer)  # ∂L/∂ŷ_r = (n_r/n)·∂L_r/∂ŷ
     else:
         params.grads.fill(0)
+    parts = getattr(trainer, "_optimizer_parts", None)
+    if parts is not None:
+        if loss_sum is None:
+            loss_sum, bad = strategy.sum_floats(n_r * loss if finite else 0.0, not finite)
+            if bad:  # every rank skips the update
+                return float("nan"), n_r, loss
+        parts.step(trainer, strategy)
+        if n_r and trainer._metrics:
+            for m in trainer._metrics:
+                m.update_state(yb, y_pred, swb, mask)
+        return float(loss_sum) / n, n_r, loss
     # One allreduce of [∂L/∂w | n_r·L_r | non-finite]: the step's only meeting of the ranks.
     step = params.grads_and_step
     step[-2:] = (n_r * loss if finite else 0.0, 0.0 if finite else 1.0)
@@ -183,8 +208,48 @@ def rank_callbacks(callbacks, strategy):
     return callbacks if strategy.is_chief else [c for c in callbacks if not getattr(c, "_chief_only", False)]
 
 
-def start(trainer, strategy):
-    """Rank 0's weights and optimizer state on every rank (the start of `fit`)."""
+class OptimizerParts:
+    """The optimizer's update shared out over the ranks (module docstring): the flat buffer cut
+    into one contiguous part per rank, each starting on a multiple of ALIGN elements (a whole
+    number of packets: a part's update runs the vector code that the whole buffer's runs)."""
+
+    def __init__(self, strategy, params):
+        n, size = params.values.size, strategy.size
+        cuts = [0] + [n * r // size // ALIGN * ALIGN for r in range(1, size)] + [n]
+        self.counts = [b - a for a, b in zip(cuts, cuts[1:])]
+        self.displs = cuts[:-1]
+        self.part = (cuts[strategy.rank], cuts[strategy.rank + 1])
+        self._scratch = aligned_zeros(max(self.counts[strategy.rank], 1), params.values.dtype)
+
+    @staticmethod
+    def wanted(trainer, strategy, callbacks):
+        """Whether `fit` shares the update out: asked for (`init(shard_optimizer=True)`), not in
+        deterministic mode, an optimizer that updates parts, and no callback that saves every few
+        steps (the optimizer's state is whole only at the end of an epoch)."""
+        return (strategy.shard_optimizer and not strategy.deterministic and strategy.size > 1
+                and type(trainer.optimizer)._updates_parts
+                and all(getattr(c, "save_freq", "epoch") == "epoch" for c in callbacks or []))
+
+    def step(self, trainer, strategy):
+        """g[P_r] = Σ_q g_q[P_r]; w[P_r] ← optimizer(w[P_r], g[P_r]); w gathered on every rank."""
+        params = trainer._params
+        strategy.reduce_scatter_sum(params.grads, self.counts, self.displs, self._scratch)
+        apply_gradients(trainer, part=self.part, total=lambda squares: strategy.sum_floats(*squares),
+                        gather=lambda values: strategy.allgather_parts(values, self.counts, self.displs))
+        trainer.optimizer._state_split = True
+
+    def gather_state(self, trainer, strategy):
+        """Every rank's part of the optimizer's state on every rank: the state whole again."""
+        opt = trainer.optimizer
+        if opt._state_split:
+            for array in opt._all_state_arrays().values():
+                strategy.allgather_parts(array, self.counts, self.displs)
+            opt._state_split = False
+
+
+def start(trainer, strategy, callbacks=None, share_update=False):
+    """Rank 0's weights and optimizer state on every rank (the start of `fit`); with
+    share_update (fit's, given its callbacks), the update shared out when OptimizerParts.wanted."""
     params = trainer._params
     strategy.broadcast(params.values)
     trainer._distributed_params = params
@@ -192,11 +257,28 @@ def start(trainer, strategy):
     opt.iterations = int(strategy.broadcast_object(int(opt.iterations)))
     for array in opt._all_state_arrays().values():
         strategy.broadcast(array)
+    opt._state_split = False
+    wanted = share_update and OptimizerParts.wanted(trainer, strategy, callbacks)
+    trainer._optimizer_parts = OptimizerParts(strategy, params) if wanted else None
+
+
+def epoch_end(trainer, strategy):
+    """At the end of an epoch, before its callbacks: the loss and metrics summed over the ranks,
+    and the optimizer's state whole again (a checkpoint may save it)."""
+    reduce_totals(trainer, strategy)
+    parts = getattr(trainer, "_optimizer_parts", None)
+    if parts is not None:
+        parts.gather_state(trainer, strategy)
 
 
 def finish(trainer, strategy):
     """The same weights on every rank at the end of `fit` (rank 0's: ranks may differ in the
-    last bits where MPI adds the gradients of more than two ranks in different orders)."""
+    last bits where MPI adds the gradients of more than two ranks in different orders), and the
+    optimizer's state whole."""
+    parts = getattr(trainer, "_optimizer_parts", None)
+    if parts is not None:
+        parts.gather_state(trainer, strategy)
+    trainer._optimizer_parts = None
     if trainer._params is not None and not strategy.deterministic:
         strategy.broadcast(trainer._params.values)
 

@@ -25,12 +25,16 @@ def backward_from_output(model, dy, logits_layer=None):
         logits_layer.__dict__.pop("_gradient_is_for_logits", None)
 
 
-def apply_gradients(model):
+def apply_gradients(model, part=None, total=None, gather=None):
     """w ← optimizer(w, ∂L/∂w + ∂R/∂w) on the flat buffer, then w ← constraint(w) (Keras applies
-    constraints after the step). ∂L/∂w is in the buffer's gradients already."""
+    constraints after the step). ∂L/∂w is in the buffer's gradients already. Data-parallel, with
+    the update shared out (trainers.distributed): `part` and `total` go to `Optimizer.apply`,
+    and `gather(values)` brings every rank's updated part before the constraints."""
     for v in model._weight_regularized:
         v.grad += v.regularizer.gradient(v.value)  # ∂R/∂w
     params = model._params
-    model.optimizer.apply(params.values, params.grads)
+    model.optimizer.apply(params.values, params.grads, part, total)
+    if gather is not None:
+        gather(params.values)
     for v in model._constrained:
         v.value[...] = v.constraint(v.value)

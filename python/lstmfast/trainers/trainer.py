@@ -223,10 +223,10 @@ class Trainer:
         self._ensure_optimizer()
         strategy = distribute.current()  # data-parallel over MPI ranks (trainers.distributed)
         if strategy is not None:
+            distributed.start(self, strategy, callbacks, share_update=True)
             batches, callbacks = distributed.RankBatches(strategy, batches, batch_size), \
                 distributed.rank_callbacks(callbacks, strategy)
             val = val if val is None else distributed.RankBatches(strategy, val)
-            distributed.start(self, strategy)
         self.stop_training = False
         self.training_interrupted = False  # True when Ctrl-C ends this fit
         cbs = callbacks_module.CallbackList(
@@ -236,6 +236,7 @@ class Trainer:
         want_batch_end = cbs.wants("on_train_batch_end")
         logs = {}
         cbs.call("on_train_begin", None)
+        ended = False  # the epochs ended without an exception
         try:
             with InterruptGuard() as guard:
                 for epoch in range(int(initial_epoch), int(epochs)):
@@ -272,7 +273,7 @@ class Trainer:
                                       "batches.", stacklevel=3)
                         break
                     if strategy is not None:
-                        distributed.reduce_totals(self, strategy)
+                        distributed.epoch_end(self, strategy)
                     logs = self._logs()
                     if val is not None and (epoch + 1) % validation_freq == 0:
                         val_logs = self._evaluate_batches(val)
@@ -283,10 +284,13 @@ class Trainer:
                         self.stop_training = bool(strategy.sum_floats(self.stop_training)[0])
                     if self.stop_training:
                         break
+            ended = True
         finally:
             batches.close()
             if val is not None:
                 val.close()
+            if strategy is not None and not ended:
+                self._optimizer_parts = None  # fit raised: its state stays split (get_state refuses it)
         if strategy is not None:
             distributed.finish(self, strategy)
         if epochs > 0 and self._params is not None:
