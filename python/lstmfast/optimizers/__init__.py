@@ -85,7 +85,7 @@ class Optimizer:
         self._segments = None
         self._average = None
         self._part = slice(None)  # the part of the buffer that apply() updates
-        self._state_split = False  # each rank's state is current on its part only (state_split)
+        self._state_split = False  # data-parallel fit: each rank's state current on its part only (trainers.distributed)
 
     # ----- learning rate -----
     @property
@@ -139,7 +139,7 @@ class Optimizer:
 
     def get_state(self):
         """The optimizer's variables: {"iterations": int, name: flat array, ...}."""
-        if self._state_split:
+        if getattr(self, "_state_split", False):
             raise RuntimeError(
                 "The optimizer's state is split over the ranks while `fit` runs data-parallel (each rank "
                 "updates its part of the weights); it is whole again at the end of every epoch and of "
