@@ -173,3 +173,29 @@ def test_timeseries_dataset_from_array_cuts_windows_as_keras_describes():
     assert m.predict(ds, verbose=0).shape == (len(starts), 1)
     with pytest.raises(ValueError, match="cannot hold one window"):
         lf.utils.timeseries_dataset_from_array(data[:5], None, 10)
+
+
+def test_a_timeseries_dataset_answers_the_tf_data_idioms_of_kerass_examples():
+    # Keras's weather example: `for batch in ds.take(1)`, `inputs.numpy().shape`,
+    # `for x, y in ds_val.take(5): model.predict(x)`, `x[0][:, 1].numpy()`.
+    series = np.arange(60, dtype=np.float32).reshape(30, 2)
+    ds = lf.utils.timeseries_dataset_from_array(series, series[:, 0], sequence_length=4, batch_size=8)
+    assert len(ds) == 4  # 27 windows
+    first = list(ds.take(1))
+    assert len(first) == 1
+    x, y = first[0]
+    assert isinstance(x, lf.utils.BatchArray) and type(x.numpy()) is np.ndarray
+    np.testing.assert_array_equal(x.numpy()[1], series[1:5])
+    np.testing.assert_array_equal(x[0][:, 1].numpy(), series[0:4, 1])
+    assert [b[0].shape[0] for b in ds] == [8, 8, 8, 3]
+    assert len(list(ds.take(10))) == 4 and len(list(ds.take(-1))) == 4 and len(ds.take(2).take(5)) == 2
+    plain = list(ds.as_numpy_iterator())
+    assert all(type(a) is np.ndarray for batch in plain for a in batch)
+    np.testing.assert_array_equal(plain[3][1], series[24:27, 0])
+    m = lf.Sequential([L.Input((4, 2)), L.LSTM(3), L.Dense(1)])
+    m.compile(optimizer="adam", loss="mse")
+    history = m.fit(ds.take(2), epochs=2, verbose=0)  # two batches a step each epoch
+    assert len(history.history["loss"]) == 2
+    assert m.predict(ds.take(1), verbose=0).shape == (8, 1)
+    with pytest.raises(TypeError, match="count"):
+        ds.take(1.5)

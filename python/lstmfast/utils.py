@@ -9,7 +9,7 @@ from . import _random
 from .data.text import pad_sequences
 from .trainers.data_sources import PyDataset
 
-__all__ = ["set_random_seed", "to_categorical", "pad_sequences", "PyDataset", "TimeseriesDataset",
+__all__ = ["set_random_seed", "to_categorical", "pad_sequences", "PyDataset", "TimeseriesDataset", "BatchArray",
            "timeseries_dataset_from_array"]
 
 
@@ -54,10 +54,21 @@ def to_categorical(x, num_classes=None):
     return out
 
 
+class BatchArray(np.ndarray):
+    """A numpy array that also answers `.numpy()` (itself, as a plain array), as the tensors of
+    the `tf.data` batches that Keras's `timeseries_dataset_from_array` yields do: Keras code reads
+    `x.numpy()` or `x[0][:, 1].numpy()` from them. Everything else is numpy's."""
+
+    def numpy(self):
+        return np.asarray(self)
+
+
 class TimeseriesDataset(PyDataset):
     """What `timeseries_dataset_from_array` returns: a `PyDataset` whose batch i holds windows
     `data[p : p + sequence_length·sampling_rate : sampling_rate]` for its start positions p (and
-    `targets[p]` beside each), cut out when the batch is read, not stored."""
+    `targets[p]` beside each), cut out when the batch is read, not stored. Batches are
+    `BatchArray`s. For Keras code written against the `tf.data.Dataset` that Keras returns, it
+    iterates (`for x, y in ds`), and has `take(n)` and `as_numpy_iterator()`."""
 
     def __init__(self, data, targets, sequence_length, sequence_stride=1, sampling_rate=1, batch_size=128,
                  shuffle=False, seed=None, start_index=None, end_index=None):
@@ -99,10 +110,51 @@ class TimeseriesDataset(PyDataset):
             raise IndexError(f"batch {index} of {len(self)}")
         index %= len(self)
         p = self.positions[index * self.batch_size:(index + 1) * self.batch_size] + self.start
-        x = np.asarray(self.data)[p[:, None] + self.offsets]  # windows (b, sequence_length, …)
+        x = np.asarray(self.data)[p[:, None] + self.offsets].view(BatchArray)  # windows (b, sequence_length, …)
         if self.targets is None:
             return x
-        return x, np.asarray(self.targets)[p]
+        return x, np.asarray(self.targets)[p].view(BatchArray)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def take(self, count):
+        """The first `count` batches (all of them when `count` is negative), as `tf.data`'s `take`:
+        a `PyDataset` that `fit`, `evaluate` and `predict` take too."""
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+            raise TypeError(f"`count` must be an integer. Received: count={count!r}")
+        return _FirstBatches(self, len(self) if count < 0 else min(int(count), len(self)))
+
+    def as_numpy_iterator(self):
+        """The batches as plain numpy arrays, as `tf.data`'s `as_numpy_iterator`."""
+        for batch in self:
+            yield tuple(np.asarray(a) for a in batch) if isinstance(batch, tuple) else np.asarray(batch)
+
+
+class _FirstBatches(PyDataset):
+    """The first `count` batches of a `TimeseriesDataset` (its `take`)."""
+
+    def __init__(self, source, count):
+        super().__init__(max_queue_size=source.max_queue_size)
+        self.source, self.count = source, count
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, index):
+        if not -self.count <= index < self.count:
+            raise IndexError(f"batch {index} of {self.count}")
+        return self.source[index % self.count]
+
+    def __iter__(self):
+        return (self[i] for i in range(self.count))
+
+    def take(self, count):
+        return self.source.take(min(self.count, count) if count >= 0 else self.count)
+
+    def as_numpy_iterator(self):
+        for batch in self:
+            yield tuple(np.asarray(a) for a in batch) if isinstance(batch, tuple) else np.asarray(batch)
 
 
 def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1, sampling_rate=1,
