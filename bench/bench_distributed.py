@@ -16,7 +16,10 @@ global batch 64); each run times --epochs epochs after a warm-up epoch (median),
 distributed runs also time each step's exchange: the allreduce of the gradient buffer, or, with
 the update shared out (the default), its reduce-scatter and the allgather of the updated weights;
 its time includes waiting for the slower rank. `2x1w` is `2x1` with every rank updating all the
-weights (`init(shard_optimizer=False)`). The configurations take turns for --rounds rounds
+weights (`init(shard_optimizer=False)`). `2x1o` measures overlapping the exchange with the
+backward, as DDP's buckets do: as `2x1w`, but each layer's gradients are summed by an
+`MPI_Iallreduce` posted as soon as that layer's backward ends (MPI moving data whenever the step
+tests its requests between layers), and the step waits for all of them where it would allreduce. The configurations take turns for --rounds rounds
 and the medians pool all rounds.
 
 The cost model (docs/distributed.md): per step, a rank computes for t_c(N) and then sums the
@@ -56,9 +59,9 @@ import lstmfast
 from bench_models import BATCH, build_keras_like, make_data
 
 name, samples, epochs, distributed, out = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1", sys.argv[6]
-threads, whole = int(sys.argv[7]), sys.argv[8] == "1"
+threads, whole, overlap = int(sys.argv[7]), sys.argv[8] == "1", sys.argv[9] == "1"
 if distributed:
-    strategy = lstmfast.distribute.init(threads=threads, shard_optimizer=not whole)
+    strategy = lstmfast.distribute.init(threads=threads, shard_optimizer=not (whole or overlap))
     # The step's exchange of gradients: one allreduce, or a reduce-scatter and the allgather of
     # the updated weights that follows it (not the gathers of the optimizer's state at an epoch's end).
     ar = {"s": 0.0, "n": 0, "scattered": False}
@@ -75,6 +78,16 @@ if distributed:
                 ar["s"] += time.perf_counter() - t
             ar["scattered"] = kind == "scatter"
         return call
+    if overlap:  # DDP's buckets, a layer each: its gradients summed while earlier layers run backward
+        MPI, pending = strategy._MPI, []
+        def overlapped(array):
+            if array.size <= 16:
+                strategy.comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
+                return
+            MPI.Request.Waitall(pending)  # the layers' sums, posted during the backward
+            pending.clear()
+            strategy.comm.Allreduce(MPI.IN_PLACE, array[-2:], op=MPI.SUM)  # the step's loss and flag
+        strategy.allreduce_sum = overlapped
     strategy.allreduce_sum = timed(strategy.allreduce_sum, "allreduce")
     strategy.reduce_scatter_sum = timed(strategy.reduce_scatter_sum, "scatter")
     strategy.allgather_parts = timed(strategy.allgather_parts, "gather")
@@ -83,6 +96,17 @@ else:
 lstmfast.utils.set_random_seed(0)
 x, y = make_data(name, samples)
 model = build_keras_like(name, lstmfast)
+if distributed and overlap:
+    def posting(layer, inner):
+        def backward(dy):
+            out = inner(dy)
+            for v in layer.trainable_weights:  # final now: start their sum over the ranks
+                pending.append(strategy.comm.Iallreduce(MPI.IN_PLACE, v.grad, op=MPI.SUM))
+            MPI.Request.Testall(pending)  # let MPI move what it can
+            return out
+        return backward
+    for layer in model.layers:
+        layer.backward = posting(layer, layer.backward)
 marks = []
 cb = lstmfast.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs=None: marks.append(time.perf_counter()),
                                        on_epoch_end=lambda e, logs=None: marks.append(time.perf_counter()))
@@ -107,7 +131,7 @@ def run_two_alone(name, args, tmp):
     env = {k: v for k, v in os.environ.items() if k not in ("LSTMFAST_NUM_THREADS", "OMP_NUM_THREADS")}
     env["OPENBLAS_NUM_THREADS"] = "1"
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, HERE, name, str(args.samples), str(args.epochs), "0",
-                               out, "1", "0"], env=env) for out in outs]
+                               out, "1", "0", "0"], env=env) for out in outs]
     for p in procs:
         if p.wait(timeout=args.timeout) != 0:
             raise RuntimeError("a benchmark process failed")
@@ -122,10 +146,10 @@ def mpiexec():
     return shutil.which("mpiexec", path=os.path.dirname(sys.executable)) or shutil.which("mpiexec")
 
 
-def run(name, procs, threads, args, tmp, whole=False):
-    out = os.path.join(tmp, f"{name}-{procs}x{threads}{'w' if whole else ''}.json")
+def run(name, procs, threads, args, tmp, mode=""):
+    out = os.path.join(tmp, f"{name}-{procs}x{threads}{mode}.json")
     cmd = [sys.executable, "-c", WORKER, HERE, name, str(args.samples), str(args.epochs), "1" if procs > 1 else "0",
-           out, str(threads), "1" if whole else "0"]
+           out, str(threads), "1" if mode == "w" else "0", "1" if mode == "o" else "0"]
     if procs > 1:
         cmd = [mpiexec(), "-n", str(procs)] + cmd
     env = {k: v for k, v in os.environ.items() if k not in ("LSTMFAST_NUM_THREADS", "OMP_NUM_THREADS")}
@@ -166,7 +190,8 @@ def main():
                    help="rounds in which the configurations take turns; the medians pool them (default 3)")
     p.add_argument("--configs", default="1x1,1x2,2x1,4x1",
                    help="processes x threads, comma-separated; a final w (2x1w): every rank updates all the "
-                        "weights (shard_optimizer=False) instead of its part")
+                        "weights (shard_optimizer=False) instead of its part; a final o (2x1o): as w, with each "
+                        "layer's gradients summed by an MPI_Iallreduce posted as soon as its backward ends")
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument("--json", metavar="PATH")
     p.add_argument("--plot", metavar="PNG", help="draw the cost model's scaling efficiency (needs matplotlib)")
@@ -176,7 +201,7 @@ def main():
     _, warning = load_average_warning()
     if warning:
         print(warning)
-    configs = [(int(c.split("x")[0]), int(c.split("x")[1].rstrip("w")), c.endswith("w"))
+    configs = [(int(c.split("x")[0]), int(c.split("x")[1].rstrip("wo")), c.split("x")[1].lstrip("0123456789"))
                for c in args.configs.split(",")]
     results = {"cpu": cpu_model(), "cores": os.cpu_count(), "samples": args.samples, "epochs": args.epochs,
                "models": {}}
@@ -186,9 +211,9 @@ def main():
         for name in args.models.split(","):
             rows = {}
             for _ in range(args.rounds):  # the configurations take turns, so that a slow spell hits all
-                for pr, th, whole in configs + [("two", "alone", False)]:
-                    r = run(name, pr, th, args, tmp, whole) if pr != "two" else run_two_alone(name, args, tmp)
-                    key = f"{pr}x{th}{'w' if whole else ''}"
+                for pr, th, mode in configs + [("two", "alone", "")]:
+                    r = run(name, pr, th, args, tmp, mode) if pr != "two" else run_two_alone(name, args, tmp)
+                    key = f"{pr}x{th}{mode}"
                     prev = rows.setdefault(key, dict(r, epoch_s=[], allreduce_s=0.0, allreduces=0)
                                            if "allreduce_s" in r else dict(r, epoch_s=[]))
                     prev["epoch_s"] += r["epoch_s"]
