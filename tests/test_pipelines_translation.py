@@ -136,3 +136,44 @@ def test_bleu_against_several_references_matches_sacrebleu(monkeypatch):
     monkeypatch.setitem(sys.modules, "sacrebleu", None)  # lstmfast's own formula
     assert translation.corpus_bleu(hyps, refs) == pytest.approx(want, rel=1e-9)
     assert translation.exact_match(hyps, refs) == pytest.approx(1 / 3)
+
+
+def test_the_mean_of_the_last_epochs_weights_is_kept_when_it_translates_better():
+    # A scripted model whose translation is right only while its one weight is near 1: the
+    # epochs end at 0, 2 and 3; the mean of the first two (1) is the best, and training goes
+    # on from each epoch's own weights.
+    class Model:
+        stop_training = False
+
+        def __init__(self):
+            self.w = np.zeros(1)
+            self.optimizer = type("Opt", (), {"learning_rate": 1e-3})()
+
+        def get_weights(self):
+            return [self.w.copy()]
+
+        def set_weights(self, ws):
+            self.w = ws[0].copy()
+
+    model, saved = Model(), []
+    good, bad = "Il fait beau aujourd'hui.", "Chat."
+    translator = type("T", (), {"translate": lambda self, texts, beam=1: [good if abs(model.w[0] - 1) < 0.1
+                                                                         else bad for _ in texts]})()
+    pairs = [("It is nice today.", good)]
+    selection = translation._bleu_selection(translator, pairs, lambda: saved.append(model.w[0]), patience=5,
+                                            verbose=0, lr_decay=0.5, average=3)
+    selection.set_model(model)
+    selection.on_train_begin()
+    logs_seen = []
+    for w in (0.0, 2.0, 3.0):
+        model.w = np.array([w])
+        logs = {}
+        selection.on_epoch_end(len(logs_seen), logs)
+        logs_seen.append(logs)
+        assert model.w[0] == w  # training goes on from the epoch's own weights
+    assert saved == [0.0, 1.0]  # epoch 1's mean (0 + 2) / 2 improved; epoch 2's (0 + 2 + 3) / 3 did not
+    assert [round(x["val_bleu"]) for x in logs_seen] == [0, 0, 0]
+    assert round(logs_seen[1]["val_bleu_averaged"]) == 100
+    assert model.optimizer.learning_rate == 5e-4  # the third epoch did not improve
+    selection.on_train_end()
+    assert model.w[0] == 1.0  # the best weights, the mean, come back at the end

@@ -561,14 +561,18 @@ def _callbacks(config, save, verbose, selection=None):
     return cbs
 
 
-def _bleu_selection(translator, val_pairs, save, patience, verbose, lr_decay=1.0):
-    """A callback choosing the epoch by what the model is for: after each epoch it translates
+def _bleu_selection(translator, val_pairs, save, patience, verbose, lr_decay=1.0, average=3):
+    """A callback choosing the weights by what the model is for: after each epoch it translates
     the validation sentences greedily and scores BLEU against all their references
-    (logs["val_bleu"]); the model directory is written when BLEU improved; after an epoch
-    without improvement the learning rate is multiplied by `lr_decay` (logs["learning_rate"]:
-    the rate the epoch trained with); training stops after `patience` epochs without
-    improvement, and the best epoch's weights come back at the end. (The validation loss of
-    teacher-forced steps reaches its minimum epochs before BLEU does.)"""
+    (logs["val_bleu"]), for the epoch's weights and for the mean of the weights at the ends of
+    the last `average` epochs (checkpoint averaging, as neural translation systems do:
+    w̄ = (1/k) Σ_{j<k} w_{e−j}, logs["val_bleu_averaged"]); the better of the two is a candidate.
+    The model directory is written when the best BLEU so far improved; after an epoch without
+    improvement the learning rate is multiplied by `lr_decay` (logs["learning_rate"]: the rate
+    the epoch trained with); training stops after `patience` epochs without improvement, and
+    the best weights come back at the end. Training itself always goes on from the epoch's own
+    weights. (The validation loss of teacher-forced steps reaches its minimum epochs before
+    BLEU does.)"""
     from ..callbacks import Callback
 
     references = {}
@@ -580,15 +584,32 @@ def _bleu_selection(translator, val_pairs, save, patience, verbose, lr_decay=1.0
     class BleuSelection(Callback):
         best, wait, weights = -math.inf, 0, None
 
+        def on_train_begin(self, logs=None):
+            self.recent = []  # the weights at the ends of the last `average` epochs
+
         def on_epoch_end(self, epoch, logs=None):
             bleu = corpus_bleu(translator.translate(sources, beam=1), refs)
             rate = float(self.model.optimizer.learning_rate)
             if logs is not None:
                 logs["val_bleu"], logs["learning_rate"] = bleu, rate
             log(verbose, f"validation BLEU (greedy, {len(sources)} sentences): {bleu:.2f}")
-            if bleu > self.best:
-                self.best, self.wait, self.weights = bleu, 0, self.model.get_weights()
-                save()
+            own = self.model.get_weights()
+            self.recent = (self.recent + [own])[-average:] if average > 1 else []
+            candidate, weights, bleu_mean = bleu, own, bleu
+            if len(self.recent) > 1:
+                mean = [np.mean(ws, axis=0, dtype=np.float64).astype(w.dtype) for w, ws in
+                        zip(own, zip(*self.recent))]  # w̄ = (1/k) Σ_j w_{e−j}
+                self.model.set_weights(mean)
+                bleu_mean = corpus_bleu(translator.translate(sources, beam=1), refs)
+                log(verbose, f"validation BLEU of the last {len(self.recent)} epochs' mean weights: {bleu_mean:.2f}")
+                if bleu_mean > bleu:
+                    candidate, weights = bleu_mean, mean
+            if logs is not None:
+                logs["val_bleu_averaged"] = bleu_mean
+            if candidate > self.best:
+                self.best, self.wait, self.weights = candidate, 0, weights
+                self.model.set_weights(weights)
+                save()  # the model directory holds the candidate's weights
             else:
                 self.wait += 1
                 if self.wait >= patience:
@@ -596,6 +617,8 @@ def _bleu_selection(translator, val_pairs, save, patience, verbose, lr_decay=1.0
                 elif lr_decay != 1.0:
                     self.model.optimizer.learning_rate = rate * lr_decay
                     log(verbose, f"learning rate {rate:.3g} -> {rate * lr_decay:.3g}")
+            if len(self.recent) > 1:
+                self.model.set_weights(own)  # training goes on from the epoch's own weights
 
         def on_train_end(self, logs=None):
             if self.weights is not None:
