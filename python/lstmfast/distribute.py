@@ -10,8 +10,9 @@ cores, and makes `fit`, `evaluate` and `predict` data-parallel:
 
 - at the start of `fit`, the weights and the optimizer state of rank 0 are copied to every rank;
 - each step, each rank runs forward and backward on its part of the batch; the gradients, which
-  every model keeps in one flat buffer (`lstmfast.parameters`), are summed over the ranks in one
-  `MPI_Allreduce`, each rank's weighted by its share of the batch:
+  every model keeps in one flat buffer (`lstmfast.parameters`), are summed over the ranks (in one
+  `MPI_Allreduce`, or, in `fit`, as the next point says), each rank's weighted by its share of the
+  batch:
 
       ∂L/∂w = Σ_r (n_r / n) · ∂L_r/∂w        n_r: rank r's samples of the step, n = Σ_r n_r
 
