@@ -162,14 +162,15 @@ def lstmfast_malloc_env():
 
 
 def make_step(framework, args):
-    import torch
-
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
+    """(the step, torch or None): lstmfast's process never imports torch, as its users' need not."""
     batch = data(args.batch, args.steps_len, args.vocab)
-    if framework == "pytorch":
-        return torch_step(torch, args.vocab, args.units, batch), torch
-    if framework == "keras":
+    if framework in ("pytorch", "keras"):
+        import torch
+
+        torch.set_num_threads(args.threads)
+        torch.set_flush_denormal(True)
+        if framework == "pytorch":
+            return torch_step(torch, args.vocab, args.units, batch), torch
         import keras
         return keras_like_step(keras, args.vocab, args.units, batch), torch
     import lstmfast
@@ -178,7 +179,7 @@ def make_step(framework, args):
     step = keras_like_step(lstmfast, args.vocab, args.units, batch)
     if framework == "lstmfast-numpy-dense":
         step = with_numpy_dense(step)
-    return step, torch
+    return step, None
 
 
 def worker(framework, args):
