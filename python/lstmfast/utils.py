@@ -63,7 +63,27 @@ class BatchArray(np.ndarray):
         return np.asarray(self)
 
 
-class TimeseriesDataset(PyDataset):
+class _TfDataIdioms(PyDataset):
+    """What Keras code written against a `tf.data.Dataset` asks of a dataset of batches:
+    iteration (`for x, y in ds`), `take(n)` and `as_numpy_iterator()`."""
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def take(self, count):
+        """The first `count` batches (all of them when `count` is negative), as `tf.data`'s `take`:
+        a `PyDataset` that `fit`, `evaluate` and `predict` take too."""
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
+            raise TypeError(f"`count` must be an integer. Received: count={count!r}")
+        return _FirstBatches(self, len(self) if count < 0 else min(int(count), len(self)))
+
+    def as_numpy_iterator(self):
+        """The batches as plain numpy arrays, as `tf.data`'s `as_numpy_iterator`."""
+        for batch in self:
+            yield tuple(np.asarray(a) for a in batch) if isinstance(batch, tuple) else np.asarray(batch)
+
+
+class TimeseriesDataset(_TfDataIdioms):
     """What `timeseries_dataset_from_array` returns: a `PyDataset` whose batch i holds windows
     `data[p : p + sequence_length·sampling_rate : sampling_rate]` for its start positions p (and
     `targets[p]` beside each), cut out when the batch is read, not stored. Batches are
@@ -115,24 +135,9 @@ class TimeseriesDataset(PyDataset):
             return x
         return x, np.asarray(self.targets)[p].view(BatchArray)
 
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
 
-    def take(self, count):
-        """The first `count` batches (all of them when `count` is negative), as `tf.data`'s `take`:
-        a `PyDataset` that `fit`, `evaluate` and `predict` take too."""
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)):
-            raise TypeError(f"`count` must be an integer. Received: count={count!r}")
-        return _FirstBatches(self, len(self) if count < 0 else min(int(count), len(self)))
-
-    def as_numpy_iterator(self):
-        """The batches as plain numpy arrays, as `tf.data`'s `as_numpy_iterator`."""
-        for batch in self:
-            yield tuple(np.asarray(a) for a in batch) if isinstance(batch, tuple) else np.asarray(batch)
-
-
-class _FirstBatches(PyDataset):
-    """The first `count` batches of a `TimeseriesDataset` (its `take`)."""
+class _FirstBatches(_TfDataIdioms):
+    """The first `count` batches of a dataset (its `take`)."""
 
     def __init__(self, source, count):
         super().__init__(max_queue_size=source.max_queue_size)
@@ -145,16 +150,6 @@ class _FirstBatches(PyDataset):
         if not -self.count <= index < self.count:
             raise IndexError(f"batch {index} of {self.count}")
         return self.source[index % self.count]
-
-    def __iter__(self):
-        return (self[i] for i in range(self.count))
-
-    def take(self, count):
-        return self.source.take(min(self.count, count) if count >= 0 else self.count)
-
-    def as_numpy_iterator(self):
-        for batch in self:
-            yield tuple(np.asarray(a) for a in batch) if isinstance(batch, tuple) else np.asarray(batch)
 
 
 def timeseries_dataset_from_array(data, targets, sequence_length, sequence_stride=1, sampling_rate=1,

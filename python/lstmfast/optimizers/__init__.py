@@ -85,7 +85,7 @@ class Optimizer:
         self._segments = None
         self._average = None
         self._part = slice(None)  # the part of the buffer that apply() updates
-        self._state_split = False  # data-parallel fit: each rank's state current on its part only (trainers.distributed)
+        self._state_split = False  # data-parallel fit: state current on this rank's part only
 
     # ----- learning rate -----
     @property

@@ -604,12 +604,13 @@ def _bleu_selection(translator, val_pairs, save, patience, verbose, lr_decay=1.0
                 log(verbose, f"validation BLEU of the last {len(self.recent)} epochs' mean weights: {bleu_mean:.2f}")
                 if bleu_mean > bleu:
                     candidate, weights = bleu_mean, mean
+                else:
+                    self.model.set_weights(own)
             if logs is not None:
                 logs["val_bleu_averaged"] = bleu_mean
             if candidate > self.best:
                 self.best, self.wait, self.weights = candidate, 0, weights
-                self.model.set_weights(weights)
-                save()  # the model directory holds the candidate's weights
+                save()  # the model holds the candidate's weights
             else:
                 self.wait += 1
                 if self.wait >= patience:
@@ -617,7 +618,7 @@ def _bleu_selection(translator, val_pairs, save, patience, verbose, lr_decay=1.0
                 elif lr_decay != 1.0:
                     self.model.optimizer.learning_rate = rate * lr_decay
                     log(verbose, f"learning rate {rate:.3g} -> {rate * lr_decay:.3g}")
-            if len(self.recent) > 1:
+            if weights is not own:
                 self.model.set_weights(own)  # training goes on from the epoch's own weights
 
         def on_train_end(self, logs=None):

@@ -128,10 +128,11 @@ def _length(index, n):
     return len(range(*index.indices(n))) if isinstance(index, slice) else len(index)
 
 
-def train_step(trainer, strategy, xb, yb, swb, n=None):
+def train_step(trainer, strategy, xb, yb, swb, n=None, parts=None):
     """One data-parallel optimizer step (module docstring); n: the step's samples over all ranks
     where every rank knows it (whole arrays), else None (one more allreduce, before the backward,
-    finds it). Returns (the step's loss, n_r, L_r)."""
+    finds it); parts: fit's OptimizerParts, or None (one allreduce, the whole update on every
+    rank). Returns (the step's loss, n_r, L_r)."""
     n_r = 0 if xb is None else xb.shape[0]
     params = trainer._params
     loss = 0.0
@@ -142,7 +143,7 @@ def train_step(trainer, strategy, xb, yb, swb, n=None):
     if n_r and trainer._regularized:
         loss += trainer.regularization_loss()  # Σ R(w) (the same on every rank) + this rank's Σ R(y)/B
     finite = bool(np.isfinite(loss))
-    loss_sum = None
+    loss_sum, bad = None, False
     if n is None:
         n, loss_sum, bad = strategy.sum_floats(n_r, n_r * loss if finite else 0.0, not finite)
         if bad:  # every rank skips the update (as one process does after a non-finite loss)
@@ -151,29 +152,24 @@ def train_step(trainer, strategy, xb, yb, swb, n=None):
         backward_from_output(trainer, _scaled(dy, n_r / n), logits_layer)  # ∂L/∂ŷ_r = (n_r/n)·∂L_r/∂ŷ
     else:
         params.grads.fill(0)
-    parts = getattr(trainer, "_optimizer_parts", None)
-    if parts is not None:
-        if loss_sum is None:
-            loss_sum, bad = strategy.sum_floats(n_r * loss if finite else 0.0, not finite)
-            if bad:  # every rank skips the update
-                return float("nan"), n_r, loss
-        parts.step(trainer, strategy)
-        if n_r and trainer._metrics:
-            for m in trainer._metrics:
-                m.update_state(yb, y_pred, swb, mask)
-        return float(loss_sum) / n, n_r, loss
-    # One allreduce of [∂L/∂w | n_r·L_r | non-finite]: the step's only meeting of the ranks.
-    step = params.grads_and_step
-    step[-2:] = (n_r * loss if finite else 0.0, 0.0 if finite else 1.0)
-    strategy.allreduce_sum(step)
-    if step[-1] != 0:  # some rank's loss was not finite: every rank skips the update
+    if parts is None:
+        # One allreduce of [∂L/∂w | n_r·L_r | non-finite]: the step's only meeting of the ranks.
+        step = params.grads_and_step
+        step[-2:] = (n_r * loss if finite else 0.0, 0.0 if finite else 1.0)
+        strategy.allreduce_sum(step)
+        loss_sum, bad = step[-2], step[-1] != 0
+    elif loss_sum is None:
+        loss_sum, bad = strategy.sum_floats(n_r * loss if finite else 0.0, not finite)
+    if bad:  # some rank's loss was not finite: every rank skips the update
         return float("nan"), n_r, loss
-    global_loss = float(step[-2]) / n
-    apply_gradients(trainer)  # ∂R/∂w added once, after the sum over the ranks
+    if parts is None:
+        apply_gradients(trainer)  # ∂R/∂w added once, after the sum over the ranks
+    else:
+        parts.step(trainer, strategy)
     if n_r and trainer._metrics:
         for m in trainer._metrics:
             m.update_state(yb, y_pred, swb, mask)
-    return global_loss, n_r, loss
+    return float(loss_sum) / n, n_r, loss
 
 
 def train_on_batch(trainer, strategy, params, x, y, sw):
@@ -248,8 +244,9 @@ class OptimizerParts:
 
 
 def start(trainer, strategy, callbacks=None, share_update=False):
-    """Rank 0's weights and optimizer state on every rank (the start of `fit`); with
-    share_update (fit's, given its callbacks), the update shared out when OptimizerParts.wanted."""
+    """Rank 0's weights and optimizer state on every rank (the start of `fit`). Returns fit's
+    OptimizerParts when share_update (fit's, given its callbacks) and OptimizerParts.wanted,
+    else None."""
     params = trainer._params
     strategy.broadcast(params.values)
     trainer._distributed_params = params
@@ -259,26 +256,23 @@ def start(trainer, strategy, callbacks=None, share_update=False):
         strategy.broadcast(array)
     opt._state_split = False
     wanted = share_update and OptimizerParts.wanted(trainer, strategy, callbacks)
-    trainer._optimizer_parts = OptimizerParts(strategy, params) if wanted else None
+    return OptimizerParts(strategy, params) if wanted else None
 
 
-def epoch_end(trainer, strategy):
+def epoch_end(trainer, strategy, parts):
     """At the end of an epoch, before its callbacks: the loss and metrics summed over the ranks,
     and the optimizer's state whole again (a checkpoint may save it)."""
     reduce_totals(trainer, strategy)
-    parts = getattr(trainer, "_optimizer_parts", None)
     if parts is not None:
         parts.gather_state(trainer, strategy)
 
 
-def finish(trainer, strategy):
+def finish(trainer, strategy, parts=None):
     """The same weights on every rank at the end of `fit` (rank 0's: ranks may differ in the
     last bits where MPI adds the gradients of more than two ranks in different orders), and the
     optimizer's state whole."""
-    parts = getattr(trainer, "_optimizer_parts", None)
     if parts is not None:
         parts.gather_state(trainer, strategy)
-    trainer._optimizer_parts = None
     if trainer._params is not None and not strategy.deterministic:
         strategy.broadcast(trainer._params.values)
 

@@ -222,8 +222,9 @@ class Trainer:
                                    validation_split, validation_data, validation_steps, validation_batch_size)
         self._ensure_optimizer()
         strategy = distribute.current()  # data-parallel over MPI ranks (trainers.distributed)
+        parts = None  # the optimizer's update shared out over the ranks (trainers.distributed)
         if strategy is not None:
-            distributed.start(self, strategy, callbacks, share_update=True)
+            parts = distributed.start(self, strategy, callbacks, share_update=True)
             batches, callbacks = distributed.RankBatches(strategy, batches, batch_size), \
                 distributed.rank_callbacks(callbacks, strategy)
             val = val if val is None else distributed.RankBatches(strategy, val)
@@ -236,7 +237,6 @@ class Trainer:
         want_batch_end = cbs.wants("on_train_batch_end")
         logs = {}
         cbs.call("on_train_begin", None)
-        ended = False  # the epochs ended without an exception
         try:
             with InterruptGuard() as guard:
                 for epoch in range(int(initial_epoch), int(epochs)):
@@ -252,7 +252,7 @@ class Trainer:
                                 n = xb.shape[0]
                             else:  # the batch's loss; this rank's samples and their loss
                                 loss, n, local = distributed.train_step(self, strategy, xb, yb, swb,
-                                                                        batches.step_samples)
+                                                                        batches.step_samples, parts)
                             self._loss_total += local * n
                             self._loss_count += n
                             seen += 1
@@ -273,7 +273,7 @@ class Trainer:
                                       "batches.", stacklevel=3)
                         break
                     if strategy is not None:
-                        distributed.epoch_end(self, strategy)
+                        distributed.epoch_end(self, strategy, parts)
                     logs = self._logs()
                     if val is not None and (epoch + 1) % validation_freq == 0:
                         val_logs = self._evaluate_batches(val)
@@ -284,15 +284,12 @@ class Trainer:
                         self.stop_training = bool(strategy.sum_floats(self.stop_training)[0])
                     if self.stop_training:
                         break
-            ended = True
         finally:
             batches.close()
             if val is not None:
                 val.close()
-            if strategy is not None and not ended:
-                self._optimizer_parts = None  # fit raised: its state stays split (get_state refuses it)
         if strategy is not None:
-            distributed.finish(self, strategy)
+            distributed.finish(self, strategy, parts)
         if epochs > 0 and self._params is not None:
             self.optimizer.finalize_variable_values(self._params.values)  # use_ema: the averaged weights
         cbs.call("on_train_end", logs)
