@@ -12,6 +12,7 @@
 
 #include "adam.h"
 #include "attention.h"
+#include "dropout.h"
 #include "embedding.h"
 #include "lstm.h"
 #include "matmul.h"
@@ -523,6 +524,31 @@ void register_dtype(py::module_& m, const char* suffix) {
                                          }, eps);
         }, py::arg("p").noconvert(), py::arg("t").noconvert(), py::arg("g").noconvert(), py::arg("eps"),
         "(per-row crossentropy, its gradient with respect to the softmax's logits scaled by g).");
+  m.def(("dropout_" + sfx).c_str(), [](const Arr<S>& x, double rate, std::uint64_t key) {
+          if (!(rate >= 0.0 && rate < 1.0)) throw std::invalid_argument("dropout rate must be in [0, 1)");
+          Arr<S> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+          const S* px = x.data();
+          S* py_ = y.mutable_data();
+          const Index n = x.size();
+          {
+            py::gil_scoped_release release;
+            dropout(px, n, rate, key, py_);
+          }
+          return y;
+        }, py::arg("x").noconvert(), py::arg("rate"), py::arg("key"),
+        "x · keep / (1 − rate), keep drawn from the key and each element's index (dropout.h).");
+  m.def(("dropout_mask_" + sfx).c_str(), [](py::ssize_t n, double rate, std::uint64_t key) {
+          if (!(rate >= 0.0 && rate < 1.0)) throw std::invalid_argument("dropout rate must be in [0, 1)");
+          if (n < 0) throw std::invalid_argument("dropout_mask needs n >= 0");
+          Arr<S> mask(n);
+          S* pm = mask.mutable_data();
+          {
+            py::gil_scoped_release release;
+            dropout_mask(static_cast<Index>(n), rate, key, pm);
+          }
+          return mask;
+        }, py::arg("n"), py::arg("rate"), py::arg("key"),
+        "keep / (1 − rate) for elements 0..n−1: the mask dropout_ multiplies by.");
   m.def(("activation_" + sfx).c_str(), [](const Arr<S>& x, int code) {
           if (code < 0 || code > kHardSigmoidCode)
             throw std::invalid_argument("activation code must be 0 (tanh), 1 (relu), 2 (sigmoid), 3 (linear) or "

@@ -37,6 +37,8 @@ __all__ = [
     "adam_update",
     "embedding_forward",
     "embedding_backward",
+    "dropout",
+    "dropout_mask",
     "matmul",
     "softmax",
     "crossentropy_on_softmax",
@@ -628,6 +630,30 @@ def crossentropy_on_softmax(p, targets, g, *, epsilon=1e-7, sparse=False):
         return _core_fn("xent_softmax_sparse", p.dtype)(p, targets, g, float(epsilon))
     targets = _array("targets", np.ascontiguousarray(targets, p.dtype), p.dtype, shape=p.shape, check_finite=False)
     return _core_fn("xent_softmax_dense", p.dtype)(p, targets, g, float(epsilon))
+
+
+def _dropout_rate(rate):
+    rate = float(rate)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"`rate` must be in [0, 1); got {rate!r}")
+    return rate
+
+
+def dropout(x, rate, key) -> np.ndarray:
+    """Inverted dropout of a C-contiguous float32 or float64 array: ``x · keep / (1 − rate)``,
+    element i kept when its draw ``u_i = hash(key, i) / 2³²`` is at least ``rate``
+    (cpp/dropout.h). The draws depend on ``key`` (an integer in [0, 2⁶⁴)) and the index alone,
+    so the same call on ∂L/∂y gives the backward ∂L/∂x, and no thread count changes a bit."""
+    x = _array("x", x, check_finite=False)
+    return _core_fn("dropout", x.dtype)(x, _dropout_rate(rate), int(key))
+
+
+def dropout_mask(n, rate, key, dtype=np.float32) -> np.ndarray:
+    """``keep / (1 − rate)`` for elements 0..n−1: the mask :func:`dropout` multiplies by."""
+    dt = np.dtype(dtype)
+    if dt not in (np.float32, np.float64):
+        raise TypeError(f"`dtype` must be float32 or float64; got {dt}")
+    return _core_fn("dropout_mask", dt)(int(n), _dropout_rate(rate), int(key))
 
 
 def softmax(x) -> np.ndarray:

@@ -1,11 +1,12 @@
 """Dropout: in training, zero each input element with probability `rate` and scale the rest by
-1 / (1 - rate); at inference, the identity. The keep mask comes from the layer's own seeded numpy
-Generator. SpatialDropout1D drops whole channels: one keep mask per (sample, channel), shared
-by every time step."""
+1 / (1 - rate); at inference, the identity. Each training call draws a 64-bit key from the
+layer's own seeded numpy Generator; element i is kept when hash(key, i)/2³² ≥ rate, computed in
+C++ (cpp/dropout.h), and the backward recomputes that mask from the key. SpatialDropout1D drops
+whole channels: one keep mask per (sample, channel), shared by every time step."""
 
 import numpy as np
 
-from .. import _random
+from .. import _random, ops
 from .layer import Layer, _check_rate
 
 
@@ -22,21 +23,37 @@ class Dropout(Layer):
         self.built = True
 
     def forward(self, x, mask=None, training=False):
+        self._key = self._keep = None
         if not training or self.rate == 0.0:
-            self._keep = None
             return x
         shape = x.shape
         if self.noise_shape is not None:
             shape = tuple(s if n is None else n for s, n in zip(x.shape, self.noise_shape))
-        keep = self._gen.rng.random(shape, dtype=np.float64) >= self.rate
-        # scaled mask: 0 where dropped, 1/(1-rate) where kept
-        self._keep = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.rate)) if self.rate < 1 else keep.astype(x.dtype)
+        if self.rate >= 1.0:  # every element dropped
+            self._keep = np.zeros(shape, x.dtype)
+            return x * self._keep
+        # One 64-bit key per call; element i is kept when hash(key, i)/2³² ≥ rate (cpp/dropout.h).
+        key = int(self._gen.rng.integers(0, 2**64, dtype=np.uint64))
+        if tuple(shape) == x.shape and x.dtype in (np.float32, np.float64):
+            self._key = key  # y = x · keep / (1 − rate); the backward redraws keep from the key
+            return ops.dropout(np.ascontiguousarray(x), self.rate, key)
+        # A noise shape broadcasts one mask over some axes: keep it for the backward.
+        dt = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
+        self._keep = ops.dropout_mask(int(np.prod(shape)), self.rate, key, dt).reshape(shape)
+        self._keep = self._keep.astype(x.dtype, copy=False)
         return x * self._keep
 
     def backward(self, dy):
+        # ∂L/∂x = ∂L/∂y · keep / (1 − rate)
+        if self._key is not None:
+            return ops.dropout(np.ascontiguousarray(dy, self._dtype_of(dy)), self.rate, self._key)
         if self._keep is None:
             return dy
         return dy * self._keep
+
+    @staticmethod
+    def _dtype_of(dy):
+        return dy.dtype if dy.dtype in (np.float32, np.float64) else np.float64
 
     def get_config(self):
         config = super().get_config()
