@@ -6,17 +6,18 @@ on the same split, subword units and batches, and scored the same way: the refer
     python bench/bench_translation.py --model-dir fr-model
     python bench/bench_translation.py --seconds 60 --max-pairs 8000    # a short check
 
-The PyTorch model: nn.Embedding(6000, 128) -> bidirectional nn.LSTM(128) over the packed source
-(its final states, concatenated, start the decoder) -> nn.LSTM(256) over the shifted reference ->
-dot-product attention over the encoder outputs, padding masked -> tanh(nn.Linear(512, 256)) ->
-nn.Linear(256, 6000); cross-entropy over the real target tokens; Adam(1e-3, eps 1e-7); batches of
-64 pairs of similar length in a new random order every epoch, as lstmfast's fit reads them; each
-epoch at the learning rate lstmfast's run trained that epoch with (MODEL_DIR/history.json: the
-rate falls after an epoch without a better validation BLEU), the last one beyond. It
-trains until the wall time of lstmfast's training run (read from MODEL_DIR/pipeline.json, or
---seconds) is spent, then decodes the held-out sentences greedily and with a beam of 4 through
-lstmfast's own decoding loops (pipelines/seq2seq.py), and scores them with the pipeline's BLEU and
-chrF against all references. Both use 2 threads (--threads).
+The PyTorch model: nn.Embedding(6000, 128) -> nn.Dropout -> bidirectional nn.LSTM(128) over the
+packed source (its final states, concatenated, start the decoder) -> nn.LSTM(256) over the shifted
+reference (embedded, nn.Dropout) -> dot-product attention over the encoder outputs, padding masked
+-> tanh(nn.Linear(512, 256)) -> nn.Dropout -> nn.Linear(256, 6000), the dropout rate that of
+lstmfast's run (its pipeline.json; --dropout without one); cross-entropy over the real target
+tokens; Adam(1e-3, eps 1e-7); batches of 64 pairs of similar length in a new random order every
+epoch, as lstmfast's fit reads them; each epoch at the learning rate lstmfast's run trained that
+epoch with (MODEL_DIR/history.json: the rate falls after an epoch without a better validation
+BLEU), the last one beyond. It trains until the wall time of lstmfast's training run (read from
+MODEL_DIR/pipeline.json, or --seconds) is spent, then decodes the held-out sentences greedily and
+with a beam of 4 through lstmfast's own decoding loops (pipelines/seq2seq.py), and scores them with
+the pipeline's BLEU and chrF against all references. Both use 2 threads (--threads).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 from machine import cpu_model
 
 
-def build(torch, vs, vt_in, vt, emb, units):
+def build(torch, vs, vt_in, vt, emb, units, dropout=0.0):
     nn = torch.nn
 
     class Translator(nn.Module):
@@ -44,22 +45,24 @@ def build(torch, vs, vt_in, vt, emb, units):
             self.decoder = nn.LSTM(emb, units, batch_first=True)
             self.attentional = nn.Linear(2 * units, units)
             self.out = nn.Linear(units, vt)
+            self.dropout = nn.Dropout(dropout)  # the identity in eval()
 
         def encode(self, src):
             lengths = (src != 0).sum(1).clamp(min=1)
-            packed = nn.utils.rnn.pack_padded_sequence(self.src_emb(src), lengths, batch_first=True,
+            packed = nn.utils.rnn.pack_padded_sequence(self.dropout(self.src_emb(src)), lengths, batch_first=True,
                                                        enforce_sorted=False)
             memory, (h, c) = self.encoder(packed)
             memory, _ = nn.utils.rnn.pad_packed_sequence(memory, batch_first=True, total_length=src.shape[1])
             return memory, torch.cat([h[0], h[1]], -1)[None], torch.cat([c[0], c[1]], -1)[None]
 
         def step(self, tokens, memory, h, c):
-            decoded, (h, c) = self.decoder(self.tgt_emb(tokens), (h, c))
+            decoded, (h, c) = self.decoder(self.dropout(self.tgt_emb(tokens)), (h, c))
             scores = decoded @ memory.transpose(1, 2)  # d_t · e_s
             padding = memory.abs().sum(-1) == 0  # the packed encoder leaves zeros on padding
             scores = scores.masked_fill(padding[:, None, :], float("-inf"))
             context = torch.softmax(scores, -1) @ memory
-            return self.out(torch.tanh(self.attentional(torch.cat([decoded, context], -1)))), h, c
+            attentional = torch.tanh(self.attentional(torch.cat([decoded, context], -1)))
+            return self.out(self.dropout(attentional)), h, c
 
         def forward(self, src, tgt_in):
             memory, h, c = self.encode(src)
@@ -97,6 +100,8 @@ def main(argv=None):
     p.add_argument("--max-pairs", type=int, help="use at most this many Tatoeba pairs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dropout", type=float, help="dropout rate (default: the model directory's, else the "
+                                                 "pipeline's default)")
     p.add_argument("--json", metavar="PATH")
     args = p.parse_args(argv)
     import torch
@@ -125,7 +130,9 @@ def main(argv=None):
         tgt = tr._vocab(cfg.level, cfg.lower, cfg.max_vocab, [t for _, t in train_pairs], cfg.seed)
     s_tr, t_tr = src.encode([s for s, _ in train_pairs]), tgt.encode([t for _, t in train_pairs])
     batches = tr._PairBatches(s_tr, t_tr, cfg.batch_size, tgt.bos_id, tgt.eos_id).dataset
-    model = build(torch, src.input_size, tgt.input_size, tgt.size, cfg.embedding_dim, cfg.units)
+    dropout = args.dropout if args.dropout is not None else marker.get("config", {}).get(
+        "dropout", 0.0 if marker else cfg.dropout)  # a model directory from before dropout: none
+    model = build(torch, src.input_size, tgt.input_size, tgt.size, cfg.embedding_dim, cfg.units, dropout)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate, eps=1e-7)
     rng = np.random.default_rng(args.seed)
     start, steps, epoch, losses = time.monotonic(), 0, 0, []
@@ -165,7 +172,8 @@ def main(argv=None):
         results[name] = {"bleu": tr.corpus_bleu(outputs, refs), "chrf": tr.corpus_chrf(outputs, refs),
                          "exact_match": tr.exact_match(outputs, refs)}
     print(f"\nTatoeba en->fr, {len(sources)} held-out sentences; {args.threads} threads; {cpu_model()}")
-    print(f"PyTorch {torch.__version__}: {steps} steps in {trained:.0f} s ({epoch} epochs, the last maybe partial)")
+    print(f"PyTorch {torch.__version__}: {steps} steps in {trained:.0f} s ({epoch} epochs, the last maybe partial), "
+          f"dropout {dropout}")
     lstmfast_scores = {}
     if args.model_dir and os.path.exists(os.path.join(args.model_dir, "metrics.json")):
         with open(os.path.join(args.model_dir, "metrics.json"), encoding="utf-8") as f:

@@ -84,6 +84,22 @@ def at_least(n):
     return parse
 
 
+def a_rate(text):
+    """An argparse type for a probability in [0, 1) (a dropout rate)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+a_rate.__name__ = "number in [0, 1)"
+
+
 def option(default, help, *, every_command=False, commands=None, **flag):
     """A setting that is also a flag of the command (``max_vocab`` -> ``--max-vocab``).
 

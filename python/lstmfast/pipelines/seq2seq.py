@@ -2,14 +2,17 @@
 
 Training model (teacher forcing: the decoder reads the reference shifted right by one)::
 
-    source ids (B, S) -> Embedding(mask_zero) -> Bidirectional(LSTM(H/2), return_state)
+    source ids (B, S) -> Embedding(mask_zero) [-> Dropout] -> Bidirectional(LSTM(H/2), return_state)
         -> e_1..e_S (B, S, H),  h_0 = [h_fwd | h_bwd],  c_0 = [c_fwd | c_bwd]
-    target ids (B, T), <begin> first -> Embedding(mask_zero) -> LSTM(H) from (h_0, c_0) -> d_1..d_T
+    target ids (B, T), <begin> first -> Embedding(mask_zero) [-> Dropout] -> LSTM(H) from (h_0, c_0)
+        -> d_1..d_T
     a_t = softmax_s(d_t · e_s)   c_t = Σ_s a_ts e_s            Luong "dot" attention (Attention)
     h̃_t = tanh([d_t | c_t] · W_c + b_c)                         the attentional state (Dense)
-    p(y_t | y_<t, x) = softmax(h̃_t · W_s + b_s)                 Dense(V, softmax)
+    p(y_t | y_<t, x) = softmax(dropout(h̃_t) · W_s + b_s)        Dense(V, softmax)
 
-(Luong, Pham and Manning, 2015.) Every layer is one of lstmfast's Keras layers with a name, so
+(Luong, Pham and Manning, 2015.) With `dropout` > 0, training zeroes each embedded token's
+features and each attentional state's with that probability (Dropout layers; the identity at
+inference, so the inference models leave them out). Every layer is one of lstmfast's Keras layers with a name, so
 that the inference models below take the trained layers by name from a loaded model.
 
 Inference: the encoder model maps the source to (e, h_0, c_0); the decoder model takes one
@@ -25,10 +28,11 @@ import numpy as np
 __all__ = ["build_attention_model", "inference_models", "greedy_decode", "beam_decode"]
 
 
-def build_attention_model(source_size, target_input_size, target_size, embedding_dim, units, learning_rate):
+def build_attention_model(source_size, target_input_size, target_size, embedding_dim, units, learning_rate,
+                          dropout=0.0):
     """The compiled training model: inputs [source ids, target ids with <begin>], output p."""
     from ..initializers import RandomNormal
-    from ..layers import LSTM, Attention, Bidirectional, Concatenate, Dense, Embedding, Input
+    from ..layers import LSTM, Attention, Bidirectional, Concatenate, Dense, Dropout, Embedding, Input
     from ..models import Model
     from ..optimizers import Adam
 
@@ -40,17 +44,23 @@ def build_attention_model(source_size, target_input_size, target_size, embedding
     # first epochs then learn far faster (docs/pipelines.md).
     encoded = Embedding(source_size, embedding_dim, mask_zero=True, name="source_embedding",
                         embeddings_initializer=RandomNormal(stddev=1.0))(source)
+    if dropout:
+        encoded = Dropout(dropout, name="source_dropout")(encoded)
     memory, hf, cf, hb, cb = Bidirectional(LSTM(units // 2, return_sequences=True, return_state=True),
                                            name="encoder")(encoded)
     h0 = Concatenate(name="encoder_h")([hf, hb])
     c0 = Concatenate(name="encoder_c")([cf, cb])
     embedded = Embedding(target_input_size, embedding_dim, mask_zero=True, name="target_embedding",
                          embeddings_initializer=RandomNormal(stddev=1.0))(target)
+    if dropout:
+        embedded = Dropout(dropout, name="target_dropout")(embedded)
     decoded, _, _ = LSTM(units, return_sequences=True, return_state=True, name="decoder")(
         embedded, initial_state=[h0, c0])
     context = Attention(name="attention")([decoded, memory])
     both = Concatenate(name="decoder_and_context")([decoded, context])
     attentional = Dense(units, activation="tanh", name="attentional")(both)
+    if dropout:
+        attentional = Dropout(dropout, name="attentional_dropout")(attentional)
     probs = Dense(target_size, activation="softmax", name="next_token")(attentional)
     model = Model([source, target], probs, name="translator")
     model.compile(optimizer=Adam(learning_rate=learning_rate), loss="sparse_categorical_crossentropy")

@@ -45,8 +45,8 @@ import numpy as np
 
 from .. import data as D
 from .common import (
-    PipelineError, Stopwatch, at_least, fit_or_stop, format_table, history_dict, load_pipeline_model, log, option,
-    plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
+    PipelineError, Stopwatch, a_rate, at_least, fit_or_stop, format_table, history_dict, load_pipeline_model, log,
+    option, plot_saved_history, resolve_out, save_pipeline, seed_everything, set_threads, setting, write_json,
 )
 
 PIPELINE = "translate"
@@ -90,6 +90,8 @@ class TranslateConfig:
     reverse_source: bool = setting(True, "repeat model: feed the source tokens last-to-first (Sutskever et al., 2014)")
     max_vocab: int = option(6000, "subword units, or words, per side (the rest map to an unknown token)",
                             type=at_least(32))
+    dropout: float = option(0.2, "attention: dropout of the embedded source and target tokens and of the "
+                                 "attentional state, in training (0: none)", type=a_rate)
     embedding_dim: int | None = setting(None, "source Embedding width; None: 128 with attention; for repeat, "
                                               "one-hot unless the source vocabulary exceeds 1,000 tokens (then 128)")
     seed: int = option(0, "seed of the split, the initial weights and the shuffling", type=at_least(0))
@@ -651,7 +653,7 @@ def _fit_attention(config, train_pairs, val_pairs, out, desc, verbose):
     max_target = max(len(t) for t in t_tr)
     log(verbose, f"tokens ({config.level}): source {src.size}, target {tgt.size}; longest target {max_target} tokens")
     model = build_attention_model(src.input_size, tgt.input_size, tgt.size, config.embedding_dim, config.units,
-                                  config.learning_rate)
+                                  config.learning_rate, config.dropout)
     translator = _AttentionTranslator(model, src, tgt, max_target)
     marker = _marker(config, src, tgt, desc, {"train": len(train_pairs), "val": len(val_pairs)},
                      max_target_len=max_target)
