@@ -84,6 +84,15 @@ def test_command_line_parses_the_common_options():
         build_parser().parse_args(["forecast", "train", "--epochs", "0"])
     with pytest.raises(SystemExit):
         build_parser().parse_args(["cook", "train"])
+    assert build_parser().parse_args(["translate", "train", "--dropout", "0.3"]).dropout == 0.3
+
+
+@pytest.mark.parametrize("rate", ["1", "-0.1", "much"])
+def test_a_dropout_rate_outside_0_1_is_refused_with_status_2(rate, capsys):
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(["translate", "train", "--dropout", rate])
+    assert e.value.code == 2
+    assert "expected a number in [0, 1)" in capsys.readouterr().err
 
 
 def test_format_table_aligns_columns():
@@ -148,14 +157,15 @@ def test_a_config_option_becomes_a_train_flag_with_its_type_default_and_help(mon
 
 def test_every_pipeline_is_a_command_with_its_config_options():
     from lstmfast.pipelines import PIPELINES
-    from lstmfast.pipelines.common import options
+    from lstmfast.pipelines.common import a_rate, options
 
     parser = build_parser()
     for name, module in PIPELINES.items():
         assert module.PIPELINE == name
         for field in options(module.CONFIG):
             flag = "--" + field.name.replace("_", "-")
-            value = "100" if field.type != "bool" else None  # above every option's minimum
+            # above every count's minimum; a rate in [0, 1)
+            value = None if field.type == "bool" else "0.5" if field.metadata["flag"].get("type") is a_rate else "100"
             argv = [name, "train", flag] + ([value] if value else [])
             if field.metadata["flag"].get("choices"):
                 argv[-1] = field.metadata["flag"]["choices"][-1]
