@@ -11,32 +11,11 @@ formulas (the loss module's path before the kernels) against ops.softmax + ops.c
 """
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
 
-from machine import cpu_model
-
-
-def median_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
-def in_turns(ref, ours, repeats):
-    """(numpy ms, lstmfast ms): medians of three rounds, the two taking turns."""
-    a, b = [], []
-    for _ in range(3):
-        a.append(median_ms(ref, repeats))
-        b.append(median_ms(ours, repeats))
-    return statistics.median(a), statistics.median(b)
+from machine import cpu_model, in_turns
 
 
 def numpy_softmax_crossentropy(z, labels, g, eps=1e-7):
@@ -80,7 +59,7 @@ def main(argv=None):
                      "dW": (lambda: x.T @ dz, lambda: ops.matmul(x, dz, transpose_a=True)),
                      "dx": (lambda: dz @ w.T, lambda: ops.matmul(dz, w, transpose_b=True))}
             for name, (ref, ours) in cases.items():
-                a, b = in_turns(ref, ours, max(3, args.repeats * 60 // n) if n > 60 else args.repeats)
+                a, b = in_turns([ref, ours], max(3, args.repeats * 60 // n) if n > 60 else args.repeats)
                 print(f"{n:>8} {name:>8} {a:9.3f} {b:12.3f} {b / a:6.2f}")
         print(f"\nsoftmax + crossentropy and its gradient, {args.rows} rows")
         print(f"{'outputs':>8} {'numpy ms':>9} {'lstmfast ms':>12} {'ratio':>6}")
@@ -88,8 +67,8 @@ def main(argv=None):
             z = rng.standard_normal((args.rows, n)).astype(np.float32)
             labels = rng.integers(0, n, args.rows)
             g = np.full(args.rows, 1.0 / args.rows, np.float32)
-            a, b = in_turns(lambda: numpy_softmax_crossentropy(z, labels, g),
-                            lambda: ops.crossentropy_on_softmax(ops.softmax(z), labels, g, sparse=True),
+            a, b = in_turns([lambda: numpy_softmax_crossentropy(z, labels, g),
+                             lambda: ops.crossentropy_on_softmax(ops.softmax(z), labels, g, sparse=True)],
                             max(3, args.repeats * 60 // n) if n > 60 else args.repeats)
             print(f"{n:>8} {a:9.3f} {b:12.3f} {b / a:6.2f}")
     return 0

@@ -13,32 +13,11 @@ y = x·keep/(1 − rate); the backward ∂L/∂x = ∂L/∂y·keep/(1 − rate) 
 """
 
 import argparse
-import statistics
 import sys
-import time
 
 import numpy as np
 
-from machine import cpu_model
-
-
-def median_ms(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
-
-
-def in_turns(fns, repeats):
-    """Medians of three rounds, the functions taking turns."""
-    runs = [[] for _ in fns]
-    for _ in range(3):
-        for r, fn in zip(runs, fns):
-            r.append(median_ms(fn, repeats))
-    return [statistics.median(r) for r in runs]
+from machine import cpu_model, in_turns
 
 
 def main(argv=None):

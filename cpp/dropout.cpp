@@ -23,9 +23,7 @@ inline std::uint32_t fmix32(std::uint32_t h) {
   return h;
 }
 
-// The 32-bit draws of element indices [i0, i0 + m) (within one block of 2³²) for the key
-// halves (k0, k1): h_i = fmix32(fmix32(i·φ + k0) ⊕ k1), φ = 2³²/golden ratio. Written as a
-// plain loop over 32-bit words, which the compiler turns into vector code.
+// The two 32-bit halves (k0, k1) of the key of one block of 2³² elements.
 struct Keys {
   std::uint32_t k0, k1;
 };
@@ -39,13 +37,29 @@ inline Keys block_keys(std::uint64_t key, std::uint64_t block) {
   return {static_cast<std::uint32_t>(z), static_cast<std::uint32_t>(z >> 32)};
 }
 
-// keep_i / (1 − rate) for i in [i0, i0 + m) (one tile, within one block of 2³² elements):
-// 1/(1 − rate) where element i is kept (u_i ≥ rate), else 0. One vectorised loop: hash,
-// compare, select.
+// What every draw is compared with and scaled by: keep ⇔ h ≥ threshold, threshold =
+// ⌈rate · 2³²⌉ (rate < 1, so it fits 32 bits); a kept value is multiplied by 1/(1 − rate).
 template <typename S>
-void tile_mask(std::uint64_t key, std::uint32_t threshold, S scale, Index i0, Index m, S* mask) {
+struct Keep {
+  std::uint32_t threshold;
+  S scale;
+  explicit Keep(double rate)
+      : threshold(static_cast<std::uint32_t>(std::ceil(rate * 4294967296.0))),
+        scale(static_cast<S>(1.0 / (1.0 - rate))) {}
+};
+
+// mask[j] = keep_{i0+j} / (1 − rate) for j in [0, m) (one tile, within one block of 2³²
+// elements): 1/(1 − rate) where element i = i0 + j is kept, else 0. Its draw is
+//   h_i = fmix32(fmix32(i·φ + k0) ⊕ k1),  φ = 2³²/golden ratio,  kept ⇔ h_i ≥ threshold,
+// one plain loop over 32-bit words (hash, compare, select) that the compiler vectorises.
+template <typename S>
+void tile_mask(std::uint64_t key, Keep<S> keep, Index i0, Index m, S* mask) {
   const Keys k = block_keys(key, static_cast<std::uint64_t>(i0) >> 32);
   const std::uint32_t base = static_cast<std::uint32_t>(i0);
+  // In locals: read through a struct inside the select, the scale would count as a load that
+  // only some lanes make, and the loop would not be vectorised.
+  const std::uint32_t threshold = keep.threshold;
+  const S scale = keep.scale;
   for (Index j = 0; j < m; ++j) {
     const std::uint32_t i = base + static_cast<std::uint32_t>(j);
     const std::uint32_t h = fmix32(fmix32(i * 0x9e3779b9u + k.k0) ^ k.k1);
@@ -53,26 +67,20 @@ void tile_mask(std::uint64_t key, std::uint32_t threshold, S scale, Index i0, In
   }
 }
 
-// f(i0, m, mask) for every tile [i0, i0 + m) of [0, n) on the kernels' threads, mask holding
-// that tile's keep / (1 − rate).
-template <typename S, typename F>
-void for_each_tile(Index n, double rate, std::uint64_t key, F&& f) {
-  // keep ⇔ h ≥ threshold, threshold = ⌈rate · 2³²⌉ (rate < 1, so it fits 32 bits).
-  const std::uint32_t threshold = static_cast<std::uint32_t>(std::ceil(rate * 4294967296.0));
-  const S scale = static_cast<S>(1.0 / (1.0 - rate));
-  parallel_for_tiles((n + kBlock - 1) / kBlock, [&](Index t) {
-    const Index i0 = t * kBlock, m = std::min(kBlock, n - i0);
-    alignas(64) S mask[kBlock];
-    tile_mask(key, threshold, scale, i0, m, mask);
-    f(i0, m, mask);
-  });
+// f(i0, m) for every tile [i0, i0 + m) of [0, n), on the kernels' threads.
+template <typename F>
+void for_each_tile(Index n, F&& f) {
+  parallel_for_tiles((n + kBlock - 1) / kBlock, [&](Index t) { f(t * kBlock, std::min(kBlock, n - t * kBlock)); });
 }
 
 }  // namespace
 
 template <typename S>
 void dropout(const S* x, Index n, double rate, std::uint64_t key, S* y) {
-  for_each_tile<S>(n, rate, key, [&](Index i0, Index m, const S* mask) {
+  const Keep<S> keep(rate);
+  for_each_tile(n, [&](Index i0, Index m) {
+    alignas(64) S mask[kBlock];
+    tile_mask(key, keep, i0, m, mask);
     const S* xi = x + i0;
     S* yi = y + i0;
     // y = x · keep / (1 − rate): a product, as Keras's x · mask (a dropped NaN stays NaN)
@@ -82,7 +90,8 @@ void dropout(const S* x, Index n, double rate, std::uint64_t key, S* y) {
 
 template <typename S>
 void dropout_mask(Index n, double rate, std::uint64_t key, S* mask) {
-  for_each_tile<S>(n, rate, key, [&](Index i0, Index m, const S* tile) { std::copy(tile, tile + m, mask + i0); });
+  const Keep<S> keep(rate);
+  for_each_tile(n, [&](Index i0, Index m) { tile_mask(key, keep, i0, m, mask + i0); });
 }
 
 template void dropout<float>(const float*, Index, double, std::uint64_t, float*);

@@ -10,14 +10,6 @@ from lstmfast import layers as L
 from lstmfast import ops
 
 
-@pytest.fixture
-def restore_threads():
-    n, policy = lstmfast.get_num_threads(), lstmfast.get_thread_policy()
-    yield
-    lstmfast.set_num_threads(n)
-    lstmfast.set_thread_policy(policy)
-
-
 @pytest.mark.parametrize("rate", [0.05, 0.2, 0.5, 0.9])
 def test_the_kept_fraction_is_one_minus_rate_and_kept_values_are_scaled(rate):
     n = 1_000_003  # not a multiple of a tile

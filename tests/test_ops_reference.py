@@ -363,13 +363,6 @@ def test_each_instruction_set_build_matches_the_reference(isa, tmp_path):
             assert_close(got, want, TOL[dtype][0 if name in ("outputs", "h_T", "c_T") else 1], f"{isa} {name}")
 
 
-@pytest.fixture
-def restore_threads():
-    n = lstmfast.get_num_threads()
-    yield
-    lstmfast.set_num_threads(n)
-
-
 # float64 once gave different last bits depending on where a buffer started (Eigen's packet and
 # scalar sigmoid differ by an ulp, and alignment decided which elements took which path).
 DTYPES = (np.float32, np.float64)

@@ -14,14 +14,6 @@ from lstmfast import ops
 from lstmfast._core import core
 
 
-@pytest.fixture
-def restore_threads():
-    n, policy = lstmfast.get_num_threads(), lstmfast.get_thread_policy()
-    yield
-    lstmfast.set_num_threads(n)
-    lstmfast.set_thread_policy(policy)
-
-
 def test_contended_cores_halve_the_team():
     assert core.next_team_size(8, 8, 0.5, 0.0) == 4
     assert core.next_team_size(4, 8, 0.2, 3.0) == 2   # contention wins over idle readings

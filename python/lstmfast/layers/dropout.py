@@ -10,6 +10,11 @@ from .. import _random, ops
 from .layer import Layer, _check_rate
 
 
+def _kernel_dtype(dtype):
+    """The dtype the dropout kernel computes in: the array's own when float32 or float64."""
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
 class Dropout(Layer):
     """Keras's `Dropout(rate, noise_shape=None, seed=None)`; passes masks through."""
 
@@ -37,23 +42,19 @@ class Dropout(Layer):
         if tuple(shape) == x.shape and x.dtype in (np.float32, np.float64):
             self._key = key  # y = x · keep / (1 − rate); the backward redraws keep from the key
             return ops.dropout(np.ascontiguousarray(x), self.rate, key)
-        # A noise shape broadcasts one mask over some axes: keep it for the backward.
-        dt = x.dtype if x.dtype in (np.float32, np.float64) else np.float64
-        self._keep = ops.dropout_mask(int(np.prod(shape)), self.rate, key, dt).reshape(shape)
-        self._keep = self._keep.astype(x.dtype, copy=False)
+        # A noise shape broadcasts one mask over some axes (or x is of a dtype the kernel lacks):
+        # keep the mask for the backward.
+        mask = ops.dropout_mask(int(np.prod(shape)), self.rate, key, _kernel_dtype(x.dtype))
+        self._keep = mask.reshape(shape).astype(x.dtype, copy=False)
         return x * self._keep
 
     def backward(self, dy):
         # ∂L/∂x = ∂L/∂y · keep / (1 − rate)
         if self._key is not None:
-            return ops.dropout(np.ascontiguousarray(dy, self._dtype_of(dy)), self.rate, self._key)
+            return ops.dropout(np.ascontiguousarray(dy, _kernel_dtype(dy.dtype)), self.rate, self._key)
         if self._keep is None:
             return dy
         return dy * self._keep
-
-    @staticmethod
-    def _dtype_of(dy):
-        return dy.dtype if dy.dtype in (np.float32, np.float64) else np.float64
 
     def get_config(self):
         config = super().get_config()
