@@ -12,6 +12,7 @@
 
 #include "adam.h"
 #include "attention.h"
+#include "concat.h"
 #include "dropout.h"
 #include "embedding.h"
 #include "lstm.h"
@@ -524,6 +525,30 @@ void register_dtype(py::module_& m, const char* suffix) {
                                          }, eps);
         }, py::arg("p").noconvert(), py::arg("t").noconvert(), py::arg("g").noconvert(), py::arg("eps"),
         "(per-row crossentropy, its gradient with respect to the softmax's logits scaled by g).");
+  m.def(("concat_" + sfx).c_str(), [](const std::vector<Arr<S>>& xs, py::ssize_t outer) {
+          // Each x viewed as (outer, size / outer): ops.concatenate has checked the shapes.
+          if (xs.empty() || outer < 1) throw std::invalid_argument("concat needs arrays and outer >= 1");
+          std::vector<const S*> ptrs;
+          std::vector<Index> inner;
+          Index width = 0;
+          for (const auto& x : xs) {
+            if (x.size() % outer != 0)
+              throw std::invalid_argument("concat: an array of " + std::to_string(x.size()) +
+                                          " values does not split into " + std::to_string(outer) + " rows");
+            ptrs.push_back(x.data());
+            inner.push_back(static_cast<Index>(x.size() / outer));
+            width += inner.back();
+          }
+          Arr<S> y({static_cast<py::ssize_t>(outer), static_cast<py::ssize_t>(width)});
+          S* py_ = y.mutable_data();
+          {
+            py::gil_scoped_release release;
+            concat_rows(static_cast<Index>(outer), ptrs, inner, py_);
+          }
+          return y;
+        },
+        py::arg("xs").noconvert(), py::arg("outer"),
+        "The arrays, each viewed as (outer, ·), joined row by row into (outer, Σ widths) (concat.h).");
   m.def(("dropout_" + sfx).c_str(), [](const Arr<S>& x, double rate, std::uint64_t key) {
           if (!(rate >= 0.0 && rate < 1.0)) throw std::invalid_argument("dropout rate must be in [0, 1)");
           Arr<S> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));

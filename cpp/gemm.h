@@ -285,6 +285,33 @@ struct PackedGemm {
     return all_set(finite);
   }
 
+  // Writes rows [r0, r0 + n) of B (K × N, row-major, rows ld apart, src its row r0) where
+  // pack_parallel(·, cols, dst) puts them, zeros included in a last panel's missing columns:
+  // a matrix produced row block by row block (an LSTM's dz, step by step) is packed while its
+  // rows are still in cache, instead of in a pass of its own afterwards. No maps.
+  static void pack_rows(const S* src, Index ld, Index r0, Index n, Index K, Index N, Index cols, S* dst) {
+    using namespace Eigen::internal;
+    for (Index j0 = 0; j0 < N; j0 += cols) {
+      const Index nt = std::min(cols, N - j0), np = (nt + NR - 1) / NR;
+      S* tile = dst + j0 * K;
+      for (Index i = 0; i < n; ++i) {
+        const Index r = r0 + i, k0 = r / kKc * kKc, kc = std::min(kKc, K - k0);
+        const S* s = src + i * ld + j0;
+        S* d = tile + k0 * np * NR + (r - k0) * NR;  // row r of the chunk's first panel
+        for (Index p = 0; p < np; ++p, d += kc * NR) {
+          const Index nc = std::min<Index>(NR, nt - p * NR);
+          if (nc == NR) {
+            pstoreu(d, ploadu<Packet>(s + p * NR));
+            pstoreu(d + PS, ploadu<Packet>(s + p * NR + PS));
+          } else {
+            std::copy_n(s + p * NR, nc, d);
+            std::fill(d + nc, d + NR, S(0));
+          }
+        }
+      }
+    }
+  }
+
   // Packs rows [0, R) × columns [0, kc) of A (element (r, k) at A[r·ars + k·aks]) k-major:
   // dst[k·R + r], so the micro-kernel reads R consecutive values per k.
   template <int R>
@@ -526,10 +553,13 @@ struct PackedGemm {
   // pack_parallel with the same cols: A is read from L2 by one tile's panels, and the row
   // tiles do not depend on the thread count (the column tiles change no sum: any cols gives
   // the same bits).
+  // rows_per_tile, when given, replaces tile_rows(M): a caller may cut the rows finer where that
+  // changes no sum (every row block of at least three rows sums k after k: see matmul).
   static void run_parallel(const View& A, const S* Bp, Index cols, const OutView& C, Accumulate accumulate,
-                           const View& Y = {}, Sums sums = Sums::Partial) {
+                           const View& Y = {}, Sums sums = Sums::Partial, Index rows_per_tile = 0) {
     const Index M = C.rows, N = C.cols, K = A.cols;
-    const Index mr = tile_rows(M), mt = row_tiles(M), nt = (N + cols - 1) / cols;
+    const Index mr = rows_per_tile > 0 ? rows_per_tile : tile_rows(M), mt = (M + mr - 1) / mr;
+    const Index nt = (N + cols - 1) / cols;
     parallel_for_tiles(mt * nt, [&](Index t) {
       const Index r0 = (t / nt) * mr, c0 = (t % nt) * cols;
       const Index m = std::min(mr, M - r0), n = std::min(cols, N - c0);

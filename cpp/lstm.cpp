@@ -373,20 +373,9 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   if (!finite) throw NonFiniteWeights("kernel");
   const S* W_panels = pre ? pre->W.data() : W_here.data();
   if (one_hot) {
-    // A one-hot x_t picks one row of W: z = x_t·W + b = W[id, :] + b (columns in tile order).
+    // A one-hot x_t picks one row of W: z = x_t·W + b = W[id, :] + b, written by the time
+    // loop for each step's tile just before its recurrent product adds to it.
     if (check && !all_finite(W, D * G)) throw NonFiniteWeights("kernel");
-    parallel_for_tiles(T, [&](Index s) {
-      for (Index b = 0; b < B; ++b) {
-        S* z = k.gates.data() + (s * B + b) * G;
-        const Index id = k.ids[s * B + b];
-        if (id < 0) {
-          std::copy(bias, bias + G, z);  // a step of zeros: z = b
-          continue;
-        }
-        const S* w = W + id * G;
-        for (Index j = 0; j < G; ++j) z[j] = w[colmap ? colmap[j] : j] + bias[j];
-      }
-    });
   } else if (!step_projection) {
     const auto X = MatrixView<const S>::row_major(x_direct ? in.x : k.x.data(), Tx * B, D, D);
     const auto Z = MatrixView<S>::row_major(constant ? z0.data() : k.gates.data(), Tx * B, G, G);
@@ -451,7 +440,24 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
     // product adds nothing. Row b of the tile's z is at z_rows + (b − t.b0)·z_ld.
     S* z_rows;
     Index z_ld;
-    if (!step_projection) {
+    if (one_hot) {  // z_t = W[id, :] + b over the tile's columns (in tile order); b for a step of zeros
+      z_rows = rows.z_rows(s) + t.b0 * rows.z_ld + t.c0;
+      z_ld = rows.z_ld;
+      for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
+        S* z = z_rows + (b - t.b0) * z_ld;
+        const Index id = k.ids[s * B + b];
+        const S* bias_t = bias + t.c0;
+        if (id < 0) {
+          std::copy(bias_t, bias_t + w4, z);
+        } else if (colmap) {
+          const S* w_row = W + id * G;
+          for (Index j = 0; j < w4; ++j) z[j] = w_row[colmap[t.c0 + j]] + bias_t[j];
+        } else {
+          const S* w_row = W + id * G + t.c0;
+          for (Index j = 0; j < w4; ++j) z[j] = w_row[j] + bias_t[j];
+        }
+      }
+    } else if (!step_projection) {
       z_rows = rows.z_rows(s) + t.b0 * rows.z_ld + t.c0;
       z_ld = rows.z_ld;
     } else {  // z_t = x_t·W + b
@@ -582,6 +588,21 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // db = Σ_s Σ_b dz_s[b]: each batch tile sums its own rows inside the loop, while they are
   // in cache (steps in processing order backwards, rows in order), into its own row here.
   std::vector<S> db_tiles(grads.dbias ? tl.n_batch_tiles * G : 0, S(0));
+  // So does a one-hot input's dW = Xᵀ·dZ, which adds each row's dz_s,b into the row of its id,
+  // dW[id, :] += dz_s,b, into the batch tile's own copy of dW (when the copies are small;
+  // otherwise after the loop, below).
+  const bool one_hot = !k.ids.empty();
+  const bool dw_in_loop = one_hot && tl.n_batch_tiles * D * G * Index(sizeof(S)) <= kInLoopGradientBytes;
+  std::vector<S> dW_tiles(dw_in_loop ? tl.n_batch_tiles * D * G : 0, S(0));
+  // dZ is packed for the weight gradients' products (dU = H_prevᵀ·dZ, dW = Xᵀ·dZ) tile by
+  // tile inside the loop too, when the packed columns are Keras's (one unit tile).
+  const Index* tiled = nullptr;
+  const std::vector<Index> tiled_cols = tl.identity() ? std::vector<Index>() : tl.tiled_columns();
+  if (!tiled_cols.empty()) tiled = tiled_cols.data();
+  const bool pack_in_loop = tiled == nullptr;
+  Buffer<S> dZ_panels(PG::packed_size(T * B, G));
+  // dZ's panels serve dW (D rows) and dU (H rows): one tile width for both.
+  const Index dz_cols = PG::tile_cols(std::min(D, H), G);
   // (double's cell backward works in 2w values of its thread's scratch; float's in registers)
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
   const Index scratch_size = std::is_same_v<S, float> ? 0 : 2 * tl.unit_tile;
@@ -603,7 +624,11 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       lstm_cell_backward(phi, sigma, k.gates.data() + (s * B + b) * G + t.c0, k.c.data() + (s * B + b) * H + t.u0,
                          k.c.data() + ((s + 1) * B + b) * H + t.u0, d_h, dc.data() + b * H + t.u0, dz, w, work);
       if (grads.dbias) ArrMap<S>(db_tiles.data() + t.bt * G + t.c0, w4) += CArrMap<S>(dz, w4);
+      if (dw_in_loop && k.ids[s * B + b] >= 0)
+        ArrMap<S>(dW_tiles.data() + (t.bt * D + k.ids[s * B + b]) * G + t.c0, w4) += CArrMap<S>(dz, w4);
     }
+    if (pack_in_loop)
+      PG::pack_rows(dZ.data() + (s * B + t.b0) * ldz, ldz, s * B + t.b0, t.bn, T * B, G, dz_cols, dZ_panels.data());
   });
 
   // Gradients of the initial state, when asked for: dh0 = dz_0·Uᵀ ⊙ m_h (+ pass), dc0 = the
@@ -617,12 +642,9 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
 
   // Weight gradients after the loop, as large GEMMs over all T·B rows, straight into the
   // caller's arrays: dZ's columns are packed in Keras's order (through a map from tile order).
-  const std::vector<Index> tiled_cols = tl.identity() ? std::vector<Index>() : tl.tiled_columns();
-  const Index* colmap = tiled_cols.empty() ? nullptr : tiled_cols.data();
-  Buffer<S> dZ_panels(PG::packed_size(T * B, G));
-  // dZ's panels serve dW (D rows) and dU (H rows): one tile width for both.
-  const Index dz_cols = PG::tile_cols(std::min(D, H), G);
-  PG::pack_parallel(View::row_major(dZ.data(), T * B, G, ldz), dz_cols, dZ_panels.data(), Reorder{colmap});
+  const Index* colmap = tiled;
+  if (!pack_in_loop)
+    PG::pack_parallel(View::row_major(dZ.data(), T * B, G, ldz), dz_cols, dZ_panels.data(), Reorder{colmap});
   // A constant input meets the sum of the steps' gradients: Σ_s dz_s (B, 4H), summed in
   // step order for every element.
   const bool constant = cfg.constant_input;
@@ -636,7 +658,17 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     });
     PG::pack_parallel(View::row_major(dZ_sum.data(), B, G, G), dz_cols, dZ_sum_panels.data(), Reorder{colmap});
   }
-  if (!k.ids.empty()) {
+  if (dw_in_loop) {
+    // The batch tiles' copies of dW, added in tile order (to Keras's column order).
+    parallel_for_tiles(D, [&](Index r) {
+      S* dst = grads.dkernel + r * G;
+      for (Index c = 0; c < G; ++c) {
+        S acc = dW_tiles[r * G + (colmap ? colmap[c] : c)];
+        for (Index bt = 1; bt < tl.n_batch_tiles; ++bt) acc += dW_tiles[(bt * D + r) * G + (colmap ? colmap[c] : c)];
+        dst[c] = acc;
+      }
+    });
+  } else if (one_hot) {
     // One-hot input: dW = Xᵀ·dZ adds each step's dz_s,b into the row of its id, dW[id, :] +=
     // dz_s,b. Threads own fixed blocks of columns and add the rows in step order, so the sums
     // do not depend on the thread count.
@@ -697,15 +729,27 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
 template <typename S>
 bool one_hot_rows(const S* x, Index rows, Index D, std::vector<int32_t>& ids) {
   ids.assign(rows, -1);
-  for (Index r = 0; r < rows; ++r) {
-    const S* row = x + r * D;
-    for (Index d = 0; d < D; ++d) {
-      if (row[d] == S(0)) continue;
-      if (row[d] != S(1) || ids[r] >= 0) return false;  // not 0/1, or a second 1
-      ids[r] = static_cast<int32_t>(d);
+  // Rows in fixed blocks on the kernels' threads. A row counts its ones and its values that
+  // are neither 0 nor 1 in one branch-free (vectorised) pass, then finds its 1.
+  constexpr Index kRows = 256;
+  const Index nblocks = (rows + kRows - 1) / kRows;
+  std::vector<char> ok(nblocks, 1);
+  parallel_for_tiles(nblocks, [&](Index blk) {
+    for (Index r = blk * kRows; r < std::min(rows, (blk + 1) * kRows); ++r) {
+      const S* row = x + r * D;
+      Index ones = 0, other = 0;
+      for (Index d = 0; d < D; ++d) {
+        ones += row[d] == S(1);
+        other += row[d] != S(0) && row[d] != S(1);
+      }
+      if (other || ones > 1) {  // not 0/1 (NaN included), or a second 1
+        ok[blk] = 0;
+        return;
+      }
+      if (ones) ids[r] = static_cast<int32_t>(std::find(row, row + D, S(1)) - row);
     }
-  }
-  return true;
+  });
+  return all_set(ok);
 }
 
 // =======================================================================================

@@ -45,18 +45,25 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, std::vector<Index>& o
   offsets.assign(tl.n_unit_tiles + 1, 0);
   for (Index k = 0; k < tl.n_unit_tiles; ++k) offsets[k + 1] = offsets[k] + PG::packed_size(H, kNumGates * tl.width(k));
   Buffer<S> panels(offsets.back());
-  // Every (unit tile, K chunk) piece on its own, all in parallel.
-  const Index nk = PG::num_chunks(H);
+  // Every (unit tile, K chunk, group of kGroup panels) piece on its own, all in parallel: a
+  // piece packs its panels of the chunk as pack_chunk packs a whole chunk (kc rows, panel
+  // after panel), at their place in it.
+  constexpr Index kGroup = 8;
+  const Index nk = PG::num_chunks(H), ng = (PG::packed_size(1, kNumGates * tl.unit_tile) / PG::NR + kGroup - 1) / kGroup;
   const Stores stores = PG::packing_stores(H, G);
   const CheckFinite check = finite ? CheckFinite::Yes : CheckFinite::No;
-  std::vector<char> ok(tl.n_unit_tiles * nk, 1);
-  parallel_for_tiles(tl.n_unit_tiles * nk, [&](Index t) {
-    const Index k = t / nk, k0 = t % nk * PG::kKc, w = tl.width(k);
-    const Index c0 = kNumGates * tl.u0(k);  // the tile's first packed column
-    // With a map, its columns are source columns: the tile reads U from its start.
-    const auto src = MatrixView<const S>::row_major(colmap ? U : U + c0, H, kNumGates * w, G);
-    ok[t] = PG::pack_chunk(src, k0, panels.data() + offsets[k], Reorder{colmap ? colmap + c0 : nullptr}, check,
-                           stores);
+  std::vector<char> ok(tl.n_unit_tiles * nk * ng, 1);
+  parallel_for_tiles(tl.n_unit_tiles * nk * ng, [&](Index t) {
+    const Index k = t / (nk * ng), k0 = t / ng % nk * PG::kKc, g = t % ng, w = tl.width(k);
+    const Index n = kNumGates * w, n0 = g * kGroup * PG::NR;  // the tile's columns, the piece's first
+    if (n0 >= n) return;
+    const Index m = std::min(kGroup * PG::NR, n - n0), kc = std::min(PG::kKc, H - k0);
+    const Index np = (n + PG::NR - 1) / PG::NR;
+    const Index c0 = kNumGates * tl.u0(k) + n0;  // the piece's first packed column
+    // With a map, its columns are source columns: the piece reads U's rows from their start.
+    const auto src = MatrixView<const S>::row_major((colmap ? U : U + c0) + k0 * G, kc, m, G);
+    S* dst = panels.data() + offsets[k] + k0 * np * PG::NR + n0 / PG::NR * kc * PG::NR;
+    ok[t] = PG::pack_chunk(src, 0, dst, Reorder{colmap ? colmap + c0 : nullptr}, check, stores);
   });
   if (finite) *finite = all_set(ok);
   return panels;

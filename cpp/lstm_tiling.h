@@ -69,6 +69,12 @@ inline bool project_by_step(const GateTiling& tl, Index D) {
   return D <= kStepProjectionD && D <= 4 * tl.batch_tile;
 }
 
+// The backward of a one-hot input adds each step's dz rows into its dW = Xᵀ·dZ inside the time
+// loop, into a copy of dW per batch tile, when those copies take at most this many bytes
+// (n_batch_tiles · D · 4H values); larger ones are summed after the loop from dZ. The order of
+// the sums depends on the sizes alone either way.
+constexpr Index kInLoopGradientBytes = Index(8) << 20;
+
 // Runs body(s, k) for every tile k of every step s = 0..T−1 (or T−1..0 when reverse), each
 // thread owning the tiles k ≡ tid (mod threads) for the whole loop. When units are split
 // across tiles, step s needs all of step s−1 and the threads meet at a barrier; otherwise

@@ -23,22 +23,38 @@ void matmul(const MatrixView<const S>& A, const MatrixView<const S>& B, const S*
         C.data[r * C.rs + j] = (accumulate == Accumulate::Yes ? C.data[r * C.rs + j] : S(0)) + (bias ? bias[j] : S(0));
     return;
   }
-  // Column tiles: tile_cols's, narrowed when the tiles are few and the threads cannot share
-  // them evenly (3 row tiles on 2 threads: 6 tiles instead of 3). The column tiles change
-  // no sum, so this may depend on the threads.
-  Index cols = PG::tile_cols(M, N);
-  const Index mt = PG::row_tiles(M), threads = num_threads();
-  Index nt = (N + cols - 1) / cols;
+  // Tiles: tile_cols's columns and tile_rows's rows, cut finer when the tiles are few and the
+  // threads cannot share them evenly (3 row tiles on 2 threads: 4 or 6 tiles instead of 3).
+  // A narrow product (B of at most kNarrowPanels panels: Dense's ∂L/∂kernel = xᵀ·∂L/∂z for
+  // few outputs) gets more row tiles, since each column tile packs A's rows again; any other
+  // gets more column tiles. Neither changes a sum: the column tiles never do, and the rows
+  // of a block of three or more sum k after k whatever block they are in, so row tiles of at
+  // least kMinRows rows (near-equal row blocks of ≥ 3) give the same bits. So this may depend
+  // on the threads.
+  constexpr Index kNarrowPanels = 4;
+  constexpr Index kMinRows = 3 * PG::MR;
+  Index cols = PG::tile_cols(M, N), rows = PG::tile_rows(M);
+  const Index threads = num_threads();
+  Index mt = PG::row_tiles(M), nt = (N + cols - 1) / cols;
   if (mt * nt < 4 * threads && (mt * nt) % threads != 0) {
-    while ((mt * nt) % threads != 0) ++nt;
-    const Index per_tile = (N + nt - 1) / nt;
-    cols = (per_tile + PG::NR - 1) / PG::NR * PG::NR;  // whole panels
+    const bool narrow = (N + PG::NR - 1) / PG::NR <= kNarrowPanels;
+    Index more = mt;
+    while ((more * nt) % threads != 0) ++more;
+    const Index finer = (M + more - 1) / more;
+    if (narrow && M - (more - 1) * finer >= kMinRows) {
+      rows = finer;
+      mt = more;
+    } else {
+      while ((mt * nt) % threads != 0) ++nt;
+      const Index per_tile = (N + nt - 1) / nt;
+      cols = (per_tile + PG::NR - 1) / PG::NR * PG::NR;  // whole panels
+    }
   }
   Buffer<S> panels(PG::packed_size(K, N));
   PG::pack_parallel(B, cols, panels.data(), Reorder{}, CheckFinite::No, PG::packing_stores(K, N));
   // The bias is a row added to every row of C: a view with row stride 0.
   const MatrixView<const S> Y = bias ? MatrixView<const S>::repeated_row(bias, M, N) : MatrixView<const S>{};
-  PG::run_parallel(A, panels.data(), cols, C, accumulate, Y);
+  PG::run_parallel(A, panels.data(), cols, C, accumulate, Y, Sums::Partial, rows);
 }
 
 template <typename S>

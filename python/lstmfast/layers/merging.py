@@ -19,7 +19,7 @@ Minimum take each entry from the inputs unmasked there, as Keras does.
 
 import numpy as np
 
-from .. import graph
+from .. import graph, ops
 from .layer import Layer, _fmt_shape
 
 
@@ -352,7 +352,7 @@ class Concatenate(Merge):
 
     def forward(self, xs, masks=None, training=False):
         self._sizes = [x.shape[self.axis] for x in xs]
-        return np.concatenate(xs, axis=self.axis)  # y = [x_0 | x_1 | …]
+        return ops.concatenate(xs, axis=self.axis)  # y = [x_0 | x_1 | …]
 
     def backward(self, dy):
         # ∂L/∂x_i: views of dy's parts (a layer whose kernel needs contiguous rows copies them;
