@@ -12,7 +12,7 @@
 
 #include "adam.h"
 #include "attention.h"
-#include "concat.h"
+#include "arrays.h"
 #include "dropout.h"
 #include "embedding.h"
 #include "lstm.h"
@@ -548,7 +548,36 @@ void register_dtype(py::module_& m, const char* suffix) {
           return y;
         },
         py::arg("xs").noconvert(), py::arg("outer"),
-        "The arrays, each viewed as (outer, ·), joined row by row into (outer, Σ widths) (concat.h).");
+        "The arrays, each viewed as (outer, ·), joined row by row into (outer, Σ widths) (arrays.h).");
+  m.def(("add_rows_" + sfx).c_str(), [](const py::array_t<S>& a, py::ssize_t lda, const py::array_t<S>& b, py::ssize_t ldb,
+                                        py::ssize_t rows, py::ssize_t cols) {
+          // a and b: rows of cols values, lda and ldb values apart, from their first element
+          // (ops.add has checked that the views hold them).
+          // Element r·ld + c of x must lie inside the view: its last value is at offset
+          // Σ_i (shape_i − 1)·stride_i bytes (strides ≥ 0), which the last row's end must not pass.
+          auto fits = [&](const py::array_t<S>& x, py::ssize_t ld) {
+            if (rows < 1 || cols < 1 || ld < cols || x.size() != rows * cols) return false;
+            py::ssize_t extent = 0;
+            for (py::ssize_t i = 0; i < x.ndim(); ++i) {
+              if (x.strides(i) < 0) return false;
+              extent += (x.shape(i) - 1) * x.strides(i);
+            }
+            return ((rows - 1) * ld + cols - 1) * py::ssize_t(sizeof(S)) <= extent;
+          };
+          if (!fits(a, lda) || !fits(b, ldb))
+            throw std::invalid_argument("add_rows: the arrays do not hold rows x cols values at the given strides");
+          Arr<S> y({rows, cols});
+          S* py_ = y.mutable_data();
+          const S* pa = a.data();
+          const S* pb = b.data();
+          {
+            py::gil_scoped_release release;
+            add_rows<S>(rows, cols, pa, lda, pb, ldb, py_);
+          }
+          return y;
+        },
+        py::arg("a").noconvert(), py::arg("lda"), py::arg("b").noconvert(), py::arg("ldb"), py::arg("rows"),
+        py::arg("cols"), "a + b over rows of cols values, lda and ldb apart (arrays.h).");
   m.def(("dropout_" + sfx).c_str(), [](const Arr<S>& x, double rate, std::uint64_t key) {
           if (!(rate >= 0.0 && rate < 1.0)) throw std::invalid_argument("dropout rate must be in [0, 1)");
           Arr<S> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));

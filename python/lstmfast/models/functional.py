@@ -24,7 +24,7 @@ the architecture saved and loaded as Keras 3's config (`get_config`, `from_confi
 
 from __future__ import annotations
 
-from .. import graph
+from .. import graph, ops
 from ..graph import KerasTensor
 from ..layers import InputLayer, deserialize as deserialize_layer, serialize as serialize_layer
 from ..layers.dense import softmax_output
@@ -230,7 +230,7 @@ class Functional(Model):
                     v.grad += b  # ∂L/∂w summed over the calls
             for t, d in zip(node.inputs, inbound):
                 if d is not None:
-                    grads[id(t)] = d if id(t) not in grads else grads[id(t)] + d
+                    grads[id(t)] = d if id(t) not in grads else ops.add(grads[id(t)], d)  # Σ over consumers
         for layer in self._shared:
             vars(layer).update(latest[id(layer)])
             layer.weights_moved()  # its gradient buffers were summed behind its back

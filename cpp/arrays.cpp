@@ -1,5 +1,5 @@
-// concat.cpp — arrays joined along one axis (concat.h).
-#include "concat.h"
+// arrays.cpp — arrays joined and summed on the kernels' threads (arrays.h).
+#include "arrays.h"
 
 #include <algorithm>
 #include <cstring>
@@ -28,6 +28,19 @@ void concat_rows(Index outer, const std::vector<const S*>& x, const std::vector<
   });
 }
 
+template <typename S>
+void add_rows(Index rows, Index cols, const S* a, Index lda, const S* b, Index ldb, S* y) {
+  if (rows == 0 || cols == 0) return;
+  constexpr Index kTileBytes = Index(64) << 10;
+  const Index per = std::max<Index>(1, kTileBytes / (cols * Index(sizeof(S))));
+  parallel_for_tiles((rows + per - 1) / per, [&](Index t) {
+    for (Index r = t * per; r < std::min(rows, (t + 1) * per); ++r)
+      ArrMap<S>(y + r * cols, cols) = CArrMap<S>(a + r * lda, cols) + CArrMap<S>(b + r * ldb, cols);  // y = a + b
+  });
+}
+
+template void add_rows<float>(Index, Index, const float*, Index, const float*, Index, float*);
+template void add_rows<double>(Index, Index, const double*, Index, const double*, Index, double*);
 template void concat_rows<float>(Index, const std::vector<const float*>&, const std::vector<Index>&, float*);
 template void concat_rows<double>(Index, const std::vector<const double*>&, const std::vector<Index>&, double*);
 
