@@ -134,8 +134,8 @@ template <typename S>
 inline void lstm_cell(Activation phi, RecurrentActivation sigma, Gates gates, S* z, const S* c_prev, S* c, S* h,
                       Index w) {
   if constexpr (std::is_same_v<S, float>) {
-    activations::with_packet_op(sigma, [&](const auto& sig) {
-      activations::with_packet_op(phi, [&](const auto& act) {
+    activations::with_cell_op(sigma, [&](const auto& sig) {
+      activations::with_cell_op(phi, [&](const auto& act) {
         if (gates == Gates::Keep) cell_row<true>(sig, act, z, c_prev, c, h, w);
         else cell_row<false>(sig, act, z, c_prev, c, h, w);
       });
@@ -230,7 +230,7 @@ template <typename S>
 inline void lstm_cell_backward(Activation phi, RecurrentActivation sigma, const S* gate, const S* c_prev,
                                const S* c_t, const S* d_h, S* d_c, S* dz, Index w, S* work) {
   if constexpr (std::is_same_v<S, float>) {
-    activations::with_packet_op(phi, [&](const auto& act) {
+    activations::with_cell_op(phi, [&](const auto& act) {
       activations::with_packet_derivative(sigma, [&](const auto& sig_d) {
         activations::with_packet_derivative(phi, [&](const auto& act_d) {
           cell_backward_row(act, sig_d, act_d, gate, c_prev, c_t, d_h, d_c, dz, w);
@@ -593,7 +593,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // otherwise after the loop, below).
   const bool one_hot = !k.ids.empty();
   const bool dw_in_loop = one_hot && tl.n_batch_tiles * D * G * Index(sizeof(S)) <= kInLoopGradientBytes;
-  std::vector<S> dW_tiles(dw_in_loop ? tl.n_batch_tiles * D * G : 0, S(0));
+  Buffer<S> dW_tiles(dw_in_loop ? tl.n_batch_tiles * D * G : 0);  // each tile clears its part first
   // dZ is packed for the weight gradients' products (dU = H_prevᵀ·dZ, dW = Xᵀ·dZ) tile by
   // tile inside the loop too, when the packed columns are Keras's (one unit tile).
   const Index* tiled = nullptr;
@@ -610,6 +610,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   time_loop(tl, T, true, [&](Index s, Index tile) {
     const GateTiling::Tile t = tl.tile(tile);
     const Index w = t.w, w4 = kNumGates * t.w;
+    if (dw_in_loop && s == T - 1)
+      for (Index r = 0; r < D; ++r) std::fill_n(dW_tiles.data() + (t.bt * D + r) * G + t.c0, w4, S(0));
     gather_dh(s, t);
     S* work = scratch[omp_get_thread_num()].data();
     for (Index b = t.b0; b < t.b0 + t.bn; ++b) {

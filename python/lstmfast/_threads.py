@@ -10,8 +10,9 @@ from ._core import core
 from ._memory import keep_freed_memory
 
 
+@functools.lru_cache(maxsize=1)
 def physical_memory() -> int:
-    """Bytes of memory of this machine (2⁴⁰ where the system does not say)."""
+    """Bytes of memory of this machine (2⁴⁰ where the system does not say), asked once."""
     try:
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, OSError, ValueError):

@@ -357,8 +357,12 @@ class Concatenate(Merge):
     def backward(self, dy):
         # ∂L/∂x_i: views of dy's parts (a layer whose kernel needs contiguous rows copies them;
         # attention's kernel and a sum with another gradient take them as they lie)
-        cuts = np.cumsum(self._sizes)[:-1]
-        return np.split(dy, cuts, axis=self.axis)
+        out, start, index = [], 0, [slice(None)] * dy.ndim
+        for n in self._sizes:
+            index[self.axis] = slice(start, start + n)
+            out.append(dy[tuple(index)])
+            start += n
+        return out
 
     def compute_mask(self, inputs, mask=None):
         if mask is None or all(m is None for m in mask):
