@@ -349,7 +349,7 @@ struct PackedGemm {
   // loaded nor multiplied.
   template <int R, bool Prefetch, Sums Order = Sums::Partial, bool Half = false, bool Direct = false>
   static EIGEN_ALWAYS_INLINE void micro(Index K, const S* __restrict Ap, Index lda, const S* __restrict panel,
-                                        S* C, Index ldc, Index nc, bool accumulate, const S* Y,
+                                        Index ldb, S* C, Index ldc, Index nc, bool accumulate, const S* Y,
                                         Index ldy, const S* pf) {
     using namespace Eigen::internal;
     auto a_at = [&](Index k, int r) -> S {
@@ -376,7 +376,7 @@ struct PackedGemm {
       for (; k + 4 <= K; k += 4) {
 #pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) {
-          const S* pk = panel + (k + u) * NR;
+          const S* pk = panel + (k + u) * ldb;
           if constexpr (Prefetch) prefetch_row(pf + (k + u) * NR);
           const Packet b0 = ploadu<Packet>(pk), b1 = Half ? b0 : ploadu<Packet>(pk + PS);
 #pragma GCC unroll 16
@@ -397,7 +397,7 @@ struct PackedGemm {
     }
     for (; k < K; ++k) {
       if constexpr (Prefetch) prefetch_row(pf + k * NR);
-      const Packet b0 = ploadu<Packet>(panel + k * NR), b1 = Half ? b0 : ploadu<Packet>(panel + k * NR + PS);
+      const Packet b0 = ploadu<Packet>(panel + k * ldb), b1 = Half ? b0 : ploadu<Packet>(panel + k * ldb + PS);
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const Packet ar = pset1<Packet>(a_at(k, r));
@@ -454,26 +454,26 @@ struct PackedGemm {
 
   // pf: the panel to prefetch while computing, or nullptr.
   template <int R, Sums Order, bool Direct>
-  static EIGEN_ALWAYS_INLINE void micro_tail(Index rows, Index K, const S* Ap, Index lda, const S* panel, S* C,
+  static EIGEN_ALWAYS_INLINE void micro_tail(Index rows, Index K, const S* Ap, Index lda, const S* panel, Index ldb, S* C,
                                              Index ldc, Index nc, bool accumulate, const S* Y,
                                              Index ldy, const S* pf) {
     if constexpr (R > 0) {
-      if (rows != R) micro_tail<R - 1, Order, Direct>(rows, K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, pf);
-      else if (pf) micro<R, true, Order, false, Direct>(K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, pf);
-      else if (nc <= PS) micro<R, false, Order, true, Direct>(K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
-      else micro<R, false, Order, false, Direct>(K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, nullptr);
+      if (rows != R) micro_tail<R - 1, Order, Direct>(rows, K, Ap, lda, panel, ldb, C, ldc, nc, accumulate, Y, ldy, pf);
+      else if (pf) micro<R, true, Order, false, Direct>(K, Ap, lda, panel, ldb, C, ldc, nc, accumulate, Y, ldy, pf);
+      else if (nc <= PS) micro<R, false, Order, true, Direct>(K, Ap, lda, panel, ldb, C, ldc, nc, accumulate, Y, ldy, nullptr);
+      else micro<R, false, Order, false, Direct>(K, Ap, lda, panel, ldb, C, ldc, nc, accumulate, Y, ldy, nullptr);
     }
   }
 
   // micro_tail for a block of rows of at most MR, with the order of the sums known at run time.
   template <bool Direct>
   static EIGEN_ALWAYS_INLINE void micro_block(Sums sums, Index rows, Index K, const S* Ap, Index lda,
-                                              const S* panel, S* C, Index ldc, Index nc, bool accumulate,
+                                              const S* panel, Index ldb, S* C, Index ldc, Index nc, bool accumulate,
                                               const S* Y, Index ldy, const S* pf) {
     if (sums == Sums::Partial)
-      micro_tail<MR, Sums::Partial, Direct>(rows, K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      micro_tail<MR, Sums::Partial, Direct>(rows, K, Ap, lda, panel, ldb, C, ldc, nc, accumulate, Y, ldy, pf);
     else
-      micro_tail<MR, Sums::Sequential, Direct>(rows, K, Ap, lda, panel, C, ldc, nc, accumulate, Y, ldy, pf);
+      micro_tail<MR, Sums::Sequential, Direct>(rows, K, Ap, lda, panel, ldb, C, ldc, nc, accumulate, Y, ldy, pf);
   }
 
   // C (M × N) = A (M × K) · B [+ Y], or C += A·B [+ Y] (Accumulate::Yes); Bp is B (K × N)
@@ -483,9 +483,13 @@ struct PackedGemm {
   // ≤ MR, then every panel (kept in L1) meets every block. Walk::Backwards: walk a B larger
   // than L2 from its last chunk and panel to its first (a loop that multiplies the same B at
   // every step alternates the direction); a B that stays in L2 is always walked forwards.
+  // ldb > 0: Bp is B itself, row-major with rows ldb apart and N a whole number of panels,
+  // read where it lies (a panel is NR consecutive columns of every row: the values and their
+  // order are those of the packed panel, so the sums are the same); ldb = 0: B packed.
   static void run(const View& A, const S* Bp, const OutView& C, Accumulate accumulate_c,
-                  const View& Y = {}, Walk walk = Walk::Forwards, Sums sums = Sums::Partial) {
+                  const View& Y = {}, Walk walk = Walk::Forwards, Sums sums = Sums::Partial, Index ldb = 0) {
     eigen_assert(C.cs == 1 && Y.cs == 1 && A.rows == C.rows && (!Y.data || Y.cols == C.cols));
+    eigen_assert(ldb == 0 || C.cols % NR == 0);
     const Index M = A.rows, N = C.cols, K = A.cols, ars = A.rs, aks = A.cs, ldc = C.rs, ldy = Y.rs;
     const bool accumulate = accumulate_c == Accumulate::Yes, backwards = walk == Walk::Backwards;
     constexpr Index kMc = kRows;  // rows packed at a time: one run_parallel tile
@@ -516,10 +520,10 @@ struct PackedGemm {
           pack_a_tail<MR>(rows, kc, A.data + (m0 + i) * ars + k0 * aks, ars, aks, packed.data() + i * kc);
           i += rows;
         }
-        const S* chunk = Bp + k0 * npanels * NR;
+        const S* chunk = ldb ? Bp + k0 * ldb : Bp + k0 * npanels * NR;
         for (Index pi = 0; pi < npanels; ++pi) {  // the pi-th panel visited
           const Index p = rev ? npanels - 1 - pi : pi;
-          const S* panel = chunk + p * kc * NR;
+          const S* panel = ldb ? chunk + p * NR : chunk + p * kc * NR;
           const Index j = p * NR, nc = std::min<Index>(NR, N - j);
           // The panel visited next: the neighbour in memory, or the next chunk's first
           // visited (its last panel when walking backwards; chunks before the last are full).
@@ -531,11 +535,11 @@ struct PackedGemm {
             S* c = C.data + (m0 + i) * ldc + j;
             const S* yj = y ? y + (m0 + i) * ldy + j : nullptr;
             // The first block fetches the next panel while it computes.
-            const S* pf = blk == 0 && stream ? next : nullptr;
+            const S* pf = blk == 0 && stream && !ldb ? next : nullptr;
             if (direct)
-              micro_block<true>(sums, rows, kc, A.data + (m0 + i) * ars + k0, ars, panel, c, ldc, nc, acc, yj, ldy, pf);
+              micro_block<true>(sums, rows, kc, A.data + (m0 + i) * ars + k0, ars, panel, ldb ? ldb : NR, c, ldc, nc, acc, yj, ldy, pf);
             else
-              micro_block<false>(sums, rows, kc, packed.data() + i * kc, 0, panel, c, ldc, nc, acc, yj, ldy, pf);
+              micro_block<false>(sums, rows, kc, packed.data() + i * kc, 0, panel, ldb ? ldb : NR, c, ldc, nc, acc, yj, ldy, pf);
             i += rows;
           }
         }

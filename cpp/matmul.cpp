@@ -69,10 +69,16 @@ void small_product(const MatrixView<const S>& A, const MatrixView<const S>& B, c
       for (Index r = 0; r < M; ++r) std::fill_n(C.data + r * C.rs, N, S(0));
     return;
   }
-  // B packed into this thread's buffer (a transposed B, Bᵀ row-major, by PS × PS transposes in
-  // registers: packing moves values without arithmetic), then one run over the rows. The sums
-  // are the packed GEMM's, whose order depends on the sizes alone: not on the thread, nor on
-  // where the arrays lie in memory (Eigen's own small products peel unaligned heads).
+  // A row-major B of whole panels is read where it lies (attention's V, and K, Q and ∂L/∂O in
+  // its backward); any other B is packed into this thread's buffer (a transposed B, Bᵀ
+  // row-major, by PS × PS transposes in registers: packing moves values without arithmetic),
+  // then one run over the rows. The sums are the packed GEMM's either way, whose order depends
+  // on the sizes alone: not on the thread, nor on where the arrays lie in memory (Eigen's own
+  // small products peel unaligned heads).
+  if (B.cs == 1 && N % PG::NR == 0) {
+    PG::run(A, B.data, C, accumulate, {}, Walk::Forwards, Sums::Partial, B.rs);
+    return;
+  }
   thread_local std::vector<S> panels;
   panels.resize(PG::packed_size(K, N));
   for (Index k0 = 0; k0 < K; k0 += PG::kKc) PG::pack_chunk(B, k0, panels.data());

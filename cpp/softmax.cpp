@@ -103,14 +103,17 @@ void xent_softmax_dense(const S* p, const S* t, const S* g, Index rows, Index n,
       if (q >= eps && q <= S(1) - eps) kept_sum += tr[j];         // Σ_k kept_k
     }
     values[r] = value;
-    ArrMap<S> dz(grad + r * n, n);
-    if (g[r] == S(0)) {
-      dz.setZero();
+    S* dz = grad + r * n;
+    const S gr = g[r];
+    if (gr == S(0)) {
+      std::fill_n(dz, n, S(0));
       return;
     }
-    const auto q = CArrMap<S>(pr, n) / s;
-    const auto kept = CArrMap<S>(tr, n) * ((q >= eps) && (q <= S(1) - eps)).template cast<S>();
-    dz = (q * kept_sum - kept) * g[r];  // ∂L/∂z_j = g_r (q_j Σ_k kept_k − kept_j)
+    for (Index j = 0; j < n; ++j) {  // (branch-free: vectorised)
+      const S q = pr[j] / s;
+      const S kept = q >= eps && q <= S(1) - eps ? tr[j] : S(0);
+      dz[j] = (q * kept_sum - kept) * gr;  // ∂L/∂z_j = g_r (q_j Σ_k kept_k − kept_j)
+    }
   });
 }
 
