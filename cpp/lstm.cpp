@@ -391,6 +391,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   // into its output rows, which the next step reads (T·H apart), and keeps two rows of c per
   // sample.
   const bool h_direct = !cache && !k.has_mask && cfg.return_sequences;
+  const bool outputs_in_loop = !h_direct && cfg.return_sequences;  // else h_direct writes them in place
   k.h.reset((h_direct ? 1 : T + 1) * B * H);
   k.c.reset((h_direct ? 2 : T + 1) * B * H);
   ForwardRows<S> rows;
@@ -501,10 +502,15 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
         S* hd_next = hd.data() + ((s + 1) % 2) * B * H + b * H + t.u0;
         ArrMap<S>(hd_next, w) = CArrMap<S>(hn, w) * CArrMap<S>(k.m_h.data() + b * H + t.u0, w);
       }
+      if (outputs_in_loop) {  // the step's output row, in processing order, while h_t is in cache
+        S* out = outputs + (b * T + s) * H + t.u0;
+        if (output_is_zero(k, s, b)) std::fill_n(out, w, S(0));
+        else std::copy_n(hn, w, out);
+      }
     }
   });
 
-  // Outputs in processing order, as Keras returns them.
+  // Outputs in processing order, as Keras returns them (a sequence's rows written by the loop).
   auto output_row = [&](Index s, Index b, S* dst) {
     if (output_is_zero(k, s, b)) std::fill(dst, dst + H, S(0));
     else std::memcpy(dst, k.h.data() + ((s + 1) * B + b) * H, sizeof(S) * H);
@@ -512,13 +518,8 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   if (h_direct) {  // already in place; h_T is each sample's last output row
     for (Index b = 0; b < B; ++b) std::memcpy(h_T + b * H, rows.h_rows(T - 1) + b * rows.h_ld, sizeof(S) * H);
   } else {
-    if (cfg.return_sequences) {
-      parallel_for_tiles(B, [&](Index b) {
-        for (Index s = 0; s < T; ++s) output_row(s, b, outputs + (b * T + s) * H);
-      });
-    } else {
+    if (!cfg.return_sequences)
       for (Index b = 0; b < B; ++b) output_row(T - 1, b, outputs + b * H);
-    }
     std::memcpy(h_T, k.h.data() + T * B * H, sizeof(S) * B * H);
   }
   std::memcpy(c_T, rows.c_rows(T), sizeof(S) * B * H);
