@@ -17,6 +17,7 @@ Nothing is converted silently: float32 and float64 are both supported, but one c
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -180,6 +181,7 @@ def all_finite(a) -> bool:
     return bool(np.isfinite(a).all())
 
 
+@functools.lru_cache(maxsize=None)
 def _core_fn(name: str, dtype: np.dtype):
     return getattr(core, f"{name}_{'f32' if dtype == np.float32 else 'f64'}")
 
