@@ -180,6 +180,16 @@ inline FloatPacket preciprocal_newton(const FloatPacket& q) {
   return pmul(r, psub(pset1<FloatPacket>(2.0f), pmul(q, r)));  // r·(2 − q·r)
 }
 
+// c[0]·x^{N−1} + c[1]·x^{N−2} + … + c[N−1] by Horner's rule, one FMA per coefficient after the
+// first (the order Eigen's approximations evaluate their polynomials in, in x² for them).
+template <std::size_t N>
+inline FloatPacket polynomial(const FloatPacket& x, const float (&c)[N]) {
+  using namespace Eigen::internal;
+  FloatPacket p = pset1<FloatPacket>(c[0]);
+  for (std::size_t i = 1; i < N; ++i) p = pmadd(x, p, pset1<FloatPacket>(c[i]));
+  return p;
+}
+
 // σ(x) = 1/2 + p(x)/q(x) and tanh(x) = p(x)/q(x): Eigen's rational approximations
 // (scalar_logistic_op<float>, generic_fast_tanh_float), their coefficients and cut-offs, with
 // p/q taken as p·(1/q) through preciprocal_newton. The LSTM cell's σ and φ = tanh.
@@ -192,16 +202,11 @@ inline FloatPacket cell_sigmoid(const FloatPacket& z) {
   const FloatPacket x = pmin(z, pset1<FloatPacket>(15.6437711715698242f));
 #endif
   const FloatPacket x2 = pmul(x, x);
-  FloatPacket p = pmadd(x2, pset1<FloatPacket>(4.37031012579801e-11f), pset1<FloatPacket>(1.15627324459942e-07f));
-  p = pmadd(x2, p, pset1<FloatPacket>(6.08574864600143e-05f));
-  p = pmadd(x2, p, pset1<FloatPacket>(8.51377133304701e-03f));
-  p = pmadd(x2, p, pset1<FloatPacket>(2.48287947061529e-01f));
-  p = pmul(x, p);
-  FloatPacket q = pmadd(x2, pset1<FloatPacket>(6.10247389755681e-13f), pset1<FloatPacket>(5.76102136993427e-09f));
-  q = pmadd(x2, q, pset1<FloatPacket>(6.29106785017040e-06f));
-  q = pmadd(x2, q, pset1<FloatPacket>(1.70198817374094e-03f));
-  q = pmadd(x2, q, pset1<FloatPacket>(1.16817656904453e-01f));
-  q = pmadd(x2, q, pset1<FloatPacket>(9.93151921023180e-01f));
+  // p odd of degree 9, q even of degree 10
+  const FloatPacket p = pmul(x, polynomial(x2, {4.37031012579801e-11f, 1.15627324459942e-07f, 6.08574864600143e-05f,
+                                                8.51377133304701e-03f, 2.48287947061529e-01f}));
+  const FloatPacket q = polynomial(x2, {6.10247389755681e-13f, 5.76102136993427e-09f, 6.29106785017040e-06f,
+                                        1.70198817374094e-03f, 1.16817656904453e-01f, 9.93151921023180e-01f});
   const FloatPacket y = padd(pmul(p, preciprocal_newton(q)), pset1<FloatPacket>(0.5f));  // 1/2 + p/q
   if (EIGEN_PREDICT_FALSE(predux_any(small))) return pselect(small, pexp(z), y);
   return y;
@@ -217,16 +222,12 @@ inline FloatPacket cell_tanh(const FloatPacket& z) {
   const FloatPacket x = pmax(pmin(z, clamp), pnegate(clamp));
   const FloatPacket tiny = pcmp_lt(pabs(z), pset1<FloatPacket>(0.0004f));  // below: tanh(x) ≈ x
   const FloatPacket x2 = pmul(x, x);
-  FloatPacket p = pmadd(x2, pset1<FloatPacket>(-2.76076847742355e-16f), pset1<FloatPacket>(2.00018790482477e-13f));
-  p = pmadd(x2, p, pset1<FloatPacket>(-8.60467152213735e-11f));
-  p = pmadd(x2, p, pset1<FloatPacket>(5.12229709037114e-08f));
-  p = pmadd(x2, p, pset1<FloatPacket>(1.48572235717979e-05f));
-  p = pmadd(x2, p, pset1<FloatPacket>(6.37261928875436e-04f));
-  p = pmadd(x2, p, pset1<FloatPacket>(4.89352455891786e-03f));
-  p = pmul(x, p);
-  FloatPacket q = pmadd(x2, pset1<FloatPacket>(1.19825839466702e-06f), pset1<FloatPacket>(1.18534705686654e-04f));
-  q = pmadd(x2, q, pset1<FloatPacket>(2.26843463243900e-03f));
-  q = pmadd(x2, q, pset1<FloatPacket>(4.89352518554385e-03f));
+  // p odd of degree 13, q even of degree 6
+  const FloatPacket p = pmul(x, polynomial(x2, {-2.76076847742355e-16f, 2.00018790482477e-13f, -8.60467152213735e-11f,
+                                                5.12229709037114e-08f, 1.48572235717979e-05f, 6.37261928875436e-04f,
+                                                4.89352455891786e-03f}));
+  const FloatPacket q = polynomial(x2, {1.19825839466702e-06f, 1.18534705686654e-04f, 2.26843463243900e-03f,
+                                        4.89352518554385e-03f});
   return pselect(tiny, x, pmul(p, preciprocal_newton(q)));  // p/q
 }
 

@@ -8,34 +8,40 @@
 
 LSTMFAST_NAMESPACE_BEGIN
 
+namespace {
+
+// f(r) for every row r in [0, rows), in tiles of about 64 KB of output (row_bytes each) on the
+// kernels' threads.
+template <typename F>
+void for_row_tiles(Index rows, Index row_bytes, F&& f) {
+  constexpr Index kTileBytes = Index(64) << 10;
+  const Index per = std::max<Index>(1, kTileBytes / std::max<Index>(1, row_bytes));
+  parallel_for_tiles((rows + per - 1) / per, [&](Index t) {
+    for (Index r = t * per; r < std::min(rows, (t + 1) * per); ++r) f(r);
+  });
+}
+
+}  // namespace
+
 template <typename S>
 void concat_rows(Index outer, const std::vector<const S*>& x, const std::vector<Index>& inner, S* y) {
   Index width = 0;  // Σ_i inner_i
   for (Index n : inner) width += n;
-  if (outer == 0 || width == 0) return;
-  // Rows in tiles of about kTileBytes of output, each copied by one thread.
-  constexpr Index kTileBytes = Index(64) << 10;
-  const Index rows = std::max<Index>(1, kTileBytes / (width * Index(sizeof(S))));
-  parallel_for_tiles((outer + rows - 1) / rows, [&](Index t) {
-    const Index o1 = std::min(outer, (t + 1) * rows);
-    for (Index o = t * rows; o < o1; ++o) {
-      S* dst = y + o * width;
-      for (size_t i = 0; i < x.size(); ++i) {
-        std::memcpy(dst, x[i] + o * inner[i], sizeof(S) * inner[i]);  // y[o, off_i + j] = x_i[o, j]
-        dst += inner[i];
-      }
+  if (width == 0) return;
+  for_row_tiles(outer, width * Index(sizeof(S)), [&](Index o) {
+    S* dst = y + o * width;
+    for (size_t i = 0; i < x.size(); ++i) {
+      std::memcpy(dst, x[i] + o * inner[i], sizeof(S) * inner[i]);  // y[o, off_i + j] = x_i[o, j]
+      dst += inner[i];
     }
   });
 }
 
 template <typename S>
 void add_rows(Index rows, Index cols, const S* a, Index lda, const S* b, Index ldb, S* y) {
-  if (rows == 0 || cols == 0) return;
-  constexpr Index kTileBytes = Index(64) << 10;
-  const Index per = std::max<Index>(1, kTileBytes / (cols * Index(sizeof(S))));
-  parallel_for_tiles((rows + per - 1) / per, [&](Index t) {
-    for (Index r = t * per; r < std::min(rows, (t + 1) * per); ++r)
-      ArrMap<S>(y + r * cols, cols) = CArrMap<S>(a + r * lda, cols) + CArrMap<S>(b + r * ldb, cols);  // y = a + b
+  if (cols == 0) return;
+  for_row_tiles(rows, cols * Index(sizeof(S)), [&](Index r) {
+    ArrMap<S>(y + r * cols, cols) = CArrMap<S>(a + r * lda, cols) + CArrMap<S>(b + r * ldb, cols);  // y = a + b
   });
 }
 

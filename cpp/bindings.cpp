@@ -527,7 +527,9 @@ void register_dtype(py::module_& m, const char* suffix) {
         "(per-row crossentropy, its gradient with respect to the softmax's logits scaled by g).");
   m.def(("concat_" + sfx).c_str(), [](const std::vector<Arr<S>>& xs, py::ssize_t outer) {
           // Each x viewed as (outer, size / outer): ops.concatenate has checked the shapes.
-          if (xs.empty() || outer < 1) throw std::invalid_argument("concat needs arrays and outer >= 1");
+          if (xs.empty() || outer < 1)
+            throw std::invalid_argument("concat needs at least one array and outer >= 1; got " +
+                                        std::to_string(xs.size()) + " arrays and outer = " + std::to_string(outer));
           std::vector<const S*> ptrs;
           std::vector<Index> inner;
           Index width = 0;
@@ -565,7 +567,10 @@ void register_dtype(py::module_& m, const char* suffix) {
             return ((rows - 1) * ld + cols - 1) * py::ssize_t(sizeof(S)) <= extent;
           };
           if (!fits(a, lda) || !fits(b, ldb))
-            throw std::invalid_argument("add_rows: the arrays do not hold rows x cols values at the given strides");
+            throw std::invalid_argument("add_rows: expected two arrays of " + std::to_string(rows) + " rows of " +
+                                        std::to_string(cols) + " values, rows " + std::to_string(lda) + " and " +
+                                        std::to_string(ldb) + " values apart, inside the arrays; got " +
+                                        std::to_string(a.size()) + " and " + std::to_string(b.size()) + " values");
           Arr<S> y({rows, cols});
           S* py_ = y.mutable_data();
           const S* pa = a.data();

@@ -500,6 +500,7 @@ struct PackedGemm {
     // between calls (a small recurrent matrix) needs no prefetch.
     const bool stream = K * npanels * NR * Index(sizeof(S)) > kStreamBytes;
     const bool rev = backwards && stream;
+    const Index panel_ld = ldb ? ldb : NR;  // values between a panel's rows
     // Packing a block of A's rows costs about as much as multiplying it by one or two panels:
     // against few panels (at most kDirectPanels), rows whose values lie side by side (aks = 1)
     // are read where they lie instead, unless they share L1 sets. Against many panels the
@@ -537,9 +538,9 @@ struct PackedGemm {
             // The first block fetches the next panel while it computes.
             const S* pf = blk == 0 && stream && !ldb ? next : nullptr;
             if (direct)
-              micro_block<true>(sums, rows, kc, A.data + (m0 + i) * ars + k0, ars, panel, ldb ? ldb : NR, c, ldc, nc, acc, yj, ldy, pf);
+              micro_block<true>(sums, rows, kc, A.data + (m0 + i) * ars + k0, ars, panel, panel_ld, c, ldc, nc, acc, yj, ldy, pf);
             else
-              micro_block<false>(sums, rows, kc, packed.data() + i * kc, 0, panel, ldb ? ldb : NR, c, ldc, nc, acc, yj, ldy, pf);
+              micro_block<false>(sums, rows, kc, packed.data() + i * kc, 0, panel, panel_ld, c, ldc, nc, acc, yj, ldy, pf);
             i += rows;
           }
         }

@@ -597,10 +597,10 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   Buffer<S> dW_tiles(dw_in_loop ? tl.n_batch_tiles * D * G : 0);  // each tile clears its part first
   // dZ is packed for the weight gradients' products (dU = H_prevᵀ·dZ, dW = Xᵀ·dZ) tile by
   // tile inside the loop too, when the packed columns are Keras's (one unit tile).
-  const Index* tiled = nullptr;
+  // (Keras's column c of dZ is packed column colmap[c]; no map with one unit tile.)
   const std::vector<Index> tiled_cols = tl.identity() ? std::vector<Index>() : tl.tiled_columns();
-  if (!tiled_cols.empty()) tiled = tiled_cols.data();
-  const bool pack_in_loop = tiled == nullptr;
+  const Index* colmap = tiled_cols.empty() ? nullptr : tiled_cols.data();
+  const bool pack_in_loop = colmap == nullptr;
   Buffer<S> dZ_panels(PG::packed_size(T * B, G));
   // dZ's panels serve dW (D rows) and dU (H rows): one tile width for both.
   const Index dz_cols = PG::tile_cols(std::min(D, H), G);
@@ -627,8 +627,8 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       lstm_cell_backward(phi, sigma, k.gates.data() + (s * B + b) * G + t.c0, k.c.data() + (s * B + b) * H + t.u0,
                          k.c.data() + ((s + 1) * B + b) * H + t.u0, d_h, dc.data() + b * H + t.u0, dz, w, work);
       if (grads.dbias) ArrMap<S>(db_tiles.data() + t.bt * G + t.c0, w4) += CArrMap<S>(dz, w4);
-      if (dw_in_loop && k.ids[s * B + b] >= 0)
-        ArrMap<S>(dW_tiles.data() + (t.bt * D + k.ids[s * B + b]) * G + t.c0, w4) += CArrMap<S>(dz, w4);
+      const Index id = dw_in_loop ? k.ids[s * B + b] : -1;
+      if (id >= 0) ArrMap<S>(dW_tiles.data() + (t.bt * D + id) * G + t.c0, w4) += CArrMap<S>(dz, w4);  // dW[id, :] += dz_s,b
     }
     if (pack_in_loop)
       PG::pack_rows(dZ.data() + (s * B + t.b0) * ldz, ldz, s * B + t.b0, t.bn, T * B, G, dz_cols, dZ_panels.data());
@@ -645,7 +645,6 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
 
   // Weight gradients after the loop, as large GEMMs over all T·B rows, straight into the
   // caller's arrays: dZ's columns are packed in Keras's order (through a map from tile order).
-  const Index* colmap = tiled;
   if (!pack_in_loop)
     PG::pack_parallel(View::row_major(dZ.data(), T * B, G, ldz), dz_cols, dZ_panels.data(), Reorder{colmap});
   // A constant input meets the sum of the steps' gradients: Σ_s dz_s (B, 4H), summed in
@@ -666,8 +665,9 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     parallel_for_tiles(D, [&](Index r) {
       S* dst = grads.dkernel + r * G;
       for (Index c = 0; c < G; ++c) {
-        S acc = dW_tiles[r * G + (colmap ? colmap[c] : c)];
-        for (Index bt = 1; bt < tl.n_batch_tiles; ++bt) acc += dW_tiles[(bt * D + r) * G + (colmap ? colmap[c] : c)];
+        const Index src = r * G + (colmap ? colmap[c] : c);
+        S acc = dW_tiles[src];
+        for (Index bt = 1; bt < tl.n_batch_tiles; ++bt) acc += dW_tiles[bt * D * G + src];  // dW = Σ_bt dW_bt
         dst[c] = acc;
       }
     });

@@ -49,7 +49,8 @@ Buffer<S> pack_recurrent(const GateTiling& tl, const S* U, std::vector<Index>& o
   // piece packs its panels of the chunk as pack_chunk packs a whole chunk (kc rows, panel
   // after panel), at their place in it.
   constexpr Index kGroup = 8;
-  const Index nk = PG::num_chunks(H), ng = (PG::packed_size(1, kNumGates * tl.unit_tile) / PG::NR + kGroup - 1) / kGroup;
+  const Index panels_per_tile = (kNumGates * tl.unit_tile + PG::NR - 1) / PG::NR;  // of the widest tile
+  const Index nk = PG::num_chunks(H), ng = (panels_per_tile + kGroup - 1) / kGroup;
   const Stores stores = PG::packing_stores(H, G);
   const CheckFinite check = finite ? CheckFinite::Yes : CheckFinite::No;
   std::vector<char> ok(tl.n_unit_tiles * nk * ng, 1);

@@ -650,18 +650,16 @@ def concatenate(xs, axis=-1) -> np.ndarray:
     if not xs:
         raise ValueError("`xs` must hold at least one array")
     first = xs[0]
-    fast = all(isinstance(x, np.ndarray) and x.dtype == first.dtype and x.flags.c_contiguous
-               and x.ndim == first.ndim for x in xs) and first.dtype in (np.float32, np.float64)
-    if fast and first.ndim:
-        axis = axis + first.ndim if axis < 0 else axis
-        fast = 0 <= axis < first.ndim and all(
-            x.shape[:axis] == first.shape[:axis] and x.shape[axis + 1:] == first.shape[axis + 1:] for x in xs)
-    if not fast or not first.ndim:
+    n = first.ndim if isinstance(first, np.ndarray) else 0
+    a = axis + n if isinstance(axis, (int, np.integer)) and axis < 0 else axis
+    # The kernel's case: non-empty C-contiguous float arrays of one dtype that differ only along
+    # a valid axis; numpy does (or refuses) everything else.
+    if not (n and isinstance(a, (int, np.integer)) and 0 <= a < n and first.dtype in (np.float32, np.float64)
+            and all(isinstance(x, np.ndarray) and x.dtype == first.dtype and x.flags.c_contiguous and x.size
+                    and x.shape[:a] == first.shape[:a] and x.shape[a + 1:] == first.shape[a + 1:] for x in xs)):
         return np.concatenate(xs, axis=axis)
-    outer = int(np.prod(first.shape[:axis], dtype=np.int64))
-    shape = first.shape[:axis] + (sum(x.shape[axis] for x in xs),) + first.shape[axis + 1:]
-    if outer == 0 or not all(x.size for x in xs):
-        return np.concatenate(xs, axis=axis)
+    shape = first.shape[:a] + (sum(x.shape[a] for x in xs),) + first.shape[a + 1:]
+    outer = int(np.prod(first.shape[:a], dtype=np.int64))
     return _core_fn("concat", first.dtype)(xs, outer).reshape(shape)  # y = [x_0 | x_1 | …] along axis
 
 
@@ -669,7 +667,7 @@ def _rows(a):
     """(rows, row stride in values) of an array whose last axis is contiguous and whose
     leading axes step through rows evenly (a C-contiguous array, or a slice of its last
     axis), else None."""
-    if a.ndim < 2 or a.strides[-1] != a.itemsize or min(a.strides) < 0:
+    if a.ndim < 2 or a.strides[-1] != a.itemsize or min(a.strides) < 0 or a.strides[-2] % a.itemsize:
         return None
     for i in range(a.ndim - 2):
         if a.strides[i] != a.shape[i + 1] * a.strides[i + 1]:
@@ -684,7 +682,7 @@ def add(a, b) -> np.ndarray:
     same = (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
             and a.dtype == b.dtype and a.dtype in (np.float32, np.float64) and a.size > 0)
     ra, rb = (_rows(a), _rows(b)) if same else (None, None)
-    if ra is None or rb is None or a.strides[-2] % a.itemsize or b.strides[-2] % b.itemsize:
+    if ra is None or rb is None:
         return np.ascontiguousarray(a + b)
     return _core_fn("add_rows", a.dtype)(a, ra[1], b, rb[1], ra[0], a.shape[-1]).reshape(a.shape)  # y = a + b
 
