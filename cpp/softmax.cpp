@@ -1,8 +1,12 @@
 // softmax.cpp — softmax over rows and element-wise activations (see softmax.h).
 #include "softmax.h"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 #include "activations.h"
 
@@ -12,24 +16,95 @@ LSTMFAST_NAMESPACE_BEGIN
 
 namespace {
 
-constexpr Index kRows = 16;   // rows per tile
-constexpr Index kChunk = 64;  // values per aligned chunk
+constexpr Index kRows = 16;  // rows per tile
 
-// Σ_j x_j over n values, through aligned chunks of fixed size: kChunk running sums (one per
-// position in a chunk), then the chunk's sum, so the result depends on the values alone, not
-// on where the caller's row starts (a vectorised sum over an unaligned row peels its head).
+// A row of n values as packets from its start: n / PS whole ones, then the w = n mod PS values
+// left as one packet whose other lanes are not read or written (masked loads and stores where
+// the instruction set has them, a packet-sized buffer otherwise). Every value thus takes the
+// same vector path, and a sum over the row runs in PS lanes from its start, so the results
+// depend on the values alone: not on where the row lies (Eigen's loops peel an unaligned head
+// in scalar code, whose exp differs from the packet one in the last bit).
 template <typename S>
-S chunked_sum(const S* x, Index n) {
-  using Chunk = Eigen::Array<S, kChunk, 1>;
-  alignas(64) S buf[kChunk];
-  Eigen::Map<Chunk, Eigen::Aligned64> chunk(buf);
-  Chunk acc = Chunk::Zero();
-  for (Index c0 = 0; c0 < n; c0 += kChunk) {
-    const Index w = std::min(kChunk, n - c0);
-    for (Index j = 0; j < kChunk; ++j) buf[j] = j < w ? x[c0 + j] : S(0);
-    acc += chunk;
+struct RowPackets {
+  using Packet = typename Eigen::internal::packet_traits<S>::type;
+  static constexpr Index PS = Eigen::internal::unpacket_traits<Packet>::size;
+
+  // The w < PS values at p, `fill` in the other lanes.
+  static Packet load_tail(const S* p, Index w, S fill) {
+    using namespace Eigen::internal;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<S, float>)
+      return _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << w) - 1), p);
+    else
+      return _mm512_mask_loadu_pd(_mm512_set1_pd(fill), static_cast<__mmask8>((1u << w) - 1), p);
+#elif defined(__AVX2__)
+    if constexpr (std::is_same_v<S, float>) {
+      const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(w)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+      return _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+    } else {
+      const __m256i m = _mm256_cmpgt_epi64(_mm256_set1_epi64x(w), _mm256_setr_epi64x(0, 1, 2, 3));
+      return _mm256_blendv_pd(_mm256_set1_pd(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+    }
+#else
+    alignas(64) S buf[PS];
+    for (Index j = 0; j < PS; ++j) buf[j] = j < w ? p[j] : fill;
+    return pload<Packet>(buf);
+#endif
   }
-  return acc.sum();
+
+  // The first w < PS lanes of v to p.
+  static void store_tail(S* p, const Packet& v, Index w) {
+    using namespace Eigen::internal;
+#if defined(__AVX512F__)
+    if constexpr (std::is_same_v<S, float>) _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << w) - 1), v);
+    else _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << w) - 1), v);
+#elif defined(__AVX2__)
+    if constexpr (std::is_same_v<S, float>)
+      _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(w)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), v);
+    else
+      _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(w), _mm256_setr_epi64x(0, 1, 2, 3)), v);
+#else
+    alignas(64) S buf[PS];
+    pstore(buf, v);
+    std::copy(buf, buf + w, p);
+#endif
+  }
+
+  // f(j, lanes) for the packets of a row of n values: the whole ones (lanes = PS) at
+  // j = 0, PS, …, then the last w < PS values (lanes = w), if any.
+  template <typename F>
+  static void packets(Index n, F&& f) {
+    const Index whole = n / PS * PS;
+    for (Index j = 0; j < whole; j += PS) f(j, PS);
+    if (whole < n) f(whole, n - whole);
+  }
+
+  // The packet of `lanes` values at p (lanes < PS: `fill` in the other lanes).
+  static Packet load(const S* p, Index lanes, S fill) {
+    return lanes == PS ? Eigen::internal::ploadu<Packet>(p) : load_tail(p, lanes, fill);
+  }
+
+  // v with the lanes from `lanes` on set to zero.
+  static Packet keep_lanes(const Packet& v, Index lanes) {
+    using namespace Eigen::internal;
+    if (lanes == PS) return v;
+    return pand(v, pcmp_lt(plset<Packet>(S(0)), pset1<Packet>(S(lanes))));
+  }
+
+  static void store(S* p, const Packet& v, Index lanes) {
+    if (lanes == PS) Eigen::internal::pstoreu(p, v);
+    else store_tail(p, v, lanes);
+  }
+};
+
+// Σ_j x_j over n values in PS running sums from the row's start, then their sum.
+template <typename S>
+S row_sum(const S* x, Index n) {
+  using RP = RowPackets<S>;
+  using namespace Eigen::internal;
+  typename RP::Packet acc = pzero(typename RP::Packet());
+  RP::packets(n, [&](Index j, Index lanes) { acc = padd(acc, RP::load(x + j, lanes, S(0))); });
+  return predux(acc);
 }
 
 // f(r) for every row r in [0, rows), tiles of kRows rows on the kernels' threads.
@@ -44,24 +119,24 @@ void parallel_for_rows(Index rows, F&& f) {
 
 template <typename S>
 void softmax_row(const S* xr, Index n, S* yr) {
-  // The exponentials go through an aligned buffer of fixed size, so every value takes the same
-  // vector path wherever the caller's rows start (Eigen's scalar and packet exp differ in the
-  // last bit), and so does their sum (kChunk running sums): the results depend on the values
-  // alone.
-  using Chunk = Eigen::Array<S, kChunk, 1>;
-  alignas(64) S buf[kChunk];
-  Eigen::Map<Chunk, Eigen::Aligned64> chunk(buf);
-  const S m = CArrMap<S>(xr, n).maxCoeff();  // m_r (exact in any order)
-  Chunk acc = Chunk::Zero();
-  for (Index c0 = 0; c0 < n; c0 += kChunk) {
-    const Index w = std::min(kChunk, n - c0);
-    for (Index j = 0; j < kChunk; ++j) buf[j] = j < w ? xr[c0 + j] - m : S(0);
-    chunk = chunk.exp();  // e_j = exp(x_j − m_r)
-    for (Index j = w; j < kChunk; ++j) buf[j] = S(0);
-    std::copy(buf, buf + w, yr + c0);
-    acc += chunk;
-  }
-  ArrMap<S>(yr, n) *= S(1) / acc.sum();  // y_j = e_j / Σ_k e_k
+  // Packet by packet (RowPackets): the results depend on the values alone.
+  using RP = RowPackets<S>;
+  using Packet = typename RP::Packet;
+  using namespace Eigen::internal;
+  const S lowest = -std::numeric_limits<S>::infinity();
+  Packet mx = pset1<Packet>(lowest);
+  RP::packets(n, [&](Index j, Index lanes) { mx = pmax(mx, RP::load(xr + j, lanes, lowest)); });
+  const Packet m = pset1<Packet>(predux_max(mx));  // m_r (exact in any order)
+  Packet acc = pzero(m);
+  RP::packets(n, [&](Index j, Index lanes) {
+    const Packet e = RP::keep_lanes(pexp(psub(RP::load(xr + j, lanes, S(0)), m)), lanes);  // e_j = exp(x_j − m_r)
+    RP::store(yr + j, e, lanes);
+    acc = padd(acc, e);
+  });
+  const Packet inv = pset1<Packet>(S(1) / predux(acc));
+  RP::packets(n, [&](Index j, Index lanes) {
+    RP::store(yr + j, pmul(RP::load(yr + j, lanes, S(0)), inv), lanes);  // y_j = e_j / Σ_k e_k
+  });
 }
 
 template <typename S>
@@ -72,48 +147,68 @@ void softmax_rows(const S* x, Index rows, Index n, S* y) {
 template <typename S>
 void xent_softmax_sparse(const S* p, const int64_t* labels, const S* g, Index rows, Index n, S eps, S* values,
                          S* grad) {
+  using RP = RowPackets<S>;
+  using Packet = typename RP::Packet;
+  using namespace Eigen::internal;
   parallel_for_rows(rows, [&](Index r) {
     const S* pr = p + r * n;
     const Index y = static_cast<Index>(labels[r]);
-    const S s = chunked_sum(pr, n);                           // Σ_j p_j
-    const S qy = pr[y] / s;                                   // q_y = p_y / Σp
+    const S inv = S(1) / row_sum(pr, n);                      // 1 / Σ_j p_j
+    const S qy = pr[y] * inv;                                 // q_y = p_y / Σp
     values[r] = -std::log(std::clamp(qy, eps, S(1) - eps));  // −log clip(q_y, ε, 1 − ε)
     const S gi = (qy >= eps && qy <= S(1) - eps) ? g[r] : S(0);  // g_r · inside_y
-    ArrMap<S> dz(grad + r * n, n);
+    S* dz = grad + r * n;
     if (gi == S(0)) {
-      dz.setZero();
+      std::fill_n(dz, n, S(0));
       return;
     }
-    dz = CArrMap<S>(pr, n) / s * gi;  // ∂L/∂z_j = g_r · q_j
-    dz[y] = (qy - S(1)) * gi;         //         − g_r at j = y
+    const Packet ip = pset1<Packet>(inv), gp = pset1<Packet>(gi);
+    RP::packets(n, [&](Index j, Index lanes) {
+      RP::store(dz + j, pmul(pmul(RP::load(pr + j, lanes, S(0)), ip), gp), lanes);  // ∂L/∂z_j = g_r · q_j
+    });
+    dz[y] = (qy - S(1)) * gi;  // − g_r at j = y
   });
 }
 
 template <typename S>
 void xent_softmax_dense(const S* p, const S* t, const S* g, Index rows, Index n, S eps, S* values, S* grad) {
+  using RP = RowPackets<S>;
+  using Packet = typename RP::Packet;
+  using namespace Eigen::internal;
+  const Packet lo = pset1<Packet>(eps), hi = pset1<Packet>(S(1) - eps);
   parallel_for_rows(rows, [&](Index r) {
     const S* pr = p + r * n;
     const S* tr = t + r * n;
-    const S s = chunked_sum(pr, n);  // Σ_j p_j
-    S value = 0, kept_sum = 0;
-    for (Index j = 0; j < n; ++j) {
-      if (tr[j] == S(0)) continue;
-      const S q = pr[j] / s;
-      value -= tr[j] * std::log(std::clamp(q, eps, S(1) - eps));  // −Σ_j t_j log qc_j
-      if (q >= eps && q <= S(1) - eps) kept_sum += tr[j];         // Σ_k kept_k
-    }
-    values[r] = value;
+    const Packet inv = pset1<Packet>(S(1) / row_sum(pr, n));  // 1 / Σ_j p_j
+    // q_j = p_j / Σp, inside_j = [ε ≤ q_j ≤ 1 − ε], kept_j = t_j · inside_j (lanes past the
+    // row's end: p = 1 and t = 0, so they add nothing)
+    auto at = [&](Index j, Index lanes, Packet& q, Packet& kept) {
+      q = pmul(RP::load(pr + j, lanes, S(1)), inv);
+      const Packet inside = pand(pcmp_le(lo, q), pcmp_le(q, hi));
+      kept = pand(inside, RP::load(tr + j, lanes, S(0)));
+    };
+    Packet value = pzero(inv), kept_sum = pzero(inv);
+    RP::packets(n, [&](Index j, Index lanes) {
+      Packet q, kept;
+      at(j, lanes, q, kept);
+      kept_sum = padd(kept_sum, kept);  // Σ_k kept_k
+      const Packet tj = RP::load(tr + j, lanes, S(0));
+      if (!predux_any(pandnot(ptrue(tj), pcmp_eq(tj, pzero(tj))))) return;  // no t_j ≠ 0 here: nothing to add
+      value = pmadd(tj, plog(pmin(pmax(q, lo), hi)), value);  // Σ_j t_j log qc_j
+    });
+    values[r] = -predux(value);  // −Σ_j t_j log qc_j
     S* dz = grad + r * n;
     const S gr = g[r];
     if (gr == S(0)) {
       std::fill_n(dz, n, S(0));
       return;
     }
-    for (Index j = 0; j < n; ++j) {  // (branch-free: vectorised)
-      const S q = pr[j] / s;
-      const S kept = q >= eps && q <= S(1) - eps ? tr[j] : S(0);
-      dz[j] = (q * kept_sum - kept) * gr;  // ∂L/∂z_j = g_r (q_j Σ_k kept_k − kept_j)
-    }
+    const Packet ks = pset1<Packet>(predux(kept_sum)), gp = pset1<Packet>(gr);
+    RP::packets(n, [&](Index j, Index lanes) {
+      Packet q, kept;
+      at(j, lanes, q, kept);
+      RP::store(dz + j, pmul(psub(pmul(q, ks), kept), gp), lanes);  // ∂L/∂z_j = g_r (q_j Σ_k kept_k − kept_j)
+    });
   });
 }
 

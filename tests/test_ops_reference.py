@@ -550,6 +550,30 @@ def test_crossentropy_on_softmax_matches_the_formula_for_any_thread_count(sparse
         assert not grad[0, 0].any() and not grad[0, 1].any()  # clipped rows
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=("float32", "float64"))
+def test_softmax_and_crossentropy_give_a_row_the_same_bits_wherever_it_lies(dtype):
+    # the rows of a (rows, 60) array start at every alignment; each must come out as it does
+    # alone, from an aligned array and from one a value off alignment
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((24, 60)) * 3).astype(dtype)
+    labels = rng.integers(0, 60, 24)
+    targets = np.eye(60, dtype=dtype)[labels]
+    g = np.ones(24, dtype)
+    p = ops.softmax(x)
+    values, grad = ops.crossentropy_on_softmax(p, targets, g)
+    sv, sg = ops.crossentropy_on_softmax(p, labels, g, sparse=True)
+    for r in range(24):
+        for offset in (0, 1):
+            row = np.empty(61, dtype)[offset:offset + 60]
+            row[:] = x[r]
+            pr = ops.softmax(row[None])
+            assert np.array_equal(pr[0], p[r]), (r, offset)
+            v, gr = ops.crossentropy_on_softmax(pr, targets[r:r + 1], g[:1])
+            assert np.array_equal(v[0], values[r]) and np.array_equal(gr[0], grad[r]), (r, offset)
+            v, gr = ops.crossentropy_on_softmax(pr, labels[r:r + 1], g[:1], sparse=True)
+            assert np.array_equal(v[0], sv[r]) and np.array_equal(gr[0], sg[r]), (r, offset)
+
+
 # --- the vectorised activations ----------------------------------------------------------------
 
 def activation_probe(xs, dtype, probe, naive=False):
