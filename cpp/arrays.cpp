@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "namespace.h"
 
@@ -45,8 +46,27 @@ void add_rows(Index rows, Index cols, const S* a, Index lda, const S* b, Index l
   });
 }
 
+template <typename S>
+void column_sums(Index rows, Index cols, const S* a, S* y) {
+  if (cols == 0) return;
+  // Blocks of rows, each summed in order on one thread into its own row of partial sums.
+  constexpr Index kSumBlock = 256;
+  const Index nb = std::max<Index>(1, (rows + kSumBlock - 1) / kSumBlock);
+  std::vector<S> partial(nb * cols);
+  parallel_for_tiles(nb, [&](Index blk) {
+    ArrMap<S> acc(partial.data() + blk * cols, cols);
+    acc.setZero();
+    for (Index r = blk * kSumBlock; r < std::min(rows, (blk + 1) * kSumBlock); ++r) acc += CArrMap<S>(a + r * cols, cols);
+  });
+  ArrMap<S> sum(y, cols);  // y = Σ_blk partial_blk, in block order
+  sum = CArrMap<S>(partial.data(), cols);
+  for (Index blk = 1; blk < nb; ++blk) sum += CArrMap<S>(partial.data() + blk * cols, cols);
+}
+
 template void add_rows<float>(Index, Index, const float*, Index, const float*, Index, float*);
 template void add_rows<double>(Index, Index, const double*, Index, const double*, Index, double*);
+template void column_sums<float>(Index, Index, const float*, float*);
+template void column_sums<double>(Index, Index, const double*, double*);
 template void concat_rows<float>(Index, const std::vector<const float*>&, const std::vector<Index>&, float*);
 template void concat_rows<double>(Index, const std::vector<const double*>&, const std::vector<Index>&, double*);
 

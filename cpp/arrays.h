@@ -1,6 +1,7 @@
 // arrays.h — whole-array work of the layers between the kernels, on the kernels' threads:
-// arrays joined along one axis, and gradients summed. Each output element is computed by
-// one thread from its inputs alone, so any split of the rows gives the same bits.
+// arrays joined along one axis, gradients summed, and the columns of a matrix summed. Each
+// output element is computed from its inputs in an order fixed by the sizes alone, so any
+// split of the work between threads gives the same bits.
 #pragma once
 
 #include <vector>
@@ -21,5 +22,11 @@ void concat_rows(Index outer, const std::vector<const S*>& x, const std::vector<
 // (Concatenate hands its inputs' gradients on as views).
 template <typename S>
 void add_rows(Index rows, Index cols, const S* a, Index lda, const S* b, Index ldb, S* y);
+
+// y[c] = Σ_r a[r, c] over rows × cols (rows contiguous): a bias's gradient, the sum of ∂L/∂z
+// over every leading axis. The rows are summed in order within blocks of kSumBlock rows, and
+// the blocks' sums added in block order.
+template <typename S>
+void column_sums(Index rows, Index cols, const S* a, S* y);
 
 LSTMFAST_NAMESPACE_END  // lstmfast

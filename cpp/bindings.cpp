@@ -583,6 +583,23 @@ void register_dtype(py::module_& m, const char* suffix) {
         },
         py::arg("a").noconvert(), py::arg("lda"), py::arg("b").noconvert(), py::arg("ldb"), py::arg("rows"),
         py::arg("cols"), "a + b over rows of cols values, lda and ldb apart (arrays.h).");
+  m.def(("column_sums_" + sfx).c_str(), [](const Arr<S>& a, Arr<S>& y) {
+          // a viewed as (size / y.size, y.size): the sum over every axis but the last.
+          if (a.ndim() < 1 || y.ndim() != 1 || y.size() < 1 || a.shape(a.ndim() - 1) != y.size())
+            throw std::invalid_argument("column_sums: expected an array whose last axis has as many values as the "
+                                        "1-D output (" + std::to_string(y.size()) + "); got " +
+                                        std::to_string(a.ndim()) + " axes, the last of " +
+                                        std::to_string(a.ndim() ? a.shape(a.ndim() - 1) : 0));
+          const Index cols = y.size(), rows = a.size() / cols;
+          const S* pa = a.data();
+          S* py_ = y.mutable_data();
+          {
+            py::gil_scoped_release release;
+            column_sums<S>(rows, cols, pa, py_);
+          }
+        },
+        py::arg("a").noconvert(), py::arg("y").noconvert(),
+        "y = the sum of a over every axis but the last, rows summed in blocks of fixed size (arrays.h).");
   m.def(("dropout_" + sfx).c_str(), [](const Arr<S>& x, double rate, std::uint64_t key) {
           if (!(rate >= 0.0 && rate < 1.0)) throw std::invalid_argument("dropout rate must be in [0, 1)");
           Arr<S> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));

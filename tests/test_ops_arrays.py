@@ -1,4 +1,4 @@
-"""ops.concatenate and ops.add: numpy's results, on the kernels' threads for float arrays whose
+"""ops.concatenate, ops.add and ops.column_sums: numpy's results, on the kernels' threads for float arrays whose
 rows lie contiguously, and numpy's own path for everything else."""
 
 import numpy as np
@@ -70,6 +70,38 @@ def test_add_takes_numpys_path_for_other_inputs():
                  (a.astype(np.int32), b.astype(np.int32)),
                  (a, b[:1])]:  # broadcasting
         np.testing.assert_array_equal(ops.add(x, y), x + y)
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+@pytest.mark.parametrize("shape", [(1, 5), (7, 60), (1280, 60), (3, 257, 33), (600, 1)])
+def test_column_sums_add_every_row_the_same_way_on_any_thread_count(shape, dtype, restore_threads):
+    (a,) = rng_arrays(3, shape, dtype=dtype)
+    want = a.astype(np.float64).reshape(-1, shape[-1]).sum(0)
+    runs = []
+    for threads in (1, 2):
+        lstmfast.set_num_threads(threads)
+        runs.append(ops.column_sums(a))
+    assert runs[0].shape == (shape[-1],) and runs[0].dtype == dtype
+    np.testing.assert_array_equal(runs[0], runs[1])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(runs[0], want, rtol=tol, atol=tol * np.sqrt(a.size / shape[-1]))
+    out = np.full(shape[-1], np.nan, dtype)
+    assert ops.column_sums(a, out=out) is out
+    np.testing.assert_array_equal(out, runs[0])
+
+
+def test_column_sums_refuse_what_they_cannot_sum():
+    a = np.ones((4, 3), np.float32)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        ops.column_sums(a.astype(np.int32))
+    with pytest.raises(ValueError, match=r"shape \(3,\)"):
+        ops.column_sums(a, out=np.empty(4, np.float32))
+    with pytest.raises(TypeError, match="dtype float32"):
+        ops.column_sums(a, out=np.empty(3, np.float64))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        ops.column_sums(a.T)
+    with pytest.raises(ValueError, match="last axis of size >= 1"):
+        ops.column_sums(np.ones((4, 0), np.float32))
 
 
 def test_a_tensor_used_twice_gets_the_sum_of_its_gradients_float64():

@@ -39,6 +39,7 @@ __all__ = [
     "embedding_forward",
     "embedding_backward",
     "add",
+    "column_sums",
     "concatenate",
     "dropout",
     "dropout_mask",
@@ -685,6 +686,25 @@ def add(a, b) -> np.ndarray:
     if ra is None or rb is None:
         return np.ascontiguousarray(a + b)
     return _core_fn("add_rows", a.dtype)(a, ra[1], b, rb[1], ra[0], a.shape[-1]).reshape(a.shape)  # y = a + b
+
+
+def column_sums(a, out=None) -> np.ndarray:
+    """``a.sum(axis=tuple(range(a.ndim - 1)))``: the sum over every axis but the last of a
+    C-contiguous float32 or float64 array (a bias's gradient, Σ ∂L/∂z over the batch and time),
+    written to ``out`` (1-D, C-contiguous, of a's dtype) when given. The rows are added in
+    blocks of fixed size on the kernels' threads, so the bits do not depend on the thread
+    count. Values are not checked for NaN."""
+    a = _array("a", a, check_finite=False)
+    if a.ndim < 1 or a.shape[-1] < 1:
+        raise ValueError(f"`a` must have a last axis of size >= 1; got shape {_shape(a)}")
+    if out is None:
+        out = np.empty(a.shape[-1], a.dtype)
+    else:
+        out = _array("out", out, a.dtype, shape=(a.shape[-1],), check_finite=False)
+        if not out.flags.writeable:
+            raise ValueError("`out` must be writeable")
+    _core_fn("column_sums", a.dtype)(a, out)  # y_c = Σ_r a_rc
+    return out
 
 
 def dropout(x, rate, key) -> np.ndarray:

@@ -24,7 +24,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import activations
 from .. import initializers
-from .dense import _activation_backward, _kernel_layer_config, _set_weight_options, product
+from .dense import _activation_backward, _kernel_layer_config, _set_weight_options, column_sums, product
 from .layer import Layer, _check_data_format, _check_positive_int
 
 
@@ -186,7 +186,7 @@ class Conv1D(_TimeWindowLayer):
             # ∂L/∂kernel = Pᵀ · ∂L/∂z ; ∂L/∂bias = Σ ∂L/∂z over batch and time
             product(patches, dz2, out=self.kernel._ensure_grad().reshape(-1, self.filters), transpose_a=True)
             if self.use_bias:
-                np.sum(dz2, axis=0, out=self.bias._ensure_grad())
+                column_sums(dz2, self.bias._ensure_grad())
         if not self.needs_input_gradient:
             return None
         k, c = kernel.shape[0], kernel.shape[1]

@@ -72,7 +72,7 @@ class Dense(Layer):
             # dL/dkernel = xᵀ·dz ; dL/dbias = Σ dz over all leading axes
             product(x2, dz2, out=self.kernel._ensure_grad(), transpose_a=True)
             if self.use_bias:
-                np.sum(dz2, axis=0, out=self.bias._ensure_grad())
+                column_sums(dz2, self.bias._ensure_grad())
         self._x = self._z = self._y = None
         if not self.needs_input_gradient:
             return None
@@ -83,6 +83,15 @@ class Dense(Layer):
         config["units"] = self.units
         config.update(_kernel_layer_config(self))
         return config
+
+
+def column_sums(a, out):
+    """``out = Σ_r a[r, :]`` over the rows of a 2-D array (a bias's gradient): on the kernels'
+    threads (ops.column_sums) for a float32 or float64 ``a`` of ``out``'s dtype, with numpy
+    otherwise."""
+    if a.dtype == out.dtype and a.dtype in (np.float32, np.float64) and out.flags.c_contiguous:
+        return ops.column_sums(np.ascontiguousarray(a), out=out)
+    return np.sum(a, axis=0, out=out)
 
 
 def product(a, b, bias=None, out=None, transpose_a=False, transpose_b=False):

@@ -31,7 +31,7 @@ import numpy as np
 from .. import _random
 from .. import graph
 from .. import initializers
-from .dense import _set_weight_options, _weight_options_config, product
+from .dense import _set_weight_options, _weight_options_config, column_sums, product
 from .layer import Layer, _check_rate, _fmt_shape
 
 _MASKED = 1.0e9  # Keras's large negative for hidden scores
@@ -293,7 +293,7 @@ class MultiHeadAttention(Layer):
         if self.trainable:
             product(x.reshape(b * steps, -1), dy2, out=kernel._ensure_grad().reshape(w2.shape), transpose_a=True)
             if bias is not None:
-                np.sum(dy2, axis=0, out=bias._ensure_grad().reshape(-1))
+                column_sums(dy2, bias._ensure_grad().reshape(-1))
         return product(dy2, w2, transpose_b=True).reshape(x.shape)
 
     def backward(self, d_out, d_weights=None):
@@ -308,7 +308,7 @@ class MultiHeadAttention(Layer):
         if self.trainable:
             product(c2, do2, out=wo._ensure_grad().reshape(wo2.shape), transpose_a=True)  # dWo = Cᵀ·dO
             if bo is not None:
-                np.sum(do2, axis=0, out=bo._ensure_grad())  # dbo = Σ dO
+                column_sums(do2, bo._ensure_grad())  # dbo = Σ dO
         dc = product(do2, wo2, transpose_b=True)  # dC = dO·Woᵀ
         dc = dc.reshape(b, tq, self.num_heads, self.value_dim).transpose(0, 2, 1, 3)
         dv = np.matmul(a_d.transpose(0, 1, 3, 2), dc)  # dV_n = A_nᵀ·dC_n
