@@ -121,24 +121,41 @@ try:
 except ImportError:  # pragma: no cover - a declared dependency
     ThreadpoolController = None
 
-_controller = None
-_modules_seen = 0  # len(sys.modules) when the controller last looked for BLAS libraries
+_blas = []  # threadpoolctl's controllers of the loaded BLAS libraries
+_modules_seen = -1  # len(sys.modules) when they were last looked for
+
+
+def _blas_libraries():
+    """The loaded BLAS libraries' controllers, looked for again only when a module was imported
+    since the last look (an import may have loaded another BLAS)."""
+    global _blas, _modules_seen
+    if len(sys.modules) != _modules_seen:
+        _modules_seen = len(sys.modules)
+        _blas = [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+    return _blas
 
 
 def model_loop(fn):
     """Decorator of a model's loops (fit, evaluate, predict, …): run ``fn`` with every loaded
     BLAS (numpy's, and scipy's when it brings its own) limited to one thread, and with freed
-    memory kept for reuse (`_memory.keep_freed_memory`, set once per process)."""
+    memory kept for reuse (`_memory.keep_freed_memory`, set once per process). The libraries'
+    own setters are called directly (threadpoolctl's, through its controllers): a one-batch
+    loop such as ``train_on_batch`` runs once per step, and threadpoolctl's ``limit`` context
+    costs more than the setters."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        global _controller, _modules_seen
         keep_freed_memory()
         if ThreadpoolController is None:
             return fn(*args, **kwargs)
-        if _controller is None or len(sys.modules) != _modules_seen:  # an import may have loaded a BLAS
-            _controller, _modules_seen = ThreadpoolController(), len(sys.modules)
-        with _controller.limit(limits=1, user_api="blas"):
+        libs = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
+        libs = [(lib, n) for lib, n in libs if n is not None and n != 1]  # (a loop inside a loop finds them at 1)
+        for lib, _ in libs:
+            lib.set_num_threads(1)
+        try:
             return fn(*args, **kwargs)
+        finally:
+            for lib, n in libs:
+                lib.set_num_threads(n)
 
     return wrapper

@@ -13,6 +13,8 @@ overflow. `Loss._values_and_grad` returns the values and the per-element factor 
 dL/dy_pred = (dL/dvalue)[..., None] · local; all of it is vectorised numpy.
 """
 
+import math
+
 import numpy as np
 
 from . import config as _config
@@ -273,10 +275,12 @@ class Loss:
 
     def _value_gradient(self, w, shape, dtype):
         """dLoss/dvalues (what _reduce returns second), from the weights alone."""
-        ones = w if w is not None else np.ones(shape, dtype)
         if self.reduction in (None, "none"):
-            return np.ascontiguousarray(ones, dtype)
-        return np.ascontiguousarray(ones / dtype.type(self._divisor(w, int(np.prod(shape)))), dtype)
+            return np.ascontiguousarray(w, dtype) if w is not None else np.ones(shape, dtype)
+        divisor = dtype.type(self._divisor(w, math.prod(shape)))
+        if w is None:
+            return np.full(shape, dtype.type(1) / divisor, dtype)
+        return np.ascontiguousarray(w / divisor, dtype)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_pred = np.asarray(y_pred)

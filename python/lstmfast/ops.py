@@ -18,6 +18,7 @@ Nothing is converted silently: float32 and float64 are both supported, but one c
 from __future__ import annotations
 
 import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -660,7 +661,7 @@ def concatenate(xs, axis=-1) -> np.ndarray:
                     and x.shape[:a] == first.shape[:a] and x.shape[a + 1:] == first.shape[a + 1:] for x in xs)):
         return np.concatenate(xs, axis=axis)
     shape = first.shape[:a] + (sum(x.shape[a] for x in xs),) + first.shape[a + 1:]
-    outer = int(np.prod(first.shape[:a], dtype=np.int64))
+    outer = math.prod(first.shape[:a])
     return _core_fn("concat", first.dtype)(xs, outer).reshape(shape)  # y = [x_0 | x_1 | …] along axis
 
 
@@ -673,7 +674,7 @@ def _rows(a):
     for i in range(a.ndim - 2):
         if a.strides[i] != a.shape[i + 1] * a.strides[i + 1]:
             return None
-    return int(np.prod(a.shape[:-1], dtype=np.int64)), a.strides[-2] // a.itemsize
+    return math.prod(a.shape[:-1]), a.strides[-2] // a.itemsize
 
 
 def add(a, b) -> np.ndarray:
