@@ -550,7 +550,6 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   // apart would share L1 sets, so that the recurrence's product reads a block of rows where
   // they lie (PackedGemm::run).
   const Index ldz = PG::rows_share_l1_sets(G) ? G + PG::PS : G;
-  Buffer<S> dZ(T * B * ldz);
   std::vector<S> dh(B * H), dc(B * H, S(0));  // dL/dh_t and dL/dc_t, carried backwards
   std::vector<S> pass(k.has_mask ? B * H : 0, S(0));  // dh_t passed through masked steps
   if (d_cT) std::copy(d_cT, d_cT + B * H, dc.begin());
@@ -564,25 +563,6 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       ArrMap<S> row(dst + b * H + t.u0, t.w);
       if (drop_h) row *= CArrMap<S>(k.m_h.data() + b * H + t.u0, t.w);
       if (k.has_mask) row += CArrMap<S>(pass.data() + b * H + t.u0, t.w);
-    }
-  };
-
-  // dL/dh_s of this tile before step s is undone: the output gradient of step s, plus the
-  // carry from step s+1 through z_{s+1} = … + (h_s⊙m_h)·U, plus what a masked step passed on.
-  auto gather_dh = [&](Index s, const GateTiling::Tile& t) {
-    if (s == T - 1) {
-      MapR<S> dh_t(dh.data() + t.b0 * H + t.u0, t.bn, t.w, Eigen::OuterStride<>(H));
-      if (d_hT) dh_t = CMapR<S>(d_hT + t.b0 * H + t.u0, t.bn, t.w, Eigen::OuterStride<>(H));
-      else dh_t.setZero();
-    } else {
-      dh_through_recurrence(dZ.data() + (s + 1) * B * ldz, t, dh.data(), step_walk(s));
-    }
-    if (!d_outputs) return;
-    for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
-      if (output_is_zero(k, s, b)) continue;  // a constant zero output
-      ArrMap<S> dh_b(dh.data() + b * H + t.u0, t.w);
-      if (cfg.return_sequences) dh_b += CArrMap<S>(d_outputs + (b * T + s) * H + t.u0, t.w);
-      else if (s == T - 1) dh_b += CArrMap<S>(d_outputs + b * H + t.u0, t.w);
     }
   };
 
@@ -601,9 +581,35 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
   const std::vector<Index> tiled_cols = tl.identity() ? std::vector<Index>() : tl.tiled_columns();
   const Index* colmap = tiled_cols.empty() ? nullptr : tiled_cols.data();
   const bool pack_in_loop = colmap == nullptr;
+  // dZ itself is read after the loop only by the products and sums that the loop did not do
+  // (the packing without it, a constant input's Σ_s dz_s, a one-hot dW too large to keep per
+  // tile, dX). Without those, two steps' rows are all it keeps: step s in slot s mod 2, read
+  // by step s−1's recurrence (and by dh0 after step 0), which then stay in cache.
+  const bool two_steps = pack_in_loop && !cfg.constant_input && (!one_hot || dw_in_loop) && !grads.dx;
+  Buffer<S> dZ((two_steps ? std::min<Index>(T, 2) : T) * B * ldz);
+  auto dz_rows = [&](Index s) { return dZ.data() + (two_steps ? s % 2 : s) * B * ldz; };  // step s's first row
   Buffer<S> dZ_panels(PG::packed_size(T * B, G));
   // dZ's panels serve dW (D rows) and dU (H rows): one tile width for both.
   const Index dz_cols = PG::tile_cols(std::min(D, H), G);
+  // dL/dh_s of this tile before step s is undone: the output gradient of step s, plus the
+  // carry from step s+1 through z_{s+1} = … + (h_s⊙m_h)·U, plus what a masked step passed on.
+  auto gather_dh = [&](Index s, const GateTiling::Tile& t) {
+    if (s == T - 1) {
+      MapR<S> dh_t(dh.data() + t.b0 * H + t.u0, t.bn, t.w, Eigen::OuterStride<>(H));
+      if (d_hT) dh_t = CMapR<S>(d_hT + t.b0 * H + t.u0, t.bn, t.w, Eigen::OuterStride<>(H));
+      else dh_t.setZero();
+    } else {
+      dh_through_recurrence(dz_rows(s + 1), t, dh.data(), step_walk(s));
+    }
+    if (!d_outputs) return;
+    for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
+      if (output_is_zero(k, s, b)) continue;  // a constant zero output
+      ArrMap<S> dh_b(dh.data() + b * H + t.u0, t.w);
+      if (cfg.return_sequences) dh_b += CArrMap<S>(d_outputs + (b * T + s) * H + t.u0, t.w);
+      else if (s == T - 1) dh_b += CArrMap<S>(d_outputs + b * H + t.u0, t.w);
+    }
+  };
+
   // (double's cell backward works in 2w values of its thread's scratch; float's in registers)
   const Index ntiles = tl.n_batch_tiles * tl.n_unit_tiles;
   const Index scratch_size = std::is_same_v<S, float> ? 0 : 2 * tl.unit_tile;
@@ -616,7 +622,7 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     gather_dh(s, t);
     S* work = scratch[omp_get_thread_num()].data();
     for (Index b = t.b0; b < t.b0 + t.bn; ++b) {
-      S* dz = dZ.data() + (s * B + b) * ldz + t.c0;
+      S* dz = dz_rows(s) + b * ldz + t.c0;
       S* d_h = dh.data() + b * H + t.u0;
       if (!real_step(s, b)) {  // h_t = h_{t−1}, c_t = c_{t−1}: both gradients pass through
         std::fill(dz, dz + w4, S(0));
@@ -631,14 +637,14 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
       if (id >= 0) ArrMap<S>(dW_tiles.data() + (t.bt * D + id) * G + t.c0, w4) += CArrMap<S>(dz, w4);  // dW[id, :] += dz_s,b
     }
     if (pack_in_loop)
-      PG::pack_rows(dZ.data() + (s * B + t.b0) * ldz, ldz, s * B + t.b0, t.bn, T * B, G, dz_cols, dZ_panels.data());
+      PG::pack_rows(dz_rows(s) + t.b0 * ldz, ldz, s * B + t.b0, t.bn, T * B, G, dz_cols, dZ_panels.data());
   });
 
   // Gradients of the initial state, when asked for: dh0 = dz_0·Uᵀ ⊙ m_h (+ pass), dc0 = the
   // carried dc.
   if (grads.dh0) {
     parallel_for_tiles(tl.n_batch_tiles * tl.n_unit_tiles, [&](Index tile) {
-      dh_through_recurrence(dZ.data(), tl.tile(tile), grads.dh0, Walk::Forwards);
+      dh_through_recurrence(dz_rows(0), tl.tile(tile), grads.dh0, Walk::Forwards);
     });
   }
   if (grads.dc0) std::copy(dc.begin(), dc.end(), grads.dc0);
