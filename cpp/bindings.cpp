@@ -64,7 +64,7 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
                   const std::optional<Arr<S>>& recurrent_dropout, int activation,
                   int recurrent_activation, bool go_backwards, bool return_sequences,
                   bool zero_output_for_mask, bool training, bool naive, Index timesteps,
-                  const LSTMPackedWeights<S>* packed, bool check_weights) {
+                  const LSTMPackedWeights<S>* packed, bool check_weights, bool input_gradient) {
   // x (B, T, D); or (B, D) with timesteps = T: the same input at every step.
   LSTMConfig cfg;
   cfg.constant_input = timesteps > 0;
@@ -110,6 +110,7 @@ py::tuple forward(const Arr<S>& x, const Arr<S>& kernel, const Arr<S>& recurrent
   in.recurrent_dropout = opt_ptr(recurrent_dropout);
   in.packed = packed;
   in.check_weights = check_weights && !naive;
+  in.input_gradient = input_gradient;
   // One-hot inputs (characters or words as unit vectors, as Keras's seq2seq examples feed
   // them): the kernel picks rows of W instead of multiplying by x. Few features: the product
   // is cheap either way.
@@ -160,9 +161,21 @@ template <typename S>
 py::tuple backward(LSTMCache<S>& cache, const std::optional<Arr<S>>& d_outputs,
                    const std::optional<Arr<S>>& d_h, const std::optional<Arr<S>>& d_c,
                    bool input_gradient, bool initial_state_gradient, const std::optional<Arr<S>>& out_kernel,
-                   const std::optional<Arr<S>>& out_recurrent_kernel, const std::optional<Arr<S>>& out_bias) {
+                   const std::optional<Arr<S>>& out_recurrent_kernel, const std::optional<Arr<S>>& out_bias,
+                   const std::optional<Arr<S>>& kernel) {
   const LSTMConfig& cfg = cache.cfg;
   const Index B = cfg.B, T = cfg.T, D = cfg.D, H = cfg.H;
+  // dX = dZ·Wᵀ needs Wᵀ: kept by the forward, or packed now from the forward's kernel.
+  if (input_gradient && cache.WT_panels.empty()) {
+    if (!kernel)
+      throw std::invalid_argument("input_gradient: this cache's forward was run with input_gradient=False and "
+                                  "kept no transposed kernel; pass the forward's kernel (" + std::to_string(D) +
+                                  ", " + std::to_string(4 * H) + ") to compute dx");
+    expect_shape("kernel", *kernel, {D, 4 * H});
+    const S* W = kernel->data();
+    py::gil_scoped_release release;
+    pack_input_transposed(cache, W);
+  }
   if (d_outputs) {
     if (cfg.return_sequences) expect_shape("d_outputs", *d_outputs, {B, T, H});
     else expect_shape("d_outputs", *d_outputs, {B, H});
@@ -473,12 +486,13 @@ void register_dtype(py::module_& m, const char* suffix) {
         py::arg("recurrent_dropout").noconvert(), py::arg("activation"),
         py::arg("recurrent_activation"), py::arg("go_backwards"), py::arg("return_sequences"),
         py::arg("zero_output_for_mask"), py::arg("training"), py::arg("naive") = false,
-        py::arg("timesteps") = 0, py::arg("packed") = py::none(), py::arg("check_weights") = false);
+        py::arg("timesteps") = 0, py::arg("packed") = py::none(), py::arg("check_weights") = false,
+        py::arg("input_gradient") = true);
   m.def(("lstm_backward_" + sfx).c_str(), &backward<S>, py::arg("cache"),
         py::arg("d_outputs").noconvert(), py::arg("d_h").noconvert(), py::arg("d_c").noconvert(),
         py::arg("input_gradient") = true, py::arg("initial_state_gradient") = true,
         py::arg("out_kernel").noconvert() = py::none(), py::arg("out_recurrent_kernel").noconvert() = py::none(),
-        py::arg("out_bias").noconvert() = py::none());
+        py::arg("out_bias").noconvert() = py::none(), py::arg("kernel").noconvert() = py::none());
   m.def(("all_finite_" + sfx).c_str(), [](const Arr<S>& a) {
           const S* p = a.data();
           const Index n = a.size();

@@ -287,6 +287,15 @@ struct ForwardRows {
 // x (B, T, D) or (B, D) with constant_input; W (D, 4H), U (H, 4H), b (4H);
 // outputs (B, T, H) or (B, H); h_T, c_T (B, H). With a cache, keeps what backward needs.
 template <typename S>
+void pack_input_transposed(LSTMCache<S>& k, const S* W) {
+  const GateTiling& tl = k.tiling;
+  const Index B = k.cfg.B, D = k.cfg.D, G = kNumGates * k.cfg.H, Tx = k.cfg.constant_input ? 1 : k.cfg.T;
+  const std::vector<Index> keras_cols = tl.identity() ? std::vector<Index>() : tl.keras_columns();
+  k.WT_panels = pack_input_weights_transposed(D, G, PackedGemm<S>::tile_cols(Tx * B, D), W,
+                                              keras_cols.empty() ? nullptr : keras_cols.data());
+}
+
+template <typename S>
 void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T, S* c_T,
                   LSTMCache<S>* cache) {
   using PG = PackedGemm<S>;
@@ -309,7 +318,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   const Index Tx = constant ? 1 : T;
   if (cache) {  // Uᵀ and Wᵀ for the backward, while the weights are at hand
     k.UT_panels = pack_recurrent_transposed(tl, U, k.UT_offsets, colmap);
-    k.WT_panels = pack_input_weights_transposed(D, G, PG::tile_cols(Tx * B, D), W, colmap);
+    if (in.input_gradient) pack_input_transposed(k, W);
   }
   // W, U and b in tile order: packed here, or once before for many calls (inference only;
   // the training forward packs Uᵀ and Wᵀ above and keeps nothing packed of W and U).
@@ -818,6 +827,7 @@ void LSTMStream<S>::step(const S* x, S* h, S* c, Index s, bool from_state) {
   template class LSTMStream<S>;                                                                     \
   template bool one_hot_rows<S>(const S*, Index, Index, std::vector<int32_t>&);                     \
   template void lstm_forward<S>(const LSTMConfig&, const LSTMInputs<S>&, S*, S*, S*, LSTMCache<S>*); \
+  template void pack_input_transposed<S>(LSTMCache<S>&, const S*);                                  \
   template void lstm_backward<S>(const LSTMCache<S>&, const S*, const S*, const S*,                 \
                                  const LSTMGrads<S>&);
 LSTMFAST_INSTANTIATE(float)

@@ -73,6 +73,9 @@ struct LSTMInputs {
   // Test kernel and recurrent_kernel for NaN and ±inf while packing them (which reads every
   // value anyway), throwing NonFiniteWeights; weights already packed are not tested again.
   bool check_weights = false;
+  // With a cache: keep Wᵀ packed for the backward's dX = dZ·Wᵀ. False where no dX will be
+  // asked for (a model's first layer, fed with data); pack_input_transposed() adds it later.
+  bool input_gradient = true;
 };
 
 // What lstm_forward throws when check_weights finds NaN or ±inf in a weight matrix; what()
@@ -168,7 +171,8 @@ struct LSTMCache {
   Buffer<S> gates;    // (T, B, 4H) activated i, f, g, o, tile-packed
   Buffer<S> h, c;     // (T+1, B, H) h[s] = h_{s−1} (h[0] = h0); likewise c
   // Uᵀ per unit tile and Wᵀ, packed for the backward's products (dh = dz·Uᵀ, dX = dZ·Wᵀ)
-  // straight from the caller's Keras-layout weights, rows in tile order.
+  // straight from the caller's Keras-layout weights, rows in tile order (WT_panels empty when
+  // the forward was told that no dX would be asked for).
   Buffer<S> UT_panels, WT_panels;
   std::vector<Index> UT_offsets;  // where each unit tile's Uᵀ panels start
   std::vector<uint8_t> mask;   // (T, B) in processing order, empty if none
@@ -228,7 +232,13 @@ template <typename S>
 void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T, S* c_T,
                   LSTMCache<S>* cache);
 
+// Packs the forward's kernel W (D, 4H), Keras's layout, as the cache's Wᵀ for dX (what a
+// forward with input_gradient = false left out).
+template <typename S>
+void pack_input_transposed(LSTMCache<S>& cache, const S* W);
+
 // Backward through time. d_outputs: like outputs or nullptr; d_hT, d_cT: (B,H) or nullptr.
+// grads.dx needs the cache's Wᵀ (pack_input_transposed).
 template <typename S>
 void lstm_backward(const LSTMCache<S>& cache, const S* d_outputs, const S* d_hT, const S* d_cT,
                    const LSTMGrads<S>& grads);

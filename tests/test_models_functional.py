@@ -86,6 +86,33 @@ def test_inference_models_share_the_trained_layers_and_return_several_outputs():
     np.testing.assert_array_equal(ld.get_weights()[0], lm.get_weights()[3])
 
 
+def test_an_lstm_shared_by_two_models_gives_dx_to_the_one_that_needs_it():
+    # One model feeds the LSTM data (no dx wanted: its training forward keeps no transposed
+    # kernel), the other a Dense layer's output (dx wanted). Each backward leaves the layer's
+    # flag at its own model's answer, so the second model's forward is told no dx after a step
+    # of the first; its backward then packs the kernel it is given, and the Dense still learns.
+    lf.config.set_floatx("float64")
+    try:
+        lf.utils.set_random_seed(3)
+        shared = L.LSTM(6)
+        a, b = lf.Input(shape=(5, 4)), lf.Input(shape=(5, 3))
+        on_data = lf.Model(a, L.Dense(2)(shared(a)))
+        dense = L.Dense(4)
+        on_layer = lf.Model(b, L.Dense(2)(shared(dense(b))))
+        for m in (on_data, on_layer):
+            m.compile("adam", "mse")
+        rng = np.random.default_rng(0)
+        xa, xb, y = rng.standard_normal((4, 5, 4)), rng.standard_normal((4, 5, 3)), rng.standard_normal((4, 2))
+        on_data.train_on_batch(xa, y)
+        assert shared.needs_input_gradient is False
+        analytic = assert_model_gradients(on_layer, on_layer.prepare_inputs(xb), y, samples=8)
+        params = on_layer.flat_parameters()
+        start, stop = params.segments[[id(v) for v in params.variables].index(id(dense.kernel))]
+        assert np.abs(analytic[start:stop]).max() > 0
+    finally:
+        lf.config.set_floatx("float32")
+
+
 def test_gradients_through_the_graph_match_finite_differences():
     lf.config.set_floatx("float64")
     try:

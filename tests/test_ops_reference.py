@@ -148,6 +148,31 @@ def test_backward_without_the_input_gradient_gives_the_same_weight_gradients(sha
         np.testing.assert_array_equal(getattr(lean, name), getattr(full, name), err_msg=name)
 
 
+@for_each_shape_and_dtype
+def test_a_forward_told_no_input_gradient_keeps_no_transposed_kernel_until_backward_is_given_it(shape, dtype):
+    # input_gradient=False in the forward skips packing Wᵀ; the backward then computes dx only
+    # from the kernel it is given, the same bits as a forward that kept Wᵀ.
+    args, kw = shape_case(65, shape, dtype)
+    full = ops.lstm_forward(*args, **kw, training=True)
+    lean = ops.lstm_forward(*args, **kw, training=True, input_gradient=False)
+    for name, a, b in zip(("outputs", "h_T", "c_T"), full[:3], lean[:3]):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    B, H = full.h.shape
+    w = tuple(a.astype(full.outputs.dtype) for a in loss_weights(3, full.outputs.shape, B, H))
+    want = ops.lstm_backward(full.cache, *w)
+    without_dx = ops.lstm_backward(lean.cache, *w, input_gradient=False)
+    assert without_dx.dx is None
+    for name in GRAD_NAMES[1:]:
+        np.testing.assert_array_equal(getattr(without_dx, name), getattr(want, name), err_msg=name)
+    with pytest.raises(ValueError, match=r"input_gradient=False.*pass the forward's kernel"):
+        ops.lstm_backward(lean.cache, *w)
+    with pytest.raises(ValueError, match="`kernel` must have shape"):
+        ops.lstm_backward(lean.cache, *w, kernel=args[1][:, :-1].copy())
+    got = ops.lstm_backward(lean.cache, *w, kernel=args[1])
+    for name in GRAD_NAMES:
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+
+
 OPTION_SETS = {
     **{f"{a}_{r}": dict(activation=a, recurrent_activation=r)
        for a, r in itertools.product(("tanh", "relu", "sigmoid", "linear"), ("sigmoid", "hard_sigmoid"))},

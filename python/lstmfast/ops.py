@@ -234,6 +234,7 @@ def lstm_forward(
     check_finite=True,
     naive=False,
     timesteps=None,
+    input_gradient=True,
 ) -> LSTMForward:
     """Runs an LSTM over whole sequences.
 
@@ -260,6 +261,9 @@ def lstm_forward(
             kernel and recurrent_kernel are tested while the kernel packs them).
         naive: run the slow reference implementation instead (for testing).
         timesteps: T for a 2-D, time-constant ``x``; None (default) for a 3-D ``x``.
+        input_gradient: with ``training``, whether the backward will be asked for dx: False
+            (a model's first layer, fed with data) skips keeping the kernel's transpose for
+            dx = dZ·Wᵀ; :func:`lstm_backward` then computes dx only when given ``kernel``.
 
     A one-hot ``x`` (each step a unit vector or zeros, as characters or words are fed to a
     seq2seq model) with 16 features or more is recognised in one pass over it: the projection
@@ -349,7 +353,7 @@ def lstm_forward(
             recurrent_dropout_mask, act, ract, bool(go_backwards), bool(return_sequences),
             bool(zero_output_for_mask), bool(training) and not naive, bool(naive),
             0 if timesteps is None else T, None if packed is None else packed._impl,
-            bool(weights_check),
+            bool(weights_check), bool(input_gradient),
         )
     except core.NonFiniteWeightsError as e:  # names the array: "kernel" or "recurrent_kernel"
         name = str(e)
@@ -360,7 +364,8 @@ def lstm_forward(
 
 
 def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
-                  input_gradient=True, initial_state_gradient=True, check_finite=True, out=None) -> LSTMGradients:
+                  input_gradient=True, initial_state_gradient=True, check_finite=True, out=None,
+                  kernel=None) -> LSTMGradients:
     """Backward through time for one :func:`lstm_forward` call made with ``training=True``.
 
     Args:
@@ -379,6 +384,8 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
             forward's dtype and the weights' shapes (d_bias None without a bias) that receive
             the weight gradients, which are then returned in them (a model's gradient buffer,
             written without a copy).
+        kernel: the forward's kernel (D, 4H), needed for dx only after a forward told
+            ``input_gradient=False`` (which kept no transpose of it); ignored otherwise.
 
     Returns:
         ``LSTMGradients(dx, d_kernel, d_recurrent_kernel, d_bias, d_h0, d_c0)``; dx is (B, T, D),
@@ -407,8 +414,11 @@ def lstm_backward(cache: LSTMCache, d_outputs=None, d_h=None, d_c=None, *,
                      for a, n, s in zip(out, ("out d_kernel", "out d_recurrent_kernel", "out d_bias"), shapes))
         if any(not a.flags.writeable for a in outs if a is not None):
             raise ValueError("`out` arrays must be writeable")
+    if kernel is not None:
+        kernel = _array("kernel", kernel, dt, shape=(cache.features, 4 * H), check_finite=False)
     return LSTMGradients(*_core_fn("lstm_backward", dt)(cache._impl, d_outputs, d_h, d_c,
-                                                        bool(input_gradient), bool(initial_state_gradient), *outs))
+                                                        bool(input_gradient), bool(initial_state_gradient), *outs,
+                                                        kernel))
 
 
 def adam_update(param, grad, m, v, *, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-7, step):

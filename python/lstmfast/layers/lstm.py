@@ -234,6 +234,9 @@ class LSTM(Layer):
             zero_output_for_mask=self.zero_output_for_mask, training=training,
             check_finite=False,  # inputs are checked once at the model's door, not per layer call
             timesteps=timesteps,
+            # a first layer fed with data needs no dx: its backward needs no transposed kernel
+            # (a stale answer costs nothing but time: backward passes the kernel to pack it then)
+            input_gradient=self.needs_input_gradient,
         )
         self._cache = cache
         self._initial_state_given = initial_state is not None  # a variable of the graph: wants ∂L/∂(h0, c0)
@@ -259,7 +262,8 @@ class LSTM(Layer):
         dx, _dk, _drk, _db, _dh0, _dc0 = ops.lstm_backward(self._cache, d_outputs=dy, d_h=d_h, d_c=d_c,
                                                            input_gradient=self.needs_input_gradient,
                                                            initial_state_gradient=self._initial_state_given,
-                                                           check_finite=False, out=out)
+                                                           check_finite=False, out=out,
+                                                           kernel=self.kernel.value)
         constant_input = self._cache.constant_input
         self._cache = None
         self._d_initial_state = (_dh0, _dc0)  # ∂L/∂h0, ∂L/∂c0, for graph_backward
