@@ -281,11 +281,8 @@ struct ForwardRows {
 
 }  // namespace
 
-// =======================================================================================
-// Forward
-// =======================================================================================
-// x (B, T, D) or (B, D) with constant_input; W (D, 4H), U (H, 4H), b (4H);
-// outputs (B, T, H) or (B, H); h_T, c_T (B, H). With a cache, keeps what backward needs.
+// Wᵀ for the backward's dX = dZ·Wᵀ, packed from Keras's layout (D, 4H) as the forward packs
+// it: the tile width of a (Tx·B)-row product, rows in tile order.
 template <typename S>
 void pack_input_transposed(LSTMCache<S>& k, const S* W) {
   const GateTiling& tl = k.tiling;
@@ -295,6 +292,11 @@ void pack_input_transposed(LSTMCache<S>& k, const S* W) {
                                               keras_cols.empty() ? nullptr : keras_cols.data());
 }
 
+// =======================================================================================
+// Forward
+// =======================================================================================
+// x (B, T, D) or (B, D) with constant_input; W (D, 4H), U (H, 4H), b (4H);
+// outputs (B, T, H) or (B, H); h_T, c_T (B, H). With a cache, keeps what backward needs.
 template <typename S>
 void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S* h_T, S* c_T,
                   LSTMCache<S>* cache) {

@@ -180,19 +180,18 @@ void xent_softmax_dense(const S* p, const S* t, const S* g, Index rows, Index n,
     const S* pr = p + r * n;
     const S* tr = t + r * n;
     const Packet inv = pset1<Packet>(S(1) / row_sum(pr, n));  // 1 / Σ_j p_j
-    // q_j = p_j / Σp, inside_j = [ε ≤ q_j ≤ 1 − ε], kept_j = t_j · inside_j (lanes past the
-    // row's end: p = 1 and t = 0, so they add nothing)
-    auto at = [&](Index j, Index lanes, Packet& q, Packet& kept) {
+    // q_j = p_j · (1/Σp), t_j, inside_j = [ε ≤ q_j ≤ 1 − ε], kept_j = t_j · inside_j (lanes
+    // past the row's end: p = 1 and t = 0, so they add nothing)
+    auto at = [&](Index j, Index lanes, Packet& q, Packet& tj, Packet& kept) {
       q = pmul(RP::load(pr + j, lanes, S(1)), inv);
-      const Packet inside = pand(pcmp_le(lo, q), pcmp_le(q, hi));
-      kept = pand(inside, RP::load(tr + j, lanes, S(0)));
+      tj = RP::load(tr + j, lanes, S(0));
+      kept = pand(pand(pcmp_le(lo, q), pcmp_le(q, hi)), tj);
     };
     Packet value = pzero(inv), kept_sum = pzero(inv);
     RP::packets(n, [&](Index j, Index lanes) {
-      Packet q, kept;
-      at(j, lanes, q, kept);
+      Packet q, tj, kept;
+      at(j, lanes, q, tj, kept);
       kept_sum = padd(kept_sum, kept);  // Σ_k kept_k
-      const Packet tj = RP::load(tr + j, lanes, S(0));
       if (!predux_any(pandnot(ptrue(tj), pcmp_eq(tj, pzero(tj))))) return;  // no t_j ≠ 0 here: nothing to add
       value = pmadd(tj, plog(pmin(pmax(q, lo), hi)), value);  // Σ_j t_j log qc_j
     });
@@ -205,8 +204,8 @@ void xent_softmax_dense(const S* p, const S* t, const S* g, Index rows, Index n,
     }
     const Packet ks = pset1<Packet>(predux(kept_sum)), gp = pset1<Packet>(gr);
     RP::packets(n, [&](Index j, Index lanes) {
-      Packet q, kept;
-      at(j, lanes, q, kept);
+      Packet q, tj, kept;
+      at(j, lanes, q, tj, kept);
       RP::store(dz + j, pmul(psub(pmul(q, ks), kept), gp), lanes);  // ∂L/∂z_j = g_r (q_j Σ_k kept_k − kept_j)
     });
   });
