@@ -148,8 +148,8 @@ def model_loop(fn):
         keep_freed_memory()
         if ThreadpoolController is None:
             return fn(*args, **kwargs)
-        libs = [(lib, lib.get_num_threads()) for lib in _blas_libraries()]
-        libs = [(lib, n) for lib, n in libs if n is not None and n != 1]  # (a loop inside a loop finds them at 1)
+        # each library and its caller's setting, unless already 1 (as a loop inside a loop finds it)
+        libs = [(lib, n) for lib in _blas_libraries() if (n := lib.get_num_threads()) not in (None, 1)]
         for lib, _ in libs:
             lib.set_num_threads(1)
         try:
