@@ -17,7 +17,7 @@ template <typename F>
 void for_row_tiles(Index rows, Index row_bytes, F&& f) {
   constexpr Index kTileBytes = Index(64) << 10;
   const Index per = std::max<Index>(1, kTileBytes / std::max<Index>(1, row_bytes));
-  parallel_for_tiles((rows + per - 1) / per, [&](Index t) {
+  parallel_for_runs((rows + per - 1) / per, [&](Index t) {
     for (Index r = t * per; r < std::min(rows, (t + 1) * per); ++r) f(r);
   });
 }
@@ -53,7 +53,7 @@ void column_sums(Index rows, Index cols, const S* a, S* y) {
   constexpr Index kSumBlock = 256;
   const Index nb = std::max<Index>(1, (rows + kSumBlock - 1) / kSumBlock);
   std::vector<S> partial(nb * cols);
-  parallel_for_tiles(nb, [&](Index blk) {
+  parallel_for_runs(nb, [&](Index blk) {
     ArrMap<S> acc(partial.data() + blk * cols, cols);
     acc.setZero();
     for (Index r = blk * kSumBlock; r < std::min(rows, (blk + 1) * kSumBlock); ++r) acc += CArrMap<S>(a + r * cols, cols);

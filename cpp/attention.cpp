@@ -24,7 +24,7 @@ void dot_attention_forward(const DotAttentionInputs<S>& in, const DotAttentionOu
   using W = MatrixView<S>;
   if (in.B == 0 || Tq == 0) return;
   eigen_assert(Tv > 0 && out.out && out.weights && (!in.keep || out.dropped));
-  parallel_for_tiles(in.B, [&](Index b) {
+  parallel_for_runs(in.B, [&](Index b) {
     const S* q = in.q + b * Tq * D;
     const S* k = in.k + b * Tv * D;
     const S* v = in.v + b * Tv * Dv;
@@ -79,7 +79,7 @@ void dot_attention_backward(const DotAttentionInputs<S>& in, const S* weights, c
     if (g.d_scale) std::fill_n(g.d_scale, in.B, S(0));
     return;
   }
-  parallel_for_tiles(in.B, [&](Index b) {
+  parallel_for_runs(in.B, [&](Index b) {
     const S* q = in.q + b * Tq * D;
     const S* k = in.k + b * Tv * D;
     const S* v = in.v + b * Tv * Dv;

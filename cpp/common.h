@@ -80,6 +80,26 @@ void parallel_for_tiles(Index n, F&& f) {
   }
 }
 
+// As parallel_for_tiles, but each thread takes one contiguous run of the tiles, in order
+// (thread i the i-th run): for kernels over a batch's rows, whose rows then go to the thread
+// that wrote them in the kernel before and are still in its core's cache (the LSTM's time loop
+// gives thread i batch tile i; these kernels come after it, and after each other).
+template <typename F>
+void parallel_for_runs(Index n, F&& f) {
+  const int nt = static_cast<int>(std::min<Index>(num_threads(), n));
+  if (nt <= 1) {
+    DenormalGuard guard;
+    for (Index k = 0; k < n; ++k) f(k);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    DenormalGuard guard;
+#pragma omp for schedule(static)
+    for (Index k = 0; k < n; ++k) f(k);
+  }
+}
+
 // True when every flag is set (per-piece results of a parallel pass).
 inline bool all_set(const std::vector<char>& flags) {
   return std::all_of(flags.begin(), flags.end(), [](char f) { return f != 0; });
@@ -92,7 +112,7 @@ template <typename S>
 bool all_finite(const S* p, Index n) {
   using Packet = typename Eigen::internal::packet_traits<S>::type;
   constexpr Index PS = Eigen::internal::packet_traits<S>::size;
-  constexpr Index kBlock = Index(1) << 16;
+  constexpr Index kBlock = Index(1) << 14;
   const Index nb = (n + kBlock - 1) / kBlock;
   std::vector<char> finite(nb);
   auto check = [&](Index b) {

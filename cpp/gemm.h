@@ -486,15 +486,22 @@ struct PackedGemm {
   // ldb > 0: Bp is B itself, row-major with rows ldb apart and N a whole number of panels,
   // read where it lies (a panel is NR consecutive columns of every row: the values and their
   // order are those of the packed panel, so the sums are the same); ldb = 0: B packed.
+  // b_row0 > 0 (packed B only): Bp holds b_row0 + K rows, and A's column k meets row b_row0 + k
+  // (a product whose first rows of A are zeros leaves them out). The chunks are Bp's: the first
+  // visited holds fewer rows, and each row's sum is the one over all rows with the zeros left out.
   static void run(const View& A, const S* Bp, const OutView& C, Accumulate accumulate_c,
-                  const View& Y = {}, Walk walk = Walk::Forwards, Sums sums = Sums::Partial, Index ldb = 0) {
+                  const View& Y = {}, Walk walk = Walk::Forwards, Sums sums = Sums::Partial, Index ldb = 0,
+                  Index b_row0 = 0) {
     eigen_assert(C.cs == 1 && Y.cs == 1 && A.rows == C.rows && (!Y.data || Y.cols == C.cols));
     eigen_assert(ldb == 0 || C.cols % NR == 0);
+    eigen_assert(b_row0 == 0 || ldb == 0);
     const Index M = A.rows, N = C.cols, K = A.cols, ars = A.rs, aks = A.cs, ldc = C.rs, ldy = Y.rs;
     const bool accumulate = accumulate_c == Accumulate::Yes, backwards = walk == Walk::Backwards;
     constexpr Index kMc = kRows;  // rows packed at a time: one run_parallel tile
     thread_local std::vector<S> packed;
-    const Index npanels = (N + NR - 1) / NR, nchunks = num_chunks(K);
+    // Bp's rows (Kp) and the chunks that hold the rows read, [c_first, c_first + nchunks).
+    const Index Kp = b_row0 + K, c_first = b_row0 / kKc;
+    const Index npanels = (N + NR - 1) / NR, nchunks = K == 0 ? 0 : num_chunks(Kp) - c_first;
     // B larger than L2 streams from memory on every call: then each panel's first row block
     // prefetches the next panel, so the loads overlap the arithmetic. A B that stays in L2
     // between calls (a small recurrent matrix) needs no prefetch.
@@ -513,7 +520,10 @@ struct PackedGemm {
       const Index nblocks = (mc + MR - 1) / MR, small = mc / nblocks, nbig = mc % nblocks;
       if (Index(packed.size()) < mc * kKc) packed.resize(mc * kKc);
       for (Index ci = 0; ci < nchunks; ++ci) {  // the ci-th chunk visited
-        const Index k0 = (rev ? nchunks - 1 - ci : ci) * kKc, kc = std::min(kKc, K - k0);
+        // The chunk's rows of Bp [cs, cs + kp), of which rows [cs + skip, cs + kp) are read,
+        // against A's columns [k0, k0 + kc).
+        const Index cs = (c_first + (rev ? nchunks - 1 - ci : ci)) * kKc, kp = std::min(kKc, Kp - cs);
+        const Index skip = std::max<Index>(0, b_row0 - cs), k0 = cs + skip - b_row0, kc = kp - skip;
         const bool acc = accumulate || ci > 0;
         const S* y = ci == 0 ? Y.data : nullptr;  // added with the first chunk visited only
         for (Index blk = 0, i = 0; blk < nblocks && !direct; ++blk) {
@@ -521,16 +531,16 @@ struct PackedGemm {
           pack_a_tail<MR>(rows, kc, A.data + (m0 + i) * ars + k0 * aks, ars, aks, packed.data() + i * kc);
           i += rows;
         }
-        const S* chunk = ldb ? Bp + k0 * ldb : Bp + k0 * npanels * NR;
+        const S* chunk = ldb ? Bp + k0 * ldb : Bp + cs * npanels * NR;
         for (Index pi = 0; pi < npanels; ++pi) {  // the pi-th panel visited
           const Index p = rev ? npanels - 1 - pi : pi;
-          const S* panel = ldb ? chunk + p * NR : chunk + p * kc * NR;
+          const S* panel = ldb ? chunk + p * NR : chunk + (p * kp + skip) * NR;
           const Index j = p * NR, nc = std::min<Index>(NR, N - j);
           // The panel visited next: the neighbour in memory, or the next chunk's first
           // visited (its last panel when walking backwards; chunks before the last are full).
           const S* next = nullptr;
-          if (pi + 1 < npanels) next = rev ? panel - kc * NR : panel + kc * NR;
-          else if (ci + 1 < nchunks) next = rev ? chunk - kKc * NR : panel + kc * NR;
+          if (pi + 1 < npanels) next = rev ? panel - kp * NR : panel + kp * NR;
+          else if (ci + 1 < nchunks) next = rev ? chunk - kKc * NR : chunk + kp * npanels * NR;
           for (Index blk = 0, i = 0; blk < nblocks; ++blk) {
             const Index rows = small + (blk < nbig);
             S* c = C.data + (m0 + i) * ldc + j;
@@ -560,16 +570,18 @@ struct PackedGemm {
   // the same bits).
   // rows_per_tile, when given, replaces tile_rows(M): a caller may cut the rows finer where that
   // changes no sum (every row block of at least three rows sums k after k: see matmul).
+  // b_row0 as in run: Bp holds b_row0 + K rows, A's column k meets row b_row0 + k.
   static void run_parallel(const View& A, const S* Bp, Index cols, const OutView& C, Accumulate accumulate,
-                           const View& Y = {}, Sums sums = Sums::Partial, Index rows_per_tile = 0) {
+                           const View& Y = {}, Sums sums = Sums::Partial, Index rows_per_tile = 0,
+                           Index b_row0 = 0) {
     const Index M = C.rows, N = C.cols, K = A.cols;
     const Index mr = rows_per_tile > 0 ? rows_per_tile : tile_rows(M), mt = (M + mr - 1) / mr;
     const Index nt = (N + cols - 1) / cols;
     parallel_for_tiles(mt * nt, [&](Index t) {
       const Index r0 = (t / nt) * mr, c0 = (t % nt) * cols;
       const Index m = std::min(mr, M - r0), n = std::min(cols, N - c0);
-      run(A.block(r0, 0, m, K), Bp + c0 * K, C.block(r0, c0, m, n), accumulate,
-          Y.data ? Y.block(r0, c0, m, n) : View{}, Walk::Forwards, sums);
+      run(A.block(r0, 0, m, K), Bp + c0 * (b_row0 + K), C.block(r0, c0, m, n), accumulate,
+          Y.data ? Y.block(r0, c0, m, n) : View{}, Walk::Forwards, sums, 0, b_row0);
     });
   }
 };

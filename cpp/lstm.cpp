@@ -309,6 +309,7 @@ void lstm_forward(const LSTMConfig& cfg, const LSTMInputs<S>& in, S* outputs, S*
   k.tiling = tl;
   k.has_bias = in.bias != nullptr;
   k.has_mask = in.mask != nullptr;
+  k.zero_h0 = in.h0 == nullptr;
 
   // The weights are packed for the products straight from the caller's matrices, through a
   // map from tile order to Keras's columns (none with one unit tile, where the orders agree).
@@ -709,7 +710,10 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     PG::run_parallel(View::transposed(k.x.data(), D, Tx * B, D), constant ? dZ_sum_panels.data() : dZ_panels.data(),
                      dz_cols, MatrixView<S>::row_major(grads.dkernel, D, G, G), Accumulate::No);
   }
-  // dU = (H_prev⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}
+  // dU = (H_prev⊙m_h)ᵀ·dZ: (H, T·B)·(T·B, 4H); H_prev = h_{−1} … h_{T−2}. Without an
+  // initial state h_{−1} = 0, and step 0's B rows add nothing to it: the product starts at
+  // row B of H_prev and of the packed dZ (the same sums, in the same chunks).
+  const Index skip = k.zero_h0 && T > 1 ? B : 0;
   const S* h_prev = k.h.data();
   Buffer<S> hd;
   if (drop_h) {
@@ -719,8 +723,9 @@ void lstm_backward(const LSTMCache<S>& k, const S* d_outputs, const S* d_hT, con
     });
     h_prev = hd.data();
   }
-  PG::run_parallel(View::transposed(h_prev, H, T * B, H), dZ_panels.data(), dz_cols,
-                   MatrixView<S>::row_major(grads.drecurrent_kernel, H, G, G), Accumulate::No);
+  PG::run_parallel(View::transposed(h_prev + skip * H, H, T * B - skip, H), dZ_panels.data(), dz_cols,
+                   MatrixView<S>::row_major(grads.drecurrent_kernel, H, G, G), Accumulate::No, {}, Sums::Partial, 0,
+                   skip);
   // db: the batch tiles' sums, added in tile order.
   if (grads.dbias) {
     ArrMap<S> acc(db_tiles.data(), G);

@@ -166,6 +166,7 @@ struct LSTMCache {
   LSTMConfig cfg;
   GateTiling tiling;
   bool has_bias = false, has_mask = false;
+  bool zero_h0 = true;  // no initial state was given: h_{−1} = 0
   Buffer<S> x;        // (T, B, D)  x_s⊙m_x in processing order; (B, D) if constant_input
   std::vector<int32_t> ids;  // (T, B) instead of x when the input was one-hot, else empty
   Buffer<S> gates;    // (T, B, 4H) activated i, f, g, o, tile-packed

@@ -90,7 +90,7 @@ void batched_matmul(Index batch, const MatrixView<const S>& A, Index a_step, con
                     Index b_step, const MatrixView<S>& C, Index c_step) {
   if (batch == 0 || A.rows == 0 || B.cols == 0) return;
   // One product per tile (small_product), the tiles shared out between threads.
-  parallel_for_tiles(batch, [&](Index i) {
+  parallel_for_runs(batch, [&](Index i) {
     small_product<S>({A.data + i * a_step, A.rows, A.cols, A.rs, A.cs}, {B.data + i * b_step, B.rows, B.cols, B.rs, B.cs},
                      {C.data + i * c_step, C.rows, C.cols, C.rs, C.cs}, Accumulate::No);
   });

@@ -110,7 +110,7 @@ S row_sum(const S* x, Index n) {
 // f(r) for every row r in [0, rows), tiles of kRows rows on the kernels' threads.
 template <typename F>
 void parallel_for_rows(Index rows, F&& f) {
-  parallel_for_tiles((rows + kRows - 1) / kRows, [&](Index t) {
+  parallel_for_runs((rows + kRows - 1) / kRows, [&](Index t) {
     for (Index r = t * kRows; r < std::min(rows, (t + 1) * kRows); ++r) f(r);
   });
 }
@@ -214,7 +214,7 @@ void xent_softmax_dense(const S* p, const S* t, const S* g, Index rows, Index n,
 template <typename S>
 void activation_values(int code, const S* x, Index n, S* y) {
   constexpr Index kTile = 1 << 14;  // values per tile: a multiple of every packet size
-  parallel_for_tiles((n + kTile - 1) / kTile, [&](Index t) {
+  parallel_for_runs((n + kTile - 1) / kTile, [&](Index t) {
     const Index a = t * kTile, w = std::min(kTile, n - a);
     if (code == kHardSigmoidCode) {
       // clip(x/6 + 1/2, 0, 1), as the LSTM's recurrent activation computes it

@@ -148,6 +148,29 @@ def test_backward_without_the_input_gradient_gives_the_same_weight_gradients(sha
         np.testing.assert_array_equal(getattr(lean, name), getattr(full, name), err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", (np.float32, np.float64), ids=("float32", "float64"))
+@pytest.mark.parametrize("shape", SHAPES + [(70, 5, 7, 9), (300, 3, 5, 8), (4, 1, 3, 5)],
+                         ids=lambda s: "B{}_T{}_D{}_H{}".format(*s))
+def test_without_an_initial_state_the_recurrent_gradient_leaves_out_step_0_with_the_same_bits(shape, dtype):
+    # h_{-1} = 0 adds nothing to dU = H_prevᵀ·dZ, so the backward of a forward without an
+    # initial state starts that product at step 1's rows: within the first chunk of the packed
+    # dZ (B = 70), or in a later one (B = 300, past the first 256 rows); T = 1 leaves nothing
+    # out. Its gradients are those of a forward given zeros as the initial state, bit for bit.
+    args, kw = shape_case(75, shape, dtype)
+    kw = {k: v for k, v in kw.items() if k not in ("h0", "c0")}
+    B, T, D, H = shape
+    zeros = np.zeros((B, H), dtype)
+    without = ops.lstm_forward(*args, **kw, training=True)
+    given = ops.lstm_forward(*args, **kw, h0=zeros, c0=zeros, training=True)
+    for name, a, b in zip(("outputs", "h_T", "c_T"), without[:3], given[:3]):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    w = tuple(a.astype(dtype) for a in loss_weights(4, without.outputs.shape, B, H))
+    got = ops.lstm_backward(without.cache, *w, initial_state_gradient=False)
+    want = ops.lstm_backward(given.cache, *w, initial_state_gradient=False)
+    for name in GRAD_NAMES[:4]:
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+
+
 @for_each_shape_and_dtype
 def test_a_forward_told_no_input_gradient_keeps_no_transposed_kernel_until_backward_is_given_it(shape, dtype):
     # input_gradient=False in the forward skips packing Wᵀ; the backward then computes dx only
