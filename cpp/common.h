@@ -61,11 +61,17 @@ class DenormalGuard {
   unsigned saved_;
 };
 
+// How parallel_for_tiles shares the tiles out: one at a time to whichever thread asks
+// (Dynamic), or one contiguous run per thread, thread i the i-th (Runs). Runs suit kernels over
+// a batch's rows: each thread then reads the rows it wrote in the kernel before, still in its
+// core's cache (the LSTM's time loop gives thread i batch tile i).
+enum class Share : bool { Dynamic = false, Runs = true };
+
 // Runs f(tile) for tiles 0..n-1 on up to num_threads() threads, each under a DenormalGuard.
 // Work is split into fixed tiles that do not depend on the thread count, so results are
 // bitwise identical whatever the number of threads.
 template <typename F>
-void parallel_for_tiles(Index n, F&& f) {
+void parallel_for_tiles(Index n, F&& f, Share share = Share::Dynamic) {
   const int nt = static_cast<int>(std::min<Index>(num_threads(), n));
   if (nt <= 1) {
     DenormalGuard guard;
@@ -75,29 +81,20 @@ void parallel_for_tiles(Index n, F&& f) {
 #pragma omp parallel num_threads(nt)
   {
     DenormalGuard guard;
+    if (share == Share::Runs) {
+      const Index t = omp_get_thread_num(), m = omp_get_num_threads();
+      for (Index k = n * t / m; k < n * (t + 1) / m; ++k) f(k);
+    } else {
 #pragma omp for schedule(dynamic, 1)
-    for (Index k = 0; k < n; ++k) f(k);
+      for (Index k = 0; k < n; ++k) f(k);
+    }
   }
 }
 
-// As parallel_for_tiles, but each thread takes one contiguous run of the tiles, in order
-// (thread i the i-th run): for kernels over a batch's rows, whose rows then go to the thread
-// that wrote them in the kernel before and are still in its core's cache (the LSTM's time loop
-// gives thread i batch tile i; these kernels come after it, and after each other).
+// parallel_for_tiles with Share::Runs.
 template <typename F>
 void parallel_for_runs(Index n, F&& f) {
-  const int nt = static_cast<int>(std::min<Index>(num_threads(), n));
-  if (nt <= 1) {
-    DenormalGuard guard;
-    for (Index k = 0; k < n; ++k) f(k);
-    return;
-  }
-#pragma omp parallel num_threads(nt)
-  {
-    DenormalGuard guard;
-#pragma omp for schedule(static)
-    for (Index k = 0; k < n; ++k) f(k);
-  }
+  parallel_for_tiles(n, std::forward<F>(f), Share::Runs);
 }
 
 // True when every flag is set (per-piece results of a parallel pass).
